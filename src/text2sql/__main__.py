@@ -1,0 +1,3 @@
+from text2sql.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""The one record every reader produces; nothing downstream knows which format a row came from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Example:
+    """One text-to-SQL pair with the context a prompt needs.
+
+    `schema` is the schema text shown to the model (CREATE TABLE statements, possibly empty when the
+    source has none, as in seed-000 CSVs). `db_path` is the SQLite file the SQL runs on, or None when
+    the row cannot be executed (no database available).
+    """
+
+    question: str
+    sql: str
+    schema: str = ""
+    db_id: str | None = None
+    db_path: str | None = None
+    complexity: str | None = None
+    reasoning: str | None = None
+    evidence: str | None = None
+    id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "Example":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in row.items() if k in known})
+
+    @property
+    def executable(self) -> bool:
+        return self.db_path is not None

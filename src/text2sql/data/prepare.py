@@ -1,0 +1,418 @@
+"""`text2sql prepare`: data sources → one tokenized, prompt-masked `DatasetDict` on disk.
+
+Rows stream from the readers into Arrow (memory stays flat as rows grow), are de-duplicated,
+split, sampled, tokenized by the one prompt builder and filtered by length. Nothing is padded:
+batches are padded dynamically at training time. Rows too long for the limits are dropped and
+counted, never truncated mid-SQL. The result lands in `<output_dir>/data/` with
+`prepare_report.json` beside the splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from text2sql.config import Config
+from text2sql.data.example import Example
+from text2sql.data.prompt import PromptBuilder
+from text2sql.data.readers import ReadOptions, ReadStats, read_examples
+from text2sql.errors import DataError
+from text2sql.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+STAGE = "data"
+PERCENTILES = (50, 90, 95, 99, 100)
+
+# Arrow schema of the raw (untokenized) rows; `extra` holds a JSON object as text because its keys
+# differ between sources.
+_TEXT_COLUMNS = ("id", "question", "sql", "schema", "db_id", "db_path", "complexity", "reasoning", "evidence", "extra")
+
+
+def read_options(cfg: Config) -> ReadOptions:
+    d = cfg.data
+    return ReadOptions(
+        format=d.format,
+        question_column=d.question_column,
+        sql_column=d.sql_column,
+        complexity_column=d.complexity_column,
+        db_dir=d.db_dir,
+        schema_format=d.schema_format,
+        schema_sample_rows=d.schema_sample_rows,
+        require_reasoning=d.require_reasoning,
+        hf_split=d.hf_split,
+        hf_config=d.hf_config,
+    )
+
+
+def _source_identity(source: str) -> dict[str, Any]:
+    """What makes a source stale: a file's size and mtime (a folder's files), else just the name."""
+    path = Path(source)
+    if not path.exists():
+        return {"source": source}
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for f in files[:2000]:
+        st = f.stat()
+        digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return {"source": str(path.resolve()), "files": digest.hexdigest()[:16]}
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """Identifies a tokenizer by vocabulary, special tokens and chat template (not by its path)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    digest.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
+    digest.update(str(getattr(tokenizer, "chat_template", "") or "").encode())
+    return digest.hexdigest()[:16]
+
+
+def prepare_depends_on(cfg: Config) -> dict[str, Any]:
+    """The settings a prepared dataset depends on; a change makes it a different run's data."""
+    data = cfg.data.model_dump(mode="json")
+    data.pop("num_proc", None)
+    return {"model": {"name_or_path": cfg.model.name_or_path}, "data": data, "prompt": cfg.prompt.model_dump()}
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def _rows(source: str, opts: ReadOptions, split: str | None, stats: ReadStats) -> Iterator[dict[str, Any]]:
+    for ex in read_examples(source, opts, split=split, stats=stats):
+        row = ex.to_dict()
+        row["extra"] = json.dumps(row.get("extra") or {}, sort_keys=True, default=str)
+        yield {k: (None if row.get(k) is None else str(row[k])) for k in _TEXT_COLUMNS}
+
+
+def _read_split(source: str, opts: ReadOptions, split: str | None, cache_dir: Path, stats: ReadStats):
+    from datasets import Dataset, Features, Value
+
+    features = Features({k: Value("string") for k in _TEXT_COLUMNS})
+    # A fresh cache_dir per run: from_generator caches by the generator's arguments, which would
+    # serve stale rows after a data file is edited in place.
+    try:
+        ds = Dataset.from_generator(
+            _rows,
+            gen_kwargs={"source": source, "opts": opts, "split": split, "stats": stats},
+            features=features,
+            cache_dir=str(cache_dir),
+        )
+    except Exception as exc:  # datasets wraps generator errors; surface ours unchanged
+        cause = exc
+        while cause is not None and not isinstance(cause, DataError):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, DataError):
+            raise cause from None
+        raise
+    if len(ds) == 0:
+        raise DataError(f"{source}: no usable rows{_split_hint(split)}; check the file and data.format")
+    return ds
+
+
+def _split_hint(split: str | None) -> str:
+    return f" for the {split} split" if split else ""
+
+
+def _has_split(source: str, split: str) -> bool:
+    if source == "bundled":
+        return True
+    marker = Path(source) / "dataset_dict.json"
+    if marker.is_file():
+        try:
+            return split in json.loads(marker.read_text()).get("splits", [])
+        except ValueError:
+            return False
+    return False
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+@dataclass
+class PrepareReport:
+    rows_in: dict[str, int] = field(default_factory=dict)
+    rows_out: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    test_overlap: dict[str, int] = field(default_factory=dict)
+    not_executable: dict[str, int] = field(default_factory=dict)
+    token_lengths: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    prompt: dict[str, Any] = field(default_factory=dict)
+
+    def drop(self, split: str, reason: str, count: int) -> None:
+        if count:
+            bucket = self.dropped.setdefault(split, {})
+            bucket[reason] = bucket.get(reason, 0) + count
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _percentiles(values: list[int]) -> dict[str, int]:
+    import numpy as np
+
+    if not values:
+        return {}
+    arr = np.asarray(values)
+    return {("max" if p == 100 else f"p{p}"): int(np.percentile(arr, p, method="higher")) for p in PERCENTILES}
+
+
+# ------------------------------------------------------------------------------------------ steps
+
+
+def _row_keys(ds) -> list[str]:
+    keys = []
+    for batch in ds.select_columns(["question", "sql", "db_id"]).iter(batch_size=10_000):
+        for q, s, d in zip(batch["question"], batch["sql"], batch["db_id"]):
+            keys.append(hashlib.blake2b(f"{d}\x1f{q}\x1f{s}".encode(), digest_size=12).hexdigest())
+    return keys
+
+
+def _dedupe(ds, split: str, report: PrepareReport, drop: bool):
+    keys = _row_keys(ds)
+    seen: set[str] = set()
+    keep = []
+    for i, key in enumerate(keys):
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    report.duplicates[split] = len(keys) - len(keep)
+    if drop and len(keep) < len(keys):
+        report.drop(split, "duplicate", len(keys) - len(keep))
+        ds = ds.select(keep)
+    return ds
+
+
+def _split_off(ds, cfg: Config, need_validation: bool, need_test: bool) -> dict[str, Any]:
+    d = cfg.data
+    out = {"train": ds}
+    if need_test and d.test_size > 0:
+        parts = out["train"].train_test_split(test_size=d.test_size, seed=d.split_seed)
+        out["train"], out["test"] = parts["train"], parts["test"]
+    if need_validation and d.validation_size > 0:
+        # Share of the original rows, not of what is left after the test split.
+        share = d.validation_size / max(1e-9, 1 - (d.test_size if need_test else 0))
+        parts = out["train"].train_test_split(test_size=min(share, 0.99), seed=d.split_seed + 1)
+        out["train"], out["validation"] = parts["train"], parts["test"]
+    return out
+
+
+def _overlap(splits: dict[str, Any], report: PrepareReport, drop: bool) -> None:
+    def pair_keys(ds):
+        return [
+            hashlib.blake2b(f"{q}\x1f{s}".encode(), digest_size=12).hexdigest()
+            for b in ds.select_columns(["question", "sql"]).iter(batch_size=10_000)
+            for q, s in zip(b["question"], b["sql"])
+        ]
+
+    train_keys = set(pair_keys(splits["train"]))
+    for split in ("validation", "test"):
+        if split not in splits:
+            continue
+        keys = pair_keys(splits[split])
+        hits = [i for i, k in enumerate(keys) if k in train_keys]
+        report.test_overlap[split] = len(hits)
+        if hits and drop:
+            hit = set(hits)
+            splits[split] = splits[split].select([i for i in range(len(keys)) if i not in hit])
+            report.drop(split, "also_in_train", len(hits))
+        elif hits:
+            log.warning("%d %s rows also occur in train (set data.drop_test_overlap=true to drop them)", len(hits), split)
+
+
+def _tokenize(ds, builder: PromptBuilder, cfg: Config):
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        n = len(batch["question"])
+        examples = [
+            Example(
+                question=batch["question"][i] or "",
+                sql=batch["sql"][i] or "",
+                schema=batch["schema"][i] or "",
+                evidence=batch["evidence"][i],
+                reasoning=batch["reasoning"][i],
+            )
+            for i in range(n)
+        ]
+        encoded = builder.encode_batch(examples)
+        return {
+            "input_ids": [e.input_ids for e in encoded],
+            "labels": [e.labels for e in encoded],
+            "prompt_length": [e.prompt_length for e in encoded],
+            "target_length": [len(e.labels) - (e.prompt_length if builder.kind == "decoder" else 0) for e in encoded],
+            "length": [len(e.input_ids) for e in encoded],
+        }
+
+    return ds.map(
+        encode,
+        batched=True,
+        batch_size=1000,
+        num_proc=cfg.data.num_proc,
+        desc="tokenizing",
+    )
+
+
+def _length_filter(ds, split: str, builder: PromptBuilder, cfg: Config, report: PrepareReport):
+    d = cfg.data
+    if builder.kind == "seq2seq":
+        checks = [("source_too_long", "length", d.max_source_length), ("target_too_long", "target_length", d.max_target_length)]
+    else:
+        checks = [("too_long", "length", d.max_length)]
+    for reason, column, limit in checks:
+        values = ds[column]
+        keep = [i for i, v in enumerate(values) if v <= limit]
+        if len(keep) < len(values):
+            report.drop(split, reason, len(values) - len(keep))
+            ds = ds.select(keep)
+    return ds
+
+
+# ------------------------------------------------------------------------------------------ entry
+
+
+@dataclass
+class PrepareResult:
+    path: Path
+    report: dict[str, Any]
+    skipped: bool
+
+
+def prepare(cfg: Config, *, force: bool = False) -> PrepareResult:
+    """Prepare `cfg.data` for `cfg.model` into `<output_dir>/data/`; skip when already current."""
+    from datasets import DatasetDict
+
+    from text2sql.models.loading import load_tokenizer, model_kind
+
+    run = RunDir(cfg.output_dir)
+    depends_on = prepare_depends_on(cfg)
+    sources = {"train": cfg.data.train, "validation": cfg.data.validation, "test": cfg.data.test}
+    depends_on["inputs"] = {k: _source_identity(v) for k, v in sources.items() if v}
+
+    kind, model_type = model_kind(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    tokenizer = load_tokenizer(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    depends_on["tokenizer"] = tokenizer_fingerprint(tokenizer)
+
+    # Data edited in place makes the prepared data stale, not a different run.
+    config_only = {k: v for k, v in depends_on.items() if k != "inputs"}
+    rec = run.record(STAGE)
+    if rec is not None and not force and rec.get("depends_on", {}).get("inputs") != depends_on["inputs"]:
+        rec_config = {k: v for k, v in rec.get("depends_on", {}).items() if k != "inputs"}
+        if rec_config == config_only:
+            log.info("input files changed since %s was prepared; preparing again", run.stage_dir(STAGE))
+            force = True
+    if not run.guard(STAGE, depends_on, force):
+        report = json.loads((run.stage_dir(STAGE) / "prepare_report.json").read_text())
+        return PrepareResult(run.stage_dir(STAGE), report, skipped=True)
+
+    builder = PromptBuilder(
+        tokenizer,
+        kind,
+        template=cfg.prompt.template,
+        system=cfg.prompt.system,
+        model_type=model_type,
+        keep_reasoning=cfg.data.keep_reasoning,
+    )
+    opts = read_options(cfg)
+    report = PrepareReport(prompt=builder.describe())
+
+    with run.staging(STAGE) as staged:
+        cache = staged / ".cache"
+        raw: dict[str, Any] = {}
+        stats: dict[str, ReadStats] = {}
+        for split in SPLITS:
+            source = sources[split]
+            if source is None and split != "train" and _has_split(cfg.data.train, split):
+                source = cfg.data.train
+            if source is None:
+                continue
+            report.sources[split] = source
+            stats[split] = ReadStats()
+            raw[split] = _read_split(source, opts, split, cache, stats[split])
+
+        for split, ds in raw.items():
+            report.rows_in[split] = len(ds) + stats[split].total_dropped
+            for reason, count in stats[split].dropped.items():
+                report.drop(split, reason, count)
+            raw[split] = _dedupe(ds, split, report, cfg.data.drop_duplicates)
+
+        splits = _split_off(raw["train"], cfg, "validation" not in raw, "test" not in raw)
+        splits.update({k: v for k, v in raw.items() if k != "train"})
+        for split, ds in list(splits.items()):
+            if split not in report.rows_in:
+                report.rows_in[split] = len(ds)
+                report.rows_in["train"] -= len(ds)
+        _overlap(splits, report, cfg.data.drop_test_overlap)
+
+        out = {}
+        for split in SPLITS:
+            if split not in splits:
+                continue
+            ds = splits[split]
+            cap = getattr(cfg.data.max_samples, split)
+            if cap is not None and len(ds) > cap:
+                report.drop(split, "max_samples", len(ds) - cap)
+                ds = ds.shuffle(seed=cfg.data.split_seed).select(range(cap))
+            ds = _tokenize(ds, builder, cfg)
+            ds = _length_filter(ds, split, builder, cfg, report)
+            report.rows_out[split] = len(ds)
+            report.not_executable[split] = sum(1 for p in ds["db_path"] if not p)
+            report.token_lengths[split] = {
+                "prompt": _percentiles(ds["prompt_length"]),
+                "target": _percentiles(ds["target_length"]),
+                "total": _percentiles(ds["length"]),
+            }
+            out[split] = ds
+
+        if not out.get("train") or len(out["train"]) == 0:
+            raise DataError("no training rows left after preparation; see the drops in the log and raise data.max_length")
+        target = staged / "dataset"
+        DatasetDict(out).save_to_disk(str(target))
+        # Move the splits up so <output_dir>/data/ itself opens with load_from_disk.
+        for child in target.iterdir():
+            child.rename(staged / child.name)
+        target.rmdir()
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)
+        report_dict = report.to_dict()
+        (staged / "prepare_report.json").write_text(json.dumps(report_dict, indent=2), encoding="utf-8")
+        path = run.commit(
+            STAGE,
+            staged,
+            cfg,
+            depends_on,
+            extra={"kind": kind, "model_type": model_type, "tokenizer": depends_on["tokenizer"]},
+        )
+    return PrepareResult(path, report_dict, skipped=False)
+
+
+def summarize(report: dict[str, Any]) -> str:
+    """A short table of rows in/out and drops per split, for the terminal."""
+    lines = [f"{'split':<11}{'rows in':>9}{'rows out':>10}{'p50 tok':>9}{'max tok':>9}  dropped"]
+    for split in SPLITS:
+        if split not in report["rows_out"]:
+            continue
+        lengths = report["token_lengths"].get(split, {}).get("total", {})
+        drops = ", ".join(f"{k}={v}" for k, v in sorted(report["dropped"].get(split, {}).items())) or "-"
+        lines.append(
+            f"{split:<11}{report['rows_in'].get(split, 0):>9}{report['rows_out'][split]:>10}"
+            f"{lengths.get('p50', 0):>9}{lengths.get('max', 0):>9}  {drops}"
+        )
+    overlap = {k: v for k, v in report.get("test_overlap", {}).items() if v}
+    if overlap:
+        lines.append("rows also in train: " + ", ".join(f"{k}={v}" for k, v in overlap.items()))
+    dups = {k: v for k, v in report.get("duplicates", {}).items() if v}
+    if dups:
+        lines.append("exact duplicates: " + ", ".join(f"{k}={v}" for k, v in dups.items()))
+    return "\n".join(lines)
+
+
+def _env_tokenizers_parallelism() -> None:
+    # tokenizers warns (and disables itself) when a process forks after using threads.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")

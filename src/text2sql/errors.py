@@ -1,0 +1,34 @@
+"""Errors a user sees.
+
+Every error raised for bad input is a `Text2SQLError`: the CLI prints its message as one line and
+exits non-zero, without a traceback unless `--debug` is given. Messages name the problem and the fix.
+"""
+
+from __future__ import annotations
+
+
+class Text2SQLError(Exception):
+    """Bad input or an unusable environment; the message says what is wrong and how to fix it."""
+
+    exit_code = 2
+
+
+class ConfigError(Text2SQLError):
+    """The run configuration is invalid."""
+
+
+class DataError(Text2SQLError):
+    """An input data file or database cannot be used."""
+
+
+class OutputExistsError(Text2SQLError):
+    """An output would overwrite something that is already there."""
+
+
+class MissingExtraError(Text2SQLError):
+    """An optional dependency is needed for a feature that was asked for."""
+
+    def __init__(self, feature: str, package: str, extra: str):
+        super().__init__(
+            f"{feature} needs the '{package}' package: pip install 'text2sql[{extra}]'"
+        )
