@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-size", type=int, default=128, help="hidden size (d_model)")
     p.add_argument("--num-layers", type=int, default=2, help="transformer layers")
     p.add_argument("--num-heads", type=int, default=4, help="attention heads")
-    p.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary size to train")
+    p.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size to train")
     p.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_init_model)

@@ -53,11 +53,12 @@ class ValidationReport:
 def _check_model(cfg: Config, report: ValidationReport) -> None:
     name = cfg.model.name_or_path
     if name.startswith("tiny:"):
-        from text2sql.models.tiny import ARCHS
+        from text2sql.models.tiny import parse_tiny_spec
 
-        arch = name[5:].split("?", 1)[0]
-        if arch not in ARCHS:
-            report.problems.append(f"model.name_or_path: unknown tiny architecture '{arch}'; use tiny:" + ", tiny:".join(ARCHS))
+        try:
+            parse_tiny_spec(name)
+        except Text2SQLError as exc:
+            report.problems.append(f"model.name_or_path: {exc}")
         return
     if name.startswith(("gs://", "s3://")):
         report.notes.append(f"model {name} is remote; it is fetched when a stage needs it")

@@ -62,7 +62,7 @@ LLAMA3 = (
 # No chat markup at all: for base models such as GPT-2.
 PLAIN = (
     "{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}{{ message['content'] + eos_token }}"
+    "{% if message['role'] == 'assistant' %}{{ 'SQL: ' + message['content'] + eos_token }}"
     "{% else %}{{ message['content'] + '\n\n' }}"
     "{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ 'SQL: ' }}{% endif %}"

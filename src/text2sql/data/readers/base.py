@@ -1,0 +1,179 @@
+"""What every reader shares: its options, its counts, and the loop that turns rows into Examples.
+
+A reader is a stream of raw rows plus one row→Example function. `ExampleStream` runs the function on
+each row, applies the rules common to all formats (`finish`), counts what it keeps and drops in a
+`ReadStats`, and raises a `DataError` when the source held no rows at all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from text2sql.data.example import Example
+from text2sql.data.readers.reasoning import split_reasoning
+from text2sql.errors import DataError
+
+# Reasons a row is dropped (the keys of ReadStats.dropped).
+EMPTY_QUESTION = "empty question"
+EMPTY_SQL = "empty sql"
+NO_REASONING = "no reasoning"
+NO_ASSISTANT_TURN = "no assistant turn"
+NO_DB_ID = "no db_id"
+
+# Optional fields any row format may carry, under the names real datasets use (SynSQL: cot,
+# external_knowledge; BIRD: evidence).
+EVIDENCE_FIELDS = ("evidence", "external_knowledge")
+REASONING_FIELDS = ("reasoning", "cot")
+
+
+@dataclass
+class ReadOptions:
+    """How to read one data source; the fields mirror the `data.*` config keys of the same names."""
+
+    format: str = "auto"  # auto | csv | chat | create_context | spider | bird | hf | bundled
+    question_column: str = "input_text"  # csv / flat records: the column holding the question
+    sql_column: str = "sql"  # csv / flat records: the column holding the target SQL
+    complexity_column: str = "sql_complexity"  # csv / flat records: optional complexity label
+    db_dir: str | None = None  # databases as <db_dir>/<db_id>/<db_id>.sqlite
+    schema_format: str = "sql"  # sql | compact
+    schema_sample_rows: int = 0  # rows per table appended to schemas read from SQLite
+    require_reasoning: bool = False  # drop rows whose target has no reasoning (seed 001)
+    hf_split: str | None = None  # split of a HF dataset (hub id / save_to_disk DatasetDict)
+    hf_config: str | None = None  # configuration name of a HF hub dataset
+
+    @classmethod
+    def from_config(cls, data: Any) -> "ReadOptions":
+        """Options from any object (e.g. the `data` config section) with attributes of these names."""
+        return cls(**{name: getattr(data, name) for name in cls.__dataclass_fields__ if hasattr(data, name)})
+
+
+@dataclass
+class ReadStats:
+    """Counts for one read, filled in as the stream is consumed.
+
+    `records`: rows seen in the source; `kept`: Examples yielded; `dropped`: rows skipped, by reason
+    (e.g. {"empty sql": 3, "no reasoning": 12}); `without_database`: kept rows that have no database
+    to execute on (they still train, but cannot be scored by execution).
+    """
+
+    source: str = ""
+    records: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    without_database: int = 0
+
+    @property
+    def total_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def summary(self) -> str:
+        text = f"{self.source}: {self.records} rows read, {self.kept} kept"
+        if self.without_database:
+            text += f" ({self.without_database} without a database to execute on)"
+        if self.dropped:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items()))
+            text += f", {self.total_dropped} dropped ({reasons})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "records": self.records, "kept": self.kept,
+            "dropped": dict(self.dropped), "without_database": self.without_database,
+        }
+
+
+class SkipRow(Exception):
+    """Raised by a row function for a row that cannot become an Example; the reason is counted."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# A row function: (row, default id) -> Example. The default id is `<source stem>-<row index>`.
+RowFunction = Callable[[Mapping[str, Any], str], Example]
+
+
+def text_field(row: Mapping[str, Any], key: str) -> str:
+    """The field as stripped text ('' when absent or null); numbers are accepted as text."""
+    value = row.get(key)
+    return "" if value is None else str(value).strip()
+
+
+def optional_text(row: Mapping[str, Any], key: str) -> str | None:
+    return text_field(row, key) or None
+
+
+def first_text(row: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    """The first of `keys` that holds non-empty text, or None."""
+    return next((text for text in (text_field(row, k) for k in keys) if text), None)
+
+
+def missing_field(label: str, name: str, row: Mapping[str, Any], key: str | None = None) -> DataError:
+    """The error for rows that lack a field the format needs, listing the fields they do have."""
+    fields = ", ".join(str(k) for k in row) or "none"
+    fix = f"set {key} to the field that holds it" if key else "set data.format to the format of this data"
+    return DataError(f"{label}: no {name!r} field (fields: {fields}); {fix}")
+
+
+def row_id(row: Mapping[str, Any], default: str) -> str:
+    """The source's own id when it has one, else `<stem>-<index>`: stable across runs and filters."""
+    return text_field(row, "id") or default
+
+
+def finish(example: Example, opts: ReadOptions) -> Example:
+    """Rules shared by all formats: split reasoning from a fenced SQL block, drop empty or unwanted rows."""
+    if example.reasoning is None:
+        example.reasoning, example.sql = split_reasoning(example.sql)
+    example.question = example.question.strip()
+    example.sql = example.sql.strip()
+    if not example.question:
+        raise SkipRow(EMPTY_QUESTION)
+    if not example.sql:
+        raise SkipRow(EMPTY_SQL)
+    if opts.require_reasoning and not example.reasoning:
+        raise SkipRow(NO_REASONING)
+    return example
+
+
+class ExampleStream(Iterator[Example]):
+    """Examples from one source, produced lazily; `stats` holds the counts so far.
+
+    `rows` must be lazy too (a generator), so a 100k-row file is never held in memory.
+    """
+
+    def __init__(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        to_example: RowFunction,
+        opts: ReadOptions,
+        *,
+        label: str,
+        stem: str,
+        stats: ReadStats | None = None,
+    ):
+        self.stats = stats if stats is not None else ReadStats()
+        self.stats.source = self.stats.source or label
+        self._iter = self._run(rows, to_example, opts, label, stem)
+
+    def __next__(self) -> Example:
+        return next(self._iter)
+
+    def _run(self, rows, to_example: RowFunction, opts: ReadOptions, label: str, stem: str) -> Iterator[Example]:
+        stats = self.stats
+        index = -1
+        for index, row in enumerate(rows):
+            stats.records += 1
+            try:
+                example = finish(to_example(row, f"{stem}-{index}"), opts)
+            except SkipRow as skip:
+                stats.dropped[skip.reason] += 1
+                continue
+            stats.kept += 1
+            if example.db_path is None:
+                stats.without_database += 1
+            yield example
+        if index < 0:
+            raise DataError(f"{label}: holds no rows; check that it is the right file and not empty")

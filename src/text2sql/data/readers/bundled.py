@@ -1,0 +1,45 @@
+"""The dataset shipped with the package (`text2sql.data.bundled`): JSONL splits of
+{id, db_id, question, sql, sql_complexity} over SQLite databases that ship beside them.
+
+Every row is executable: its schema comes from its database and `db_path` is set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from text2sql.data.readers.base import ExampleStream, ReadOptions, ReadStats
+from text2sql.data.readers.databases import Databases
+from text2sql.data.readers.files import iter_jsonl
+from text2sql.data.readers.spider import benchmark_row_function
+from text2sql.errors import DataError
+
+SPLIT_ALIASES = {"dev": "validation", "val": "validation", "valid": "validation"}
+
+
+class _BundledDatabases(Databases):
+    """Databases located by the bundled package itself, whatever its folder layout."""
+
+    def __init__(self, bundled, opts: ReadOptions):
+        super().__init__([Path(bundled.database_dir())], opts)
+        self._bundled = bundled
+
+    def locate(self, db_id: str) -> Path | None:
+        if db_id not in self._bundled.db_ids():
+            return None
+        path = Path(self._bundled.db_path(db_id))
+        return path if path.is_file() else None
+
+
+def open_bundled(opts: ReadOptions, split: str | None, stats: ReadStats | None) -> ExampleStream:
+    try:
+        from text2sql.data import bundled
+    except ImportError as exc:
+        raise DataError(f"the bundled dataset is not available ({exc}); reinstall text2sql") from None
+    name = SPLIT_ALIASES.get(split or "train", split or "train")
+    if name not in bundled.SPLITS:
+        raise DataError(f"bundled: no split {name!r}; use one of: {', '.join(bundled.SPLITS)}")
+    path = Path(bundled.split_path(name))
+    label = f"bundled:{name}"
+    to_example = benchmark_row_function(opts, label, _BundledDatabases(bundled, opts))
+    return ExampleStream(iter_jsonl(path), to_example, opts, label=label, stem=f"bundled-{name}", stats=stats)

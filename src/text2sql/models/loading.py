@@ -1,0 +1,191 @@
+"""Resolve a model name to something transformers can load, and load its config, tokenizer and model.
+
+A model name is one of:
+
+- `tiny:<arch>[?options]`: a tiny model built locally and cached (see `text2sql.models.tiny`);
+- a local directory holding a saved model;
+- `gs://...` or `s3://...`: a remote directory (not supported yet: `_fetch_remote` is the hook);
+- anything else: a Hugging Face hub id such as `TinyLlama/TinyLlama-1.1B-Chat-v1.0`.
+
+Every failure to find or load a model is a `ConfigError` whose one-line message names the model and
+the fix. transformers is imported inside the functions to keep CLI start-up fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from text2sql.errors import ConfigError
+
+KINDS = ("decoder", "seq2seq")
+REMOTE_SCHEMES = ("gs", "s3")
+
+# 'name' or 'namespace/name': huggingface_hub's REPO_ID_REGEX, without importing huggingface_hub.
+_HUB_ID = re.compile(r"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Turn a model name into a local directory or a hub id that `from_pretrained` accepts.
+
+    `tiny:` specs are built (once) and give their cache directory; an existing local directory gives
+    its absolute path; a hub id is returned unchanged. A path that cannot be a hub id and does not
+    exist, or a remote URL, raises ConfigError.
+    """
+    name = str(name_or_path).strip()
+    if not name:
+        raise ConfigError("the model name is empty: give a hub id, a local directory or tiny:<arch>")
+    if name.startswith("tiny:"):
+        from text2sql.models.tiny import tiny_model_path
+
+        return str(tiny_model_path(name))
+    if _URL.match(name):
+        return _fetch_remote(name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return os.path.abspath(path)
+    if path.exists():
+        raise ConfigError(f"model path {name} is a file: give the directory that holds config.json")
+    if not _looks_like_hub_id(name):
+        raise ConfigError(f"model directory {name} does not exist: check the path, or give a hub id")
+    return name
+
+
+def model_kind(name_or_path: str, *, trust_remote_code: bool = False) -> tuple[str, str]:
+    """(kind, model_type) from the model's config alone: kind is "seq2seq" for encoder-decoder
+    models (T5, BART, ...) and "decoder" otherwise."""
+    return _kind_of(load_config(name_or_path, trust_remote_code=trust_remote_code))
+
+
+def load_config(name_or_path: str, *, trust_remote_code: bool = False):
+    """The model's `PretrainedConfig`, without loading weights."""
+    path = resolve_model(name_or_path)
+    with _load_errors(name_or_path, path):
+        return _auto_config(path, trust_remote_code)
+
+
+def _auto_config(path: str, trust_remote_code: bool):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+
+
+def _kind_of(config) -> tuple[str, str]:
+    kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "decoder"
+    return kind, config.model_type
+
+
+def load_tokenizer(
+    name_or_path: str,
+    *,
+    trust_remote_code: bool = False,
+    padding_side: str | None = None,
+):
+    """The model's tokenizer, ready to pad batches.
+
+    A tokenizer without a pad token (GPT-2 and many Llama checkpoints) gets its eos token as pad.
+    With pad == eos a collator that masks pad ids out of the labels also masks the final eos, and
+    the model never learns to stop: mask by attention, not by token id. `padding_side="left"` is
+    what batched generation with a decoder needs; None keeps the tokenizer's own setting.
+    """
+    from transformers import AutoTokenizer
+
+    if padding_side not in (None, "left", "right"):
+        raise ConfigError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
+    path = resolve_model(name_or_path)
+    with _load_errors(name_or_path, path):
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ConfigError(
+                f"the tokenizer of {name_or_path} has neither a pad nor an eos token: "
+                "text2sql needs an eos token to end each answer"
+            )
+        tokenizer.pad_token = tokenizer.eos_token
+    if padding_side is not None:
+        tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    kind: str | None = None,
+    dtype: Any = None,
+    trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
+    **kwargs: Any,
+):
+    """Load the model with `AutoModelForCausalLM` (kind "decoder") or `AutoModelForSeq2SeqLM`
+    (kind "seq2seq"); `kind=None` reads it from the config.
+
+    `dtype` is a `torch.dtype`, a name such as "bfloat16", or "auto" (the dtype in config.json);
+    None keeps the transformers default, which in transformers 5 is "auto". Other keyword arguments
+    (`device_map`, `quantization_config`, ...) go to `from_pretrained` unchanged.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"unknown model kind '{kind}': use one of {', '.join(KINDS)}")
+    path = resolve_model(name_or_path)
+    if kind is None:
+        with _load_errors(name_or_path, path):
+            kind, _ = _kind_of(_auto_config(path, trust_remote_code))
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    auto_class = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+    with _load_errors(name_or_path, path):
+        return auto_class.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+
+
+def _fetch_remote(url: str) -> str:
+    """Copy a remote model directory to a local cache and return the local path.
+
+    The hook for remote storage: `text2sql.storage` will implement the copy.
+    """
+    scheme = _URL.match(url).group(1).lower()
+    if scheme in REMOTE_SCHEMES:
+        raise ConfigError(
+            "remote model paths arrive with the storage support; download the model locally first"
+        )
+    raise ConfigError(
+        f"unsupported model URL scheme '{scheme}://' in {url}: give a hub id, a local directory, "
+        f"or a {' / '.join(s + '://' for s in REMOTE_SCHEMES)} URL"
+    )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return bool(_HUB_ID.match(name)) and ".." not in name and "--" not in name
+
+
+class _load_errors:
+    """Turn the library's load failures into one-line ConfigErrors that name the model and the fix."""
+
+    def __init__(self, name: str, path: str):
+        self.name, self.path = name, path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or not issubclass(exc_type, (OSError, ValueError)):
+            return False
+        reason = _first_line(exc)
+        if os.path.isdir(self.path):
+            message = f"cannot load model {self.name} from {self.path}: {reason}"
+        else:
+            message = (
+                f"cannot load model '{self.name}' from the Hugging Face hub ({reason}): "
+                "check the name or the network, or set a local path"
+            )
+        raise ConfigError(message) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

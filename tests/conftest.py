@@ -1,0 +1,48 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# The real public datasets (Spider, BIRD mini-dev) live beside the checkout, at ../shared/datasets.
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The shared real-data folder; tests using it skip when a checkout does not have it."""
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip(f"real datasets not present at {SHARED_DATASETS}")
+    return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_env(tmp_path_factory):
+    """Tiny models cache into a per-session folder; nothing reaches for the hub."""
+    import os
+
+    cache = tmp_path_factory.mktemp("text2sql-cache")
+    old = {k: os.environ.get(k) for k in ("TEXT2SQL_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    os.environ.update({"TEXT2SQL_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    yield cache
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_path() -> Path:
+    from text2sql.models.tiny import tiny_model_path
+
+    return tiny_model_path("tiny:llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_path() -> Path:
+    from text2sql.models.tiny import tiny_model_path
+
+    return tiny_model_path("tiny:t5")
