@@ -122,6 +122,34 @@ class LoraConfigSection(_Section):
     bits: Literal[4, 8] = Field(4, description="qlora: quantize the base model to 4 or 8 bits.")
 
 
+class CallbacksConfig(_Section):
+    early_stopping_patience: int | None = Field(
+        None, gt=0, description="Stop after this many evaluations without improving metric_for_best_model."
+    )
+    checkpoint_sync: str | None = Field(
+        None, description="Copy every saved checkpoint to this folder or gs:// / s3:// URL (main process only)."
+    )
+    progress: Literal["auto", "bar", "lines"] = Field(
+        "auto", description="Training progress: a bar on a terminal, plain lines with ETA in logs (auto picks)."
+    )
+    execution_accuracy_samples: int = Field(
+        0, ge=0, description="At each evaluation, generate SQL for this many validation rows and log "
+        "eval_execution_accuracy (0: off).",
+    )
+
+
+class EvaluationConfig(_Section):
+    batch_size: int = Field(16, gt=0, description="Prompts generated per batch.")
+    max_new_tokens: int = Field(256, gt=0, description="Longest SQL (in tokens) a model may generate.")
+    num_beams: int = Field(1, gt=0, description="Beam search width; 1 is greedy decoding.")
+    max_samples: int | None = Field(None, gt=0, description="Evaluate at most this many rows of the split.")
+    split: str = Field("test", description="Prepared split to evaluate in a run.")
+    timeout: float = Field(5.0, gt=0, description="Seconds a single SQL query may run before it is stopped.")
+    baseline: bool = Field(False, description="In a run, also evaluate the base model as a baseline.")
+    backend: Literal["hf", "vllm"] = Field("hf", description="Generation backend: transformers, or vLLM (an extra).")
+    text_metrics: bool = Field(False, description="Also compute BLEU and ROUGE-L on the SQL text.")
+
+
 class TrackingConfig(_Section):
     backend: Literal["none", "tensorboard", "mlflow", "wandb"] = Field(
         "none", description="Experiment tracker the trainer reports to."
@@ -163,6 +191,8 @@ class Config(_Section):
         default_factory=lambda: dict(TRAINING_DEFAULTS),
         description="Trainer arguments under their transformers TrainingArguments names.",
     )
+    callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig, description="Training callbacks.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Experiment tracking.")
 
     @field_validator("training", mode="before")
