@@ -80,7 +80,7 @@ def test_evaluation_pairs_are_unseen_in_training(rows):
     train_sql = {row["sql"] for row in rows["train"]}
     for split in ("validation", "test"):
         assert not {row["question"] for row in rows[split]} & train_questions
-        # Values differ too: an evaluation query is never one that training shows.
+        # Values differ too: an evaluation query is never one that training shows in other words.
         assert not {row["sql"] for row in rows[split]} & train_sql
     assert not {row["question"] for row in rows["validation"]} & {row["question"] for row in rows["test"]}
 

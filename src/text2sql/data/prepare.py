@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -85,34 +84,38 @@ def prepare_depends_on(cfg: Config) -> dict[str, Any]:
 
 def _rows(source: str, opts: ReadOptions, split: str | None, stats: ReadStats) -> Iterator[dict[str, Any]]:
     for ex in read_examples(source, opts, split=split, stats=stats):
-        row = ex.to_dict()
-        row["extra"] = json.dumps(row.get("extra") or {}, sort_keys=True, default=str)
-        yield {k: (None if row.get(k) is None else str(row[k])) for k in _TEXT_COLUMNS}
+        row = {k: getattr(ex, k) for k in _TEXT_COLUMNS[:-1]}
+        row["extra"] = json.dumps(ex.extra, sort_keys=True, default=str) if ex.extra else "{}"
+        yield {k: (None if v is None else str(v)) for k, v in row.items()}
 
 
 def _read_split(source: str, opts: ReadOptions, split: str | None, cache_dir: Path, stats: ReadStats):
-    from datasets import Dataset, Features, Value
+    """Stream a source into a memory-mapped Arrow file, 10k rows per record batch.
 
-    features = Features({k: Value("string") for k in _TEXT_COLUMNS})
-    # A fresh cache_dir per run: from_generator caches by the generator's arguments, which would
-    # serve stale rows after a data file is edited in place.
-    try:
-        ds = Dataset.from_generator(
-            _rows,
-            gen_kwargs={"source": source, "opts": opts, "split": split, "stats": stats},
-            features=features,
-            cache_dir=str(cache_dir),
-        )
-    except Exception as exc:  # datasets wraps generator errors; surface ours unchanged
-        cause = exc
-        while cause is not None and not isinstance(cause, DataError):
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, DataError):
-            raise cause from None
-        raise
-    if len(ds) == 0:
+    Written with pyarrow directly: `Dataset.from_generator` encodes every row through the
+    features machinery, which costs more than reading and tokenizing together.
+    """
+    import pyarrow as pa
+    from datasets import Dataset
+
+    schema = pa.schema([(k, pa.string()) for k in _TEXT_COLUMNS])
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"raw-{split or 'all'}.arrow"
+    rows = 0
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        batch: list[dict[str, Any]] = []
+        for row in _rows(source, opts, split, stats):
+            batch.append(row)
+            if len(batch) == 10_000:
+                writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+                rows += len(batch)
+                batch = []
+        if batch:
+            writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+            rows += len(batch)
+    if rows == 0:
         raise DataError(f"{source}: no usable rows{_split_hint(split)}; check the file and data.format")
-    return ds
+    return Dataset.from_file(str(path))
 
 
 def _split_hint(split: str | None) -> str:
@@ -165,6 +168,11 @@ def _percentiles(values: list[int]) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------------------------------ steps
+
+
+def column(ds, name: str) -> list:
+    """One column as a list, through Arrow (iterating `ds[name]` goes row by row in datasets 5)."""
+    return ds.select_columns([name]).with_format("arrow")[:][name].to_pylist()
 
 
 def _row_keys(ds) -> list[str]:
@@ -228,7 +236,10 @@ def _overlap(splits: dict[str, Any], report: PrepareReport, drop: bool) -> None:
 
 
 def _tokenize(ds, builder: PromptBuilder, cfg: Config):
-    def encode(batch: dict[str, list]) -> dict[str, list]:
+    import pyarrow as pa
+
+    def encode(table: "pa.Table") -> "pa.Table":
+        batch = table.select(["question", "sql", "schema", "evidence", "reasoning"]).to_pydict()
         n = len(batch["question"])
         examples = [
             Example(
@@ -241,21 +252,28 @@ def _tokenize(ds, builder: PromptBuilder, cfg: Config):
             for i in range(n)
         ]
         encoded = builder.encode_batch(examples)
-        return {
-            "input_ids": [e.input_ids for e in encoded],
-            "labels": [e.labels for e in encoded],
-            "prompt_length": [e.prompt_length for e in encoded],
-            "target_length": [len(e.labels) - (e.prompt_length if builder.kind == "decoder" else 0) for e in encoded],
-            "length": [len(e.input_ids) for e in encoded],
+        # Arrow arrays of int32 go straight to disk (python lists would be re-encoded per row).
+        new = {
+            "input_ids": pa.array([e.input_ids for e in encoded], type=pa.list_(pa.int32())),
+            "labels": pa.array([e.labels for e in encoded], type=pa.list_(pa.int32())),
+            "prompt_length": pa.array([e.prompt_length for e in encoded], type=pa.int32()),
+            "target_length": pa.array(
+                [len(e.labels) - (e.prompt_length if builder.kind == "decoder" else 0) for e in encoded],
+                type=pa.int32(),
+            ),
+            "length": pa.array([len(e.input_ids) for e in encoded], type=pa.int32()),
         }
+        for name, values in new.items():
+            table = table.append_column(name, values)
+        return table
 
-    return ds.map(
+    return ds.with_format("arrow").map(
         encode,
         batched=True,
         batch_size=1000,
         num_proc=cfg.data.num_proc,
         desc="tokenizing",
-    )
+    ).with_format(None)
 
 
 def _length_filter(ds, split: str, builder: PromptBuilder, cfg: Config, report: PrepareReport):
@@ -264,8 +282,8 @@ def _length_filter(ds, split: str, builder: PromptBuilder, cfg: Config, report: 
         checks = [("source_too_long", "length", d.max_source_length), ("target_too_long", "target_length", d.max_target_length)]
     else:
         checks = [("too_long", "length", d.max_length)]
-    for reason, column, limit in checks:
-        values = ds[column]
+    for reason, name, limit in checks:
+        values = column(ds, name)
         keep = [i for i, v in enumerate(values) if v <= limit]
         if len(keep) < len(values):
             report.drop(split, reason, len(values) - len(keep))
@@ -361,11 +379,11 @@ def prepare(cfg: Config, *, force: bool = False) -> PrepareResult:
             ds = _tokenize(ds, builder, cfg)
             ds = _length_filter(ds, split, builder, cfg, report)
             report.rows_out[split] = len(ds)
-            report.not_executable[split] = sum(1 for p in ds["db_path"] if not p)
+            report.not_executable[split] = sum(1 for p in column(ds, "db_path") if not p)
             report.token_lengths[split] = {
-                "prompt": _percentiles(ds["prompt_length"]),
-                "target": _percentiles(ds["target_length"]),
-                "total": _percentiles(ds["length"]),
+                "prompt": _percentiles(column(ds, "prompt_length")),
+                "target": _percentiles(column(ds, "target_length")),
+                "total": _percentiles(column(ds, "length")),
             }
             out[split] = ds
 
@@ -411,8 +429,3 @@ def summarize(report: dict[str, Any]) -> str:
     if dups:
         lines.append("exact duplicates: " + ", ".join(f"{k}={v}" for k, v in dups.items()))
     return "\n".join(lines)
-
-
-def _env_tokenizers_parallelism() -> None:
-    # tokenizers warns (and disables itself) when a process forks after using threads.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")

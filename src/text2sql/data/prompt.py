@@ -72,6 +72,9 @@ class PromptBuilder:
         self.keep_reasoning = keep_reasoning
         self.template_name, self.chat_template = self._resolve_template(template, model_type)
         self._system_in_template = True
+        self._frame: tuple[str, str] | None = None
+        self._frame_checked = False
+        self._fast_ids: bool | None = None
 
     def _resolve_template(self, template: str, model_type: str | None) -> tuple[str, str | None]:
         if self.kind == "seq2seq":
@@ -107,9 +110,44 @@ class PromptBuilder:
             raise
 
     def _render(self, messages: list[dict[str, str]]) -> str:
+        frame = self._template_frame()
+        if frame is not None and len(messages) == 2:
+            return frame[0] + messages[1]["content"] + frame[1]
+        return self._render_jinja(messages)
+
+    def _render_jinja(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(
             messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
         )
+
+    def _template_frame(self) -> tuple[str, str] | None:
+        """Text before and after the user message, when the template inserts it verbatim.
+
+        Rendering jinja per row costs ~100 µs; for most templates the prompt is a fixed frame
+        around the user message, so prepare renders once and splices. Checked on two probes: any
+        template that transforms the content (trims it, escapes it) keeps the per-row path.
+        """
+        if self._frame_checked:
+            return self._frame
+        self._frame_checked = True
+        if not self.system or not self._system_in_template:
+            return None
+        marker = "\x00USER\x00"
+        try:
+            rendered = self._render_jinja(self._two_turns(marker))
+        except Exception:
+            return None
+        if rendered.count(marker) != 1:
+            return None
+        before, after = rendered.split(marker)
+        for probe in (" Question: a 'b'  \n", "x\n\nCREATE TABLE t (a)"):
+            if self._render_jinja(self._two_turns(probe)) != before + probe + after:
+                return None
+        self._frame = (before, after)
+        return self._frame
+
+    def _two_turns(self, user: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
     def example_prompt(self, example: Example) -> str:
         return self.prompt_text(example.question, example.schema, example.evidence)
@@ -119,17 +157,37 @@ class PromptBuilder:
     def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
         # Decoder prompts carry their special tokens in the rendered text (as apply_chat_template
         # with tokenize=True does); T5 inputs get the tokenizer's own </s>.
-        add_special = self.kind == "seq2seq"
-        return self.tokenizer(list(prompts), add_special_tokens=add_special)["input_ids"]
+        return self._ids(list(prompts), add_special=self.kind == "seq2seq")
 
     def encode_targets(self, targets: Sequence[str]) -> list[list[int]]:
         if self.kind == "seq2seq":
-            return self.tokenizer(text_target=list(targets), add_special_tokens=True)["input_ids"]
+            return self._ids(list(targets), add_special=True, target=True)
         eos = self.tokenizer.eos_token_id
         if eos is None:
             raise ValueError("the tokenizer has no EOS token; set one so generation knows where SQL ends")
-        ids = self.tokenizer(list(targets), add_special_tokens=False)["input_ids"]
-        return [seq + [eos] for seq in ids]
+        return [seq + [eos] for seq in self._ids(list(targets), add_special=False)]
+
+    def _ids(self, texts: list[str], *, add_special: bool, target: bool = False) -> list[list[int]]:
+        if self._use_backend():
+            encodings = self.tokenizer.backend_tokenizer.encode_batch_fast(texts, add_special_tokens=add_special)
+            return [e.ids for e in encodings]
+        if target:
+            return self.tokenizer(text_target=texts, add_special_tokens=add_special)["input_ids"]
+        return self.tokenizer(texts, add_special_tokens=add_special)["input_ids"]
+
+    def _use_backend(self) -> bool:
+        """Call the Rust tokenizer directly (skips ~40% Python overhead) when it gives the same ids."""
+        if self._fast_ids is None:
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            probe = ["Database schema:\nCREATE TABLE \"naïve\" (a)\n\nQuestion: Zoë's café?", "SELECT 1"]
+            self._fast_ids = False
+            if backend is not None and hasattr(backend, "encode_batch_fast"):
+                for add_special in (False, True):
+                    fast = [e.ids for e in backend.encode_batch_fast(probe, add_special_tokens=add_special)]
+                    if fast != self.tokenizer(probe, add_special_tokens=add_special)["input_ids"]:
+                        return False
+                self._fast_ids = True
+        return self._fast_ids
 
     def encode_batch(self, examples: Sequence[Example]) -> list[Encoded]:
         prompts = self.encode_prompts([self.example_prompt(e) for e in examples])

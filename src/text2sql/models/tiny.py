@@ -21,17 +21,17 @@ change to any of them builds a fresh model instead of reusing a stale one.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 from text2sql.errors import ConfigError, OutputExistsError
+from text2sql.models.folders import is_populated as _is_populated
+from text2sql.models.folders import make_readable, progress_bars_disabled, publish, staging_dir
 
 ARCHS = ("llama", "mistral", "qwen2", "gpt2", "t5")
 
@@ -109,19 +109,12 @@ def build_tiny_model(
     if corpus is None:
         corpus = _bundled_corpus()
     tmp = _build_in_temp_dir(arch, options, corpus, output_dir)
-    if overwrite and _is_populated(output_dir):
-        # Move the old model aside first so that a crash leaves either the old or the new one.
-        trash = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-        os.replace(output_dir, trash / "model")
-        os.replace(tmp, output_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        try:
-            os.replace(tmp, output_dir)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return output_dir
+    try:
+        # With overwrite the old model is moved aside first: a crash leaves either the old or the new one.
+        return publish(tmp, output_dir, replace=overwrite)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def parse_tiny_spec(spec: str) -> tuple[str, dict[str, int]]:
@@ -218,12 +211,6 @@ def _options_hash(arch: str, options: dict[str, int], corpus: list[str]) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 
-def _is_populated(path: Path) -> bool:
-    if not path.exists():
-        return False
-    return not path.is_dir() or any(path.iterdir())
-
-
 def _bundled_corpus() -> list[str]:
     """Tokenizer training text: the bundled *train* split (never validation or test rows), each
     database's schema as prompts render it, and the fixed prompt scaffolding. The scaffolding is
@@ -252,11 +239,8 @@ def _bundled_corpus() -> list[str]:
 
 def _build_in_temp_dir(arch: str, options: dict[str, int], corpus: list[str], target: Path) -> Path:
     """Build into a fresh temporary sibling of `target` and return it; removed again on failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = staging_dir(target)
     try:
-        # mkdtemp makes the directory private (0700); a model directory is as readable as any other.
-        tmp.chmod(0o755)
         _build(arch, options, corpus, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -296,12 +280,10 @@ def _build(arch: str, options: dict[str, int], corpus: list[str], out: Path) -> 
     model.generation_config = GenerationConfig(**generation)
     _check_token_ids(model, tokenizer)
 
-    with _progress_bars_disabled():
+    with progress_bars_disabled():
         model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    # safetensors 0.8 writes its file private (0600); the model is as readable as its config.
-    for file in out.iterdir():
-        file.chmod(0o644)
+    make_readable(out)
 
 
 def _train_tokenizer(corpus: list[str], *, vocab_size: int, seq2seq: bool, model_max_length: int):
@@ -424,17 +406,3 @@ def _check_token_ids(model, tokenizer) -> None:
                 )
     if config.vocab_size != len(tokenizer):
         raise RuntimeError(f"tiny model builder bug: vocab {config.vocab_size} != tokenizer {len(tokenizer)}")
-
-
-@contextlib.contextmanager
-def _progress_bars_disabled():
-    """Hide the 'Writing model shards' bar of a sub-second save; restore the caller's setting."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
