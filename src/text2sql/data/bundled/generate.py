@@ -91,8 +91,8 @@ def build_database(domain: Domain, path: Path, rng: random.Random) -> None:
 
 
 def _check_one_template_per_sql(pairs: list[Pair]) -> None:
-    # The split keeps a SQL query out of train only within its template; a query two templates share
-    # could leak from one into the other's test pairs.
+    # The split keeps an evaluation query out of train only within its template; a query that two
+    # templates produce could reach train through the other one.
     owner: dict[str, str] = {}
     for pair in pairs:
         if owner.setdefault(pair.sql, pair.template) != pair.template:

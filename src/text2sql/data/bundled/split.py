@@ -10,20 +10,24 @@ FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
 def split_pairs(pairs: list[Pair], rng: random.Random) -> dict[str, list[Pair]]:
-    """Assign every pair to a split, keeping all paraphrases of one SQL query in the same split.
+    """Assign every pair to a split, keeping all phrasings of one SQL query in the same split.
 
-    Pairs are grouped by their SQL, so validation and test hold only queries (value combinations)
-    that training never shows: they measure generalisation to new values, not recall. Groups are
-    dealt out template by template, each to the split furthest below its share so far, so every
-    template is spread over all splits in about the target proportions. Finally any paraphrase that
-    ended up with no training example gets one group moved to train, so that every question
-    phrasing is learnable.
+    The split is by pair, not by template: every template and every phrasing is in train. But
+    pairs that share their SQL (the same values asked in other words) stay together, so the values
+    of a validation or test pair never appear with its template in training: evaluation measures
+    generalisation to new values, not recall of a query seen under another phrasing. Questions are
+    unique across the dataset (see `pairs.expand`), so no evaluation question is a training one.
+
+    Groups are dealt out template by template, each to the split furthest below its share so far.
+    A phrasing left without a training pair then gets one of its groups moved to train.
     """
-    groups: list[list[Pair]] = []
     by_template: dict[tuple[str, str], dict[str, list[Pair]]] = {}
     for pair in pairs:
         by_template.setdefault((pair.db_id, pair.template), {}).setdefault(pair.sql, []).append(pair)
+    groups: list[list[Pair]] = []
     assignment: list[str] = []
+    # Counted over the whole dataset: templates whose groups are large (few values, several
+    # phrasings each) cannot hit 10% exactly, and the shortfall is made up by the next ones.
     counts = dict.fromkeys(FRACTIONS, 0)
     done = 0
     for by_sql in by_template.values():
