@@ -1,0 +1,415 @@
+"""Merge a LoRA / DoRA adapter into its base model, prove the merge, and save a standalone model.
+
+`merge_adapter` (the `text2sql merge` verb):
+
+1. checks every input before any model loads: the adapter folder holds `adapter_config.json`, the
+   output is free (or `force`), the output is neither inside the adapter folder nor holds it, the
+   base model and the adapter's `config.yaml` can be read;
+2. loads the base model (the one the adapter records, or `base`) in float32 and applies the adapter;
+3. runs a few realistic prompts teacher-forced (prompt + gold SQL, so the positions that generate
+   SQL are checked too; for seq2seq models the SQL goes in as decoder input), first with the adapter
+   switched off, then on, keeping the adapter model's logits;
+4. merges with `merge_and_unload()` in float32 and checks the merged logits against the adapter
+   logits (`FP32_RTOL`);
+5. casts to the dtype asked for and saves model (safetensors), tokenizer and generation config
+   (with pad/eos ids) into a temporary sibling of the output; reloads that folder with the plain
+   `AutoModelFor...` class, as a user will, and checks its logits against the float32 merge
+   (`SAVED_RTOL`: half-precision rounding passes; overflow to inf/nan, which fp16 T5 is known for,
+   and weights lost in saving fail);
+6. adds the run's config.yaml, a README.md model card and merge_report.json, and renames the folder
+   into place (with `force`, the old output is replaced only now).
+
+Any check that fails raises `MergeMismatchError` naming the largest difference, and nothing is
+written. A tolerance is relative: the largest |logit| seen (at least 1) times the rate, so it suits
+models whose logits are in the tens as well as tiny ones near 1.
+
+Memory: the base model in float32 (4 bytes per parameter) plus the adapter; merging is in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from text2sql.data.example import Example
+from text2sql.errors import ConfigError, OutputExistsError, Text2SQLError
+from text2sql.models.adapters import ADAPTER_CONFIG, adapter_base, is_adapter_dir, run_config
+from text2sql.models.folders import is_populated, make_readable, progress_bars_disabled, publish, staged
+from text2sql.models.merge_card import REPORT, write_merge_files
+
+log = logging.getLogger("text2sql.merge")
+
+# Short names (the CLI's) and the torch dtype names they stand for.
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+_ALIASES = {**{v: k for k, v in DTYPES.items()}, **{k: k for k in DTYPES}}
+
+# Merged vs adapter model, both float32: W + s·B·A computed once versus x·W + s·(x·A)·B on the fly
+# differ only by float32 rounding (unit roundoff 2^-24 = 6e-8) summed over the hidden size and the
+# layers: measured 3e-7..5e-7 of the logit scale on the tiny models. A merge that drops a module or
+# the LoRA scaling is off by the adapter's whole effect, orders of magnitude more.
+FP32_RTOL = 1e-4
+# Saved model (reloaded in its dtype) vs float32 merged model. bf16 keeps 8 significant bits (unit
+# roundoff 2^-8 = 3.9e-3) and fp16 11 (2^-11 = 4.9e-4), in weights *and* activations, and rounding
+# compounds over the layers: measured about 0.5% (bf16) and 0.06% (fp16) of the logit scale on the
+# tiny models with a realistic adapter; bf16-vs-fp32 logit gaps of 7B models reach a few percent.
+# The rates leave a 20-30x margin for deep models while still failing on what a cast or a save can
+# break: overflow to inf/nan (fp16 T5) or lost weights, off by the whole logit scale.
+SAVED_RTOL = {"fp32": FP32_RTOL, "bf16": 0.1, "fp16": 0.02}
+
+DEFAULT_VERIFY_COUNT = 4
+# Per check example; logits are kept for every position (tokens x vocab x 4 bytes, twice).
+MAX_VERIFY_TOKENS = 512
+
+
+class MergeMismatchError(Text2SQLError):
+    """The merged model does not compute what the adapter model computes."""
+
+
+@dataclass
+class MergeResult:
+    """What `merge_adapter` wrote and what its checks measured (also saved as merge_report.json).
+
+    `max_abs_diff` is the largest |merged − adapter| logit (both float32) and `tolerance` its limit;
+    `saved_*` compare the saved folder, reloaded in its dtype, with the float32 merge;
+    `adapter_effect` is the largest |adapter − base| logit, a sign the adapter changes anything.
+    """
+
+    path: Path
+    dtype: str
+    max_abs_diff: float
+    tolerance: float
+    saved_max_abs_diff: float
+    saved_tolerance: float
+    adapter_effect: float
+    logit_scale: float
+    base: str
+    adapter: str
+    kind: str  # "decoder" or "seq2seq"
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    tokens_checked: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+# ------------------------------------------------------------------------------------------ API
+
+
+def merge_adapter(
+    adapter_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    dtype: str | None = None,
+    base: str | None = None,
+    force: bool = False,
+    verify_prompts: Sequence[Example] | None = None,
+) -> MergeResult:
+    """Merge the adapter in `adapter_dir` into its base, verify, and save to `output_dir`.
+
+    `dtype` is the saved dtype: "fp32", "bf16" or "fp16" (or "float32", ...). None picks the run
+    config's `model.dtype` when the adapter's config.yaml names one, else the dtype the base
+    checkpoint was published in (its config.json; bf16 for most hub models, fp32 for tiny ones),
+    else fp32: a merged model is then exactly as large as its base. The merge itself is always float32.
+    `base` overrides the base model recorded in the adapter. `force` replaces an existing output,
+    only once the new one is complete. `verify_prompts` replaces the default check examples (one
+    bundled test question per database, with schema and gold SQL); each needs `question` and `sql`.
+    """
+    import torch
+
+    started = time.perf_counter()
+    plan = _plan(Path(adapter_dir).expanduser(), Path(output_dir).expanduser(), dtype, base, force)
+    examples = list(verify_prompts) if verify_prompts is not None else verification_examples(plan.cfg)
+    if not examples:
+        raise ConfigError("verify_prompts is empty: give at least one Example to check the merge on")
+
+    with progress_bars_disabled(), torch.no_grad(), staged(plan.output) as tmp:
+        peft_model = _load_adapter_model(plan)
+        tokenizer = _load_tokenizer(plan)
+        seq2seq = plan.seq2seq
+        model_type = peft_model.get_base_model().config.model_type
+        items, prompts = _encode(examples, tokenizer, seq2seq=seq2seq, model_type=model_type, cfg=plan.cfg)
+
+        log.info("checking the adapter model on %d prompts (%d tokens)", len(items), sum(p["tokens"] for p in prompts))
+        effect, reference = 0.0, []
+        for item in items:
+            with peft_model.disable_adapter():
+                base_logits = _logits(peft_model, item, seq2seq)
+            adapter_logits = _logits(peft_model, item, seq2seq)
+            effect = max(effect, _max_abs_diff(adapter_logits, base_logits))
+            reference.append(adapter_logits)
+        scale = max(1.0, max(float(r.abs().max()) for r in reference))
+
+        model = peft_model.merge_and_unload()
+        model.eval()
+        merged = [_logits(model, item, seq2seq) for item in items]
+        diff = max(_max_abs_diff(m, r) for m, r in zip(merged, reference))
+        tolerance = FP32_RTOL * scale
+        _check("merged float32 model vs adapter model", diff, tolerance, hint=_MERGE_HINT)
+        if effect <= tolerance:
+            log.warning(
+                "the adapter changes no logit by more than %.2g: it looks untrained (LoRA B still zero?)", effect
+            )
+        del reference
+
+        model.to(getattr(torch, DTYPES[plan.dtype]))
+        _fill_generation_ids(model, tokenizer, seq2seq)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        del model, peft_model
+
+        # Check what a user will load: the saved folder through the plain Auto class (a model cast in
+        # memory is not quite that: its rotary tables are cast too, while a fresh load keeps them fp32).
+        saved = _reload(tmp, seq2seq, plan.dtype)
+        saved_diff = max(_max_abs_diff(_logits(saved, item, seq2seq), m) for item, m in zip(items, merged))
+        saved_tolerance = SAVED_RTOL[plan.dtype] * scale
+        _check(f"saved {plan.dtype} model vs float32 merged model", saved_diff, saved_tolerance, hint=_saved_hint(plan.dtype))
+        del saved, merged
+
+        result = MergeResult(
+            path=plan.output,
+            dtype=plan.dtype,
+            max_abs_diff=diff,
+            tolerance=tolerance,
+            saved_max_abs_diff=saved_diff,
+            saved_tolerance=saved_tolerance,
+            adapter_effect=effect,
+            logit_scale=scale,
+            base=plan.base,
+            adapter=str(plan.adapter),
+            kind="seq2seq" if seq2seq else "decoder",
+            prompts=prompts,
+            tokens_checked=sum(p["tokens"] for p in prompts),
+        )
+        result.seconds = round(time.perf_counter() - started, 3)
+        write_merge_files(tmp, result, plan.cfg, rates={"fp32_rtol": FP32_RTOL, "saved_rtol": SAVED_RTOL[plan.dtype]})
+        make_readable(tmp)
+        try:
+            publish(tmp, plan.output, replace=plan.force)
+        except OSError as exc:
+            raise OutputExistsError(f"cannot move the merged model into {plan.output}: {exc}") from exc
+    log.info("merged model written to %s", plan.output)
+    return result
+
+
+def verification_examples(cfg=None, count: int = DEFAULT_VERIFY_COUNT) -> list[Example]:
+    """Default check examples: the first bundled test question of each database (up to `count`),
+    with its schema rendered as the run config says (`data.schema_format`, `data.schema_sample_rows`)."""
+    from text2sql.data import bundled
+    from text2sql.data.schema import schema_text
+
+    fmt = cfg.data.schema_format if cfg is not None else "sql"
+    sample_rows = cfg.data.schema_sample_rows if cfg is not None else 0
+    examples: list[Example] = []
+    seen: set[str] = set()
+    for row in bundled.iter_rows("test"):
+        if row["db_id"] in seen:
+            continue
+        seen.add(row["db_id"])
+        path = bundled.db_path(row["db_id"])
+        schema = schema_text(path, fmt, sample_rows)
+        examples.append(Example(question=row["question"], sql=row["sql"], schema=schema, db_id=row["db_id"]))
+        if len(examples) == count:
+            break
+    return examples
+
+
+# ------------------------------------------------------------------------------------------ checks up front
+
+
+@dataclass
+class _Plan:
+    adapter: Path
+    output: Path
+    dtype: str
+    base: str
+    base_path: str
+    force: bool
+    seq2seq: bool
+    cfg: Any  # text2sql.config.Config or None
+
+
+def _plan(adapter: Path, output: Path, dtype: str | None, base: str | None, force: bool) -> _Plan:
+    from text2sql.models.loading import load_config as load_model_config
+    from text2sql.models.loading import resolve_model
+
+    if dtype is not None and str(dtype).lower() not in (*_ALIASES, "auto"):
+        raise ConfigError(f"unknown merge dtype '{dtype}': use one of {', '.join(DTYPES)}")
+    if not adapter.is_dir():
+        raise ConfigError(f"adapter folder {adapter} does not exist: give the folder 'text2sql train' wrote")
+    if not is_adapter_dir(adapter):
+        raise ConfigError(
+            f"{adapter} holds no {ADAPTER_CONFIG}, so it is not a PEFT adapter: give the adapter folder "
+            "'text2sql train' wrote (a full fine-tune needs no merge)"
+        )
+    adapter, output_abs = adapter.resolve(), output.resolve()
+    if output_abs == adapter or adapter in output_abs.parents:
+        raise ConfigError(f"output {output} is inside the adapter folder {adapter}: choose a folder outside it")
+    if output_abs in adapter.parents:
+        raise ConfigError(f"output {output} holds the adapter folder {adapter}: choose a folder outside it")
+    if output_abs.exists() and not output_abs.is_dir():
+        raise OutputExistsError(f"output {output} is a file: choose a folder path")
+    if is_populated(output_abs) and not force:
+        raise OutputExistsError(f"output {output} already exists and is not empty: pass --force to replace it")
+    base_spec = base or adapter_base(adapter)
+    cfg = run_config(adapter)
+    base_path = resolve_model(base_spec)
+    base_config = load_model_config(base_path)
+    chosen = _ALIASES[str(dtype).lower()] if dtype not in (None, "auto") else default_dtype(cfg, base_config)
+    seq2seq = bool(getattr(base_config, "is_encoder_decoder", False))
+    return _Plan(adapter, output_abs, chosen, base_spec, base_path, force, seq2seq, cfg)
+
+
+def default_dtype(cfg, base_config) -> str:
+    """The dtype to save when none is asked for: the run config's explicit `model.dtype`, else the
+    dtype in the base's config.json, else fp32 (see `merge_adapter`)."""
+    if cfg is not None and cfg.model.dtype != "auto":
+        return _ALIASES[cfg.model.dtype]
+    published = getattr(base_config, "dtype", None)
+    name = str(published).removeprefix("torch.") if published is not None else "float32"
+    return _ALIASES.get(name, "fp32")
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def _load_adapter_model(plan: _Plan):
+    import torch
+
+    from text2sql.models.adapters import load_adapter_model
+
+    log.info("loading %s in float32 and applying adapter %s", plan.base, plan.adapter)
+    try:
+        with warnings.catch_warnings():
+            # peft 0.21 calls a transformers 5 API deprecated in favour of another; nothing to act on.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            model = load_adapter_model(plan.adapter, base=plan.base_path, dtype=torch.float32)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"cannot apply adapter {plan.adapter} to base {plan.base}: {_reason(exc)}; "
+            "is the base the model the adapter was trained on? (--base overrides it)"
+        ) from exc
+    peft_config = model.peft_config[model.active_adapter]
+    if peft_config.is_prompt_learning or not hasattr(model, "merge_and_unload"):
+        raise ConfigError(
+            f"adapter {plan.adapter} is a {peft_config.peft_type} adapter, which cannot be merged into "
+            "the weights: serve it with its base model instead"
+        )
+    return model.eval()
+
+
+def _load_tokenizer(plan: _Plan):
+    """The adapter folder's tokenizer when training saved one there (it is what the model was
+    trained with), else the base's."""
+    from text2sql.models.loading import load_tokenizer
+
+    has_own = any((plan.adapter / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json"))
+    return load_tokenizer(str(plan.adapter) if has_own else plan.base_path)
+
+
+def _reload(folder: Path, seq2seq: bool, dtype: str):
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    auto_class = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    return auto_class.from_pretrained(folder, dtype=DTYPES[dtype]).eval()
+
+
+def _fill_generation_ids(model, tokenizer, seq2seq: bool) -> None:
+    """Generation must know pad and eos, or the merged model never stops at the end of the SQL."""
+    gen = model.generation_config
+    if gen.eos_token_id is None:
+        gen.eos_token_id = tokenizer.eos_token_id
+    if gen.pad_token_id is None:
+        gen.pad_token_id = tokenizer.pad_token_id
+    if seq2seq and gen.decoder_start_token_id is None:
+        start = getattr(model.config, "decoder_start_token_id", None)
+        gen.decoder_start_token_id = start if start is not None else tokenizer.pad_token_id
+
+
+# ------------------------------------------------------------------------------------------ logits
+
+
+def _encode(
+    examples: Sequence[Example], tokenizer, *, seq2seq: bool, model_type: str, cfg
+) -> tuple[list, list[dict[str, Any]]]:
+    """Teacher-forced inputs, built by the one prompt builder with the run's prompt settings."""
+    from text2sql.data.prompt import PromptBuilder
+
+    kind = "seq2seq" if seq2seq else "decoder"
+    options: dict[str, Any] = {"model_type": model_type}
+    if cfg is not None:
+        options.update(template=cfg.prompt.template, system=cfg.prompt.system, keep_reasoning=cfg.data.keep_reasoning)
+    builder = PromptBuilder(tokenizer, kind, **options)
+    items = builder.encode_batch(examples)
+    for item in items:
+        # Long schemas: the check needs realistic tokens, not every one of them.
+        item.input_ids = item.input_ids[:MAX_VERIFY_TOKENS]
+        item.labels = item.labels[:MAX_VERIFY_TOKENS]
+    prompts = [
+        {"question": e.question, "db_id": e.db_id, "tokens": len(i.input_ids) + (len(i.labels) if seq2seq else 0)}
+        for e, i in zip(examples, items)
+    ]
+    return items, prompts
+
+
+def _logits(model, item, seq2seq: bool):
+    """Float32 logits of every position of one teacher-forced example (batch of one: no padding)."""
+    import torch
+
+    ids = torch.tensor([item.input_ids])
+    if seq2seq:
+        # T5 shifts the labels right (after its decoder start token) to make the decoder input.
+        out = model(input_ids=ids, labels=torch.tensor([item.labels]), use_cache=False)
+    else:
+        out = model(input_ids=ids, use_cache=False)
+    return out.logits[0].float()
+
+
+def _max_abs_diff(a, b) -> float:
+    """Largest |a − b|; inf when either holds inf or nan (overflow is a mismatch, never a pass)."""
+    import torch
+
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return float("inf")
+    return float((a - b).abs().max())
+
+
+_MERGE_HINT = (
+    "the merged weights do not reproduce the adapter model (float32 cannot hold a LoRA delta millions of "
+    "times the base weights; for a sane adapter, please report it with its adapter_config.json)"
+)
+
+
+def _saved_hint(dtype: str) -> str:
+    if dtype == "fp16":
+        return "fp16 overflows on some models (T5 is known for it): merge with --dtype bf16 or fp32"
+    if dtype == "bf16":
+        return "the model loses too much in bf16: merge with --dtype fp32"
+    return "the saved folder does not reload as the merged model (tied or missing weights?)"
+
+
+def _check(what: str, diff: float, tolerance: float, *, hint: str) -> None:
+    log.info("%s: largest logit difference %.3g (tolerance %.3g)", what, diff, tolerance)
+    if not diff <= tolerance:
+        shown = "inf/nan (non-finite logits)" if diff == float("inf") else f"{diff:.3g}"
+        raise MergeMismatchError(
+            f"merge check failed, {what}: largest logit difference {shown} exceeds {tolerance:.3g}; {hint}"
+        )
+
+
+def _reason(exc: BaseException, limit: int = 240) -> str:
+    """One short line from a library error: its first line, and the line after when the first only
+    introduces it (torch's "Error(s) in loading state_dict for PeftModel:")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0]
+    if text.endswith(":") and len(lines) > 1:
+        text = f"{text} {lines[1]}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
