@@ -134,7 +134,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_placeholder_verbs_say_so(capsys):
-    code, _, err = run_cli(capsys, "serve")
+    code, _, err = run_cli(capsys, "tune")
     assert_one_line_error(code, err, "not implemented yet")
 
 

@@ -14,15 +14,7 @@ from text2sql.errors import Text2SQLError
 log = logging.getLogger("text2sql")
 
 PLANNED = {
-    "train": "train a model on the prepared data (LoRA, QLoRA, DoRA or full fine-tuning)",
-    "merge": "merge a LoRA adapter into a standalone model",
-    "evaluate": "score a model or predictions: exact match, token F1, execution accuracy",
-    "run": "the whole pipeline: prepare, train, merge, evaluate, compare",
-    "compare": "put evaluation runs side by side",
-    "predict": "answer one question with SQL",
-    "serve": "serve a model behind an OpenAI-compatible HTTP API",
     "tune": "search hyperparameters with Optuna",
-    "launch": "launch a run on a cloud platform (Vertex AI)",
 }
 
 
@@ -33,6 +25,23 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
         metavar="CONFIG.yaml [key=value ...]",
         help="a YAML config (optional) followed by dotted overrides, e.g. data.train=train.csv output_dir=runs/x",
     )
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """A verb parser that takes options between the config file and the key=value overrides
+    (`train cfg.yaml --resume lora.r=8`); verbs that pass their arguments on unparsed are left alone."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        passthrough = any(a.nargs in (argparse.REMAINDER, argparse.PARSER) for a in self._get_positional_actions())
+        if passthrough or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def split_config_args(items: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -106,6 +115,75 @@ def cmd_init_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from text2sql.models.merge import merge_adapter
+
+    result = merge_adapter(args.adapter, args.output, dtype=args.dtype, base=args.base, force=args.force)
+    print(
+        f"merged model ({result.dtype}) written to {result.path}\n"
+        f"largest logit difference, merged vs adapter (float32): {result.max_abs_diff:.3g} "
+        f"(tolerance {result.tolerance:.3g}); saved {result.dtype} vs float32 merge: "
+        f"{result.saved_max_abs_diff:.3g} (tolerance {result.saved_tolerance:.3g})"
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from text2sql.config import load_config
+    from text2sql.training.cli_args import seed_flag_overrides
+    from text2sql.training.train import train
+
+    flag_overrides, stray = seed_flag_overrides(args)
+    path, overrides = split_config_args([*[s for s in stray if "=" not in s], *args.config_and_overrides])
+    cfg = load_config(path, [*flag_overrides, *overrides, *[s for s in stray if "=" in s]])
+    result = train(cfg, resume=args.resume, init_from=args.init_from, force=args.force)
+    if not result.main_process:  # under accelerate launch, one report is enough
+        return 0
+    what = "adapter" if result.stage == "adapter" else "model"
+    if result.skipped:
+        print(f"{what} up to date, skipped: {result.path}")
+        return 0
+    p = result.parameters
+    print(f"trainable parameters: {p['trainable']:,} of {p['total']:,} ({p['percent']:.2f}%)")
+    loss = "-" if result.train_loss is None else f"{result.train_loss:.4f}"
+    resumed = f", resumed from {result.resumed_from.name}" if result.resumed_from else ""
+    print(f"{what} written to {result.path} (step {result.global_step}{resumed}; final train loss {loss})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from text2sql.evaluation.cli_args import run_evaluate
+
+    return run_evaluate(args)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from text2sql.evaluation.cli_args import run_compare
+
+    return run_compare(args)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from text2sql.serving.cli_args import run_predict
+
+    return run_predict(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from text2sql.serving.cli_args import run_serve
+
+    return run_serve(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from text2sql.pipeline import run_pipeline, summary
+
+    cfg = _load(args)
+    result = run_pipeline(cfg, force=args.force)
+    print(summary(result))
+    return 0
+
+
 def _planned(verb: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         raise Text2SQLError(f"'text2sql {verb}' is not implemented yet in this version ({__version__})")
@@ -126,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"text2sql {__version__}")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_IntermixedParser)
 
     p = verbs.add_parser("prepare", parents=[common], help="read, split and tokenize data into <output_dir>/data/")
     _config_args(p)
@@ -153,6 +231,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_init_model)
+
+    p = verbs.add_parser(
+        "merge", parents=[common], help="merge a LoRA/DoRA adapter into its base, verify the logits, save a standalone model"
+    )
+    p.add_argument("--adapter", required=True, help="adapter folder written by 'text2sql train' (holds adapter_config.json)")
+    p.add_argument("--output", required=True, help="folder to write the merged model to")
+    p.add_argument(
+        "--dtype", choices=("bf16", "fp16", "fp32"), default=None,
+        help="dtype of the saved weights (default: the run config's model.dtype, else the base model's own)",
+    )
+    p.add_argument("--base", help="base model to merge into (default: the one recorded in the adapter)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder once the new one is complete")
+    p.set_defaults(func=cmd_merge)
+
+    from text2sql.training.cli_args import add_train_arguments
+
+    p = verbs.add_parser(
+        "train", parents=[common], help="train on the prepared data (LoRA, QLoRA, DoRA, rsLoRA or full fine-tuning)"
+    )
+    _config_args(p)
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    from text2sql.evaluation.cli_args import add_compare_arguments, add_evaluate_arguments
+
+    p = verbs.add_parser(
+        "evaluate", parents=[common], help="score a model or predictions: exact match, token F1, execution accuracy"
+    )
+    add_evaluate_arguments(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = verbs.add_parser("compare", parents=[common], help="put evaluation runs side by side (terminal table + compare.html)")
+    add_compare_arguments(p)
+    p.set_defaults(func=cmd_compare)
+
+    from text2sql.serving.cli_args import add_predict_arguments, add_serve_arguments
+
+    p = verbs.add_parser("predict", parents=[common], help="answer one question with SQL only (and its rows with --execute)")
+    add_predict_arguments(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = verbs.add_parser(
+        "serve", parents=[common], help="serve a model over HTTP: OpenAI-compatible chat/completions and /v1/sql"
+    )
+    add_serve_arguments(p)
+    p.set_defaults(func=cmd_serve)
+
+    from text2sql.launch.cli_args import add_launch_arguments
+
+    p = verbs.add_parser("launch", parents=[common], help="launch a run on a cloud platform (Vertex AI custom job)")
+    add_launch_arguments(p, parents=[common])
+
+    p = verbs.add_parser(
+        "run", parents=[common], help="the whole pipeline: prepare, train, merge, evaluate (and a baseline), compare"
+    )
+    _config_args(p)
+    p.add_argument("--force", action="store_true", help="redo every stage, replacing outputs of a different run")
+    p.set_defaults(func=cmd_run)
 
     for verb, help_text in PLANNED.items():
         p = verbs.add_parser(verb, parents=[common], help=f"{help_text} (not implemented yet)")

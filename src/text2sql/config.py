@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from text2sql.errors import ConfigError
 
@@ -150,12 +150,55 @@ class EvaluationConfig(_Section):
     text_metrics: bool = Field(False, description="Also compute BLEU and ROUGE-L on the SQL text.")
 
 
+class ServingConfig(_Section):
+    max_tokens: int = Field(256, gt=0, description="Tokens generated when a request does not set max_tokens.")
+    max_tokens_limit: int = Field(512, gt=0, description="Largest max_tokens a request may ask for; above it: 422.")
+    max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body in bytes; above it: 413.")
+    batch_size: int = Field(16, gt=0, description="Most prompts generated together in one batch (1: no batching).")
+    batch_wait_ms: float = Field(
+        10.0, ge=0, description="How long a batch waits for more requests before it starts, in milliseconds."
+    )
+    max_queue: int = Field(1024, gt=0, description="Requests waiting for the model at most; above it: 503.")
+    max_repairs: int = Field(
+        0, ge=0, le=10, description="/v1/sql: ask the model again with the error this many times when its SQL fails."
+    )
+    timeout: float = Field(5.0, gt=0, description="Seconds a single SQL query may run before it is stopped.")
+    max_rows: int = Field(1000, gt=0, description="Rows of a query result returned at most.")
+    backend: Literal["hf", "vllm"] = Field("hf", description="Generation backend: transformers, or vLLM (an extra).")
+
+    @model_validator(mode="after")
+    def _default_within_limit(self) -> "ServingConfig":
+        if self.max_tokens > self.max_tokens_limit:
+            raise ValueError(
+                f"serving.max_tokens ({self.max_tokens}) is above serving.max_tokens_limit "
+                f"({self.max_tokens_limit}); lower it or raise the limit"
+            )
+        return self
+
+
 class TrackingConfig(_Section):
     backend: Literal["none", "tensorboard", "mlflow", "wandb"] = Field(
         "none", description="Experiment tracker the trainer reports to."
     )
     project: str = Field("text2sql", description="Experiment / project name in the tracker.")
     run_name: str | None = Field(None, description="Run name in the tracker (default: the output_dir name).")
+
+
+class LaunchConfig(_Section):
+    project: str | None = Field(None, description="Google Cloud project that runs `text2sql launch vertex` jobs.")
+    region: str = Field("us-central1", description="Vertex AI region (location) of launched jobs.")
+    machine_type: str = Field("g2-standard-4", description="Vertex AI machine type of each replica.")
+    accelerator_type: str | None = Field(
+        "NVIDIA_L4", description="GPU type per replica (Vertex AI name, e.g. NVIDIA_L4, NVIDIA_TESLA_A100); null: none."
+    )
+    accelerator_count: int = Field(1, ge=0, description="GPUs per replica (0: CPU only).")
+    replica_count: int = Field(1, gt=0, description="Machines in the job; above 1 trains multi-node.")
+    image_uri: str | None = Field(
+        None, description="Training image (built from the repo's Dockerfile), e.g. us-docker.pkg.dev/P/R/text2sql:TAG."
+    )
+    staging_bucket: str | None = Field(
+        None, description="gs:// folder where launch uploads a local config file for the job to read."
+    )
 
 
 # Our defaults for the trainer; any other TrainingArguments name may be set too. Chosen for a
@@ -194,6 +237,8 @@ class Config(_Section):
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig, description="Training callbacks.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Experiment tracking.")
+    launch: LaunchConfig = Field(default_factory=LaunchConfig, description="Cloud jobs (text2sql launch).")
+    serving: ServingConfig = Field(default_factory=ServingConfig, description="predict and serve.")
 
     @field_validator("training", mode="before")
     @classmethod
@@ -260,7 +305,7 @@ def _check_training(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"training.{key}: must be a positive integer, got {checked[key]}")
     if isinstance(checked.get("learning_rate"), float) and checked["learning_rate"] <= 0:
         problems.append(f"training.learning_rate: must be > 0, got {checked['learning_rate']}")
-    if isinstance(checked.get("max_steps"), int) and checked["max_steps"] == 0:
+    if isinstance(checked.get("max_steps"), int) and (checked["max_steps"] == 0 or checked["max_steps"] < -1):
         problems.append("training.max_steps: must be positive, or -1 to train by num_train_epochs")
     if isinstance(checked.get("num_train_epochs"), float) and checked["num_train_epochs"] <= 0:
         if checked.get("max_steps", -1) <= 0:
@@ -363,7 +408,14 @@ def _join_problems(problems: list[str]) -> str:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config (or start from the defaults), apply `key=value` overrides, validate."""
+    """Read a YAML config (or start from the defaults), apply `key=value` overrides, validate.
+
+    `path` may be a gs:// or s3:// URL (a launched job reads its config from the staging bucket)."""
+    if path and "://" in str(path):
+        from text2sql.storage import fetch, is_remote
+
+        if is_remote(path):
+            path = fetch(str(path))
     raw: dict[str, Any] = _read_yaml(Path(path)) if path else {}
     for text in overrides:
         keys, value = parse_override(text)

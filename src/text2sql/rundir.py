@@ -76,8 +76,11 @@ class RunDir:
         rec = self.record(stage)
         return rec is not None and rec.get("fingerprint") == fingerprint(depends_on)
 
-    def guard(self, stage: str, depends_on: dict[str, Any], force: bool) -> bool:
-        """True when the stage must run; False when it is current. Raises on a different run."""
+    def guard(self, stage: str, depends_on: dict[str, Any], force: bool, *, unfinished_ok: bool = False) -> bool:
+        """True when the stage must run; False when it is current. Raises on a different run.
+
+        `unfinished_ok`: a stage folder without a record (a crash mid-stage) is simply redone.
+        """
         self.check_root(force)
         target = self.stage_dir(stage)
         if not target.exists():
@@ -86,6 +89,8 @@ class RunDir:
         if rec is not None and rec.get("fingerprint") == fingerprint(depends_on):
             return False
         if force:
+            return True
+        if rec is None and unfinished_ok:
             return True
         if rec is None:
             raise OutputExistsError(
@@ -109,6 +114,24 @@ class RunDir:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def mark(self, stage: str, cfg: Config, depends_on: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+        """Record a stage whose folder was written in place by a function that publishes atomically."""
+        target = self.stage_dir(stage)
+        save_config(cfg, target)
+        self._write_record(target, stage, depends_on, extra)
+
+    def _write_record(self, target: Path, stage: str, depends_on: dict[str, Any], extra: dict[str, Any] | None) -> None:
+        record = {
+            "stage": stage,
+            "fingerprint": fingerprint(depends_on),
+            "depends_on": depends_on,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **(extra or {}),
+        }
+        tmp = target / f".{RECORD}.tmp"
+        tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        tmp.replace(target / RECORD)
+
     def commit(
         self,
         stage: str,
@@ -119,14 +142,7 @@ class RunDir:
     ) -> Path:
         """Write config + record into `staged`, then swap it in for the stage folder."""
         save_config(cfg, staged)
-        record = {
-            "stage": stage,
-            "fingerprint": fingerprint(depends_on),
-            "depends_on": depends_on,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **(extra or {}),
-        }
-        (staged / RECORD).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        self._write_record(staged, stage, depends_on, extra)
         target = self.stage_dir(stage)
         if target.exists():
             old = target.with_name(f".{stage}.old-{int(time.time() * 1000)}")

@@ -4,7 +4,7 @@ A model name is one of:
 
 - `tiny:<arch>[?options]`: a tiny model built locally and cached (see `text2sql.models.tiny`);
 - a local directory holding a saved model;
-- `gs://...` or `s3://...`: a remote directory (not supported yet: `_fetch_remote` is the hook);
+- `gs://...` or `s3://...`: a remote directory, downloaded once into the local cache (`text2sql.storage`);
 - anything else: a Hugging Face hub id such as `TinyLlama/TinyLlama-1.1B-Chat-v1.0`.
 
 Every failure to find or load a model is a `ConfigError` whose one-line message names the model and
@@ -144,19 +144,19 @@ def load_model(
 
 
 def _fetch_remote(url: str) -> str:
-    """Copy a remote model directory to a local cache and return the local path.
+    """Copy a remote model directory (gs://, s3://, ...) into the local cache and return its path.
 
-    The hook for remote storage: `text2sql.storage` will implement the copy.
+    `text2sql.storage.fetch` downloads it once and reuses the copy while the remote is unchanged.
     """
-    scheme = _URL.match(url).group(1).lower()
-    if scheme in REMOTE_SCHEMES:
-        raise ConfigError(
-            "remote model paths arrive with the storage support; download the model locally first"
-        )
-    raise ConfigError(
-        f"unsupported model URL scheme '{scheme}://' in {url}: give a hub id, a local directory, "
-        f"or a {' / '.join(s + '://' for s in REMOTE_SCHEMES)} URL"
-    )
+    from text2sql.storage import StorageError, fetch
+
+    try:
+        path = fetch(url)  # a missing gcsfs/s3fs is a MissingExtraError naming the extra; left as is
+    except StorageError as exc:
+        raise ConfigError(f"model {url}: {exc}") from exc
+    if not path.is_dir():
+        raise ConfigError(f"model {url} is a file: give the folder that holds config.json")
+    return str(path)
 
 
 def _looks_like_hub_id(name: str) -> bool:

@@ -1,0 +1,117 @@
+"""Per-example scores → the numbers in metrics.json: overall, by complexity, by query length.
+
+Denominators, stated once:
+- exact_match, normalized_exact_match, f1_score (seed 000's names), token_jaccard, bleu, rouge_l:
+  every row.
+- execution_accuracy: rows that have a database and whose gold SQL runs (`num_execution_scored`).
+  Rows with no database (`num_not_executable`) and rows whose gold SQL fails (`gold_errors`) are
+  counted and reported, never silently dropped.
+- valid_sql_rate: share of rows with a database whose prediction parses and runs.
+A rate whose denominator is 0 is None (null in JSON), not 0.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable, Sequence
+
+from text2sql.evaluation.scoring import ERROR_CATEGORIES, GOLD_ERROR, ScoredExample
+
+# Gold query length buckets, in seed 000 SQL tokens: (label, low, high inclusive or None).
+LENGTH_BUCKETS = (("1-10", 1, 10), ("11-20", 11, 20), ("21-40", 21, 40), ("41-80", 41, 80), ("81+", 81, None))
+
+# Known label orders (bundled, BIRD difficulty, Spider hardness); other labels follow, sorted.
+COMPLEXITY_ORDER = (
+    "basic", "aggregation", "ordering", "join", "nested", "set operation",
+    "simple", "moderate", "challenging",
+    "easy", "medium", "hard", "extra",
+)
+
+HEADLINE = ("execution_accuracy", "exact_match", "normalized_exact_match", "f1_score", "valid_sql_rate")
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def summarize(scored: Sequence[ScoredExample]) -> dict[str, Any]:
+    """Counts and rates for one group of examples."""
+    executable = [s for s in scored if s.executable]
+    execution_scored = [s for s in executable if s.execution_match is not None]
+    summary: dict[str, Any] = {
+        "num_examples": len(scored),
+        "num_executable": len(executable),
+        "num_not_executable": len(scored) - len(executable),
+        "gold_errors": sum(1 for s in executable if s.error == GOLD_ERROR),
+        "num_execution_scored": len(execution_scored),
+        "execution_accuracy": _mean(s.execution_match for s in execution_scored),
+        "exact_match": _mean(s.exact_match for s in scored),
+        "normalized_exact_match": _mean(s.normalized_exact_match for s in scored),
+        "f1_score": _mean(s.f1_score for s in scored),
+        "token_jaccard": _mean(s.token_jaccard for s in scored),
+        "valid_sql_rate": _mean(float(bool(s.valid_sql)) for s in executable if s.valid_sql is not None),
+    }
+    if any(s.rouge_l is not None for s in scored):
+        summary["sentence_bleu"] = _mean(s.bleu for s in scored if s.bleu is not None)
+        summary["rouge_l"] = _mean(s.rouge_l for s in scored if s.rouge_l is not None)
+    return summary
+
+
+def complexity_order(labels: Iterable[str]) -> list[str]:
+    known = {label: i for i, label in enumerate(COMPLEXITY_ORDER)}
+    return sorted(set(labels), key=lambda label: (known.get(label.lower(), len(known)), label))
+
+
+def length_bucket(tokens: int) -> str:
+    for label, low, high in LENGTH_BUCKETS:
+        if tokens >= low and (high is None or tokens <= high):
+            return label
+    return LENGTH_BUCKETS[0][0]  # an empty gold query
+
+
+def aggregate(scored: Sequence[ScoredExample], *, text_metrics: bool = False) -> dict[str, Any]:
+    """metrics.json's numbers: `summarize` over all rows, plus error_counts, by_complexity and
+    by_length (each group summarized the same way)."""
+    metrics = summarize(scored)
+    errors = Counter(s.error for s in scored if s.error)
+    metrics["error_counts"] = {c: errors[c] for c in ERROR_CATEGORIES if errors[c]} | {
+        c: n for c, n in errors.items() if c not in ERROR_CATEGORIES
+    }
+    groups: dict[str, list[ScoredExample]] = {}
+    for s in scored:
+        groups.setdefault(s.complexity or "(none)", []).append(s)
+    metrics["by_complexity"] = {label: summarize(groups[label]) for label in complexity_order(groups)}
+    by_length: dict[str, list[ScoredExample]] = {}
+    for s in scored:
+        by_length.setdefault(length_bucket(s.gold_length), []).append(s)
+    metrics["by_length"] = {
+        label: summarize(by_length[label]) for label, _, _ in LENGTH_BUCKETS if label in by_length
+    }
+    if text_metrics:
+        from text2sql.evaluation.text_metrics import corpus_bleu
+
+        metrics["bleu"] = corpus_bleu([s.predicted_sql for s in scored], [s.gold_sql for s in scored])
+    return metrics
+
+
+def notes(metrics: dict[str, Any]) -> list[str]:
+    """Plain sentences about what was not scored and why (printed, and shown in the report)."""
+    out = []
+    n = metrics["num_examples"]
+    missing = metrics["num_not_executable"]
+    if missing:
+        out.append(
+            f"{missing:,} of {n:,} rows could not be executed (no database): they are scored by exact "
+            "match and F1 only"
+        )
+    if metrics.get("gold_errors"):
+        out.append(
+            f"{metrics['gold_errors']:,} rows were left out of execution accuracy because their gold SQL "
+            "failed to run (see error 'gold_error' in results.csv)"
+        )
+    if metrics.get("execution_accuracy") is None:
+        out.append("no row could be scored by execution: execution accuracy is not available")
+    for note in metrics.get("notes", []):
+        out.append(note)
+    return out

@@ -1,0 +1,214 @@
+"""`text2sql compare DIR_A DIR_B ...`: evaluation runs side by side.
+
+The first run is the reference (the baseline, seed 002's untuned model; or the trial to beat): every
+other run gets its metrics, its per-complexity accuracy and its per-example wins and losses against
+it. A row is *right* by execution when it could be executed, else by exact match (the rule
+`ScoredExample.correct` uses); rows are matched by id, over the ids both runs scored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from text2sql.errors import DataError
+from text2sql.evaluation.aggregate import HEADLINE, complexity_order
+
+COMPARED = HEADLINE + ("loss", "perplexity", "bleu", "rouge_l")
+SHOWN_EXAMPLES = 15
+
+
+@dataclass
+class Run:
+    path: Path
+    name: str
+    metrics: dict[str, Any]
+    examples: dict[str, dict[str, Any]]  # id -> predictions.jsonl record
+
+
+@dataclass
+class PairResult:
+    """One run against the reference: rows it gets right that the reference gets wrong (wins) and
+    the reverse (losses), over the `common` ids."""
+
+    name: str
+    common: int = 0
+    wins: list[str] = field(default_factory=list)
+    losses: list[str] = field(default_factory=list)
+    both_right: int = 0
+    both_wrong: int = 0
+
+
+@dataclass
+class Comparison:
+    runs: list[Run]
+    headline: list[tuple[str, list[float | None]]]
+    by_complexity: list[tuple[str, list[float | None], list[int]]]  # label, EX (or EM) per run, rows per run
+    complexity_metric: str
+    pairs: list[PairResult]
+    notes: list[str]
+
+
+def is_correct(record: dict[str, Any]) -> bool:
+    if record.get("execution_match") is not None:
+        return record["execution_match"] == 1.0
+    return record.get("exact_match") == 1.0
+
+
+def load_run(path: str | Path) -> Run:
+    folder = Path(path)
+    metrics_path = folder / "metrics.json"
+    if not metrics_path.is_file():
+        raise DataError(f"{folder}: no metrics.json; point at a folder written by 'text2sql evaluate'")
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise DataError(f"{metrics_path}: not valid JSON; evaluate again") from None
+    examples: dict[str, dict[str, Any]] = {}
+    predictions = folder / "predictions.jsonl"
+    if predictions.is_file():
+        with open(predictions, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    record = json.loads(line)
+                    examples[str(record.get("id"))] = record
+    return Run(folder, folder.resolve().name, metrics, examples)
+
+
+def compare_runs(paths: Sequence[str | Path]) -> Comparison:
+    if len(paths) < 2:
+        raise DataError("compare needs at least two evaluation folders")
+    runs = [load_run(p) for p in paths]
+    _unique_names(runs)
+    headline = [(key, [r.metrics.get(key) for r in runs]) for key in COMPARED]
+    headline = [(key, values) for key, values in headline if any(v is not None for v in values)]
+    has_ex = any(r.metrics.get("execution_accuracy") is not None for r in runs)
+    metric = "execution_accuracy" if has_ex else "exact_match"
+    labels = complexity_order(label for r in runs for label in r.metrics.get("by_complexity", {}))
+    by_complexity = [
+        (label,
+         [r.metrics.get("by_complexity", {}).get(label, {}).get(metric) for r in runs],
+         [r.metrics.get("by_complexity", {}).get(label, {}).get("num_examples", 0) for r in runs])
+        for label in labels
+    ]
+    notes = []
+    sources = {json.dumps(r.metrics.get("run", {}).get("data", {}).get("source")) for r in runs}
+    if len(sources) > 1:
+        notes.append("the runs were evaluated on different data; per-example results cover the common ids only")
+    pairs = [_pair(runs[0], other) for other in runs[1:]]
+    for pair in pairs:
+        if pair.common == 0:
+            notes.append(f"{pair.name} shares no example ids with {runs[0].name}: no per-example comparison")
+    return Comparison(runs, headline, by_complexity, metric, pairs, notes)
+
+
+def _unique_names(runs: list[Run]) -> None:
+    names = [r.name for r in runs]
+    for run in runs:
+        if names.count(run.name) > 1:
+            run.name = f"{run.path.resolve().parent.name}/{run.path.resolve().name}"
+
+
+def _pair(ref: Run, other: Run) -> PairResult:
+    result = PairResult(other.name)
+    for key, record in other.examples.items():
+        base = ref.examples.get(key)
+        if base is None:
+            continue
+        result.common += 1
+        a, b = is_correct(base), is_correct(record)
+        if b and not a:
+            result.wins.append(key)
+        elif a and not b:
+            result.losses.append(key)
+        elif a and b:
+            result.both_right += 1
+        else:
+            result.both_wrong += 1
+    return result
+
+
+# ------------------------------------------------------------------------------------ output
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}"
+
+
+def _value(key: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if key in ("loss", "perplexity") else _pct(value)
+
+
+def _delta(key: str, value: float | None, ref: float | None) -> str:
+    if value is None or ref is None:
+        return ""
+    diff = value - ref
+    return f"{diff:+.3f}" if key in ("loss", "perplexity") else f"{diff * 100:+.1f}"
+
+
+def format_table(c: Comparison) -> str:
+    """The comparison as plain text: metrics (in %, deltas in points against the first run),
+    per-complexity accuracy, wins and losses."""
+    table: list[list[str]] = [["metric"] + [r.name for r in c.runs]]
+    for key, values in c.headline:
+        table.append([key, _value(key, values[0])] + [_with_delta(key, v, values[0]) for v in values[1:]])
+    table.append([f"{c.complexity_metric} by complexity:"] + [""] * len(c.runs))
+    for label, values, _ in c.by_complexity:
+        table.append([f"  {label}", _pct(values[0])] + [_with_delta("", v, values[0]) for v in values[1:]])
+    widths = [max(len(row[i]) for row in table if i == 0 or row[i]) for i in range(len(table[0]))]
+    widths[0] = max(len(row[0]) for row in table if row[1:] != [""] * len(c.runs))
+    lines = []
+    for row in table:
+        if row[1:] == [""] * len(c.runs):
+            lines.append(row[0])
+            continue
+        lines.append(f"{row[0]:<{widths[0]}}" + "".join(f"  {cell:>{w}}" for cell, w in zip(row[1:], widths[1:])))
+    for pair in c.pairs:
+        lines.append(
+            f"{pair.name} vs {c.runs[0].name}: {len(pair.wins):,} wins, {len(pair.losses):,} losses, "
+            f"{pair.both_right:,} both right, {pair.both_wrong:,} both wrong (of {pair.common:,} common rows)"
+        )
+    lines.extend(f"note: {n}" for n in c.notes)
+    return "\n".join(lines)
+
+
+def _with_delta(key: str, value: float | None, ref: float | None) -> str:
+    delta = _delta(key, value, ref)
+    return f"{_value(key, value)} ({delta})" if delta else _value(key, value)
+
+
+def render_compare_html(c: Comparison, path: str | Path) -> Path:
+    """compare.html: metrics with deltas, per-complexity bars per run, wins and losses with SQL."""
+    import time
+
+    from markupsafe import Markup
+
+    from text2sql import __version__
+    from text2sql.evaluation import charts
+    from text2sql.evaluation.report import css, environment
+
+    chart = charts.bar_chart(
+        [label for label, _, _ in c.by_complexity],
+        [(run.name, [values[i] for _, values, _ in c.by_complexity]) for i, run in enumerate(c.runs)],
+        counts=[counts[0] for _, _, counts in c.by_complexity],
+        width=760,
+    )
+    ref = c.runs[0]
+    pairs = []
+    for pair, run in zip(c.pairs, c.runs[1:]):
+        def rows(ids: list[str]) -> list[dict[str, Any]]:
+            return [{"id": i, "ref": ref.examples[i], "run": run.examples[i]} for i in ids[:SHOWN_EXAMPLES]]
+
+        pairs.append({"pair": pair, "wins": rows(pair.wins), "losses": rows(pair.losses)})
+    html = environment().get_template("compare.html.j2").render(
+        css=css(), c=c, chart=Markup(chart), pairs=pairs, fmt=_value, delta=_delta,
+        created=time.strftime("%Y-%m-%d %H:%M"), version=__version__, shown=SHOWN_EXAMPLES,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,183 @@
+"""report.html: one self-contained page per evaluation (inline CSS and SVG; opens offline).
+
+Headline cards, accuracy by complexity (table + bars), error categories, accuracy by gold query
+length, the training loss curve when the model folder has a training log, and the worst examples
+(wrong answers with the lowest token F1) with gold and predicted SQL side by side. All text from
+data or models is escaped by Jinja2's autoescape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from text2sql.evaluation import charts
+from text2sql.evaluation.aggregate import notes as metric_notes
+from text2sql.evaluation.scoring import ScoredExample
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+WORST_EXAMPLES = 25
+
+
+def environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["pct"] = pct
+    return env
+
+
+def css():
+    from markupsafe import Markup
+
+    return Markup((TEMPLATES / "style.css").read_text(encoding="utf-8"))
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _cards(m: dict[str, Any]) -> list[dict[str, str]]:
+    ex_sub = (
+        f"{m['num_execution_scored']:,} of {m['num_examples']:,} rows executed"
+        if m["execution_accuracy"] is not None else "no row could be executed"
+    )
+    cards = [
+        {"label": "Execution accuracy", "value": pct(m["execution_accuracy"]), "sub": ex_sub},
+        {"label": "Exact match", "value": pct(m["exact_match"]), "sub": f"normalized: {pct(m['normalized_exact_match'])}"},
+        {"label": "Token F1", "value": pct(m["f1_score"]), "sub": f"Jaccard (seed 000's 'F1'): {pct(m['token_jaccard'])}"},
+        {"label": "Valid SQL", "value": pct(m["valid_sql_rate"]), "sub": f"parses and runs, of {m['num_executable']:,}"},
+    ]
+    if m.get("loss") is not None:
+        cards.append({"label": "Loss", "value": f"{m['loss']:.3f}", "sub": f"perplexity {m['perplexity']:.2f}"})
+    if m.get("bleu") is not None:
+        cards.append({"label": "BLEU-4", "value": f"{m['bleu'] * 100:.1f}", "sub": f"ROUGE-L {pct(m.get('rouge_l'))}"})
+    if m.get("examples_per_second"):
+        cards.append({"label": "Throughput", "value": f"{m['examples_per_second']:.1f}/s", "sub": "examples generated per second"})
+    return cards
+
+
+def find_training_log(model_path: str | Path | None) -> tuple[list[dict[str, Any]], str] | None:
+    """(trainer log_history, where it came from) for a model folder, or None.
+
+    Looks for training_log.json in the folder, its parent and the parent's other folders (an
+    adapter beside a merged model), then for the newest checkpoint-*/trainer_state.json.
+    """
+    if not model_path or not Path(model_path).is_dir():
+        return None
+    folder = Path(model_path).resolve()
+    places = [folder, folder.parent] + sorted(p for p in folder.parent.iterdir() if p.is_dir() and p != folder)
+    for place in places:
+        found = _read_log(place / "training_log.json")
+        if found:
+            return found, str(place / "training_log.json")
+    found = _read_log(folder / "trainer_state.json")  # the folder is a checkpoint itself
+    if found:
+        return found, str(folder / "trainer_state.json")
+    for place in (folder, folder.parent, folder / "checkpoints", folder.parent / "checkpoints"):
+        states = sorted(place.glob("checkpoint-*/trainer_state.json"), key=_checkpoint_step) if place.is_dir() else []
+        if states and (found := _read_log(states[-1])):
+            return found, str(states[-1])
+    return None
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(path.parent.name.rsplit("-", 1)[-1])
+    except ValueError:
+        return -1
+
+
+def _read_log(path: Path) -> list[dict[str, Any]] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict):
+        data = data.get("log_history")
+    if not isinstance(data, list):
+        return None
+    return [entry for entry in data if isinstance(entry, dict)] or None
+
+
+def loss_chart(log_history: Sequence[dict[str, Any]]) -> str | None:
+    series = []
+    for key, name in (("loss", "train loss"), ("eval_loss", "eval loss")):
+        points = [
+            (float(e["step"]), float(e[key])) for e in log_history
+            if isinstance(e.get(key), (int, float)) and isinstance(e.get("step"), (int, float))
+        ]
+        if points:
+            series.append((name, points))
+    return charts.line_chart(series, y_label="loss") if series else None
+
+
+def render_report(
+    metrics: dict[str, Any],
+    scored: Sequence[ScoredExample],
+    path: str | Path,
+    *,
+    info: dict[str, Any],
+) -> Path:
+    """Write report.html to `path`. `info`: subject_label, subject, data, split, generation,
+    timeout, model_path (for the loss curve)."""
+    from markupsafe import Markup
+
+    from text2sql import __version__
+
+    m = metrics
+    by_c = m["by_complexity"]
+    labels = list(by_c)
+    complexity = charts.bar_chart(
+        labels,
+        [("execution accuracy", [by_c[k]["execution_accuracy"] for k in labels]),
+         ("exact match", [by_c[k]["exact_match"] for k in labels])],
+        counts=[by_c[k]["num_examples"] for k in labels],
+    )
+    errors = charts.hbar_chart(list(m["error_counts"].items()))
+    by_len = m["by_length"]
+    has_ex = m["execution_accuracy"] is not None
+    length = charts.bar_chart(
+        list(by_len),
+        [("execution accuracy" if has_ex else "exact match",
+          [g["execution_accuracy" if has_ex else "exact_match"] for g in by_len.values()])],
+        counts=[g["num_examples"] for g in by_len.values()],
+    )
+    log = find_training_log(info.get("model_path"))
+    loss = loss_chart(log[0]) if log else None
+    wrong = [s for s in scored if not s.correct]
+    worst = sorted(wrong, key=lambda s: (s.f1_score, s.id))[:WORST_EXAMPLES]
+    html = environment().get_template("report.html.j2").render(
+        title=str(info.get("subject", "")),
+        css=css(),
+        m=m,
+        cards=_cards(m),
+        notes=metric_notes(m),
+        subject_label=info.get("subject_label", "model"),
+        subject=info.get("subject", ""),
+        data=info.get("data", ""),
+        split=info.get("split"),
+        generation=info.get("generation"),
+        timeout=info.get("timeout", ""),
+        created=time.strftime("%Y-%m-%d %H:%M"),
+        complexity_source=info.get("complexity_source", "data"),
+        charts={
+            "complexity": Markup(complexity), "errors": Markup(errors), "length": Markup(length),
+            "loss": Markup(loss) if loss else None,
+        },
+        loss_source=log[1] if log else "",
+        worst=worst,
+        num_wrong=len(wrong),
+        version=__version__,
+    )
+    path = Path(path)
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,220 @@
+"""The HTTP API: OpenAI-compatible chat and completions, `/v1/sql`, `/v1/models` and `/health`.
+
+    app = create_app(engine, ServerSettings(model_name="runs/x/merged"))
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Every answer is SQL only: the model's output goes through `extract_sql`. Prompts are built by the
+model's own PromptBuilder (the engine's), so the model is asked exactly as it was trained. Errors use
+the OpenAI shape `{"error": {"message", "type", "code", ...}}`:
+
+    400  stream: true, n > 1, too many stop strings or prompts, a prompt longer than the model reads
+    401  missing or wrong API key (when the server has one; /health is always open)
+    404  unknown db_id (the error lists `known_ids`)
+    413  request body over serving.max_body_bytes
+    422  a malformed body, max_tokens over serving.max_tokens_limit, no question
+    503  serving.max_queue requests already waiting
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from text2sql.config import ServingConfig
+from text2sql.data.schema import schema_text
+from text2sql.evaluation.extract import extract_sql
+from text2sql.serving import questions
+from text2sql.serving.databases import DatabaseDirectory, UnknownDatabase
+from text2sql.serving.engine import Engine, EngineBusy, GenerationRequest, PromptTooLong, Sampling
+from text2sql.serving.guard import GuardMiddleware, error_body
+from text2sql.serving.openai_schema import (
+    MAX_PROMPTS, MAX_STOP, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionRequest, Completion,
+    CompletionChoice, CompletionRequest, ModelCard, ModelList, SqlRequest, SqlResponse, Usage, _Generation,
+)
+from text2sql.serving.repair import answer
+
+
+@dataclass
+class ServerSettings:
+    """What the app needs besides the engine. `db_dir` defaults to the bundled databases."""
+
+    model_name: str = "text2sql"
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    db_dir: str | Path | None = None
+    api_key: str | None = None
+    schema_format: str = "sql"  # as the model was trained (InferenceModel.schema_format)
+    schema_sample_rows: int = 0
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", **extra: Any):
+        super().__init__(message)
+        self.status, self.message, self.type, self.extra = status, message, type_, extra
+
+
+def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
+    """The FastAPI app over a (started or not yet started) engine; the app starts it on startup.
+    The engine is not closed on shutdown: whoever built it owns it."""
+    from text2sql.data.bundled import database_dir
+
+    serving = settings.serving
+    databases = DatabaseDirectory(settings.db_dir or database_dir())
+    builder = engine.builder
+    created = int(time.time())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine.start()
+        yield
+
+    app = FastAPI(title="text2sql", summary="SQL-only answers from a fine-tuned model", lifespan=lifespan)
+    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=serving.max_body_bytes)
+    app.state.engine = engine
+    app.state.databases = databases
+
+    # -------------------------------------------------------------------------------- errors
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, exc.type, **exc.extra), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse(error_body(f"invalid request: {problems}", "invalid_request_error"), status_code=422)
+
+    # -------------------------------------------------------------------------------- helpers
+
+    def max_tokens(requested: int | None) -> int:
+        if requested is None:
+            return serving.max_tokens
+        if requested > serving.max_tokens_limit:
+            raise APIError(422, f"max_tokens {requested} is above this server's limit of {serving.max_tokens_limit}")
+        return requested
+
+    def check_generation(body: _Generation) -> None:
+        if body.stream:
+            raise APIError(400, "streaming is not supported: answers are whole SQL statements; send stream: false")
+        if body.n not in (None, 1):
+            raise APIError(400, "n > 1 is not supported; send one request per choice")
+        if len(body.stop_list()) > MAX_STOP:
+            raise APIError(400, f"at most {MAX_STOP} stop strings are allowed")
+
+    def sampling(body: _Generation) -> Sampling:
+        return Sampling(temperature=body.temperature or 0.0, top_p=body.top_p if body.top_p is not None else 1.0)
+
+    async def db_schema(db_id: str) -> tuple[Path, str]:
+        try:
+            path = databases.path(db_id)
+        except UnknownDatabase as exc:
+            raise APIError(404, str(exc), "not_found_error", known_ids=exc.known_ids) from None
+        text = await asyncio.to_thread(schema_text, path, settings.schema_format, settings.schema_sample_rows)
+        return path, text
+
+    async def generate(requests: list[GenerationRequest]):
+        try:
+            return await engine.generate_many(requests)
+        except EngineBusy as exc:
+            raise APIError(503, f"server busy: {exc}", "server_busy") from None
+        except PromptTooLong as exc:
+            raise APIError(400, f"{exc}; shorten the schema or the question") from None
+
+    async def prompt_for(question: questions.Question, db_id: str | None) -> str:
+        if not question.question.strip():
+            raise APIError(422, "no question: the last user message (or prompt) is empty")
+        schema = question.schema
+        if not schema and db_id:
+            _, schema = await db_schema(db_id)
+        return builder.prompt_text(question.question, schema, question.evidence)
+
+    # -------------------------------------------------------------------------------- endpoints
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok" if engine.running else "starting", "model": settings.model_name}
+
+    @app.get("/v1/models", response_model=ModelList)
+    async def models() -> ModelList:
+        return ModelList(data=[ModelCard(id=settings.model_name, created=created)])
+
+    @app.post("/v1/chat/completions", response_model=ChatCompletion)
+    async def chat_completions(body: ChatCompletionRequest) -> ChatCompletion:
+        check_generation(body)
+        limit = max_tokens(body.max_completion_tokens or body.max_tokens)
+        question = questions.from_messages((m.role, m.text()) for m in body.messages)
+        prompt = await prompt_for(question, body.db_id)
+        [gen] = await generate([GenerationRequest(prompt, limit, sampling(body), body.stop_list())])
+        return ChatCompletion(
+            id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=settings.model_name,
+            choices=[ChatChoice(index=0, message=AssistantMessage(content=extract_sql(gen.text)),
+                                finish_reason=gen.finish_reason)],
+            usage=Usage.of(gen.prompt_tokens, gen.completion_tokens),
+        )
+
+    @app.post("/v1/completions", response_model=Completion)
+    async def completions(body: CompletionRequest) -> Completion:
+        check_generation(body)
+        limit = max_tokens(body.max_tokens)
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if not prompts or len(prompts) > MAX_PROMPTS:
+            raise APIError(400, f"send 1 to {MAX_PROMPTS} prompts, not {len(prompts)}")
+        texts = [await prompt_for(questions.from_prompt(p), body.db_id) for p in prompts]
+        gens = await generate([GenerationRequest(t, limit, sampling(body), body.stop_list()) for t in texts])
+        return Completion(
+            id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()), model=settings.model_name,
+            choices=[CompletionChoice(index=i, text=extract_sql(g.text), finish_reason=g.finish_reason)
+                     for i, g in enumerate(gens)],
+            usage=Usage.of(sum(g.prompt_tokens for g in gens), sum(g.completion_tokens for g in gens)),
+        )
+
+    @app.post("/v1/sql", response_model=SqlResponse)
+    async def sql(body: SqlRequest) -> SqlResponse:
+        if (body.db_id is None) == (body.schema_text is None):
+            raise APIError(422, "give either db_id (a database of the server) or schema (CREATE TABLE text)")
+        if body.execute and body.db_id is None:
+            raise APIError(422, "execute needs a db_id: the SQL can only run on a database of the server")
+        limit = max_tokens(body.max_tokens)
+        if body.db_id is not None:
+            path, schema = await db_schema(body.db_id)
+        else:
+            path, schema = None, questions.schema_from_text(body.schema_text or "")
+
+        async def ask(question: str) -> tuple[str, int, int]:
+            prompt = builder.prompt_text(question, schema, body.evidence)
+            [gen] = await generate([GenerationRequest(prompt, limit)])
+            return gen.text, gen.prompt_tokens, gen.completion_tokens
+
+        result = await answer(ask, body.question, db_path=path, execute=body.execute,
+                              max_repairs=serving.max_repairs, timeout=serving.timeout, max_rows=serving.max_rows)
+        ran = result.executed and result.result is not None and result.result.ok
+        return SqlResponse(
+            sql=result.sql,
+            columns=list(result.result.columns) if ran else None,
+            rows=[[json_value(v) for v in row] for row in result.result.rows] if ran else None,
+            error=result.error, error_category=result.category,
+            truncated=bool(ran and result.result.truncated), attempts=result.attempts, db_id=body.db_id,
+            usage=Usage.of(result.prompt_tokens, result.completion_tokens),
+        )
+
+    return app
+
+
+def json_value(value: Any) -> Any:
+    """A SQLite value as JSON can carry it: blobs as hex text, infinities as text (JSON has none)."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

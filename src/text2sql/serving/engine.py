@@ -1,0 +1,282 @@
+"""One loaded model answering many callers: a queue and a micro-batcher in front of `generate`.
+
+torch must not run one model from many threads at once, and on any device most of a batch's cost
+is paid once per forward pass, not once per row. So callers only enqueue prompts; a single worker
+thread takes the first waiting request, keeps collecting for at most `batch_wait_ms` (or until
+`batch_size` are waiting) and runs them as ONE batched generate call. While a batch runs, new
+requests queue up, and the next batch starts as soon as it ends, without waiting.
+
+The worker also does all tokenizing and decoding, so the tokenizer is only ever used from one
+thread. Results come back as `concurrent.futures.Future`s (`submit`) or awaitables (`generate`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from text2sql.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class EngineBusy(Exception):
+    """The queue is full: the caller should retry later (HTTP 503)."""
+
+
+class PromptTooLong(Exception):
+    """The prompt leaves no room to generate within the model's context (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to pick tokens. temperature 0 is greedy decoding; requests with equal settings share a batch."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str  # the exact prompt text (PromptBuilder.prompt_text), tokenized by the worker
+    max_new_tokens: int = 256
+    sampling: Sampling = field(default_factory=Sampling)
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Generation:
+    """The model's answer to one request, with real token counts for `usage`."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (EOS or a stop string) or "length" (max_new_tokens reached)
+
+
+@dataclass
+class RawOutput:
+    """A backend's answer to one prompt: the new token ids, without padding, EOS included if hit."""
+
+    token_ids: list[int]
+    hit_eos: bool
+
+
+class Backend(Protocol):
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, sampling: Sampling
+    ) -> list[RawOutput]: ...
+
+
+@dataclass
+class EngineStats:
+    requests: int = 0
+    batches: int = 0
+    batch_sizes: Counter = field(default_factory=Counter)  # rows per generate call → how many calls
+
+    @property
+    def max_batch(self) -> int:
+        return max(self.batch_sizes, default=0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "batches": self.batches, "max_batch": self.max_batch,
+                "batch_sizes": dict(sorted(self.batch_sizes.items()))}
+
+
+class Engine:
+    """A model behind a micro-batching queue. `start()` launches the worker; `close()` stops it.
+
+    `generate_batch` runs requests directly on the caller's thread (for one-shot use such as
+    `text2sql predict`); never call it while the worker runs.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        builder: Any,
+        *,
+        context_length: int | None = None,
+        batch_size: int = 16,
+        batch_wait_ms: float = 10.0,
+        max_queue: int = 1024,
+    ):
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        self.backend = backend
+        self.builder = builder  # the training-time PromptBuilder: its tokenizer and encoding rule
+        self.tokenizer = builder.tokenizer
+        self.context_length = context_length
+        self.batch_size = batch_size
+        self.batch_wait = batch_wait_ms / 1000.0
+        self.stats = EngineStats()
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "Engine":
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._worker, name="text2sql-engine", daemon=True)
+                self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)
+            thread.join(timeout)
+        # Requests still queued behind the stop will never run: tell their callers.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP and item[1].set_running_or_notify_cancel():
+                item[1].set_exception(RuntimeError("the server is shutting down"))
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ------------------------------------------------------------------ callers
+
+    def submit(self, request: GenerationRequest) -> Future:
+        """Queue one request; the future resolves to a `Generation` (or raises PromptTooLong)."""
+        if not self.running:
+            raise RuntimeError("the engine is not running; call start() first")
+        future: Future = Future()
+        try:
+            self._queue.put_nowait((request, future))
+        except queue.Full:
+            raise EngineBusy(f"{self._queue.maxsize} requests are already waiting; retry later") from None
+        return future
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        return await asyncio.wrap_future(self.submit(request))
+
+    async def generate_many(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        return list(await asyncio.gather(*(self.generate(r) for r in requests)))
+
+    # ------------------------------------------------------------------ worker
+
+    def _worker(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            deadline = time.monotonic() + self.batch_wait
+            stop = False
+            while len(batch) < self.batch_size:
+                try:
+                    # Whatever is already waiting joins at once; then wait out the window.
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            # A caller that gave up (client disconnected) cancelled its future: skip its prompt.
+            live = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]
+            if live:
+                self._run(live)
+            if stop:
+                return
+
+    def _run(self, batch: list[tuple[GenerationRequest, Future]]) -> None:
+        try:
+            results = self.generate_batch([r for r, _ in batch])
+        except BaseException as exc:  # the callers get the error; the worker keeps serving
+            log.exception("generation failed for a batch of %d", len(batch))
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results):
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    # ------------------------------------------------------------------ generation
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[Generation | PromptTooLong]:
+        """Tokenize, generate (one backend call per distinct sampling setting) and decode."""
+        ids = self._encode([r.prompt for r in requests])
+        results: list[Generation | PromptTooLong | None] = [None] * len(requests)
+        groups: dict[Sampling, list[int]] = {}
+        budgets: list[int] = []
+        for i, (request, prompt) in enumerate(zip(requests, ids)):
+            budget = request.max_new_tokens
+            if self.context_length is not None:
+                room = self.context_length - len(prompt)
+                if room < 1:
+                    results[i] = PromptTooLong(
+                        f"the prompt is {len(prompt)} tokens; this model reads at most {self.context_length}"
+                    )
+                    budget = 0
+                budget = min(budget, room)  # answers near the context end stop with finish_reason length
+            budgets.append(budget)
+            if results[i] is None:
+                groups.setdefault(request.sampling, []).append(i)
+        for sampling, members in groups.items():
+            # One call per group, as long as its longest request; shorter ones are cut below.
+            longest = max(budgets[i] for i in members)
+            outputs = self.backend.generate([ids[i] for i in members], longest, sampling)
+            self.stats.batches += 1
+            self.stats.batch_sizes[len(members)] += 1
+            for i, output in zip(members, outputs):
+                results[i] = self._finish(requests[i], len(ids[i]), output, budgets[i])
+        self.stats.requests += len(requests)
+        return results  # type: ignore[return-value]
+
+    def _encode(self, prompts: list[str]) -> list[list[int]]:
+        return self.builder.encode_prompts(prompts)
+
+    def _finish(self, request: GenerationRequest, prompt_tokens: int, output: RawOutput, budget: int) -> Generation:
+        tokens = output.token_ids[:budget]
+        hit_eos = output.hit_eos and len(tokens) == len(output.token_ids)
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        stopped = False
+        if request.stop:
+            cut = _first_stop(text, request.stop)
+            if cut is not None:
+                text, stopped = text[:cut], True
+                tokens = tokens[: _tokens_until_stop(self.tokenizer, tokens, request.stop)]
+        finish = "stop" if (hit_eos or stopped or len(tokens) < budget) else "length"
+        return Generation(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(tokens), finish_reason=finish)
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    positions = [text.find(s) for s in stops if s]
+    positions = [p for p in positions if p >= 0]
+    return min(positions) if positions else None
+
+
+def _tokens_until_stop(tokenizer: Any, tokens: list[int], stops: Sequence[str]) -> int:
+    """The fewest leading tokens whose text already holds a stop string (what the model really had
+    to generate before it could be stopped): a binary search, as holding one only becomes true."""
+    lo, hi = 1, len(tokens)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _first_stop(tokenizer.decode(tokens[:mid], skip_special_tokens=True), stops) is not None:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi

@@ -1,0 +1,148 @@
+"""Request and response bodies: the OpenAI chat and completion formats, and `/v1/sql`.
+
+Unknown request fields are ignored (clients send many: presence_penalty, logprobs, user, ...), as
+OpenAI-compatible servers do. `db_id` is an extension on the OpenAI requests: with no CREATE TABLE
+statements in the request, the schema is read from that database (`extra_body={"db_id": ...}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Bounds on list fields (the body-size limit bounds everything else).
+MAX_STOP = 4  # as OpenAI
+MAX_PROMPTS = 64  # prompts in one /v1/completions request
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ContentPart(_Request):
+    type: str = "text"
+    text: str = ""
+
+
+class ChatMessage(_Request):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content if part.type == "text")
+
+
+class _Generation(_Request):
+    model: str | None = Field(None, description="Ignored: the server answers with the model it serves.")
+    max_tokens: int | None = Field(None, gt=0, description="Most tokens to generate (bounded by the server).")
+    temperature: float | None = Field(None, ge=0, le=2, description="0 or absent: greedy decoding.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling, when temperature > 0.")
+    stop: str | list[str] | None = Field(None, description="Generation is cut at the first of these strings.")
+    n: int | None = Field(None, ge=1, description="Choices per prompt; only 1 is supported.")
+    stream: bool | None = Field(None, description="Not supported: answers are whole SQL statements.")
+    db_id: str | None = Field(None, description="Extension: read the schema from this database of --db-dir.")
+
+    def stop_list(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+
+class ChatCompletionRequest(_Generation):
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    max_completion_tokens: int | None = Field(None, gt=0, description="Newer name of max_tokens; wins over it.")
+
+
+class CompletionRequest(_Generation):
+    prompt: str | list[str] = Field(..., description="The question, optionally with CREATE TABLE statements.")
+
+
+class SqlRequest(_Request):
+    question: str = Field(..., min_length=1, description="The question to answer with SQL.")
+    db_id: str | None = Field(None, description="A database of --db-dir: its schema goes into the prompt.")
+    schema_text: str | None = Field(
+        None, alias="schema", description="CREATE TABLE statements, when the database is not on the server."
+    )
+    evidence: str | None = Field(None, description="An optional hint (BIRD's 'evidence').")
+    execute: bool = Field(False, description="Run the SQL read-only on db_id and return its rows.")
+    max_tokens: int | None = Field(None, gt=0, description="Most tokens to generate (bounded by the server).")
+
+
+# ------------------------------------------------------------------------------------ responses
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int) -> "Usage":
+        return cls(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                   total_tokens=prompt_tokens + completion_tokens)
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: str
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    finish_reason: str
+    logprobs: None = None
+
+
+class Completion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "text2sql"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class SqlResponse(BaseModel):
+    sql: str = Field(description="The model's SQL (one statement, no commentary).")
+    columns: list[str] | None = Field(None, description="Result columns when executed; else null.")
+    rows: list[list[Any]] | None = Field(None, description="Result rows when executed (at most serving.max_rows).")
+    error: str | None = Field(None, description="Why the SQL failed to parse, compile or run; null when it did not.")
+    error_category: str | None = Field(None, description="syntax, schema, timeout, forbidden, runtime or no_database.")
+    truncated: bool = Field(False, description="True when the result had more rows than were returned.")
+    attempts: int = Field(description="Model calls it took: 1, plus one per repair.")
+    db_id: str | None = None
+    usage: Usage

@@ -1,0 +1,129 @@
+"""`text2sql predict`: one question in, one SQL statement out (and its rows, when asked).
+
+    p = predict("runs/x/merged", "How many flights leave Paris?", db="airline.sqlite", execute=True)
+    print(p.sql); print(format_table(p.result.columns, p.result.rows))
+
+The prompt comes from the model's training-time PromptBuilder (`load_for_inference`), the schema
+from the database rendered as in training (or from a .sql file of CREATE TABLE statements), and
+the SQL runs only through `execute_sql` (read-only, with a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from text2sql.errors import DataError, Text2SQLError
+from text2sql.evaluation.execution import ExecutionResult
+from text2sql.serving.repair import SqlAnswer, answer
+
+DEFAULT_SHOWN_ROWS = 20
+
+
+@dataclass
+class Prediction:
+    sql: str
+    attempts: int
+    result: ExecutionResult | None  # rows when executed, else the compile/parse check's outcome
+    executed: bool
+    answer: SqlAnswer
+
+
+def check_inputs(db: str | None, schema: str | None, execute: bool) -> None:
+    """Bad input, reported before any model loads."""
+    if (db is None) == (schema is None):
+        raise Text2SQLError("give exactly one of --db FILE.sqlite or --schema FILE.sql")
+    if execute and db is None:
+        raise Text2SQLError("--execute needs --db: the SQL can only run on a database file")
+    path = Path(db or schema or "")
+    if not path.is_file():
+        what = "database" if db else "schema file"
+        raise DataError(f"{what} {path} not found; check the path")
+
+
+def read_schema_file(path: str | Path) -> str:
+    from text2sql.data.readers.ddl import extract_create_tables
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the schema as UTF-8") from None
+    statements, _ = extract_create_tables(text)
+    if not statements:
+        raise DataError(f"{path}: no CREATE TABLE statements found; --schema takes a file of CREATE TABLE statements")
+    return "\n".join(statements)
+
+
+def predict(
+    model: str,
+    question: str,
+    *,
+    db: str | None = None,
+    schema: str | None = None,
+    execute: bool = False,
+    base: str | None = None,
+    checkpoint: str | None = None,
+    max_new_tokens: int = 256,
+    max_repairs: int = 0,
+    timeout: float = 5.0,
+    max_rows: int = 1000,
+) -> Prediction:
+    """The model's SQL for `question` on the database `db` (a SQLite file) or the schema file
+    `schema`; with `execute`, its rows. Raises Text2SQLError for bad input, before loading."""
+    check_inputs(db, schema, execute)
+    if not question.strip():
+        raise Text2SQLError("the question is empty; pass it as the last argument, in quotes")
+    from text2sql.data.schema import schema_text
+    from text2sql.evaluation.inference import load_for_inference
+    from text2sql.models.folders import progress_bars_disabled
+    from text2sql.serving.backends import build_engine
+    from text2sql.serving.engine import GenerationRequest
+
+    schema_str = schema_text(db, "sql") if db else read_schema_file(schema or "")  # validates the file early
+    with progress_bars_disabled():
+        im = load_for_inference(model, base=base, checkpoint=checkpoint)
+    if db:
+        schema_str = schema_text(db, im.schema_format, im.schema_sample_rows)
+    engine = build_engine(im, batch_size=1)
+
+    async def ask(text: str) -> tuple[str, int, int]:
+        [gen] = engine.generate_batch([GenerationRequest(im.builder.prompt_text(text, schema_str), max_new_tokens)])
+        if isinstance(gen, Exception):
+            raise Text2SQLError(f"{gen}; shorten the schema or the question")
+        return gen.text, gen.prompt_tokens, gen.completion_tokens
+
+    result = asyncio.run(
+        answer(ask, question, db_path=db, execute=execute, max_repairs=max_repairs, timeout=timeout, max_rows=max_rows)
+    )
+    return Prediction(sql=result.sql, attempts=result.attempts, result=result.result,
+                      executed=result.executed, answer=result)
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, limit: int = DEFAULT_SHOWN_ROWS,
+                 truncated: bool = False) -> str:
+    """Rows as an aligned text table; at most `limit` rows, then a line saying how many more."""
+    shown = [[_cell(v) for v in row] for row in rows[:limit]]
+    header = [str(c) for c in columns]
+    widths = [max([len(header[i])] + [len(r[i]) for r in shown]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    lines = [line(header), line(["-" * w for w in widths]), *(line(r) for r in shown)]
+    hidden = len(rows) - len(shown)
+    if hidden > 0 or truncated:
+        more = f"{hidden}{'+' if truncated else ''}"
+        lines.append(f"... {more} more rows")
+    else:
+        lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f"x'{value.hex()}'"
+    return str(value).replace("\n", "\\n")  # one row per line

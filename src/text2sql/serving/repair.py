@@ -1,0 +1,126 @@
+"""Ask, check the SQL, and (optionally) ask again with the error: the `/v1/sql` and `predict` loop.
+
+The check is the strongest one available without side effects: with a database and `execute`, the
+query runs (read-only, with a timeout, through `execute_sql`); with a database and no `execute`,
+SQLite only compiles it (`EXPLAIN`, which runs nothing but resolves every table and column and
+applies the read-only authorizer); without a database, sqlglot parses it.
+
+When the check fails and repairs are allowed, the model is asked again with the question rewritten
+as `REPAIR_TEMPLATE`. Best-effort: no model was trained on this prompt, so a model that ignores it
+simply spends the extra attempts. The answer says how many attempts it took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+
+from text2sql.evaluation.execution import FORBIDDEN, SYNTAX, ExecutionResult, execute_sql
+from text2sql.evaluation.extract import extract_sql
+
+# The question of a repair attempt. Fixed and documented (README): what the model sees on retry.
+REPAIR_TEMPLATE = "{question}\n\nThe previous SQL failed: {sql}\nError: {error}"
+
+
+def repair_question(question: str, sql: str, error: str) -> str:
+    return REPAIR_TEMPLATE.format(question=question.strip(), sql=sql.strip() or "(empty)", error=error.strip())
+
+
+@dataclass
+class SqlAnswer:
+    """The final SQL and what checking (or running) it gave, after `attempts` model calls."""
+
+    sql: str
+    attempts: int
+    result: ExecutionResult | None = None  # rows when executed; the check's error otherwise
+    executed: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # every attempt's sql and error
+
+    @property
+    def error(self) -> str | None:
+        return self.result.error if self.result is not None else None
+
+    @property
+    def category(self) -> str | None:
+        return self.result.category if self.result is not None else None
+
+
+def check_sql(
+    sql: str, db_path: str | Path | None, *, execute: bool, timeout: float, max_rows: int
+) -> ExecutionResult:
+    """Run, compile or parse `sql` (see module docstring); never raises."""
+    if not sql.strip():
+        return ExecutionResult(error="the model produced no SQL", category=SYNTAX)
+    if db_path is not None:
+        if execute:
+            return execute_sql(db_path, sql, timeout=timeout, max_rows=max_rows)
+        compiled = execute_sql(db_path, f"EXPLAIN {sql}", timeout=timeout, max_rows=1)
+        return ExecutionResult(error=compiled.error, category=compiled.category, elapsed=compiled.elapsed)
+    return _parse_check(sql)
+
+
+def _parse_check(sql: str) -> ExecutionResult:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        where = f" (line {first.get('line')}, column {first.get('col')})" if first.get("line") else ""
+        return ExecutionResult(error=f"{first.get('description') or 'syntax error'}{where}", category=SYNTAX)
+    except (SqlglotError, RecursionError) as exc:
+        return ExecutionResult(error=str(exc).splitlines()[0] if str(exc) else "syntax error", category=SYNTAX)
+    if len(statements) != 1:
+        return ExecutionResult(error=f"expected one statement, got {len(statements)}", category=SYNTAX)
+    statement = statements[0]
+    if not isinstance(statement, exp.Query):
+        return ExecutionResult(
+            error=f"a {statement.key.upper()} statement; only queries are allowed", category=FORBIDDEN
+        )
+    if isinstance(statement, exp.Select) and not statement.expressions:
+        return ExecutionResult(error="incomplete input: SELECT without columns", category=SYNTAX)
+    return ExecutionResult()
+
+
+# ask(question) → (model output text, prompt tokens, completion tokens)
+Ask = Callable[[str], Awaitable[tuple[str, int, int]]]
+
+
+async def answer(
+    ask: Ask,
+    question: str,
+    *,
+    db_path: str | Path | None,
+    execute: bool,
+    max_repairs: int = 0,
+    timeout: float = 5.0,
+    max_rows: int = 1000,
+) -> SqlAnswer:
+    """The model's SQL for `question`, checked, re-asked up to `max_repairs` times while it fails.
+
+    The check runs in a worker thread (a query may take up to `timeout` seconds), so an event loop
+    serving other requests is never blocked by it.
+    """
+    result = SqlAnswer(sql="", attempts=0)
+    asked = question
+    for attempt in range(max_repairs + 1):
+        text, prompt_tokens, completion_tokens = await ask(asked)
+        sql = extract_sql(text)
+        checked = await asyncio.to_thread(
+            check_sql, sql, db_path, execute=execute, timeout=timeout, max_rows=max_rows
+        )
+        result.sql, result.result, result.attempts = sql, checked, attempt + 1
+        result.executed = execute and db_path is not None
+        result.prompt_tokens += prompt_tokens
+        result.completion_tokens += completion_tokens
+        result.history.append({"sql": sql, "error": checked.error})
+        if checked.ok:
+            break
+        asked = repair_question(question, sql, checked.error or "")
+    return result

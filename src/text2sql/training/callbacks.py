@@ -1,0 +1,206 @@
+"""Trainer callbacks: plain progress lines for logs, peak memory, and checkpoint copies.
+
+Early stopping is transformers' own `EarlyStoppingCallback`, added by `build_callbacks`. Everything
+here that prints or copies does so on the main process only (`state.is_world_process_zero`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from text2sql.config import Config
+from text2sql.errors import ConfigError
+
+log = logging.getLogger("text2sql.train")
+
+_URL_SCHEMES = ("gs://", "s3://", "gcs://", "http://", "https://")
+
+
+def use_progress_lines(mode: str, stream: Any = None) -> bool:
+    """`lines` → plain lines; `bar` → tqdm; `auto` → lines unless the output is a terminal."""
+    if mode == "lines":
+        return True
+    if mode == "bar":
+        return False
+    stream = stream or sys.stderr
+    return not (hasattr(stream, "isatty") and stream.isatty())
+
+
+def _format_eta(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=int(max(0, seconds))))
+
+
+def _format_rate(steps_per_second: float) -> str:
+    if steps_per_second <= 0:
+        return "- it/s"
+    if steps_per_second < 1:
+        return f"{1 / steps_per_second:.2f} s/it"
+    return f"{steps_per_second:.1f} it/s" if steps_per_second < 100 else f"{steps_per_second:.0f} it/s"
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else (f"{value / 1024:.1f} GB" if value >= 1024 else f"{value:.0f} MB")
+
+
+class ProgressLinesCallback(TrainerCallback):
+    """One line per logging step, for logs that are not a terminal (seed 003):
+
+        step 40/300 | loss 1.234 | lr 1.9e-04 | 12.3 it/s | ETA 0:00:21
+
+    Speed and ETA count only the steps of this run, so a resumed run does not look faster.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None):
+        self.log = logger or log
+        self._start: float | None = None
+        self._start_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = time.monotonic()
+        self._start_step = state.global_step
+        if state.is_world_process_zero:
+            self.log.info("training: %d steps, starting at step %d", state.max_steps, state.global_step)
+
+    def line(self, state, logs: dict[str, Any]) -> str | None:
+        parts = [f"step {state.global_step}/{state.max_steps}"]
+        if "loss" in logs:
+            parts.append(f"loss {logs['loss']:.4f}")
+            if "learning_rate" in logs:
+                parts.append(f"lr {logs['learning_rate']:.1e}")
+            elapsed = time.monotonic() - (self._start or time.monotonic())
+            done = state.global_step - self._start_step
+            rate = done / elapsed if elapsed > 0 else 0.0
+            parts.append(_format_rate(rate))
+            if rate > 0:
+                parts.append(f"ETA {_format_eta((state.max_steps - state.global_step) / rate)}")
+        elif any(k.startswith("eval_") for k in logs):
+            shown = {k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}
+            if not shown:
+                return None
+            preferred = [k for k in ("eval_loss", "eval_execution_accuracy") if k in shown]
+            keys = preferred or sorted(shown)[:3]
+            parts.extend(f"{k} {shown[k]:.4f}" for k in keys)
+        else:
+            return None
+        if "peak_rss_mb" in logs:
+            parts.append(f"rss {_mb(logs['peak_rss_mb'])}")
+        if logs.get("peak_gpu_mb") is not None:
+            parts.append(f"gpu {_mb(logs['peak_gpu_mb'])}")
+        return " | ".join(parts)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        text = self.line(state, logs)
+        if text:
+            self.log.info(text)
+
+
+def peak_memory_mb() -> dict[str, float | None]:
+    """Peak resident memory of this process and peak GPU memory allocated by torch, in MiB."""
+    rss = None
+    try:
+        import resource
+
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Linux reports KiB, macOS bytes.
+        rss = maxrss / 1024 / (1024 if sys.platform == "darwin" else 1)
+    except (ImportError, OSError):  # pragma: no cover - Windows
+        pass
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            gpu = torch.cuda.max_memory_allocated() / 2**20
+    except Exception:  # pragma: no cover - a broken CUDA setup must not stop logging
+        gpu = None
+    return {"peak_rss_mb": round(rss, 1) if rss is not None else None, "peak_gpu_mb": round(gpu, 1) if gpu is not None else None}
+
+
+class PeakMemoryCallback(TrainerCallback):
+    """Adds `peak_rss_mb` (and `peak_gpu_mb` on a GPU) to every log entry (seed 004).
+
+    Registered before the reporting integrations, so trackers see the values too.
+    """
+
+    def __init__(self):
+        self.peak: dict[str, float | None] = {}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None:
+            return
+        self.peak = peak_memory_mb()
+        values = {k: v for k, v in self.peak.items() if v is not None}
+        logs.update(values)
+        # The trainer appended a copy of `logs` to the history just before calling us.
+        if state.log_history:
+            state.log_history[-1].update(values)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.peak = peak_memory_mb()
+
+
+def check_sync_destination(dest: str | None) -> None:
+    if dest and dest.startswith(_URL_SCHEMES):
+        raise ConfigError(
+            f"callbacks.checkpoint_sync={dest}: copying to remote URLs arrives with the storage support; "
+            "give a local or mounted folder for now"
+        )
+
+
+class CheckpointSyncCallback(TrainerCallback):
+    """Copies each saved checkpoint to `destination/checkpoint-<step>` from the main process only
+    (seed 001's S3 upload, seed 003's GCS sync). The copy lands under a temporary name and is renamed
+    into place, so the destination never shows a half-copied checkpoint either."""
+
+    def __init__(self, destination: str | Path):
+        check_sync_destination(str(destination))
+        self.destination = Path(destination)
+        self.synced: list[Path] = []
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        source = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if not source.is_dir():
+            return
+        self.destination.mkdir(parents=True, exist_ok=True)
+        target = self.destination / source.name
+        tmp = self.destination / f".{source.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        self.synced.append(target)
+        log.info("copied %s to %s", source.name, target)
+
+
+def early_stopping_callback(cfg: Config, has_validation: bool):
+    """transformers' EarlyStoppingCallback for cfg.callbacks.early_stopping_patience, checked up front."""
+    patience = cfg.callbacks.early_stopping_patience
+    if not patience:
+        return None
+    if not has_validation:
+        raise ConfigError(
+            "callbacks.early_stopping_patience needs a validation split; set data.validation or "
+            "data.validation_size > 0"
+        )
+    if str(cfg.training.get("eval_strategy", "no")) == "no":
+        raise ConfigError(
+            "callbacks.early_stopping_patience needs evaluations during training; set "
+            "training.eval_strategy=steps and training.eval_steps=N"
+        )
+    from transformers import EarlyStoppingCallback
+
+    return EarlyStoppingCallback(early_stopping_patience=patience)

@@ -1,0 +1,317 @@
+"""`text2sql train`: prepared data → a trained adapter (`<output_dir>/adapter/`) or, for full
+fine-tuning, a model (`<output_dir>/model/`), with checkpoints in `<output_dir>/checkpoints/`.
+
+The stage folder holds the PEFT adapter (or the model) and tokenizer, the resolved `config.yaml`,
+`trainable_parameters.json`, `training_log.json` (the trainer's log history) and a `README.md` model
+card. It appears whole or not at all, and a folder made by a different config is never replaced
+without `force`. Rerunning an unchanged config skips training ("up to date").
+
+Runs the same under `accelerate launch` (DDP, DeepSpeed, FSDP): every process trains; only the main
+process prepares data first, logs, copies checkpoints and writes the stage folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from text2sql.config import Config
+from text2sql.errors import ConfigError, DataError, OutputExistsError
+from text2sql.rundir import RunDir, fingerprint
+from text2sql.training.arguments import CHECKPOINTS, uses_cpu
+from text2sql.training.callbacks import check_sync_destination
+from text2sql.training.checkpoints import MARKER, latest_complete_checkpoint, remove_partial_checkpoints
+from text2sql.training.methods import check_method_available, format_summary, is_peft_method
+
+log = logging.getLogger("text2sql.train")
+
+PARAMETERS_FILE = "trainable_parameters.json"
+LOG_FILE = "training_log.json"
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced (or found up to date)."""
+
+    path: Path
+    stage: str  # "adapter" or "model"
+    skipped: bool
+    global_step: int = 0
+    train_loss: float | None = None  # the last logged training loss
+    mean_train_loss: float | None = None  # averaged over this run's steps
+    metrics: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    resumed_from: Path | None = None
+    checkpoints: Path | None = None
+    main_process: bool = True  # False on the other processes of a distributed run
+
+
+def stage_name(cfg: Config) -> str:
+    return "adapter" if is_peft_method(cfg.lora.method) else "model"
+
+
+def train_depends_on(cfg: Config, data_fingerprint: str, init_from: str | Path | None) -> dict[str, Any]:
+    """What a trained stage depends on; any change makes it a different run's output."""
+    callbacks = cfg.callbacks.model_dump(mode="json")
+    callbacks.pop("progress", None)  # display only
+    return {
+        "data": data_fingerprint,
+        "model": cfg.model.model_dump(mode="json"),
+        "lora": cfg.lora.model_dump(mode="json"),
+        "training": cfg.training,
+        "callbacks": callbacks,
+        "init_from": str(Path(init_from).resolve()) if init_from else None,
+    }
+
+
+def _last_loss(history: list[dict[str, Any]]) -> float | None:
+    for entry in reversed(history):
+        if "loss" in entry:
+            return float(entry["loss"])
+    return None
+
+
+def _skipped_result(run: RunDir, stage: str, main_process: bool) -> TrainResult:
+    path = run.stage_dir(stage)
+    rec = run.record(stage) or {}
+    try:
+        parameters = json.loads((path / PARAMETERS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        parameters = {}
+    return TrainResult(
+        path=path,
+        stage=stage,
+        skipped=True,
+        global_step=int(rec.get("global_step", 0)),
+        train_loss=rec.get("train_loss"),
+        metrics=rec.get("metrics", {}),
+        parameters=parameters,
+        checkpoints=run.root / CHECKPOINTS,
+        main_process=main_process,
+    )
+
+
+def _check_tokenizer(cfg: Config, run: RunDir, force: bool) -> None:
+    """Prepared data must come from this model's tokenizer: other token ids would train on garbage."""
+    from text2sql.data.prepare import tokenizer_fingerprint
+    from text2sql.models.loading import load_tokenizer
+
+    rec = run.record("data")
+    if rec is None or force or "tokenizer" not in rec:
+        return
+    tokenizer = load_tokenizer(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    now = tokenizer_fingerprint(tokenizer)
+    if rec["tokenizer"] != now:
+        raise DataError(
+            f"{run.stage_dir('data')} was prepared with a different tokenizer than {cfg.model.name_or_path} "
+            f"has now ({rec['tokenizer']} vs {now}); prepare it again: text2sql train --force "
+            "(or text2sql prepare --force)"
+        )
+
+
+def _check_inputs(cfg: Config, resume: bool, init_from: str | Path | None) -> None:
+    check_method_available(cfg)
+    check_sync_destination(cfg.callbacks.checkpoint_sync)
+    if "://" in cfg.output_dir:
+        raise ConfigError(
+            f"output_dir={cfg.output_dir}: remote run directories arrive with the storage support; "
+            "give a local folder (set callbacks.checkpoint_sync to copy checkpoints elsewhere)"
+        )
+    if resume and init_from:
+        raise ConfigError(
+            "--resume continues a run with its own weights and optimizer; --init-from starts a new one: use one"
+        )
+    if init_from is not None:
+        if not is_peft_method(cfg.lora.method):
+            raise ConfigError(
+                "--init-from loads an adapter; for full fine-tuning set model.name_or_path to the model folder"
+            )
+        if not Path(init_from).is_dir():
+            raise ConfigError(f"--init-from {init_from}: no such folder")
+
+
+def _marker_fingerprint(checkpoint: Path) -> str | None:
+    try:
+        return json.loads((checkpoint / MARKER).read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def _checkpoint_to_resume(run: RunDir, resume: bool, force: bool, fp: str, is_main: bool) -> Path | None:
+    """The checkpoint to resume from (None: start fresh); clears checkpoints a fresh start replaces."""
+    checkpoints = run.root / CHECKPOINTS
+    if resume:
+        latest = latest_complete_checkpoint(checkpoints)
+        if latest is None:
+            raise ConfigError(f"--resume: no complete checkpoint in {checkpoints}; train without --resume")
+        if _marker_fingerprint(latest) not in (None, fp):
+            log.warning("%s was saved with other settings than this run's; resuming anyway", latest)
+        if is_main:
+            remove_partial_checkpoints(checkpoints)
+        return latest
+    latest = latest_complete_checkpoint(checkpoints)
+    # Checkpoints of a run whose adapter/model was saved are spent; those of an unfinished run are
+    # the only way to continue it, so they are kept unless --force.
+    finished = {(run.record(s) or {}).get("fingerprint") for s in ("adapter", "model")}
+    if latest is not None and not force and _marker_fingerprint(latest) not in finished:
+        raise OutputExistsError(
+            f"{checkpoints} holds checkpoints of an unfinished run (latest {latest.name}); pass --resume "
+            "to continue it, or --force to start over"
+        )
+    if is_main and checkpoints.exists():
+        shutil.rmtree(checkpoints)
+    return None
+
+
+def train(
+    cfg: Config,
+    *,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    force: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Train cfg.model on cfg.data (preparing it first when missing or stale) and save the result.
+
+    `resume` continues from the latest complete checkpoint (weights, optimizer, scheduler, step);
+    `init_from` starts from an adapter's weights with a fresh optimizer at step 0; `force` replaces
+    outputs of a different run; `callbacks` are extra `TrainerCallback`s.
+    """
+    from accelerate import PartialState
+
+    from text2sql.data.prepare import prepare
+
+    _check_inputs(cfg, resume, init_from)
+    # The distributed state the trainer will use (gloo processes on CPU), so that only the main
+    # process prepares data and writes outputs.
+    state = PartialState(cpu=uses_cpu(cfg))
+    if not state.is_main_process:
+        logging.getLogger("text2sql").setLevel(logging.WARNING)
+    run = RunDir(cfg.output_dir)
+    stage = stage_name(cfg)
+
+    _check_tokenizer(cfg, run, force)
+    with state.main_process_first():
+        prepared = prepare(cfg, force=force)
+    data_rec = run.record("data") or {}
+    depends_on = train_depends_on(cfg, data_rec.get("fingerprint", ""), init_from)
+    fp = fingerprint(depends_on)
+    if not run.guard(stage, depends_on, force):
+        log.info("%s is up to date; nothing to train", run.stage_dir(stage))
+        return _skipped_result(run, stage, state.is_main_process)
+
+    checkpoints = run.root / CHECKPOINTS
+    resume_from = _checkpoint_to_resume(run, resume, force, fp, state.is_main_process)
+    state.wait_for_everyone()
+
+    from text2sql.training.trainer import build_trainer
+
+    with _quiet_library_warnings():
+        setup = build_trainer(
+            cfg, prepared.path, init_from=init_from, extra_callbacks=callbacks, fingerprint=fp,
+            resume=resume_from is not None,
+        )
+    log.info(format_summary(setup.parameters))
+    if resume_from is not None:
+        log.info("resuming from %s", resume_from)
+    trainer = setup.trainer
+    with _quiet_library_warnings():
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
+        if trainer.eval_dataset is not None:
+            metrics.update(trainer.evaluate())
+    memory = setup.memory.peak if setup.memory else {}
+    metrics.update({k: v for k, v in memory.items() if v is not None})
+    history = list(trainer.state.log_history)
+    mean_loss = float(output.training_loss) if output.training_loss is not None else None
+    last_loss = _last_loss(history)
+    result = TrainResult(
+        path=run.stage_dir(stage),
+        stage=stage,
+        skipped=False,
+        global_step=trainer.state.global_step,
+        # Runs shorter than logging_steps log no loss; the run's mean is the best figure then.
+        train_loss=last_loss if last_loss is not None else mean_loss,
+        mean_train_loss=mean_loss,
+        metrics=metrics,
+        parameters=setup.parameters,
+        resumed_from=resume_from,
+        checkpoints=checkpoints,
+        main_process=state.is_main_process,
+    )
+    with _quiet_library_warnings():
+        _save(run, stage, cfg, setup, depends_on, result, history, state)
+    return result
+
+
+@contextlib.contextmanager
+def _quiet_library_warnings():
+    """Hide library warnings that say nothing actionable about a text2sql run."""
+    with warnings.catch_warnings():
+        # PEFT looks for the base model's config.json under the adapter's base name (`tiny:llama`, a hub
+        # id) to see whether embeddings were resized; text2sql never resizes them.
+        warnings.filterwarnings("ignore", message="Could not find a config file in")
+        yield
+
+
+def _save(run: RunDir, stage: str, cfg: Config, setup, depends_on, result: TrainResult, history, state) -> None:
+    """Write the stage folder: weights on every process (sharded setups gather), the rest on the main one."""
+    from text2sql.training.model_card import dump_json, render_model_card
+
+    trainer = setup.trainer
+    # Training turned the KV cache off; the saved model should generate with it.
+    base = setup.model.get_base_model() if hasattr(setup.model, "get_base_model") else setup.model
+    base.config.use_cache = True
+    # One fixed staging path for all processes (a per-process temp name would split a sharded save).
+    staged = run.root / f".{stage}.staging"
+    if state.is_main_process:
+        shutil.rmtree(staged, ignore_errors=True)
+    state.wait_for_everyone()
+    trainer.save_model(str(staged))
+    state.wait_for_everyone()
+    if state.is_main_process:
+        try:
+            setup.tokenizer.save_pretrained(str(staged))
+            (staged / PARAMETERS_FILE).write_text(
+                dump_json({**setup.parameters, "method": cfg.lora.method, "target_modules": setup.target_modules}),
+                encoding="utf-8",
+            )
+            (staged / LOG_FILE).write_text(dump_json(history), encoding="utf-8")
+            data_rows = {name: len(ds) for name, ds in setup.datasets.items()}
+            card = render_model_card(
+                cfg,
+                stage=stage,
+                kind=setup.kind,
+                model_type=setup.model_type,
+                parameters=setup.parameters,
+                hyperparameters={**cfg.training, **{k: getattr(trainer.args, k) for k in ("bf16", "fp16")}},
+                metrics={**result.metrics, "final_train_loss": result.train_loss},
+                data_rows=data_rows,
+                target_modules=setup.target_modules,
+            )
+            (staged / "README.md").write_text(card, encoding="utf-8")
+            run.commit(
+                stage,
+                staged,
+                cfg,
+                depends_on,
+                extra={
+                    "kind": setup.kind,
+                    "model_type": setup.model_type,
+                    "method": cfg.lora.method,
+                    "base_model": cfg.model.name_or_path,
+                    "global_step": result.global_step,
+                    "num_processes": state.num_processes,
+                    "train_loss": result.train_loss,
+                    "metrics": result.metrics,
+                },
+            )
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+    state.wait_for_everyone()

@@ -1,0 +1,285 @@
+"""Build the trainer for a run: base model, fine-tuning method, prepared data, arguments, callbacks.
+
+Decoder models train through TRL's `SFTTrainer`, T5 through transformers' `Seq2SeqTrainer`; both get
+the rows exactly as `prepare` wrote them (prompt tokens masked with -100 in the labels) and pad them
+per batch with `PaddingCollator`. TRL is told to skip its own dataset preparation, so it neither
+re-templates nor re-tokenizes nor truncates.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from text2sql.config import Config
+from text2sql.errors import ConfigError
+from text2sql.training.arguments import build_training_arguments
+from text2sql.training.callbacks import (
+    CheckpointSyncCallback,
+    PeakMemoryCallback,
+    ProgressLinesCallback,
+    early_stopping_callback,
+    use_progress_lines,
+)
+from text2sql.training.checkpoints import CompleteCheckpointCallback
+from text2sql.training.collator import PaddingCollator, training_columns
+from text2sql.training.methods import apply_method, is_peft_method, parameter_summary, quantization_config
+
+log = logging.getLogger("text2sql.train")
+
+
+@dataclass
+class TrainingSetup:
+    """Everything `train` needs after setup; tests use it to look inside."""
+
+    trainer: Any
+    model: Any
+    tokenizer: Any
+    kind: str
+    model_type: str
+    datasets: Any  # the prepared DatasetDict, text columns included
+    parameters: dict[str, Any]
+    target_modules: Any = None
+    memory: PeakMemoryCallback | None = None
+    callbacks: list[Any] = field(default_factory=list)
+
+
+def model_dtype(cfg: Config):
+    """Weights dtype. `auto`: float32 on CPU; on a CUDA GPU with bfloat16, bfloat16 for the frozen
+    base of an adapter method, but float32 for full fine-tuning, whose optimizer must update float32
+    master weights (bf16 autocast still runs the matrix products in bfloat16)."""
+    import torch
+
+    name = cfg.model.dtype
+    if name == "auto":
+        gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if gpu_bf16 and is_peft_method(cfg.lora.method) else torch.float32
+    return getattr(torch, name)
+
+
+def check_attention(cfg: Config) -> None:
+    if cfg.model.attn_implementation != "flash_attention_2":
+        return
+    import torch
+
+    if importlib.util.find_spec("flash_attn") is None or not torch.cuda.is_available():
+        raise ConfigError(
+            "model.attn_implementation=flash_attention_2 needs the flash-attn package and a CUDA GPU; "
+            "install flash-attn on a GPU machine or use model.attn_implementation=sdpa"
+        )
+
+
+def load_base_model(cfg: Config, kind: str):
+    """The base model for training, in the dtype and attention kernel the config asks for."""
+    from text2sql.models.loading import load_model
+
+    check_attention(cfg)
+    dtype = model_dtype(cfg)
+    kwargs: dict[str, Any] = {}
+    quant = quantization_config(cfg, _compute_dtype())
+    if quant is not None:
+        from accelerate import PartialState
+
+        kwargs["quantization_config"] = quant
+        if not _sharded_launch():
+            # A quantized model cannot be moved after loading: put it on this process's GPU directly.
+            kwargs["device_map"] = {"": PartialState().local_process_index}
+    model = load_model(
+        cfg.model.name_or_path,
+        kind=kind,
+        dtype=dtype,
+        trust_remote_code=cfg.model.trust_remote_code,
+        attn_implementation=cfg.model.attn_implementation,
+        **kwargs,
+    )
+    # The KV cache only serves generation; during training it costs memory and warns with checkpointing.
+    model.config.use_cache = False
+    return model
+
+
+def _sharded_launch() -> bool:
+    """Under DeepSpeed or FSDP (set by `accelerate launch`) the launcher places the weights."""
+    return any(os.environ.get(k, "").lower() == "true" for k in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
+
+
+def _compute_dtype():
+    """qlora's compute dtype: bfloat16 where the GPU has it, else float16."""
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
+
+
+def load_init_adapter(model, init_from: str | Path, cfg: Config) -> None:
+    """Copy an adapter's weights (a trained adapter folder or a checkpoint) into the fresh adapter."""
+    from text2sql.models.adapters import adapter_base, is_adapter_dir
+
+    path = Path(init_from)
+    if not is_adapter_dir(path):
+        raise ConfigError(
+            f"--init-from {path}: no adapter_config.json there; give an adapter folder written by "
+            "'text2sql train' or one of its checkpoints"
+        )
+    base = adapter_base(path)
+    if base != cfg.model.name_or_path:
+        log.warning("--init-from %s was trained on %s; this run's base model is %s", path, base, cfg.model.name_or_path)
+    from peft.utils import load_peft_weights, set_peft_model_state_dict
+
+    weights = load_peft_weights(str(path), device="cpu")
+    try:
+        result = set_peft_model_state_dict(model, weights)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1].strip()
+        raise ConfigError(
+            f"--init-from {path}: its weights do not fit this run's adapter ({reason}); "
+            "use the lora.r and lora.target_modules it was trained with"
+        ) from None
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if missing or result.unexpected_keys:
+        first = (missing or result.unexpected_keys)[0]
+        raise ConfigError(
+            f"--init-from {path}: its layers differ from this run's adapter (e.g. {first}); "
+            "use the lora.target_modules it was trained with"
+        )
+    log.info("adapter weights initialised from %s", path)
+
+
+# ---- hook: execution accuracy during training (the evaluation stage's ExecutionAccuracyCallback) ----
+def execution_accuracy_callback(cfg: Config, datasets: Any, tokenizer: Any, kind: str, model_type: str):
+    """When callbacks.execution_accuracy_samples > 0: the live model generates SQL for that many
+    validation rows at every evaluation and `eval_execution_accuracy` joins the eval metrics (so that
+    `training.metric_for_best_model=eval_execution_accuracy` and early stopping can use it)."""
+    n = cfg.callbacks.execution_accuracy_samples
+    if n <= 0:
+        return None
+    if "validation" not in datasets or len(datasets["validation"]) == 0:
+        raise ConfigError(
+            "callbacks.execution_accuracy_samples needs a validation split; set data.validation or "
+            "data.validation_size > 0"
+        )
+    if str(cfg.training.get("eval_strategy", "no")) == "no":
+        raise ConfigError(
+            "callbacks.execution_accuracy_samples is measured at evaluations; set training.eval_strategy=steps "
+            "and training.eval_steps=N"
+        )
+    from text2sql.data.prompt import PromptBuilder
+    from text2sql.evaluation.callback import ExecutionAccuracyCallback
+
+    builder = PromptBuilder(
+        tokenizer,
+        kind,
+        template=cfg.prompt.template,
+        system=cfg.prompt.system,
+        model_type=model_type,
+        keep_reasoning=cfg.data.keep_reasoning,
+    )
+    try:
+        return ExecutionAccuracyCallback(
+            datasets["validation"],
+            builder,
+            num_samples=n,
+            batch_size=cfg.evaluation.batch_size,
+            max_new_tokens=cfg.evaluation.max_new_tokens,
+            timeout=cfg.evaluation.timeout,
+            seed=cfg.data.split_seed,
+        )
+    except ValueError as exc:  # e.g. no validation row has a database to run SQL on
+        raise ConfigError(f"callbacks.execution_accuracy_samples: {exc}; set it to 0 for this data") from None
+
+
+def build_trainer(
+    cfg: Config,
+    data_path: str | Path,
+    *,
+    init_from: str | Path | None = None,
+    extra_callbacks: Sequence[Any] = (),
+    fingerprint: str | None = None,
+    resume: bool = False,
+) -> TrainingSetup:
+    """Load model and data and return a ready trainer (nothing trained yet)."""
+    from datasets import load_from_disk
+    from transformers import PrinterCallback, ProgressCallback, set_seed
+
+    from text2sql.models.loading import load_tokenizer, model_kind
+
+    kind, model_type = model_kind(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    tokenizer = load_tokenizer(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    datasets = load_from_disk(str(data_path))
+    has_validation = "validation" in datasets and len(datasets["validation"]) > 0
+    lines = use_progress_lines(cfg.callbacks.progress)
+    args = build_training_arguments(cfg, kind, progress_lines=lines, has_validation=has_validation, resume=resume)
+
+    callbacks: list[Any] = [CompleteCheckpointCallback(fingerprint)]
+    if cfg.tracking.backend != "none":
+        from text2sql.tracking import TrackingRunCallback
+
+        # After the trainer's own reporting integration: records its run in <output_dir>/tracking.json.
+        callbacks.append(TrackingRunCallback(cfg.output_dir))
+    if cfg.callbacks.checkpoint_sync:
+        callbacks.append(CheckpointSyncCallback(cfg.callbacks.checkpoint_sync))
+    # Execution accuracy must enter the eval metrics before early stopping reads them.
+    accuracy = execution_accuracy_callback(cfg, datasets, tokenizer, kind, model_type)
+    if accuracy is not None:
+        callbacks.append(accuracy)
+    stopper = early_stopping_callback(cfg, has_validation)
+    if stopper is not None:
+        callbacks.append(stopper)
+
+    # Seeded before the adapter exists: LoRA's A matrices start random (PEFT, TRL do the same).
+    set_seed(args.seed)
+    model = load_base_model(cfg, kind)
+    model = apply_method(model, cfg, kind, activation_checkpointing=args.activation_checkpointing)
+    if init_from is not None:
+        load_init_adapter(model, init_from, cfg)
+    target_modules = None
+    if is_peft_method(cfg.lora.method):
+        target_modules = model.peft_config["default"].target_modules
+        if isinstance(target_modules, set):
+            target_modules = sorted(target_modules)
+
+    train_ds = training_columns(datasets["train"])
+    eval_ds = training_columns(datasets["validation"]) if has_validation else None
+    collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
+    common = dict(
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    if kind == "seq2seq":
+        from transformers import Seq2SeqTrainer
+
+        trainer = Seq2SeqTrainer(**common)
+    else:
+        from trl import SFTTrainer
+
+        trainer = SFTTrainer(**common)
+
+    for cb in extra_callbacks:
+        trainer.add_callback(cb)
+    if lines:
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(ProgressLinesCallback())
+    # First in line, so that trackers and progress lines see the memory figures in each log entry.
+    memory = PeakMemoryCallback()
+    trainer.callback_handler.callbacks.insert(0, memory)
+
+    return TrainingSetup(
+        trainer=trainer,
+        model=model,
+        tokenizer=tokenizer,
+        kind=kind,
+        model_type=model_type,
+        datasets=datasets,
+        parameters=parameter_summary(model),
+        target_modules=target_modules,
+        memory=memory,
+        callbacks=list(trainer.callback_handler.callbacks),
+    )
