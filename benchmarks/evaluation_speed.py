@@ -1,7 +1,7 @@
 """Evaluation speed: batched generation against seed 000's loop, and scoring 1,000 predictions.
 
     python benchmarks/evaluation_speed.py [--model tiny:llama] [--rows 64] [--max-new-tokens 64]
-                                          [--batch-size 32] [--score-rows 1000]
+                                          [--batch-size 32] [--score-rows 1000] [--threads 1]
 
 1. Generation throughput, in one process on the same model, prompts and settings (greedy,
    `--max-new-tokens`): seed 000's evaluation loop (tokenize one prompt, one `generate` call, decode;
@@ -10,9 +10,9 @@
    and schema + question (the bundled data). All three must return the same texts. The whole
    `evaluate()` call (load, generate, score, loss, write outputs and report) is timed as well.
 2. Scoring speed: `evaluate --predictions` on `--score-rows` rows of the bundled train split (a mix
-   of right, wrong, unparsable and failing predictions), end to end and scoring alone, with 1 and 4
-   execution threads; and on Spider's department_store database (its 88 gold queries repeated)
-   when ../shared/datasets is present.
+   of right, wrong, unparsable and failing predictions), end to end and scoring alone; and on
+   Spider's department_store database (its 88 gold queries repeated) when ../shared/datasets is
+   present.
 
 Prints markdown for BENCHMARKS.md. Timings on a shared CPU vary between runs; the ratios are what
 the benchmark is for.
@@ -181,11 +181,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--score-rows", type=int, default=1000)
     parser.add_argument("--skip-generation", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's own); 1 keeps timings stable on a shared machine")
     args = parser.parse_args()
 
     import torch
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     header = [f"CPU threads: {torch.get_num_threads()}, load average at start: "
               f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}", ""]
     lines = header

@@ -184,3 +184,19 @@ def test_loss_uses_prepared_labels_when_the_tokenizer_matches(tmp_path, tiny_lla
     im = load_for_inference(str(tiny_llama_path), load_weights=False)
     rows = result.evalset.rows
     assert encode_rows(rows, im.builder, use_prepared=True) == encode_rows(rows, im.builder, use_prepared=False)
+
+
+def test_trimmed_loss_equals_full_loss(tiny_llama_path, monkeypatch):
+    import text2sql.evaluation.loss as loss_module
+    from text2sql.evaluation.evalset import load_eval_set
+    from text2sql.evaluation.inference import load_for_inference
+
+    im = load_for_inference(str(tiny_llama_path))
+    rows = load_eval_set("bundled", split="test", read_options=im.read_options()).rows[::50]
+    encoded = loss_module.encode_rows(rows, im.builder, use_prepared=False)
+    trimmed = loss_module.teacher_forced_loss(im.model, "decoder", encoded, pad_id=0, batch_size=3)
+    monkeypatch.setattr(loss_module, "_accepts", lambda model, name: False)
+    full = loss_module.teacher_forced_loss(im.model, "decoder", encoded, pad_id=0, batch_size=3)
+    assert trimmed["num_tokens"] == full["num_tokens"] == sum(
+        sum(label != -100 for label in labels[1:]) for _, labels in encoded)
+    assert trimmed["loss"] == pytest.approx(full["loss"], rel=1e-5)

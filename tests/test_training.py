@@ -240,6 +240,22 @@ def test_trust_remote_code_stays_off_unless_configured(tmp_path, monkeypatch):
     model = load_base_model(cfg, "decoder")
     assert seen == [False]
     assert model.dtype == torch.float32 and model.config._attn_implementation == "sdpa"
+    with pytest.raises(ConfigError, match="flash-attn package and a CUDA GPU"):
+        load_base_model(run_config("tiny:llama", tmp_path / "run", "model.attn_implementation=flash_attention_2"), "decoder")
+
+
+def test_progress_lines_unless_a_terminal():
+    import io
+
+    from text2sql.training.callbacks import use_progress_lines
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert use_progress_lines("auto", io.StringIO()) is True  # a log file or a pipe
+    assert use_progress_lines("auto", Terminal()) is False
+    assert use_progress_lines("lines", Terminal()) is True and use_progress_lines("bar", io.StringIO()) is False
 
 
 def test_managed_training_arguments(tmp_path, monkeypatch):

@@ -181,6 +181,10 @@ def _with_delta(key: str, value: float | None, ref: float | None) -> str:
     return f"{_value(key, value)} ({delta})" if delta else _value(key, value)
 
 
+def _side_by_side(ref: Run, run: Run, ids: list[str]) -> list[dict[str, Any]]:
+    return [{"id": i, "ref": ref.examples[i], "run": run.examples[i]} for i in ids[:SHOWN_EXAMPLES]]
+
+
 def render_compare_html(c: Comparison, path: str | Path) -> Path:
     """compare.html: metrics with deltas, per-complexity bars per run, wins and losses with SQL."""
     import time
@@ -200,10 +204,8 @@ def render_compare_html(c: Comparison, path: str | Path) -> Path:
     ref = c.runs[0]
     pairs = []
     for pair, run in zip(c.pairs, c.runs[1:]):
-        def rows(ids: list[str]) -> list[dict[str, Any]]:
-            return [{"id": i, "ref": ref.examples[i], "run": run.examples[i]} for i in ids[:SHOWN_EXAMPLES]]
-
-        pairs.append({"pair": pair, "wins": rows(pair.wins), "losses": rows(pair.losses)})
+        pairs.append({"pair": pair, "wins": _side_by_side(ref, run, pair.wins),
+                      "losses": _side_by_side(ref, run, pair.losses)})
     html = environment().get_template("compare.html.j2").render(
         css=css(), c=c, chart=Markup(chart), pairs=pairs, fmt=_value, delta=_delta,
         created=time.strftime("%Y-%m-%d %H:%M"), version=__version__, shown=SHOWN_EXAMPLES,

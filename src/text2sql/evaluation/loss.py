@@ -3,12 +3,12 @@
 The loss is the mean cross-entropy over target tokens only (labels != -100: the prompt is masked,
 exactly as in training), summed over the whole split and divided once by the number of target
 tokens, so long and short targets weigh per token, not per example. Perplexity is exp(loss).
-Batches are length-sorted and padded on the right (labels padded with -100), so padding changes
-nothing.
+Batches are length-sorted; padded labels are -100, so padding changes nothing.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Sequence
 
@@ -39,6 +39,11 @@ def encode_rows(rows: Sequence[EvalRow], builder: PromptBuilder, *, use_prepared
     return out  # type: ignore[return-value]
 
 
+def _accepts(model: Any, name: str) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return name in inspect.signature(base.forward).parameters
+
+
 def teacher_forced_loss(
     model: Any,
     kind: str,
@@ -54,16 +59,27 @@ def teacher_forced_loss(
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
+    # Decoders: left padding puts every row's target at the end, so only the last positions need
+    # logits (`logits_to_keep`); the vocabulary projection over the prompt is most of a tiny
+    # model's forward pass. Position ids follow the mask, as in generation.
+    trim = kind == "decoder" and _accepts(model, "logits_to_keep") and _accepts(model, "position_ids")
     total, tokens = 0.0, 0
     batches = length_sorted_batches([len(ids) for ids, _ in encoded], batch_size)
     with torch.inference_mode():
         for batch in tqdm(batches, desc="loss", unit="batch", disable=not progress, leave=False):
-            ids, mask = pad_batch([encoded[i][0] for i in batch], pad_id, side="right")
-            labels, _ = pad_batch([encoded[i][1] for i in batch], IGNORE_INDEX, side="right")
+            side = "left" if trim else "right"
+            ids, mask = pad_batch([encoded[i][0] for i in batch], pad_id, side=side)
+            labels, _ = pad_batch([encoded[i][1] for i in batch], IGNORE_INDEX, side=side)
             ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
             if kind == "seq2seq":
                 logits = model(input_ids=ids, attention_mask=mask, labels=labels).logits
                 targets = labels
+            elif trim:
+                span = max(_target_span(encoded[i][1]) for i in batch)
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                               logits_to_keep=span + 1).logits[:, :-1]
+                targets = labels[:, -span:] if span else labels[:, :0]
             else:
                 logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
                 targets = labels[:, 1:]
@@ -76,3 +92,11 @@ def teacher_forced_loss(
         return {"loss": None, "perplexity": None, "num_tokens": 0}
     loss = total / tokens
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "num_tokens": tokens}
+
+
+def _target_span(labels: Sequence[int]) -> int:
+    """Positions from the first target token to the end (prompt tokens are IGNORE_INDEX)."""
+    for i, label in enumerate(labels):
+        if label != IGNORE_INDEX:
+            return len(labels) - i
+    return 0

@@ -101,6 +101,9 @@ def layout(prompts: Sequence[Sequence[int]], prefix: int, pad_id: int) -> tuple[
 
 def prefix_cache(model: Any, ids: Any, prefix: int, rows: int):
     """The KV cache of the first `prefix` tokens of `ids[0]`, repeated for `rows` rows."""
-    cache = model(input_ids=ids[:1, :prefix], use_cache=True).past_key_values
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    # Only the cache is needed: skip the vocabulary projection over the prefix where possible.
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+    cache = model(input_ids=ids[:1, :prefix], use_cache=True, **keep).past_key_values
     cache.batch_repeat_interleave(rows)
     return cache

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,7 +20,6 @@ from text2sql.errors import ConfigError
 
 log = logging.getLogger("text2sql.train")
 
-_URL_SCHEMES = ("gs://", "s3://", "gcs://", "http://", "https://")
 
 
 def use_progress_lines(mode: str, stream: Any = None) -> bool:
@@ -151,22 +148,24 @@ class PeakMemoryCallback(TrainerCallback):
 
 
 def check_sync_destination(dest: str | None) -> None:
-    if dest and dest.startswith(_URL_SCHEMES):
-        raise ConfigError(
-            f"callbacks.checkpoint_sync={dest}: copying to remote URLs arrives with the storage support; "
-            "give a local or mounted folder for now"
-        )
+    """Fail before training when the sync destination cannot be written (missing extra, no bucket)."""
+    if dest:
+        from text2sql.storage import check_destination
+
+        check_destination(dest, probe=True)
 
 
 class CheckpointSyncCallback(TrainerCallback):
-    """Copies each saved checkpoint to `destination/checkpoint-<step>` from the main process only
-    (seed 001's S3 upload, seed 003's GCS sync). The copy lands under a temporary name and is renamed
-    into place, so the destination never shows a half-copied checkpoint either."""
+    """Copies each saved checkpoint to `destination/checkpoint-<step>` (a folder, gs:// or s3://)
+    from the main process only (seed 001's S3 upload, seed 003's GCS sync). Uploads go through
+    `storage.upload`: retried, and never a half-written checkpoint that looks complete."""
 
     def __init__(self, destination: str | Path):
-        check_sync_destination(str(destination))
-        self.destination = Path(destination)
-        self.synced: list[Path] = []
+        from text2sql.storage import RemoteMirror
+
+        self.mirror = RemoteMirror(destination)
+        self.destination = destination
+        self.synced: list[str] = []
 
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
@@ -174,14 +173,7 @@ class CheckpointSyncCallback(TrainerCallback):
         source = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if not source.is_dir():
             return
-        self.destination.mkdir(parents=True, exist_ok=True)
-        target = self.destination / source.name
-        tmp = self.destination / f".{source.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(source, tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        target = self.mirror.push(source)
         self.synced.append(target)
         log.info("copied %s to %s", source.name, target)
 

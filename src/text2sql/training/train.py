@@ -120,8 +120,8 @@ def _check_inputs(cfg: Config, resume: bool, init_from: str | Path | None) -> No
     check_sync_destination(cfg.callbacks.checkpoint_sync)
     if "://" in cfg.output_dir:
         raise ConfigError(
-            f"output_dir={cfg.output_dir}: remote run directories arrive with the storage support; "
-            "give a local folder (set callbacks.checkpoint_sync to copy checkpoints elsewhere)"
+            f"output_dir={cfg.output_dir}: 'text2sql train' needs a local output_dir; use 'text2sql run' "
+            "for a remote one, or set callbacks.checkpoint_sync to copy checkpoints to a bucket"
         )
     if resume and init_from:
         raise ConfigError(
@@ -225,7 +225,7 @@ def train(
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
         if trainer.eval_dataset is not None:
-            metrics.update(trainer.evaluate())
+            metrics.update(_final_evaluation(cfg, trainer, state.is_main_process))
     memory = setup.memory.peak if setup.memory else {}
     metrics.update({k: v for k, v in memory.items() if v is not None})
     history = list(trainer.state.log_history)
@@ -248,6 +248,24 @@ def train(
     with _quiet_library_warnings():
         _save(run, stage, cfg, setup, depends_on, result, history, state)
     return result
+
+
+def _final_evaluation(cfg: Config, trainer, is_main: bool) -> dict[str, Any]:
+    """Evaluate once more after training, logged to the tracker run training used.
+
+    The trackers' callbacks close their run at the end of training, and a later `evaluate()` would
+    open a second run; so they are detached here and the metrics go to the recorded run.
+    """
+    from transformers.integrations import INTEGRATION_TO_CALLBACK
+
+    for callback in set(INTEGRATION_TO_CALLBACK.values()):
+        trainer.remove_callback(callback)
+    metrics = trainer.evaluate()
+    if is_main and cfg.tracking.backend != "none":
+        from text2sql.tracking import log_evaluation
+
+        log_evaluation(cfg, metrics, prefix="", step=trainer.state.global_step)
+    return metrics
 
 
 @contextlib.contextmanager
