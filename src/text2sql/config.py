@@ -73,8 +73,9 @@ class DataConfig(_Section):
     complexity_column: str = Field("sql_complexity", description="CSV column holding the complexity label.")
     hf_split: str | None = Field(None, description="Split to read from a Hugging Face dataset.")
     hf_config: str | None = Field(None, description="Configuration name of a Hugging Face hub dataset.")
-    schema_format: Literal["sql", "compact"] = Field(
-        "sql", description="Schema in prompts: CREATE TABLE statements (sql) or one line per table (compact)."
+    schema_format: Literal["sql", "compact", "tables"] = Field(
+        "sql", description="Schema in prompts: CREATE TABLE statements (sql), one line per table (compact), "
+        "or table names only (tables: for models trained on a fixed set of databases)."
     )
     schema_sample_rows: int = Field(0, ge=0, description="Append the first N rows of each table to the schema.")
     require_reasoning: bool = Field(False, description="Drop rows whose target has no reasoning (seed 001).")

@@ -20,7 +20,7 @@ from sqlglot.dialects.sqlite import SQLite
 
 from text2sql.errors import ConfigError, DataError
 
-SCHEMA_FORMATS = ("sql", "compact")
+SCHEMA_FORMATS = ("sql", "compact", "tables")
 
 # Sample values longer than this are cut: one long text cell can otherwise dominate a prompt.
 MAX_SAMPLE_CHARS = 80
@@ -181,6 +181,8 @@ def render_schema(schema: Schema, fmt: str = "sql", sample_rows: int = 0, db_pat
 
     `fmt="sql"`: CREATE TABLE statements with types, PRIMARY KEY and FOREIGN KEY clauses.
     `fmt="compact"`: one line per table, e.g. `employee(id PK, name, dept_id -> department.id)`.
+    `fmt="tables"`: the table names only, on one line; for a model trained on a fixed set of
+    databases (it learns the columns), where every prompt token is training time.
     `sample_rows=N` appends the first N rows of each table as a comment; rows come from `db_path`
     (default: the file the schema was read from), so a schema from tables.json alone has none.
     """
@@ -192,6 +194,8 @@ def render_schema(schema: Schema, fmt: str = "sql", sample_rows: int = 0, db_pat
     samples: dict[str, list[tuple]] = {}
     if sample_rows > 0 and db_path is not None:
         samples = _sample_rows(db_path, [t.name for t in schema.tables], sample_rows)
+    if fmt == "tables":
+        return "tables: " + ", ".join(quote_identifier(t.name) for t in schema.tables)
     render = _render_sql_table if fmt == "sql" else _render_compact_table
     return "\n".join(render(table, samples.get(table.name, [])) for table in schema.tables)
 

@@ -85,7 +85,7 @@ def hbar_chart(items: Sequence[tuple[str, int]], *, width: int = 560, color: str
     """Horizontal bars of counts, one per (label, count), with the count and share printed."""
     if not items:
         return _empty(width, 60, "no errors")
-    row_h, left, right = 24, 110, 70
+    row_h, left, right = 24, 110, 110
     height = row_h * len(items) + 12
     peak = max(count for _, count in items) or 1
     total = sum(count for _, count in items) or 1

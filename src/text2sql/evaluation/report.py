@@ -174,6 +174,7 @@ def render_report(
             "loss": Markup(loss) if loss else None,
         },
         loss_source=log[1] if log else "",
+        length_metric="execution accuracy" if has_ex else "exact match",
         worst=worst,
         num_wrong=len(wrong),
         version=__version__,

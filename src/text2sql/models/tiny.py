@@ -226,7 +226,7 @@ def _bundled_corpus() -> list[str]:
         texts.append(row["question"])
         texts.append(row["sql"])
     for db_id in bundled.db_ids():
-        for fmt in ("sql", "compact"):
+        for fmt in ("sql", "compact", "tables"):
             texts.extend([schema_text(bundled.db_path(db_id), fmt=fmt)] * 2)
     scaffolding = [DEFAULT_SYSTEM_PROMPT, user_message("?", "schema", "hint"), "SQL: ", "```sql\n", "\n```"]
     texts.extend(scaffolding * 8)
