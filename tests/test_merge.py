@@ -211,8 +211,13 @@ def test_fp16_overflow_is_a_mismatch_and_bf16_holds_it(tmp_path):
     model = load_model("tiny:llama", dtype=torch.float32)
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["o_proj"]))
     with torch.no_grad():
+        # One huge column of the delta (A picks input 0, B spreads it): activations overflow fp16,
+        # while the other columns keep their fp32 precision so the fp32 merge still matches.
         for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
+            if "lora_A" in name:
+                param.zero_()
+                param[0, 0] = 1.0
+            elif "lora_B" in name:
                 param.fill_(1e6)
     peft_model.peft_config["default"].base_model_name_or_path = "tiny:llama"
     with warnings.catch_warnings():

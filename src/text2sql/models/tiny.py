@@ -36,7 +36,7 @@ from text2sql.models.folders import make_readable, progress_bars_disabled, publi
 ARCHS = ("llama", "mistral", "qwen2", "gpt2", "t5")
 
 # Bump when a change to this module changes what is built, so cached tiny models are rebuilt.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 
 SPEC_PREFIX = "tiny:"
 
@@ -293,7 +293,11 @@ def _train_tokenizer(corpus: list[str], *, vocab_size: int, seq2seq: bool, model
 
     specials = special_tokens()
     backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Digits one by one: a model copies a number it has never seen (a year, an id) digit by digit,
+    # which a tiny model learns far sooner than emitting a whole-number token it never produced.
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
