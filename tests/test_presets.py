@@ -36,7 +36,7 @@ class Preset:
     file: str
     tiny: str
     data: list[str]  # overrides pointing the preset at local data
-    cpu: list[str] = field(default_factory=list)  # what only a GPU machine (or a network) could run
+    cpu: list[str] = field(default_factory=list)  # replacing what needs a GPU, a network or an account
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
@@ -93,20 +93,6 @@ PRESETS = {
     ),
 }
 SEEDS = sorted(PRESETS)
-# Sources that `text2sql validate` cannot read offline (gs://, s3://, hub dataset ids).
-REMOTE_DATA = {"seed000", "seed001", "seed002", "seed003"}
-
-
-def _remote_xfail(name: str):
-    if name not in REMOTE_DATA:
-        return name
-    return pytest.param(name, marks=pytest.mark.xfail(
-        strict=True,
-        reason="text2sql validate reads gs:// / s3:// files, remote db_dir and hub datasets like local ones "
-        "and fails offline, instead of noting that they are checked when fetched",
-    ))
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     import torch
@@ -170,7 +156,7 @@ def test_one_preset_per_seed_headed_by_its_command():
         assert any("differs from the seed" in line for line in lines), "the header says what differs"
 
 
-@pytest.mark.parametrize("name", [_remote_xfail(n) for n in SEEDS])
+@pytest.mark.parametrize("name", SEEDS)
 def test_preset_validates_offline(name, capsys):
     code = main(["validate", str(PRESETS[name].path)])
     assert code == 0, capsys.readouterr().err
@@ -206,12 +192,7 @@ def test_adapter_has_the_preset_lora_settings(name, runs):
     assert adapter["base_model_name_or_path"] == preset.tiny
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(
-        strict=True, reason="the sql-create-context reader ignores data.db_dir: its rows never get a database",
-    )) if n == "seed002" else n
-    for n in SEEDS
-])
+@pytest.mark.parametrize("name", SEEDS)
 def test_execution_accuracy_is_measured(name, runs):
     out, _ = runs(name)
     metrics = json.loads((out / "eval" / "finetuned" / "metrics.json").read_text())

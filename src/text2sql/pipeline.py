@@ -106,7 +106,17 @@ def run_pipeline(cfg: Config, *, force: bool = False) -> RunResult:
         res = prepare(work, force=force)
         return res.path, res.skipped
 
-    publish(_timed(result, "prepare", do_prepare))
+    from accelerate import PartialState
+
+    # Under `accelerate launch` every process runs this function: training is distributed, the
+    # other stages run on the main process only while the rest wait.
+    from text2sql.training.arguments import uses_cpu
+
+    state = PartialState(cpu=uses_cpu(work))
+    with state.main_process_first():
+        prepared = _timed(result, "prepare", do_prepare)
+    if state.is_main_process:
+        publish(prepared)
 
     # 2. train (resumes from the last complete checkpoint of an interrupted run)
     def do_train():
@@ -116,6 +126,9 @@ def run_pipeline(cfg: Config, *, force: bool = False) -> RunResult:
         return res.path, res.skipped
 
     trained = _timed(result, "train", do_train)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return result
     publish(trained)
     if trained is None:
         raise RuntimeError("training produced no output folder")

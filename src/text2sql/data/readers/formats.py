@@ -64,7 +64,7 @@ def row_function(fmt: str, opts: ReadOptions, label: str, databases: Databases) 
     if fmt == "chat":
         return chat_row_function(opts, label, databases)
     if fmt == "create_context":
-        return create_context_row_function(opts, label)
+        return create_context_row_function(opts, label, databases)
     if fmt in ("spider", "bird"):
         return benchmark_row_function(opts, label, databases)
     raise DataError(f"{label}: {fmt!r} is not a row format; use one of: {', '.join(ROW_FORMATS)}")
