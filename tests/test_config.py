@@ -123,5 +123,6 @@ def test_presets_validate():
     assert presets
     for preset in presets:
         first = preset.read_text().splitlines()[0]
-        assert first.startswith("# text2sql "), f"{preset.name} must start with the command that runs it"
+        assert first.startswith(("# text2sql ", "# accelerate launch ")), f"{preset.name} must start with the command that runs it"
+        assert preset.name in first, f"{preset.name}: the command must name the preset itself"
         load_config(preset)

@@ -180,7 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     result = run_pipeline(cfg, force=args.force)
-    print(summary(result))
+    if result.metrics:  # the other processes of a distributed run have nothing to report
+        print(summary(result))
     return 0
 
 

@@ -42,8 +42,12 @@ class RunResult:
     compare_page: Path | None = None
 
 
+_SPEAK = {"main": True}  # only the main process of a distributed run reports progress
+
+
 def _say(message: str) -> None:
-    print(message, flush=True)
+    if _SPEAK["main"]:
+        print(message, flush=True)
 
 
 def _timed(result: RunResult, name: str, fn: Callable[[], tuple[Path | None, bool]]) -> Path | None:
@@ -113,6 +117,7 @@ def run_pipeline(cfg: Config, *, force: bool = False) -> RunResult:
     from text2sql.training.arguments import uses_cpu
 
     state = PartialState(cpu=uses_cpu(work))
+    _SPEAK["main"] = state.is_main_process
     with state.main_process_first():
         prepared = _timed(result, "prepare", do_prepare)
     if state.is_main_process:

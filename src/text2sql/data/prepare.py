@@ -35,19 +35,8 @@ _TEXT_COLUMNS = ("id", "question", "sql", "schema", "db_id", "db_path", "complex
 
 
 def read_options(cfg: Config) -> ReadOptions:
-    d = cfg.data
-    return ReadOptions(
-        format=d.format,
-        question_column=d.question_column,
-        sql_column=d.sql_column,
-        complexity_column=d.complexity_column,
-        db_dir=d.db_dir,
-        schema_format=d.schema_format,
-        schema_sample_rows=d.schema_sample_rows,
-        require_reasoning=d.require_reasoning,
-        hf_split=d.hf_split,
-        hf_config=d.hf_config,
-    )
+    """Reader options from the `data` section (field names are shared)."""
+    return ReadOptions.from_config(cfg.data)
 
 
 def _source_identity(source: str) -> dict[str, Any]:
