@@ -6,24 +6,11 @@ import sys
 
 import pytest
 
+from cli_support import assert_one_line_error, run_cli
+
 from text2sql.cli import main
 
 VERBS = ["prepare", "validate", "init-model", "train", "merge", "evaluate", "run", "serve", "predict", "compare"]
-
-
-def run_cli(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code != 0
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_help_lists_every_verb():

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from text2sql.cli import main
+from cli_support import assert_one_line_error, run_cli
+
 from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.models import merge as merge_module
 from text2sql.models.merge import MergeMismatchError, default_dtype, merge_adapter, verification_examples
@@ -347,28 +348,13 @@ def test_mismatch_is_an_error_and_leaves_the_old_output(merged, tmp_path, monkey
 # ------------------------------------------------------------------------------------------ command line
 
 
-def cli(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code != 0
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 def test_cli_merges_with_base_override(capsys, tmp_path, tiny_llama_path):
     # The adapter names a base that is not on this machine; --base points at where it is.
     adapter = make_adapter("llama", tmp_path / "adapter", recorded_base="/cluster/models/llama", base_spec="tiny:llama")
-    code, _, err = cli(capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "a"))
+    code, _, err = run_cli(capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "a"))
     assert_one_line_error(code, err, "/cluster/models/llama")
 
-    code, out, err = cli(capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "b"),
+    code, out, err = run_cli(capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "b"),
                          "--base", str(tiny_llama_path), "--dtype", "fp16")
     assert code == 0, err
     assert f"written to {tmp_path / 'b'}" in out and "largest logit difference" in out
@@ -381,9 +367,9 @@ def test_cli_refuses_a_folder_without_adapter_config(capsys, tmp_path):
     folder = tmp_path / "not-an-adapter"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"")
-    code, _, err = cli(capsys, "merge", "--adapter", str(folder), "--output", str(tmp_path / "out"))
+    code, _, err = run_cli(capsys, "merge", "--adapter", str(folder), "--output", str(tmp_path / "out"))
     assert_one_line_error(code, err, "adapter_config.json", str(folder))
-    code, _, err = cli(capsys, "merge", "--adapter", str(tmp_path / "missing"), "--output", str(tmp_path / "out"))
+    code, _, err = run_cli(capsys, "merge", "--adapter", str(tmp_path / "missing"), "--output", str(tmp_path / "out"))
     assert_one_line_error(code, err, "does not exist")
     assert not (tmp_path / "out").exists()
 
@@ -393,11 +379,11 @@ def test_cli_refuses_existing_output_without_force_and_replaces_it_with(capsys, 
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("an older merge")
-    code, _, err = cli(capsys, "merge", "--adapter", str(adapter), "--output", str(out))
+    code, _, err = run_cli(capsys, "merge", "--adapter", str(adapter), "--output", str(out))
     assert_one_line_error(code, err, str(out), "--force")
     assert (out / "old.txt").is_file()
 
-    code, out_text, err = cli(capsys, "merge", "--adapter", str(adapter), "--output", str(out), "--force")
+    code, out_text, err = run_cli(capsys, "merge", "--adapter", str(adapter), "--output", str(out), "--force")
     assert code == 0, err
     assert not (out / "old.txt").exists() and (out / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
@@ -407,14 +393,14 @@ def test_cli_refuses_existing_output_without_force_and_replaces_it_with(capsys, 
 def test_cli_refuses_output_inside_or_around_the_adapter(capsys, merged, where):
     adapter, _ = merged("gpt2")
     out = {"inside": adapter / "merged", "itself": adapter, "parent": adapter.parent}[where]
-    code, _, err = cli(capsys, "merge", "--adapter", str(adapter), "--output", str(out), "--force")
+    code, _, err = run_cli(capsys, "merge", "--adapter", str(adapter), "--output", str(out), "--force")
     assert_one_line_error(code, err, "adapter folder")
     assert (adapter / "adapter_config.json").is_file() and not (adapter / "merged").exists()
 
 
 def test_wrong_base_and_bad_dtype_are_one_line_errors(capsys, merged, tmp_path):
     adapter, _ = merged("gpt2")
-    code, _, err = cli(capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "o"), "--base", "tiny:t5")
+    code, _, err = run_cli(capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "o"), "--base", "tiny:t5")
     assert_one_line_error(code, err, "cannot apply adapter", "--base")
     with pytest.raises(ConfigError, match="unknown merge dtype 'int8'"):
         merge_adapter(adapter, tmp_path / "o", dtype="int8")

@@ -12,26 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import assert_one_line_error, run_cli
+
 from text2sql.cli import build_parser, main
 from text2sql.config import save_config
 from training_support import one_torch_thread, data_files, run_config  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code != 0
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_seed_000_command_works_as_written(capsys, tmp_path, tiny_t5_path):
