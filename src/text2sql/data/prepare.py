@@ -164,11 +164,12 @@ def column(ds, name: str) -> list:
     return ds.select_columns([name]).with_format("arrow")[:][name].to_pylist()
 
 
-def _row_keys(ds) -> list[str]:
+def _row_keys(ds, columns: tuple[str, ...] = ("db_id", "question", "sql")) -> list[str]:
+    """A short digest of each row's `columns`: duplicates and overlaps are found by key, not text."""
     keys = []
-    for batch in ds.select_columns(["question", "sql", "db_id"]).iter(batch_size=10_000):
-        for q, s, d in zip(batch["question"], batch["sql"], batch["db_id"]):
-            keys.append(hashlib.blake2b(f"{d}\x1f{q}\x1f{s}".encode(), digest_size=12).hexdigest())
+    for batch in ds.select_columns(list(columns)).iter(batch_size=10_000):
+        for values in zip(*(batch[c] for c in columns)):
+            keys.append(hashlib.blake2b("\x1f".join(map(str, values)).encode(), digest_size=12).hexdigest())
     return keys
 
 
@@ -202,18 +203,12 @@ def _split_off(ds, cfg: Config, need_validation: bool, need_test: bool) -> dict[
 
 
 def _overlap(splits: dict[str, Any], report: PrepareReport, drop: bool) -> None:
-    def pair_keys(ds):
-        return [
-            hashlib.blake2b(f"{q}\x1f{s}".encode(), digest_size=12).hexdigest()
-            for b in ds.select_columns(["question", "sql"]).iter(batch_size=10_000)
-            for q, s in zip(b["question"], b["sql"])
-        ]
-
-    train_keys = set(pair_keys(splits["train"]))
+    pair = ("question", "sql")
+    train_keys = set(_row_keys(splits["train"], pair))
     for split in ("validation", "test"):
         if split not in splits:
             continue
-        keys = pair_keys(splits[split])
+        keys = _row_keys(splits[split], pair)
         hits = [i for i, k in enumerate(keys) if k in train_keys]
         report.test_overlap[split] = len(hits)
         if hits and drop:
