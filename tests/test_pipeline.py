@@ -109,3 +109,23 @@ def test_run_with_mlflow_logs_training_and_evaluation_to_one_run(tmp_path, monke
     logged = runs[0].data.metrics
     assert "loss" in logged or "train_loss" in logged
     assert any(k.endswith("execution_accuracy") for k in logged), sorted(logged)
+
+
+def test_interrupted_run_continues_from_its_last_checkpoint(tmp_path, caplog):
+    import logging
+    import shutil
+
+    from text2sql.training.checkpoints import MARKER
+
+    out = tmp_path / "run"
+    cfg = load_config(None, [f"output_dir={out}", *FAST, "training.max_steps=4", "training.save_steps=2"])
+    run_pipeline(cfg)
+    # As if the process died while checkpoint-4 was being written, before the adapter was saved.
+    (out / "checkpoints" / "checkpoint-4" / MARKER).unlink()
+    for stage in ("adapter", "merged", "eval"):
+        shutil.rmtree(out / stage)
+    with caplog.at_level(logging.INFO, logger="text2sql.train"):
+        again = run_pipeline(cfg)
+    assert [s.skipped for s in again.stages] == [True, False, False, False]
+    assert any("resuming from" in r.getMessage() and "checkpoint-2" in r.getMessage() for r in caplog.records)
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()

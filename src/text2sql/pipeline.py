@@ -127,7 +127,7 @@ def run_pipeline(cfg: Config, *, force: bool = False) -> RunResult:
     def do_train():
         from text2sql.training.train import train
 
-        res = train(work, resume=_can_resume(work, run, force), force=force)
+        res = train(work, resume="auto", force=force)
         return res.path, res.skipped
 
     trained = _timed(result, "train", do_train)
@@ -208,21 +208,6 @@ def run_pipeline(cfg: Config, *, force: bool = False) -> RunResult:
         save_config(cfg, work.output_dir)
         storage.upload(Path(work.output_dir) / "config.yaml", storage.join(remote, "config.yaml"))
     return result
-
-
-def _can_resume(cfg: Config, run: RunDir, force: bool) -> bool:
-    """An interrupted training of this same config left a complete checkpoint to continue from."""
-    from text2sql.rundir import fingerprint
-    from text2sql.training.checkpoints import latest_complete_checkpoint
-    from text2sql.training.train import CHECKPOINTS, _marker_fingerprint, train_depends_on
-
-    if force:
-        return False
-    latest = latest_complete_checkpoint(run.root / CHECKPOINTS)
-    if latest is None:
-        return False
-    data_fp = (run.record("data") or {}).get("fingerprint", "")
-    return _marker_fingerprint(latest) == fingerprint(train_depends_on(cfg, data_fp, None))
 
 
 def _log_to_tracker(cfg: Config, metrics: dict[str, Any]) -> None:

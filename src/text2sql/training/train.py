@@ -115,7 +115,7 @@ def _check_tokenizer(cfg: Config, run: RunDir, force: bool) -> None:
         )
 
 
-def _check_inputs(cfg: Config, resume: bool, init_from: str | Path | None) -> None:
+def _check_inputs(cfg: Config, resume: bool | str, init_from: str | Path | None) -> None:
     check_method_available(cfg)
     check_sync_destination(cfg.callbacks.checkpoint_sync)
     if "://" in cfg.output_dir:
@@ -143,9 +143,16 @@ def _marker_fingerprint(checkpoint: Path) -> str | None:
         return None
 
 
-def _checkpoint_to_resume(run: RunDir, resume: bool, force: bool, fp: str, is_main: bool) -> Path | None:
-    """The checkpoint to resume from (None: start fresh); clears checkpoints a fresh start replaces."""
+def _checkpoint_to_resume(run: RunDir, resume: bool | str, force: bool, fp: str, is_main: bool) -> Path | None:
+    """The checkpoint to resume from (None: start fresh); clears checkpoints a fresh start replaces.
+
+    `resume="auto"` continues only a checkpoint saved by this same config (an interrupted run of
+    it), and otherwise behaves like a fresh start.
+    """
     checkpoints = run.root / CHECKPOINTS
+    if resume == "auto":
+        latest = latest_complete_checkpoint(checkpoints)
+        resume = latest is not None and not force and _marker_fingerprint(latest) == fp
     if resume:
         latest = latest_complete_checkpoint(checkpoints)
         if latest is None:
@@ -172,14 +179,15 @@ def _checkpoint_to_resume(run: RunDir, resume: bool, force: bool, fp: str, is_ma
 def train(
     cfg: Config,
     *,
-    resume: bool = False,
+    resume: bool | str = False,
     init_from: str | Path | None = None,
     force: bool = False,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Train cfg.model on cfg.data (preparing it first when missing or stale) and save the result.
 
-    `resume` continues from the latest complete checkpoint (weights, optimizer, scheduler, step);
+    `resume` continues from the latest complete checkpoint (weights, optimizer, scheduler, step),
+    `"auto"` only when that checkpoint belongs to this same config;
     `init_from` starts from an adapter's weights with a fresh optimizer at step 0; `force` replaces
     outputs of a different run; `callbacks` are extra `TrainerCallback`s.
     """
