@@ -145,7 +145,7 @@ def test_the_model_sees_exactly_the_prepared_labels(arch, tmp_path):
         # TRL skipped its own preparation: same rows, our columns only.
         assert setup.trainer.train_dataset.column_names == ["input_ids", "labels", "length"]
         assert setup.trainer.args.activation_checkpointing is False and setup.trainer.args.bf16 is False
-        assert setup.trainer.args.train_sampling_strategy == "group_by_length"
+        assert setup.trainer.args.train_sampling_strategy == "random"
     else:
         from transformers import Seq2SeqTrainer
 
@@ -266,7 +266,8 @@ def test_managed_training_arguments(tmp_path, monkeypatch):
     assert args.output_dir == str(tmp_path / "run" / "checkpoints")
     # TRL's SFTConfig would turn on bf16 and activation checkpointing: both off on CPU.
     assert (args.bf16, args.fp16, args.activation_checkpointing) == (False, False, False)
-    assert args.train_sampling_strategy == "group_by_length" and args.length_column_name == "length"
+    # Random batches by default: length-grouped ones slow learning on templated data.
+    assert args.train_sampling_strategy == "random" and args.length_column_name == "length"
     assert args.packing is False and args.padding_free is False and args.dataset_kwargs == {"skip_prepare_dataset": True}
     assert args.disable_tqdm is True and args.logging_steps == 5 and args.remove_unused_columns is False
     assert args.run_name == "run"
@@ -275,6 +276,11 @@ def test_managed_training_arguments(tmp_path, monkeypatch):
         "seq2seq", progress_lines=False, has_validation=False,
     )
     assert type(t5).__name__ == "Seq2SeqTrainingArguments" and t5.activation_checkpointing is True
+    grouped = build_training_arguments(
+        load_config(None, ["training.train_sampling_strategy=group_by_length"]),
+        "decoder", progress_lines=False, has_validation=False,
+    )
+    assert grouped.train_sampling_strategy == "group_by_length" and grouped.length_column_name == "length"
     with pytest.raises(ConfigError, match="needs a validation split"):
         build_training_arguments(
             load_config(None, ["training.eval_strategy=steps"]), "decoder", progress_lines=True, has_validation=False

@@ -4,7 +4,7 @@
 them text2sql sets: where checkpoints go (`<output_dir>/checkpoints`), mixed precision when the user
 left it unset (bf16 on a CUDA GPU that supports it, else fp16 on CUDA, off on CPU), activation
 checkpointing off unless asked (TRL's `SFTConfig` turns it on by default: ~20% slower on CPU),
-length-grouped batches, the tracker from `cfg.tracking`, and plain progress lines instead of a bar
+the tracker from `cfg.tracking`, and plain progress lines instead of a bar
 when the output is not a terminal. Decoders get TRL's `SFTConfig`, T5 `Seq2SeqTrainingArguments`.
 """
 
@@ -65,7 +65,10 @@ def managed_values(cfg: Config, *, progress_lines: bool, has_validation: bool, r
     values["output_dir"] = str(Path(cfg.output_dir) / CHECKPOINTS)
     values.update(mixed_precision(cfg.training))
     values["remove_unused_columns"] = False  # the collator picks its columns; keep `length` for grouping
-    values.setdefault("train_sampling_strategy", "group_by_length")
+    # Batches are drawn at random (transformers' default). Length-grouped batches pad less and run
+    # ~30% faster on CPU, but on templated data they fill each batch with one question shape, and a
+    # tiny model then learns several times slower (quickstart: execution accuracy 0.21 instead of
+    # 0.78 after 1,500 steps). `train_sampling_strategy: group_by_length` opts in; it reads `length`.
     values.setdefault("length_column_name", "length")
     values.setdefault("include_num_input_tokens_seen", "non_padding")
     values.setdefault("label_names", ["labels"])

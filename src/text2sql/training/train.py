@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 from text2sql.config import Config
 from text2sql.errors import ConfigError, DataError, OutputExistsError
+from text2sql.models.folders import progress_bars_disabled
 from text2sql.rundir import RunDir, fingerprint
 from text2sql.training.arguments import CHECKPOINTS, uses_cpu
 from text2sql.training.callbacks import check_sync_destination
@@ -229,7 +230,8 @@ def train(
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
     trainer = setup.trainer
-    with _quiet_library_warnings():
+    # Checkpoint saves would each draw a 'Writing model shards' bar between the progress lines.
+    with _quiet_library_warnings(), progress_bars_disabled():
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
         if trainer.eval_dataset is not None:
