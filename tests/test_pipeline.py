@@ -72,7 +72,7 @@ def test_changed_config_is_a_different_run(tmp_path, capsys):
 
 def test_run_to_s3_leaves_every_artifact_in_the_bucket(bucket, tmp_path):  # noqa: F811
     url = f"s3://{bucket}/run"
-    cfg = load_config(None, [f"output_dir={url}", *FAST])
+    cfg = load_config(None, [f"output_dir={url}", "tracking.backend=tensorboard", *FAST])
     result = run_pipeline(cfg)
     assert result.metrics["finetuned"]["num_examples"] == 8
     fs = storage.filesystem(url)
@@ -87,6 +87,9 @@ def test_run_to_s3_leaves_every_artifact_in_the_bucket(bucket, tmp_path):  # noq
     ):
         assert expected in keys, expected
     assert not any(".partial-" in k for k in keys)
+    # TensorBoard event files (training, then evaluation) and the tracking record travel too.
+    assert "tracking.json" in keys and "logs/_COMPLETE" in keys
+    assert any(k.startswith("logs/") and "tfevents" in k for k in keys), sorted(keys)
     # the merged model comes back from the bucket and loads
     from text2sql.models.loading import model_kind
 

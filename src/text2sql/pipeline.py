@@ -207,7 +207,22 @@ def run_pipeline(cfg: Config, *, force: bool = False) -> RunResult:
 
         save_config(cfg, work.output_dir)
         storage.upload(Path(work.output_dir) / "config.yaml", storage.join(remote, "config.yaml"))
+        _publish_tracking(work, remote)
     return result
+
+
+def _publish_tracking(work: Config, remote: str) -> None:
+    """TensorBoard event files and the tracking record belong with the run they describe; they are
+    uploaded last because evaluation adds its metrics to them after training."""
+    from text2sql import storage
+    from text2sql.tracking import RECORD, tensorboard_dir
+
+    logs = tensorboard_dir(work)
+    if logs.is_dir() and any(logs.iterdir()):
+        storage.upload(logs, storage.join(remote, logs.name))
+    record = Path(work.output_dir) / RECORD
+    if record.is_file():
+        storage.upload(record, storage.join(remote, RECORD))
 
 
 def _log_to_tracker(cfg: Config, metrics: dict[str, Any]) -> None:
