@@ -22,6 +22,7 @@ from text2sql.data.prompt import PromptBuilder
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
 from text2sql.errors import DataError
 from text2sql.rundir import RunDir
+from text2sql.models.folders import progress_bars_disabled
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +375,8 @@ def prepare(cfg: Config, *, force: bool = False) -> PrepareResult:
         if not out.get("train") or len(out["train"]) == 0:
             raise DataError("no training rows left after preparation; see the drops in the log and raise data.max_length")
         target = staged / "dataset"
-        DatasetDict(out).save_to_disk(str(target))
+        with progress_bars_disabled():
+            DatasetDict(out).save_to_disk(str(target))
         # Move the splits up so <output_dir>/data/ itself opens with load_from_disk.
         for child in target.iterdir():
             child.rename(staged / child.name)

@@ -70,14 +70,19 @@ def make_readable(folder: Path) -> None:
 
 @contextlib.contextmanager
 def progress_bars_disabled():
-    """Hide transformers' 'Loading weights' / 'Writing model shards' bars of a sub-second step;
-    restore the caller's setting."""
+    """Hide the bars of a step that takes a second or less (transformers' 'Loading weights' /
+    'Writing model shards', datasets' 'Saving the dataset'); restore the caller's settings."""
+    import datasets
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
+    datasets_enabled = not datasets.are_progress_bars_disabled()
     hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     try:
         yield
     finally:
         if enabled:
             hf_logging.enable_progress_bar()
+        if datasets_enabled:
+            datasets.enable_progress_bars()
