@@ -6,6 +6,7 @@ skip cleanly when moto or s3fs is not installed. Nothing leaves 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -24,17 +25,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory):
-    """`python -m moto.server` on a free loopback port, up until the session ends."""
+def _start_moto(log, env=None):
+    """`python -m moto.server` on a free loopback port; yields its URL until the caller is done."""
     pytest.importorskip("s3fs")
     pytest.importorskip("moto.server", reason="moto[server] is not installed")
     port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -47,12 +46,35 @@ def moto_endpoint(tmp_path_factory):
                 proc.kill()
                 pytest.skip(f"moto server did not start: {log.read_text(errors='replace')[-500:]}")
             time.sleep(0.1)
-    yield endpoint
+    return proc, endpoint
+
+
+def _stop(proc) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory):
+    """`python -m moto.server` on a free loopback port, up until the session ends."""
+    proc, endpoint = _start_moto(tmp_path_factory.mktemp("moto") / "server.log")
+    yield endpoint
+    _stop(proc)
+
+
+@pytest.fixture
+def locked_endpoint(tmp_path, monkeypatch):
+    """A moto server that checks credentials (IAM auth from the first request), with the test's
+    keys unknown to it: every request is refused as an unauthorised client would be."""
+    proc, endpoint = _start_moto(tmp_path / "locked.log", {"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unknown-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unknown-secret")
+    yield endpoint
+    _stop(proc)
 
 
 @pytest.fixture

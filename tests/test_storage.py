@@ -16,7 +16,7 @@ import pytest
 
 from text2sql import storage
 from text2sql.errors import MissingExtraError
-from s3_support import _free_port, bucket, moto_endpoint  # noqa: F401  (pytest fixtures)
+from s3_support import _free_port, bucket, locked_endpoint, moto_endpoint  # noqa: F401  (pytest fixtures)
 from text2sql.storage import COMPLETE_MARKER, RemoteMirror, StorageError, fetch, is_remote, join, upload
 
 FAST_FAIL = {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1, "read_timeout": 2}}
@@ -227,6 +227,19 @@ def test_no_such_bucket_is_one_line(bucket, tmp_path):
         assert "check the bucket name and AWS_ENDPOINT_URL" in message and "\n" not in message
     with pytest.raises(StorageError, match="no such file or folder"):
         fetch(f"s3://{bucket}/nothing/here", cache_dir=tmp_path / "cache")
+
+
+def test_unauthorised_client_is_one_line(locked_endpoint, tmp_path, caplog):  # noqa: F811
+    (tmp_path / "f.txt").write_text("x")
+    for action, call in (("write to", lambda: upload(tmp_path / "f.txt", "s3://bkt/f.txt", retries=0)),
+                         ("read", lambda: fetch("s3://bkt/models/m", cache_dir=tmp_path / "cache"))):
+        with pytest.raises(StorageError) as info:
+            call()
+        message = str(info.value)
+        assert message.startswith(f"cannot {action} s3://bkt/") and "\n" not in message
+        assert "access denied to bucket 'bkt'; check AWS_ACCESS_KEY_ID" in message
+    # The failed clean-up of the temporary object is not a second complaint.
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_unreachable_endpoint_fails_fast_with_one_line(tmp_path, monkeypatch):

@@ -352,15 +352,20 @@ def upload(
 def _put_atomic(fs, local: Path, key: str, retries: int, backoff: float) -> None:
     """`local` to `key` via a temporary key, so `key` is either absent, the old object, or whole."""
     partial = f"{key}{PARTIAL_TAG}{uuid.uuid4().hex[:12]}"
+    published = False
     try:
         _with_retries(lambda: fs.put_file(str(local), partial), f"uploading {local.name}", retries, backoff)
         # copy + delete rather than mv: each half is idempotent, so a retry after a lost reply is safe.
         _with_retries(lambda: fs.copy(partial, key), f"publishing {key}", retries, backoff)
+        published = True
     finally:
         try:
             _remove(fs, partial)
         except Exception as exc:  # a leftover partial object is ignored by readers; not worth failing for
-            log.warning("could not remove temporary object %s: %s", partial, _first_line(exc))
+            # After a failed upload the clean-up fails for the same reason: the error already says it.
+            (log.warning if published else log.debug)(
+                "could not remove temporary object %s: %s", partial, _first_line(exc)
+            )
 
 
 def _remove(fs, key: str) -> None:
