@@ -313,14 +313,7 @@ def prepare(cfg: Config, *, force: bool = False) -> PrepareResult:
         report = json.loads((run.stage_dir(STAGE) / "prepare_report.json").read_text())
         return PrepareResult(run.stage_dir(STAGE), report, skipped=True)
 
-    builder = PromptBuilder(
-        tokenizer,
-        kind,
-        template=cfg.prompt.template,
-        system=cfg.prompt.system,
-        model_type=model_type,
-        keep_reasoning=cfg.data.keep_reasoning,
-    )
+    builder = PromptBuilder.from_config(tokenizer, kind, model_type, cfg)
     opts = read_options(cfg)
     report = PrepareReport(prompt=builder.describe())
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from text2sql.config import DEFAULT_SYSTEM_PROMPT
+from text2sql.config import DEFAULT_SYSTEM_PROMPT, Config
 from text2sql.data.example import Example
 from text2sql.data.templates import DEFAULT_TEMPLATE_BY_MODEL_TYPE, get_template
 
@@ -75,6 +75,19 @@ class PromptBuilder:
         self._frame: tuple[str, str] | None = None
         self._frame_checked = False
         self._fast_ids: bool | None = None
+
+    @classmethod
+    def from_config(cls, tokenizer: Any, kind: str, model_type: str | None, cfg: Config) -> PromptBuilder:
+        """The builder for a run's `prompt` settings: what prepare, training callbacks and inference
+        share, so that they render the same prompts."""
+        return cls(
+            tokenizer,
+            kind,
+            template=cfg.prompt.template,
+            system=cfg.prompt.system,
+            model_type=model_type,
+            keep_reasoning=cfg.data.keep_reasoning,
+        )
 
     def _resolve_template(self, template: str, model_type: str | None) -> tuple[str, str | None]:
         if self.kind == "seq2seq":

@@ -185,14 +185,7 @@ def load_for_inference(
 def build_prompt_builder(tokenizer: Any, kind: str, model_type: str | None, cfg: Config | None) -> PromptBuilder:
     """The PromptBuilder training used: the saved config's prompt settings, else the defaults."""
     cfg = cfg or Config()
-    return PromptBuilder(
-        tokenizer,
-        kind,
-        template=cfg.prompt.template,
-        system=cfg.prompt.system,
-        model_type=model_type,
-        keep_reasoning=cfg.data.keep_reasoning,
-    )
+    return PromptBuilder.from_config(tokenizer, kind, model_type, cfg)
 
 
 def _load_weights(im: InferenceModel, *, dtype: Any, trust: bool, merge_adapter: bool):

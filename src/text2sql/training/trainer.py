@@ -168,14 +168,7 @@ def execution_accuracy_callback(cfg: Config, datasets: Any, tokenizer: Any, kind
     from text2sql.data.prompt import PromptBuilder
     from text2sql.evaluation.callback import ExecutionAccuracyCallback
 
-    builder = PromptBuilder(
-        tokenizer,
-        kind,
-        template=cfg.prompt.template,
-        system=cfg.prompt.system,
-        model_type=model_type,
-        keep_reasoning=cfg.data.keep_reasoning,
-    )
+    builder = PromptBuilder.from_config(tokenizer, kind, model_type, cfg)
     try:
         return ExecutionAccuracyCallback(
             datasets["validation"],
