@@ -120,11 +120,6 @@ def test_debug_shows_the_traceback(tmp_path):
         main(["prepare", "--debug", f"data.train={tmp_path / 'nope.csv'}"])
 
 
-def test_placeholder_verbs_say_so(capsys):
-    code, _, err = run_cli(capsys, "tune")
-    assert_one_line_error(code, err, "not implemented yet")
-
-
 def test_validate_bundled(capsys):
     code, out_text, _ = run_cli(capsys, "validate", "--gold-limit", "50")
     assert code == 0

@@ -6,17 +6,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from text2sql import __version__
 from text2sql.errors import Text2SQLError
 
 log = logging.getLogger("text2sql")
-
-PLANNED = {
-    "tune": "search hyperparameters with Optuna",
-}
-
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -185,11 +180,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _planned(verb: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise Text2SQLError(f"'text2sql {verb}' is not implemented yet in this version ({__version__})")
+def cmd_tune(args: argparse.Namespace) -> int:
+    from text2sql.config import load_config
+    from text2sql.tuning.report import format_report
+    from text2sql.tuning.study import tune
 
-    return run
+    path, overrides = split_config_args(args.config_and_overrides)
+    if path is None and not overrides:
+        # A study trains tuning.n_trials models: it should not start from a bare `text2sql tune`.
+        raise Text2SQLError("text2sql tune needs a config: text2sql tune CONFIG.yaml [key=value ...]")
+    if args.n_trials is not None:
+        overrides.append(f"tuning.n_trials={args.n_trials}")
+    if args.timeout is not None:
+        overrides.append(f"tuning.timeout={args.timeout}")
+    result = tune(load_config(path, overrides), force=args.force)
+    print(format_report(result))
+    return 0
 
 
 # ------------------------------------------------------------------------------------------ parser
@@ -291,10 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo every stage, replacing outputs of a different run")
     p.set_defaults(func=cmd_run)
 
-    for verb, help_text in PLANNED.items():
-        p = verbs.add_parser(verb, parents=[common], help=f"{help_text} (not implemented yet)")
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(func=_planned(verb))
+    p = verbs.add_parser(
+        "tune", parents=[common],
+        help="search hyperparameters with Optuna: trials train and are scored on the validation split",
+    )
+    _config_args(p)
+    p.add_argument("--n-trials", type=int, metavar="N", help="trials in the study in all (tuning.n_trials)")
+    p.add_argument("--timeout", type=float, metavar="S", help="start no new trial after S seconds (tuning.timeout)")
+    p.add_argument("--force", action="store_true", help="start a new study, replacing one of a different config")
+    p.set_defaults(func=cmd_tune)
     return parser
 
 

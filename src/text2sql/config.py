@@ -202,6 +202,53 @@ class LaunchConfig(_Section):
     )
 
 
+TUNING_METRICS = (
+    "execution_accuracy", "exact_match", "normalized_exact_match", "f1_score", "token_jaccard",
+    "valid_sql_rate", "loss", "perplexity", "bleu", "sentence_bleu", "rouge_l",
+)
+# Lower is better for these; every other metric is a rate or a score where higher is better.
+MINIMIZED_METRICS = ("loss", "perplexity")
+
+
+class TuningConfig(_Section):
+    n_trials: int = Field(20, gt=0, description="Trials in the study in all (a resumed study counts the ones done).")
+    timeout: float | None = Field(
+        None, gt=0, description="Start no new trial after this many seconds of one `text2sql tune` call."
+    )
+    metric: str = Field(
+        "execution_accuracy",
+        description="Validation metric to optimize: a number of metrics.json (execution_accuracy, loss, f1_score, ...).",
+    )
+    direction: Literal["maximize", "minimize"] | None = Field(
+        None, description="maximize or minimize the metric; default: minimize loss and perplexity, maximize the rest."
+    )
+    sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna sampler: tpe (Bayesian) or random.")
+    seed: int | None = Field(42, description="Sampler seed, for a reproducible search (null: a random one).")
+    pruner: Literal["none", "median"] = Field(
+        "none", description="median: stop a trial whose evaluations during training trail the median of earlier trials."
+    )
+    storage: str | None = Field(
+        None, description="Optuna storage URL (e.g. postgresql://...); default sqlite:///<output_dir>/tuning/study.db."
+    )
+    study_name: str | None = Field(None, description="Study name in the storage (default: the output_dir's name).")
+    search_space: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Dotted config key -> {type: float|int, low, high, log, step} or {type: categorical, choices} "
+        "(a list is shorthand for choices); empty: learning rate, plus lora.r and lora.dropout for LoRA methods.",
+    )
+
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _flatten_space(cls, value: Any) -> Any:
+        # Dotted overrides (tuning.search_space.lora.r.high=64) arrive as nested mappings.
+        from text2sql.tuning.space import flatten_space
+
+        return flatten_space(value) if isinstance(value, dict) else value
+
+    def resolved_direction(self) -> str:
+        return self.direction or ("minimize" if self.metric in MINIMIZED_METRICS else "maximize")
+
+
 # Our defaults for the trainer; any other TrainingArguments name may be set too. Chosen for a
 # small model on one CPU or GPU; presets override them.
 TRAINING_DEFAULTS: dict[str, Any] = {
@@ -240,6 +287,7 @@ class Config(_Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Experiment tracking.")
     launch: LaunchConfig = Field(default_factory=LaunchConfig, description="Cloud jobs (text2sql launch).")
     serving: ServingConfig = Field(default_factory=ServingConfig, description="predict and serve.")
+    tuning: TuningConfig = Field(default_factory=TuningConfig, description="Hyperparameter search (text2sql tune).")
 
     @field_validator("training", mode="before")
     @classmethod
@@ -396,10 +444,87 @@ def build_config(raw: dict[str, Any]) -> Config:
     training = raw.get("training") if isinstance(raw.get("training"), dict) else {}
     checked, training_problems = _check_training({**TRAINING_DEFAULTS, **(training or {})})
     problems.extend(training_problems)
+    if cfg is not None:
+        cfg.training = checked
+        problems.extend(_check_tuning(cfg))
     if problems or cfg is None:
         raise ConfigError(_join_problems(problems))
-    cfg.training = checked
     return cfg
+
+
+def _check_tuning(cfg: Config) -> list[str]:
+    """The tuning section against the rest of the config; the search space is normalized in place."""
+    from text2sql.tuning.space import check_search_space
+
+    t = cfg.tuning
+    problems: list[str] = []
+    if t.metric not in TUNING_METRICS:
+        problems.append(f"tuning.metric: unknown metric {t.metric!r}{_suggest(t.metric, TUNING_METRICS)} "
+                        f"(one of {', '.join(TUNING_METRICS)})")
+    elif t.metric in ("bleu", "sentence_bleu", "rouge_l") and not cfg.evaluation.text_metrics:
+        problems.append(f"tuning.metric={t.metric} needs evaluation.text_metrics: true")
+    if t.pruner == "median":
+        if str(cfg.training.get("eval_strategy", "no")) == "no":
+            problems.append("tuning.pruner=median prunes on evaluations during training; set "
+                            "training.eval_strategy=steps and training.eval_steps, or tuning.pruner=none")
+        if t.metric not in ("loss", "execution_accuracy"):
+            problems.append(f"tuning.pruner=median: training reports only loss and execution_accuracy, not "
+                            f"{t.metric}; use one of those as tuning.metric, or tuning.pruner=none")
+        elif t.metric == "execution_accuracy" and not cfg.callbacks.execution_accuracy_samples:
+            problems.append("tuning.pruner=median with tuning.metric=execution_accuracy needs "
+                            "callbacks.execution_accuracy_samples > 0 (measured at each evaluation)")
+    if t.storage is not None and "://" not in t.storage:
+        problems.append(f"tuning.storage: {t.storage!r} is not a database URL; write it like "
+                        "sqlite:///path/study.db or postgresql://host/db")
+    space, space_problems = check_search_space(cfg, t.search_space)
+    problems.extend(space_problems)
+    if not space_problems:  # saved configs show each spec whole (defaults filled in)
+        t.search_space = {key: spec.to_dict() for key, spec in space.items()}
+    return problems
+
+
+def check_key(cfg: Config, key: str) -> str | None:
+    """Why the dotted `key` names no single config value (None: it does); a typo gets a "did you mean"."""
+    parts = key.split(".")
+    if parts[0] == "training" and len(parts) > 2:
+        return "trainer arguments are one level deep: training.<TrainingArguments name>"
+    if parts[0] == "training" and len(parts) == 2:
+        name = _TRAINING_ALIASES.get(parts[1], parts[1])
+        if name in _MANAGED_TRAINING_KEYS:
+            return f"set '{_MANAGED_TRAINING_KEYS[name]}' instead"
+        types = _training_argument_types()
+        return None if name in types else f"unknown trainer argument{_suggest(name, types, 'training.')}"
+    node: Any = cfg
+    for i, part in enumerate(parts):
+        prefix = ".".join(parts[:i])
+        if not isinstance(node, BaseModel):
+            return f"{prefix} is a value, with no keys below it"
+        fields = type(node).model_fields
+        if part not in fields:
+            return f"unknown key{_suggest(part, fields, f'{prefix}.' if prefix else '')}"
+        node = getattr(node, part)
+    if isinstance(node, (BaseModel, dict)):
+        return f"{key} is a section; name one of its keys"
+    return None
+
+
+def check_value(cfg: Config, key: str, value: Any) -> str | None:
+    """Why the override `key=value` would be invalid on top of `cfg` (None: it is valid)."""
+    problem = check_key(cfg, key)
+    if problem is not None:
+        return problem
+    *parents, leaf = key.split(".")
+    if parents == ["training"]:
+        _, problems = _check_training({leaf: value})
+        return problems[0].split(": ", 1)[1] if problems else None
+    node: Any = cfg
+    for part in parents:
+        node = getattr(node, part)
+    try:
+        setattr(node.model_copy(), leaf, value)
+    except ValidationError as exc:
+        return exc.errors()[0]["msg"].lower()
+    return None
 
 
 def _join_problems(problems: list[str]) -> str:

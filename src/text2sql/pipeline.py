@@ -164,26 +164,12 @@ def run_pipeline(cfg: Config, *, force: bool = False) -> RunResult:
         stage = f"eval/{name}"
 
         def do_eval(name=name, model=model, identity=identity, stage=stage):
-            from text2sql.evaluation.evaluate import evaluate
+            from text2sql.evaluation.evaluate import evaluate_with
 
             depends_on = {**identity, "data": _fingerprint_of(run.stage_dir("data")), "evaluation": eval_settings}
             if not run.guard(stage, depends_on, force, unfinished_ok=True):
                 return run.stage_dir(stage), True
-            e = work.evaluation
-            evaluate(
-                str(run.stage_dir("data")),
-                run.stage_dir(stage),
-                model=model,
-                split=e.split,
-                batch_size=e.batch_size,
-                max_samples=e.max_samples,
-                max_new_tokens=e.max_new_tokens,
-                num_beams=e.num_beams,
-                backend=e.backend,
-                timeout=e.timeout,
-                text_metrics=e.text_metrics,
-                force=True,
-            )
+            evaluate_with(work.evaluation, str(run.stage_dir("data")), run.stage_dir(stage), model=model)
             run.mark(stage, work, depends_on)
             return run.stage_dir(stage), False
 

@@ -45,6 +45,25 @@ class EvaluationResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
+def evaluate_with(
+    settings: EvaluationConfig, data: str, output: str | Path, *, model: str, **overrides: Any
+) -> EvaluationResult:
+    """`evaluate` with a config's `evaluation` section (split, batch size, limits, backend, ...);
+    `overrides` replace any of them (a tuning trial scores the validation split, quietly)."""
+    options: dict[str, Any] = {
+        "split": settings.split,
+        "batch_size": settings.batch_size,
+        "max_samples": settings.max_samples,
+        "max_new_tokens": settings.max_new_tokens,
+        "num_beams": settings.num_beams,
+        "backend": settings.backend,
+        "timeout": settings.timeout,
+        "text_metrics": settings.text_metrics,
+        "force": True,
+    }
+    return evaluate(data, output, model=model, **{**options, **overrides})
+
+
 def evaluate(
     data: str,
     output: str | Path,

@@ -1,0 +1,386 @@
+"""`text2sql tune`: an Optuna study over the config's search space, under `<output_dir>/tuning/`.
+
+The data is prepared once, as the run's own `<output_dir>/data/` stage (so `text2sql run best.yaml`
+reuses it), and shared by every trial. Each trial trains and is scored on the validation split;
+a trial that fails (out of memory, NaN loss) is recorded as failed and the study goes on, while bad
+input (a config error) stops it. The study lives in `<output_dir>/tuning/study.db` (or
+`tuning.storage`), so a stopped study resumes where it stopped: the same config continues it and
+`tuning.n_trials` counts every finished trial; a different config or search space is refused
+unless `force` starts a new study.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from text2sql.config import Config
+from text2sql.errors import ConfigError, MissingExtraError, OutputExistsError, Text2SQLError
+from text2sql.rundir import changed_keys, fingerprint
+from text2sql.tuning.space import Spec, apply_params, check_search_space, resolve_space
+
+log = logging.getLogger("text2sql.tune")
+
+IDENTITY_ATTR = "text2sql.identity"
+_KILLED = "did not finish (its process ended)"  # failed with no recorded error: found still running
+
+
+@dataclass
+class TrialRow:
+    """One trial as the table and trials.csv show it."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED, FAIL or RUNNING
+    value: float | None
+    params: dict[str, Any]
+    seconds: float | None
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    started: str | None = None
+
+
+@dataclass
+class TuneResult:
+    root: Path  # <output_dir>/tuning
+    study_name: str
+    storage: str
+    metric: str
+    direction: str
+    space: dict[str, Spec]
+    default_space: bool
+    trials: list[TrialRow]
+    best: TrialRow | None
+    best_config: Path | None
+    trials_csv: Path
+    data: Path
+    ran: int  # trials run by this call
+
+
+def require_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise MissingExtraError("text2sql tune", "optuna", "tune") from None
+    return optuna
+
+
+def study_identity(cfg: Config, space: dict[str, Spec]) -> dict[str, Any]:
+    """What the trials' scores depend on; another identity is another study.
+
+    The tuned keys' own values, the study's length (n_trials, timeout), its sampler and where
+    things are written are left out: changing them continues the same study."""
+    base = cfg.to_dict()
+    for key in ("output_dir", "tuning", "tracking", "launch", "serving"):
+        base.pop(key, None)
+    base["callbacks"].pop("progress", None)  # display only
+    for key in space:
+        *parents, leaf = key.split(".")
+        node = base
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    identity = {
+        "config": base,
+        "search_space": {key: spec.to_dict() for key, spec in space.items()},
+        "metric": cfg.tuning.metric,
+        "direction": cfg.tuning.resolved_direction(),
+    }
+    return json.loads(json.dumps(identity, default=str))  # as the storage will give it back
+
+
+def public_url(url: str) -> str:
+    """A storage URL fit to print: without the password of postgresql://user:password@host/db."""
+    return re.sub(r"//([^/@:]+):[^/]*@", r"//\1:***@", url)
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)  # the trainer logs to stderr meanwhile: keep the two in order
+
+
+def _storage_url(cfg: Config, root: Path) -> str:
+    return cfg.tuning.storage or f"sqlite:///{(root / 'study.db').resolve()}"
+
+
+def _study_name(cfg: Config) -> str:
+    return cfg.tuning.study_name or Path(cfg.output_dir).resolve().name or "text2sql"
+
+
+def _trial_dirs(root: Path) -> list[Path]:
+    return sorted(root.glob("trial-*")) if root.is_dir() else []
+
+
+def _existing_study(optuna, cfg: Config, root: Path, storage: str, name: str):
+    """The stored study of this name, or None; never creates the default study file."""
+    if cfg.tuning.storage is None and not (root / "study.db").is_file():
+        return None
+    try:
+        if name not in optuna.get_all_study_names(storage=storage):
+            return None
+    except Exception as exc:  # an unreachable database, a corrupt file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"tuning.storage {public_url(storage)} cannot be opened ({first})") from None
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _start_over(optuna, cfg: Config, root: Path, storage: str, name: str) -> None:
+    """--force: drop the study and every trial folder."""
+    if cfg.tuning.storage is None:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    if _existing_study(optuna, cfg, root, storage, name) is not None:
+        optuna.delete_study(study_name=name, storage=storage)
+    for path in [*_trial_dirs(root), root / "best.yaml", root / "trials.csv"]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _check_same_study(study, identity: dict[str, Any], root: Path, name: str) -> None:
+    stored = study.user_attrs.get(IDENTITY_ATTR)
+    if stored is None:
+        raise OutputExistsError(
+            f"study '{name}' in the tuning storage was not made by text2sql tune; choose another "
+            "tuning.study_name, or pass --force to replace it"
+        )
+    if fingerprint(stored) != fingerprint(identity):
+        raise OutputExistsError(
+            f"{root} holds a study of a different config (changed: {_what_changed(stored, identity)}); "
+            "pass --force to start a new study, or choose another output_dir"
+        )
+
+
+def _what_changed(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = changed_keys(old.get("config", {}), new["config"])
+    old_space, new_space = old.get("search_space", {}), new["search_space"]
+    keys += [f"tuning.search_space.{k}" for k in sorted(old_space.keys() | new_space.keys())
+             if old_space.get(k) != new_space.get(k)]
+    keys += [f"tuning.{k}" for k in ("metric", "direction") if old.get(k) != new[k]]
+    return ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
+
+
+def _sampler(optuna, cfg: Config, offset: int):
+    # A resumed study must not replay the seed's first draws: the seed moves on by the trials done.
+    seed = None if cfg.tuning.seed is None else cfg.tuning.seed + offset
+    if cfg.tuning.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # TPE samples at random for its first trials; Optuna's 10 would leave a short study all random.
+    startup = min(10, max(2, cfg.tuning.n_trials // 3))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
+def _counts(trial) -> bool:
+    """Whether a finished trial counts toward tuning.n_trials: not when the study was stopped during
+    it (an interrupt, bad input) or its process was killed (failed without a recorded error)."""
+    state = trial.state.name
+    if state in ("COMPLETE", "PRUNED"):
+        return True
+    return state == "FAIL" and "error" in trial.user_attrs and not trial.user_attrs.get("stopped")
+
+
+def _pruner(optuna, cfg: Config):
+    if cfg.tuning.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3)
+    return optuna.pruners.NopPruner()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def rows_of(study) -> list[TrialRow]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append(
+            TrialRow(
+                number=t.number,
+                state=t.state.name,
+                value=t.value if t.state.name in ("COMPLETE", "PRUNED") else None,
+                params=dict(t.params),
+                seconds=t.user_attrs.get("seconds"),
+                error=t.user_attrs.get("error") or (_KILLED if t.state.name == "FAIL" else None),
+                metrics=t.user_attrs.get("metrics", {}),
+                started=t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
+            )
+        )
+    return rows
+
+
+def _best(rows: list[TrialRow], direction: str) -> TrialRow | None:
+    done = [r for r in rows if r.state == "COMPLETE"]
+    if not done:
+        return None
+    pick = max if direction == "maximize" else min
+    return pick(done, key=lambda r: r.value)
+
+
+def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say) -> TuneResult:
+    """Run (or continue) the study of `cfg`; returns every trial, the best one and where its config is."""
+    from text2sql.data.prepare import prepare
+    from text2sql.tuning import report
+
+    optuna = require_optuna()
+    optuna.logging.set_verbosity(optuna.logging.INFO if log.isEnabledFor(logging.DEBUG) else optuna.logging.WARNING)
+    if "://" in cfg.output_dir:
+        raise ConfigError(f"output_dir={cfg.output_dir}: text2sql tune needs a local output_dir")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("text2sql tune runs trials one after another in one process; start it without "
+                          "accelerate launch / torchrun")
+
+    space, is_default = resolve_space(cfg)
+    if is_default:  # the default space is checked like a written one
+        _, problems = check_search_space(cfg, {k: s.to_dict() for k, s in space.items()})
+        if problems:
+            raise ConfigError(f"the default search space does not fit this config: {problems[0]}")
+    metric, direction = cfg.tuning.metric, cfg.tuning.resolved_direction()
+    root = Path(cfg.output_dir) / "tuning"
+    storage, name = _storage_url(cfg, root), _study_name(cfg)
+    identity = study_identity(cfg, space)
+
+    # Refuse a different study before anything is written.
+    if force:
+        _start_over(optuna, cfg, root, storage, name)
+    existing = _existing_study(optuna, cfg, root, storage, name)
+    if existing is not None:
+        _check_same_study(existing, identity, root, name)
+    elif _trial_dirs(root):
+        raise OutputExistsError(
+            f"{root} holds trial folders of no study named '{name}' in {public_url(storage)}; pass --force to "
+            "start over, or choose another output_dir"
+        )
+
+    prepared = prepare(cfg, force=force)
+    val_rows = prepared.report.get("rows_out", {}).get("validation", 0)
+    if not val_rows:
+        raise ConfigError(
+            "text2sql tune scores trials on the validation split and the prepared data has none; "
+            "set data.validation or data.validation_size > 0"
+        )
+    scored = min(val_rows, cfg.evaluation.max_samples or val_rows)
+    say(f"prepared data {'up to date' if prepared.skipped else 'written'}: {prepared.path} "
+        f"(each trial is scored on {scored} validation rows; the test split is not used)")
+
+    root.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(
+        storage=storage, study_name=name, direction=direction, pruner=_pruner(optuna, cfg), load_if_exists=True
+    )
+    if existing is None:
+        study.set_user_attr(IDENTITY_ATTR, identity)
+    for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # One tune runs one trial at a time: a trial still marked running was cut off.
+        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
+        say(f"trial #{stale.number} was cut off by an earlier interruption; recorded as failed (not counted)")
+    study.sampler = _sampler(optuna, cfg, len(study.trials))
+
+    done = sum(1 for t in study.get_trials(deepcopy=False) if _counts(t))
+    want = cfg.tuning.n_trials
+    shown_space = ", ".join(f"{k} {s.describe()}" for k, s in space.items())
+    say(f"study '{name}': {direction} {metric} over {'the default space: ' if is_default else ''}{shown_space}")
+    if done >= want:
+        say(f"{done} of {want} trials already done; nothing to run (raise tuning.n_trials or --n-trials for more)")
+    elif done:
+        say(f"resuming: {done} of {want} trials already done")
+
+    start = time.monotonic()
+    durations: list[float] = []
+    ran = 0
+    while done < want:
+        if cfg.tuning.timeout is not None and time.monotonic() - start >= cfg.tuning.timeout:
+            say(f"timeout: {cfg.tuning.timeout:g} s reached; {done} of {want} trials done (run again to continue)")
+            break
+        trial = study.ask()
+        params = {key: spec.suggest(trial, key) for key, spec in space.items()}
+        began = time.monotonic()
+        state, value, error = _run_one(optuna, study, trial, cfg, params, root / f"trial-{trial.number}", prepared.path)
+        durations.append(time.monotonic() - began)
+        done += 1
+        ran += 1
+        say(report.progress_line(done, want, trial.number, params, state, value, error, durations[-1],
+                                 _best(rows_of(study), direction), metric, _eta(durations, want - done, cfg, start)))
+
+    rows = rows_of(study)
+    best = _best(rows, direction)
+    csv_path = report.write_trials_csv(root / "trials.csv", rows, space, metric)
+    result = TuneResult(
+        root=root, study_name=name, storage=storage, metric=metric, direction=direction, space=space,
+        default_space=is_default, trials=rows, best=best, best_config=None, trials_csv=csv_path,
+        data=prepared.path, ran=ran,
+    )
+    if best is None:
+        finished_rows = [r for r in rows if r.state != "RUNNING"]
+        last = next((r.error for r in reversed(finished_rows) if r.error), None)
+        raise Text2SQLError(
+            f"no trial of study '{name}' completed ({len(finished_rows)} failed or pruned"
+            + (f"; the last: {last}" if last else "") + f"); see {csv_path}"
+        )
+    best_cfg = apply_params(cfg, best.params)  # output_dir stays: `run best.yaml` reuses the prepared data
+    result.best_config = report.write_best_config(root / "best.yaml", best_cfg, result)
+    return result
+
+
+def _run_one(optuna, study, trial, cfg: Config, params: dict[str, Any], trial_dir: Path, data: Path):
+    """Run one asked trial and tell the study how it ended: (state, value, error)."""
+    from text2sql.tuning.trial import SHOWN_METRICS, run_trial
+
+    began = time.monotonic()
+
+    def finish(state: str, value: float | None = None, error: str | None = None, metrics=None, stopped=False):
+        trial.set_user_attr("seconds", round(time.monotonic() - began, 1))
+        if error:
+            trial.set_user_attr("error", error)
+        if stopped:  # the study stopped during this trial: it does not count toward n_trials
+            trial.set_user_attr("stopped", True)
+        if metrics:
+            trial.set_user_attr("metrics", {k: metrics[k] for k in SHOWN_METRICS if k in metrics})
+        if state == "COMPLETE":
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=getattr(optuna.trial.TrialState, state))
+        return state, value, error
+
+    try:
+        trial_cfg = apply_params(cfg, params, output_dir=str(trial_dir))
+        outcome = run_trial(trial_cfg, data, trial=trial, pruning=cfg.tuning.pruner != "none")
+    except optuna.TrialPruned as exc:
+        return finish("PRUNED", error=str(exc) or None)
+    except (Text2SQLError, KeyboardInterrupt) as exc:
+        # Bad input fails every trial alike, and an interrupt stops the study: record, then stop.
+        finish("FAIL", error="interrupted" if isinstance(exc, KeyboardInterrupt) else _one_line(exc), stopped=True)
+        if isinstance(exc, Text2SQLError):
+            exc.args = (f"trial #{trial.number}: {exc}",)
+        raise
+    except Exception as exc:  # out of memory, NaN loss (TrialFailed), a library error: this trial only
+        log.debug("trial #%d failed", trial.number, exc_info=True)
+        return finish("FAIL", error=_one_line(exc))
+    finally:
+        _free_memory()
+    return finish("COMPLETE", outcome.value, metrics=outcome.metrics)
+
+
+def _eta(durations: list[float], remaining: int, cfg: Config, start: float) -> float | None:
+    if not durations or remaining <= 0:
+        return 0.0 if remaining <= 0 else None
+    eta = sum(durations) / len(durations) * remaining
+    if cfg.tuning.timeout is not None:
+        eta = min(eta, max(0.0, cfg.tuning.timeout - (time.monotonic() - start)))
+    return eta
