@@ -19,6 +19,18 @@ def shared_datasets() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Torch on one thread for every test: the models are tiny, and on a shared 2-core machine two
+    spinning OpenMP threads per process made training steps 10-40x slower (measured)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _hermetic_env(tmp_path_factory):
     """Tiny models cache into a per-session folder; nothing reaches for the hub."""
     import os

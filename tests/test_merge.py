@@ -34,16 +34,6 @@ pytestmark = [
 ARCH_TARGETS = {"t5": ["q", "v"]}  # decoders: every linear layer, as `text2sql train` does
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from threads; on a shared 2-core machine two threads each were
-    # measured 10-80x slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_adapter(
     arch: str,
     folder: Path,

@@ -20,16 +20,6 @@ FAST = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared 2-core machine: more threads only contend
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_run_all_stages_then_skip_everything(tmp_path, capsys):
     out = tmp_path / "run"
     cfg = load_config(None, [f"output_dir={out}", "evaluation.baseline=true", *FAST])

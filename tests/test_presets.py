@@ -93,14 +93,6 @@ PRESETS = {
     ),
 }
 SEEDS = sorted(PRESETS)
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared 2-core machine: more threads only contend
-    yield
-    torch.set_num_threads(threads)
 
 
 class Runs:

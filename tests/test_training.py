@@ -13,7 +13,7 @@ from text2sql.config import load_config
 from text2sql.errors import ConfigError, MissingExtraError, OutputExistsError
 from text2sql.training.collator import PaddingCollator
 from text2sql.training.train import train
-from training_support import one_torch_thread, run_config, weights  # noqa: F401 (autouse fixture)
+from training_support import run_config, weights
 
 ARCHS = ["llama", "mistral", "qwen2", "gpt2", "t5"]
 

@@ -16,7 +16,7 @@ from cli_support import assert_one_line_error, run_cli
 
 from text2sql.cli import build_parser, main
 from text2sql.config import save_config
-from training_support import one_torch_thread, data_files, run_config  # noqa: F401 (autouse fixture)
+from training_support import data_files, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

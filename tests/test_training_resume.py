@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.training.checkpoints import MARKER, latest_complete_checkpoint, write_marker
 from text2sql.training.train import train
-from training_support import one_torch_thread, run_config, weights  # noqa: F401 (autouse fixture)
+from training_support import run_config, weights
 
 
 class Probe(TrainerCallback):

@@ -38,16 +38,6 @@ SPACE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared 2-core machine: more threads only contend
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_config(folder: Path, n_trials: int = 3, space=None) -> Path:
     raw = {
         "output_dir": str(folder / "run"),
@@ -73,16 +63,11 @@ def best_row(rows: list[dict[str, str]]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """One real study of 3 trials, run through the command line."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("tune")
     cfg_path = write_config(folder)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["tune", str(cfg_path)])
-    torch.set_num_threads(threads)
     return SimpleNamespace(code=code, out=out.getvalue(), cfg=cfg_path, run=folder / "run")
 
 

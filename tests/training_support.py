@@ -9,8 +9,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from text2sql.config import load_config
 
 _ROOT = Path(tempfile.mkdtemp(prefix="text2sql-training-tests-"))
@@ -19,18 +17,6 @@ _PREPARED: dict[tuple, Path] = {}
 
 TABLES = ("employees", "orders", "products", "customers")
 COLUMNS = ("salary", "age", "price", "total")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Training tests run torch on one thread: on a shared 2-core machine two spinning OpenMP
-    threads per process made each step 10-40x slower (measured), one thread never did."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def csv_rows(n: int) -> list[tuple[str, str, str]]:
