@@ -301,7 +301,8 @@ def _save(run: RunDir, stage: str, cfg: Config, setup, depends_on, result: Train
     if state.is_main_process:
         shutil.rmtree(staged, ignore_errors=True)
     state.wait_for_everyone()
-    trainer.save_model(str(staged))
+    with progress_bars_disabled():
+        trainer.save_model(str(staged))
     state.wait_for_everyone()
     if state.is_main_process:
         try:
