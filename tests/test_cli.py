@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -118,6 +119,30 @@ def test_debug_shows_the_traceback(tmp_path):
 
     with pytest.raises(Text2SQLError):
         main(["prepare", "--debug", f"data.train={tmp_path / 'nope.csv'}"])
+
+
+def test_config_prints_the_resolved_config_and_every_key(capsys, tmp_path):
+    import yaml
+
+    from text2sql.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    code, out, _ = run_cli(capsys, "config", root / "configs/quickstart.yaml", "training.max_steps=7", "lora.r=4")
+    assert code == 0
+    printed = yaml.safe_load(out)
+    assert printed["training"]["max_steps"] == 7 and printed["lora"]["r"] == 4
+    assert printed["training"]["adam_beta2"] == 0.95  # from the file
+    (tmp_path / "c.yaml").write_text(out)
+    assert load_config(tmp_path / "c.yaml") == load_config(root / "configs/quickstart.yaml", ["training.max_steps=7", "lora.r=4"])
+
+    code, out, _ = run_cli(capsys, "config", "--keys")
+    keys = {line.split()[0]: line for line in out.splitlines()}
+    assert code == 0 and "data.schema_format" in keys and "tuning.search_space" in keys
+    assert keys["training.learning_rate"].split()[1] == "0.0002"
+    assert "lora" not in keys and "training" not in keys  # sections are expanded, not printed whole
+
+    code, _, err = run_cli(capsys, "config", "training.max_stepz=1")
+    assert_one_line_error(code, err, "did you mean 'training.max_steps'")
 
 
 def test_validate_bundled(capsys):

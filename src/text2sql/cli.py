@@ -180,6 +180,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from text2sql.config import describe_fields
+
+    if args.keys:
+        rows = describe_fields()
+        width = max(len(key) for key, _, _ in rows)
+        for key, default, help_text in rows:
+            print(f"{key:<{width}}  {default:<16}  {help_text}")
+        return 0
+    # The config a run would use: file, overrides and defaults resolved and validated.
+    print(_load(args).to_yaml(), end="")
+    return 0
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from text2sql.config import load_config
     from text2sql.tuning.report import format_report
@@ -217,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--force", action="store_true", help="replace prepared data made from a different config")
     p.set_defaults(func=cmd_prepare)
+
+    p = verbs.add_parser("config", parents=[common], help="print the resolved config, or every key with --keys")
+    _config_args(p)
+    p.add_argument("--keys", action="store_true", help="list every config key with its default and description")
+    p.set_defaults(func=cmd_config)
 
     p = verbs.add_parser("validate", parents=[common], help="check a config, its data files and databases (no model)")
     _config_args(p)
@@ -338,6 +357,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`text2sql config --keys | head`): stop quietly, as Unix tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -276,7 +276,8 @@ def save_config(cfg: Config, directory: str | Path) -> Path:
 
 
 def describe_fields(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, default, help) for every field, for `text2sql config --keys`."""
+    """(dotted key, default, help) for every field, for `text2sql config --keys`; `training` is listed
+    key by key (the arguments text2sql sets; any other TrainingArguments name may be added)."""
     rows: list[tuple[str, str, str]] = []
     for name, field in model.model_fields.items():
         ann = field.annotation
@@ -284,5 +285,16 @@ def describe_fields(model: type[BaseModel] = Config, prefix: str = "") -> list[t
             rows.extend(describe_fields(ann, f"{prefix}{name}."))
             continue
         default = field.get_default(call_default_factory=True)
-        rows.append((f"{prefix}{name}", yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n..."), field.description or ""))
+        if model is Config and name == "training":
+            # One row per trainer argument text2sql sets; any other TrainingArguments name works too.
+            rows.extend(
+                (f"training.{key}", _flow(value), f"transformers TrainingArguments.{key} (text2sql's default)")
+                for key, value in default.items()
+            )
+            continue
+        rows.append((f"{prefix}{name}", _flow(default), field.description or ""))
     return rows
+
+
+def _flow(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
