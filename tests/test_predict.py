@@ -102,9 +102,20 @@ def run_error(capsys, *args):
     return lines[0]
 
 
+def test_a_bundled_database_by_name(capsys, tiny_llama_path, answers):
+    code = main(["predict", "--model", str(tiny_llama_path), "--db", "airline", "How many flights?", "--execute"])
+    out, _ = capsys.readouterr()
+    with sqlite3.connect(AIRLINE) as conn:
+        [(count,)] = conn.execute("SELECT COUNT(*) FROM flights").fetchall()
+    assert code == 0 and out.splitlines()[0] == "SELECT COUNT(*) FROM flights"
+    assert out.splitlines()[-2].strip() == str(count) and out.splitlines()[-1] == "(1 row)"
+    assert "CREATE TABLE flights" in answers.prompts[0]  # the bundled database's schema was in the prompt
+
+
 def test_bad_input_is_one_line(capsys, tmp_path, tiny_llama_path):
     model = str(tiny_llama_path)
-    assert "not found" in run_error(capsys, "--model", model, "--db", str(tmp_path / "none.sqlite"), "q")
+    missing = run_error(capsys, "--model", model, "--db", str(tmp_path / "none.sqlite"), "q")
+    assert "not found; give a SQLite file or a bundled database (airline, clinic, retail, university)" in missing
     assert "needs --db" in run_error(capsys, "--model", model, "--schema", AIRLINE, "q", "--execute")
     assert "does not exist" in run_error(capsys, "--model", str(tmp_path / "no-model"), "--db", AIRLINE, "q")
     empty = tmp_path / "empty.sql"

@@ -23,7 +23,10 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("question", help="the question, in quotes")
     _model_arguments(p)
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--db", metavar="FILE.sqlite", help="the database: its schema goes into the prompt")
+    where.add_argument(
+        "--db", metavar="FILE.sqlite",
+        help="the database: its schema goes into the prompt (or a bundled one by name: airline, clinic, retail, university)",
+    )
     where.add_argument("--schema", metavar="FILE.sql", help="a file of CREATE TABLE statements (no database)")
     p.add_argument("--execute", action="store_true", help="run the SQL read-only on --db and print the rows")
     p.add_argument("--max-new-tokens", type=int, default=_D.max_tokens, help="longest answer generated, in tokens")

@@ -39,8 +39,21 @@ def check_inputs(db: str | None, schema: str | None, execute: bool) -> None:
         raise Text2SQLError("--execute needs --db: the SQL can only run on a database file")
     path = Path(db or schema or "")
     if not path.is_file():
-        what = "database" if db else "schema file"
-        raise DataError(f"{what} {path} not found; check the path")
+        if db:
+            from text2sql.data import bundled
+
+            names = ", ".join(bundled.db_ids())
+            raise DataError(f"database {path} not found; give a SQLite file or a bundled database ({names})")
+        raise DataError(f"schema file {path} not found; check the path")
+
+
+def resolve_database(db: str | None) -> str | None:
+    """A SQLite file as given, or the bundled database of that name (`--db airline`)."""
+    if db is None or Path(db).is_file():
+        return db
+    from text2sql.data import bundled
+
+    return str(bundled.db_path(db)) if db in bundled.db_ids() else db
 
 
 def read_schema_file(path: str | Path) -> str:
@@ -72,6 +85,7 @@ def predict(
 ) -> Prediction:
     """The model's SQL for `question` on the database `db` (a SQLite file) or the schema file
     `schema`; with `execute`, its rows. Raises Text2SQLError for bad input, before loading."""
+    db = resolve_database(db)
     check_inputs(db, schema, execute)
     if not question.strip():
         raise Text2SQLError("the question is empty; pass it as the last argument, in quotes")
