@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from text2sql.data.example import Example
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
 from text2sql.errors import DataError
 
@@ -25,18 +26,9 @@ UNLABELLED = "(none)"
 
 
 @dataclass
-class EvalRow:
-    """One example to score. `input_ids`/`labels` are set for prepared rows (for the loss)."""
+class EvalRow(Example):
+    """One example to score: the readers' record, plus a prepared row's token ids (for the loss)."""
 
-    id: str
-    question: str
-    sql: str
-    schema: str = ""
-    db_id: str | None = None
-    db_path: str | None = None
-    complexity: str | None = None
-    evidence: str | None = None
-    reasoning: str | None = None
     input_ids: list[int] | None = None
     labels: list[int] | None = None
 
@@ -85,11 +77,8 @@ def load_eval_set(
     return evalset
 
 
-def _from_example(ex) -> EvalRow:
-    return EvalRow(
-        id=ex.id, question=ex.question, sql=ex.sql, schema=ex.schema, db_id=ex.db_id, db_path=ex.db_path,
-        complexity=ex.complexity, evidence=ex.evidence, reasoning=ex.reasoning,
-    )
+def _from_example(ex: Example) -> EvalRow:
+    return EvalRow(**vars(ex))
 
 
 # ------------------------------------------------------------------------------------ prepared data
