@@ -134,3 +134,7 @@ def test_early_stopping_stops_when_eval_loss_stops_improving(tmp_path):
     bad = run_config("tiny:llama", tmp_path / "other", "callbacks.early_stopping_patience=2")
     with pytest.raises(ConfigError, match="training.eval_strategy=steps"):
         train(bad)
+    # The execution-accuracy callback works from the same evaluations, and says so the same way.
+    bad = run_config("tiny:llama", tmp_path / "other", "callbacks.execution_accuracy_samples=4")
+    with pytest.raises(ConfigError, match="callbacks.execution_accuracy_samples needs evaluations during training"):
+        train(bad)

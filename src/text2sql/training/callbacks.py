@@ -178,21 +178,23 @@ class CheckpointSyncCallback(TrainerCallback):
         log.info("copied %s to %s", source.name, target)
 
 
+def require_evaluations(cfg: Config, has_validation: bool, key: str) -> None:
+    """ConfigError unless the run evaluates on a validation split during training, which the
+    callback set by `key` works from."""
+    if not has_validation:
+        raise ConfigError(f"{key} needs a validation split; set data.validation or data.validation_size > 0")
+    if str(cfg.training.get("eval_strategy", "no")) == "no":
+        raise ConfigError(
+            f"{key} needs evaluations during training; set training.eval_strategy=steps and training.eval_steps=N"
+        )
+
+
 def early_stopping_callback(cfg: Config, has_validation: bool):
     """transformers' EarlyStoppingCallback for cfg.callbacks.early_stopping_patience, checked up front."""
     patience = cfg.callbacks.early_stopping_patience
     if not patience:
         return None
-    if not has_validation:
-        raise ConfigError(
-            "callbacks.early_stopping_patience needs a validation split; set data.validation or "
-            "data.validation_size > 0"
-        )
-    if str(cfg.training.get("eval_strategy", "no")) == "no":
-        raise ConfigError(
-            "callbacks.early_stopping_patience needs evaluations during training; set "
-            "training.eval_strategy=steps and training.eval_steps=N"
-        )
+    require_evaluations(cfg, has_validation, "callbacks.early_stopping_patience")
     from transformers import EarlyStoppingCallback
 
     return EarlyStoppingCallback(early_stopping_patience=patience)

@@ -23,6 +23,7 @@ from text2sql.training.callbacks import (
     PeakMemoryCallback,
     ProgressLinesCallback,
     early_stopping_callback,
+    require_evaluations,
     use_progress_lines,
 )
 from text2sql.training.checkpoints import CompleteCheckpointCallback
@@ -155,16 +156,8 @@ def execution_accuracy_callback(cfg: Config, datasets: Any, tokenizer: Any, kind
     n = cfg.callbacks.execution_accuracy_samples
     if n <= 0:
         return None
-    if "validation" not in datasets or len(datasets["validation"]) == 0:
-        raise ConfigError(
-            "callbacks.execution_accuracy_samples needs a validation split; set data.validation or "
-            "data.validation_size > 0"
-        )
-    if str(cfg.training.get("eval_strategy", "no")) == "no":
-        raise ConfigError(
-            "callbacks.execution_accuracy_samples is measured at evaluations; set training.eval_strategy=steps "
-            "and training.eval_steps=N"
-        )
+    has_validation = "validation" in datasets and len(datasets["validation"]) > 0
+    require_evaluations(cfg, has_validation, "callbacks.execution_accuracy_samples")
     from text2sql.data.prompt import PromptBuilder
     from text2sql.evaluation.callback import ExecutionAccuracyCallback
 
