@@ -32,3 +32,12 @@ class MissingExtraError(Text2SQLError):
         super().__init__(
             f"{feature} needs the '{package}' package: pip install 'text2sql[{extra}]'"
         )
+
+
+def first_line(exc: BaseException | None) -> str:
+    """The first line of an exception's message (its type name when it has none): what a one-line
+    error quotes of a library's multi-line exception."""
+    if exc is None:
+        return ""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from text2sql.errors import MissingExtraError, Text2SQLError
+from text2sql.errors import MissingExtraError, Text2SQLError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +138,10 @@ def _resolve(url: str, endpoint_url: str | None, storage_options: dict[str, Any]
     try:
         return fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:  # another protocol whose package is missing: fsspec names it
-        raise StorageError(f"cannot open {url}: {_first_line(exc)}") from None
+        raise StorageError(f"cannot open {url}: {first_line(exc)}") from None
     except ValueError as exc:
         raise StorageError(
-            f"unsupported URL scheme '{scheme}://' in {url}: use gs://, s3:// or a local path ({_first_line(exc)})"
+            f"unsupported URL scheme '{scheme}://' in {url}: use gs://, s3:// or a local path ({first_line(exc)})"
         ) from None
 
 
@@ -364,7 +364,7 @@ def _put_atomic(fs, local: Path, key: str, retries: int, backoff: float) -> None
         except Exception as exc:  # a leftover partial object is ignored by readers; not worth failing for
             # After a failed upload the clean-up fails for the same reason: the error already says it.
             (log.warning if published else log.debug)(
-                "could not remove temporary object %s: %s", partial, _first_line(exc)
+                "could not remove temporary object %s: %s", partial, first_line(exc)
             )
 
 
@@ -424,7 +424,7 @@ def _with_retries(action: Callable[[], T], what: str, retries: int, backoff: flo
             if attempt >= retries or not _is_transient(exc):
                 raise
             delay = backoff * 2**attempt * random.uniform(0.5, 1.0)  # jitter: ranks do not retry in step
-            log.warning("%s failed (%s); retry %d of %d in %.1f s", what, _first_line(exc), attempt + 1, retries, delay)
+            log.warning("%s failed (%s); retry %d of %d in %.1f s", what, first_line(exc), attempt + 1, retries, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -466,8 +466,8 @@ def _explain(exc: BaseException, url: str, action: str, fs) -> str | None:
     )
     endpoint = _endpoint_of(fs) if s3 else None
     where = f" at {endpoint}" if endpoint else ""
-    text = _first_line(exc)
-    chain = f"{text} {_first_line(exc.__cause__) if exc.__cause__ else ''}"
+    text = first_line(exc)
+    chain = f"{text} {first_line(exc.__cause__) if exc.__cause__ else ''}"
     if type(exc).__name__ in _CREDENTIAL_ERRORS:
         return f"cannot {action} {url}: no usable credentials ({text}); set {creds}"
     if isinstance(exc, FileNotFoundError):
@@ -496,10 +496,3 @@ def _is_connection_error(exc: BaseException) -> bool:
 def _endpoint_of(fs) -> str | None:
     endpoint = getattr(fs, "endpoint_url", None) or (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url")
     return endpoint or s3_endpoint()
-
-
-def _first_line(exc: BaseException | None) -> str:
-    if exc is None:
-        return ""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

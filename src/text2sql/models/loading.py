@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from text2sql.errors import ConfigError
+from text2sql.errors import ConfigError, first_line
 
 KINDS = ("decoder", "seq2seq")
 REMOTE_SCHEMES = ("gs", "s3")
@@ -175,7 +175,7 @@ class _load_errors:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None or not issubclass(exc_type, (OSError, ValueError)):
             return False
-        reason = _first_line(exc)
+        reason = first_line(exc)
         if os.path.isdir(self.path):
             message = f"cannot load model {self.name} from {self.path}: {reason}"
         else:
@@ -184,8 +184,3 @@ class _load_errors:
                 "check the name or the network, or set a local path"
             )
         raise ConfigError(message) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

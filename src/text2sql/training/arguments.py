@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.config import Config
-from text2sql.errors import ConfigError
+from text2sql.errors import ConfigError, first_line
 
 CHECKPOINTS = "checkpoints"
 
@@ -131,5 +131,4 @@ def build_training_arguments(
     try:
         return Args(**values)
     except (ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"invalid training arguments: {first}") from exc
+        raise ConfigError(f"invalid training arguments: {first_line(exc)}") from exc

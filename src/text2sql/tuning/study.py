@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from text2sql.config import Config
-from text2sql.errors import ConfigError, MissingExtraError, OutputExistsError, Text2SQLError
+from text2sql.errors import ConfigError, MissingExtraError, OutputExistsError, Text2SQLError, first_line
 from text2sql.rundir import changed_keys, fingerprint
 from text2sql.tuning.space import Spec, apply_params, check_search_space, resolve_space
 
@@ -125,8 +125,7 @@ def _existing_study(optuna, cfg: Config, root: Path, storage: str, name: str):
         if name not in optuna.get_all_study_names(storage=storage):
             return None
     except Exception as exc:  # an unreachable database, a corrupt file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"tuning.storage {public_url(storage)} cannot be opened ({first})") from None
+        raise ConfigError(f"tuning.storage {public_url(storage)} cannot be opened ({first_line(exc)})") from None
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -193,8 +192,8 @@ def _pruner(optuna, cfg: Config):
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    text = first_line(exc)
+    return text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
 def _free_memory() -> None:
