@@ -13,6 +13,7 @@ from text2sql.errors import Text2SQLError
 
 log = logging.getLogger("text2sql")
 
+
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "config_and_overrides",

@@ -9,6 +9,7 @@ from text2sql.config.loading import (
     load_config,
     parse_override,
     save_config,
+    set_dotted,
 )
 from text2sql.config.sections import (
     DEFAULT_SYSTEM_PROMPT,
@@ -34,5 +35,5 @@ __all__ = [
     "CallbacksConfig", "Config", "DataConfig", "EvaluationConfig", "LaunchConfig", "LoraConfigSection",
     "MaxSamples", "ModelConfig", "PromptConfig", "ServingConfig", "TrackingConfig", "TuningConfig",
     "build_config", "check_key", "check_value", "describe_fields", "load_config", "parse_override",
-    "save_config",
+    "save_config", "set_dotted",
 ]

@@ -102,7 +102,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def _set_dotted(tree: dict[str, Any], path: list[str], value: Any) -> None:
+def set_dotted(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    """tree[path[0]][path[1]]... = value, creating the mappings on the way (an override's target)."""
     node = tree
     for part in path[:-1]:
         child = node.get(part)
@@ -261,7 +262,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     raw: dict[str, Any] = _read_yaml(Path(path)) if path else {}
     for text in overrides:
         keys, value = parse_override(text)
-        _set_dotted(raw, keys, value)
+        set_dotted(raw, keys, value)
     return build_config(raw)
 
 

@@ -281,15 +281,11 @@ def resolve_space(cfg: Config) -> tuple[dict[str, Spec], bool]:
 
 def apply_params(cfg: Config, params: dict[str, Any], *, output_dir: str | None = None) -> Config:
     """`cfg` with `params` (dotted key → value) set, validated like any config."""
-    from text2sql.config import build_config
+    from text2sql.config import build_config, set_dotted
 
     raw = cfg.to_dict()
     for key, value in params.items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        set_dotted(raw, key.split("."), value)
     if output_dir is not None:
         raw["output_dir"] = output_dir
     return build_config(raw)
