@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,13 +73,15 @@ def make_readable(folder: Path) -> None:
 def progress_bars_disabled():
     """Hide the bars of a step that takes a second or less (transformers' 'Loading weights' /
     'Writing model shards', datasets' 'Saving the dataset'); restore the caller's settings."""
-    import datasets
     from transformers.utils import logging as hf_logging
 
+    # datasets only when the caller already uses it: importing it costs `predict` a second at start-up.
+    datasets = sys.modules.get("datasets")
     enabled = hf_logging.is_progress_bar_enabled()
-    datasets_enabled = not datasets.are_progress_bars_disabled()
+    datasets_enabled = datasets is not None and not datasets.are_progress_bars_disabled()
     hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
+    if datasets_enabled:
+        datasets.disable_progress_bars()
     try:
         yield
     finally:
