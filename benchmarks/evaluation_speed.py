@@ -5,7 +5,7 @@
 
 1. Generation throughput, in one process on the same model, prompts and settings (greedy,
    `--max-new-tokens`): seed 000's evaluation loop (tokenize one prompt, one `generate` call, decode;
-   no batching) against `text2sql.evaluation.generate.generate_texts`, batched without and with
+   no batching) against `text2sql.inference.generate.HFGenerator`, batched without and with
    shared-prefix caching, on two kinds of prompt: the question alone (what seed 000 feeds its model)
    and schema + question (the bundled data). All three must return the same texts. The whole
    `evaluate()` call (load, generate, score, loss, write outputs and report) is timed as well.
@@ -55,8 +55,8 @@ def _timed(fn):
 def bench_generation(args) -> list[str]:
     from text2sql.evaluation.evalset import load_eval_set
     from text2sql.evaluation.evaluate import evaluate
-    from text2sql.evaluation.generate import generate_texts
-    from text2sql.evaluation.inference import load_for_inference
+    from text2sql.inference.generate import HFGenerator
+    from text2sql.inference.loading import load_for_inference
 
     im = load_for_inference(args.model)
     rows = load_eval_set("bundled", split="test", read_options=im.read_options()).rows
@@ -82,10 +82,10 @@ def bench_generation(args) -> list[str]:
         for _ in range(args.repeats):
             for name, fn in (
                 ("seed", lambda: seed000_loop(im.model, im.tokenizer, prompts, args.max_new_tokens)),
-                ("plain", lambda: generate_texts(im.model, im.tokenizer, im.kind, ids, batch_size=args.batch_size,
-                                                 max_new_tokens=args.max_new_tokens, share_prefix=False, progress=False)),
-                ("shared", lambda: generate_texts(im.model, im.tokenizer, im.kind, ids, batch_size=args.batch_size,
-                                                  max_new_tokens=args.max_new_tokens, progress=False)),
+                ("plain", lambda: HFGenerator(im.model, im.tokenizer, im.kind, share_prefix=False).generate_texts(
+                    ids, args.max_new_tokens, batch_size=args.batch_size)),
+                ("shared", lambda: HFGenerator(im.model, im.tokenizer, im.kind).generate_texts(
+                    ids, args.max_new_tokens, batch_size=args.batch_size)),
             ):
                 seconds, outputs[name] = _timed(fn)
                 best[name] = min(best[name], seconds)
@@ -125,7 +125,7 @@ def mixed_predictions(golds: list[str], seed: int = 0) -> list[str]:
 
 
 def _score(data: str, preds: list[str], rows: int, tmp: Path) -> tuple[float, float, dict]:
-    from text2sql.evaluation.compare import gold_orders_results
+    from text2sql.sql.equivalence import gold_orders_results
     from text2sql.evaluation.evaluate import evaluate
     from text2sql.evaluation.metrics import normalize_sql
 

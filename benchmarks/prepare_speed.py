@@ -44,12 +44,12 @@ def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
 def run_ours(csv_path: Path, out: Path, model: str) -> dict:
     from text2sql.config import load_config
     from text2sql.data.prepare import prepare
-    from text2sql.models.loading import load_tokenizer
+    from text2sql.models.loading import open_model
 
     cfg = load_config(None, [f"data.train={csv_path}", f"output_dir={out}", f"model.name_or_path={model}"])
-    load_tokenizer(model)  # build/cache the tiny model outside the timed region
+    resolved = open_model(model)  # build/cache the tiny model and load its tokenizer outside the timed region
     start = time.perf_counter()
-    result = prepare(cfg)
+    result = prepare(cfg, resolved)
     elapsed = time.perf_counter() - start
     return {"seconds": elapsed, "rows_out": sum(result.report["rows_out"].values())}
 

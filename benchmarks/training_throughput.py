@@ -86,10 +86,10 @@ def config(args, output_dir: Path):
         "data.max_samples.test=8",
         f"data.max_source_length={SEED_SOURCE}",
         f"data.max_target_length={SEED_TARGET}",
-        "lora.r=16",
-        "lora.alpha=32",
-        "lora.dropout=0.1",
-        "lora.target_modules=[q, v]",
+        "finetune.r=16",
+        "finetune.alpha=32",
+        "finetune.dropout=0.1",
+        "finetune.target_modules=[q, v]",
         "training.num_train_epochs=1",
         f"training.per_device_train_batch_size={args.batch_size}",
         "training.learning_rate=5e-5",
@@ -102,11 +102,12 @@ def config(args, output_dir: Path):
 
 
 def run_text2sql(cfg, data_dir: Path, kind: str, group_by_length: bool = False):
+    from text2sql.models.loading import open_model
     from text2sql.training.trainer import build_trainer
 
     if group_by_length:
         cfg = cfg.model_copy(update={"training": {**cfg.training, "train_sampling_strategy": "group_by_length"}})
-    setup = build_trainer(cfg, data_dir)
+    setup = build_trainer(cfg, open_model(cfg.model.name_or_path), data_dir)
     trainer = setup.trainer
     trainer.eval_dataset = None
     counter = CountingCollator(trainer.data_collator, kind)
@@ -188,13 +189,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from text2sql.data.prepare import prepare
-    from text2sql.models.loading import model_kind
+    from text2sql.models.loading import open_model
 
     work = Path(tempfile.mkdtemp(prefix="text2sql-bench-train-"))
     try:
         cfg = config(args, work / "run")
-        prepared = prepare(cfg)
-        kind, _ = model_kind(args.model)
+        model = open_model(args.model)
+        prepared = prepare(cfg, model)
+        kind = model.kind
         report = prepared.report["token_lengths"]["train"]
         results: dict[str, list[tuple[float, int, float, float]]] = {"seed000": [], "text2sql": [], "grouped": []}
         if args.no_checkpointing_baseline:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 # The real public datasets (Spider, BIRD mini-dev) live beside the checkout, at ../shared/datasets.
-SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+from repo import SHARED_DATASETS
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from text2sql.serving.engine import RawOutput, Sampling
+from text2sql.inference.generate import RawOutput, Sampling
 
 
 def free_port() -> int:

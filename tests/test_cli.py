@@ -10,6 +10,7 @@ import pytest
 from cli_support import assert_one_line_error, run_cli
 
 from text2sql.cli import main
+from repo import ROOT
 
 VERBS = ["prepare", "validate", "init-model", "train", "merge", "evaluate", "run", "serve", "predict", "compare"]
 
@@ -126,14 +127,14 @@ def test_config_prints_the_resolved_config_and_every_key(capsys, tmp_path):
 
     from text2sql.config import load_config
 
-    root = Path(__file__).resolve().parents[1]
-    code, out, _ = run_cli(capsys, "config", root / "configs/quickstart.yaml", "training.max_steps=7", "lora.r=4")
+    root = ROOT
+    code, out, _ = run_cli(capsys, "config", root / "configs/quickstart.yaml", "training.max_steps=7", "finetune.r=4")
     assert code == 0
     printed = yaml.safe_load(out)
-    assert printed["training"]["max_steps"] == 7 and printed["lora"]["r"] == 4
+    assert printed["training"]["max_steps"] == 7 and printed["finetune"]["r"] == 4
     assert printed["training"]["adam_beta2"] == 0.95  # from the file
     (tmp_path / "c.yaml").write_text(out)
-    assert load_config(tmp_path / "c.yaml") == load_config(root / "configs/quickstart.yaml", ["training.max_steps=7", "lora.r=4"])
+    assert load_config(tmp_path / "c.yaml") == load_config(root / "configs/quickstart.yaml", ["training.max_steps=7", "finetune.r=4"])
 
     code, out, _ = run_cli(capsys, "config", "--keys")
     keys = {line.split()[0]: line for line in out.splitlines()}

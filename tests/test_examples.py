@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DAG_FILE = ROOT / "examples" / "airflow" / "text2sql_dag.py"
 STAGES = ["prepare", "train", "merge", "evaluate"]
 

@@ -25,7 +25,7 @@ def test_run_all_stages_then_skip_everything(tmp_path, capsys):
     cfg = load_config(None, [f"output_dir={out}", "evaluation.baseline=true", *FAST])
     result = run_pipeline(cfg)
     names = [s.name for s in result.stages]
-    assert names == ["prepare", "train", "merge", "evaluate finetuned", "evaluate baseline"]
+    assert names == ["prepare", "train", "merge", "evaluate finetuned", "evaluate baseline", "compare"]
     assert not any(s.skipped for s in result.stages)
     for stage in ("data", "adapter", "merged", "eval/finetuned", "eval/baseline"):
         record = json.loads((out / stage / "stage.json").read_text())
@@ -40,14 +40,14 @@ def test_run_all_stages_then_skip_everything(tmp_path, capsys):
     assert "execution_accuracy" in summary(result)
 
     again = run_pipeline(cfg)
-    assert [s.skipped for s in again.stages] == [True] * 5
+    assert [s.skipped for s in again.stages] == [True] * 6
     assert again.metrics["finetuned"] == result.metrics["finetuned"]
 
     # the CLI says so too
     capsys.readouterr()
     assert main(["run", f"output_dir={out}", "evaluation.baseline=true", *FAST]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("up to date, skipped") == 5
+    assert printed.count("up to date, skipped") == 6
 
 
 def test_changed_config_is_a_different_run(tmp_path, capsys):

@@ -16,9 +16,8 @@ from text2sql.cli import main
 from text2sql.config import load_config
 from text2sql.data.bundled import database_dir
 from text2sql.pipeline import run_pipeline
+from repo import CONFIGS, FIXTURES
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DB_DIR = str(database_dir())
 
 # Short and CPU-safe: 2 optimizer steps, 6 test rows, 8 new tokens; float32 (bf16 autocast on a CPU
@@ -73,7 +72,7 @@ PRESETS = {
         data=[f"data.train={FIXTURES / 'seed002_create_context.json'}", "data.format=auto", "data.hf_split=null",
               f"data.db_dir={DB_DIR}"],
         # qlora needs a CUDA GPU and bitsandbytes: on CPU it is a one-line error, so plain LoRA here
-        cpu=["lora.method=lora"],
+        cpu=["finetune.method=lora"],
         r=8, alpha=16, targets=ALL_LINEAR_DECODER,
     ),
     "seed003": Preset(
@@ -82,7 +81,7 @@ PRESETS = {
         # 4-bit needs a CUDA GPU (plain LoRA here); the run folder and checkpoint copies stay local;
         # evaluate and save every step so that early stopping, best-model loading and the checkpoint
         # sync all act within 2 steps. TensorBoard works offline and stays on.
-        cpu=["lora.method=lora", "callbacks.checkpoint_sync={sync}", "training.eval_steps=1", "training.save_steps=1"],
+        cpu=["finetune.method=lora", "callbacks.checkpoint_sync={sync}", "training.eval_steps=1", "training.save_steps=1"],
         targets={"q_proj", "k_proj", "v_proj", "o_proj"},
     ),
     "seed004": Preset(

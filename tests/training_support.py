@@ -69,10 +69,10 @@ def run_config(model: str, output_dir: Path, *extra: str):
     base = base_overrides(model, train_path, val_path)
     key = (model,)
     if key not in _PREPARED:
-        from text2sql.data.prepare import prepare
+        from stage_support import prepare_with_model
 
         prepared_dir = _ROOT / f"prepared-{len(_PREPARED)}"
-        prepare(load_config(None, [*base, f"output_dir={prepared_dir}"]))
+        prepare_with_model(load_config(None, [*base, f"output_dir={prepared_dir}"]))
         _PREPARED[key] = prepared_dir
     if not Path(output_dir).exists():
         shutil.copytree(_PREPARED[key], output_dir)

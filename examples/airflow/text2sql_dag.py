@@ -14,7 +14,7 @@ The four stages share one run folder (`/workspace/runs/<run>`) on the Persistent
 `merge` uploads the merged model and `evaluate` its results to `text2sql_output_uri` (seed 000:
 "uploads the final merged model back to GCS"). Pods get credentials the usual way (Workload
 Identity on GKE, or AWS_* / GOOGLE_APPLICATION_CREDENTIALS from a secret). With
-`lora.method: full` training writes a model, not an adapter: drop `merge`, evaluate `<run>/model`.
+`finetune.method: full` training writes a model, not an adapter: drop `merge`, evaluate `<run>/model`.
 """
 
 from __future__ import annotations

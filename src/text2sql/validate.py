@@ -79,12 +79,12 @@ def _is_hub_dataset(source: str) -> bool:
 
 
 def _sources(cfg: Config) -> dict[str, str]:
-    from text2sql.data.prepare import _has_split
+    from text2sql.data.prepare import has_split
 
     sources = {"train": cfg.data.train}
     for split in ("validation", "test"):
         value = getattr(cfg.data, split)
-        if value is None and _has_split(cfg.data.train, split):
+        if value is None and has_split(cfg.data.train, split):
             value = cfg.data.train
         if value is not None:
             sources[split] = value
@@ -94,7 +94,7 @@ def _sources(cfg: Config) -> dict[str, str]:
 def validate(cfg: Config, *, gold_limit: int = 500, timeout: float = 5.0) -> ValidationReport:
     from text2sql.data.prepare import read_options
     from text2sql.data.readers import ReadStats, read_examples
-    from text2sql.evaluation.execution import execute_sql
+    from text2sql.sql.execution import execute_sql
 
     from text2sql import storage
 

@@ -1,16 +1,10 @@
 """One typed config for a whole run (`sections`), loaded from a YAML file plus dotted command-line
-overrides and validated together (`loading`)."""
+overrides and validated together (`loading`, `keys`), with the search-space language of `text2sql
+tune` (`space`, `search`) and the command-line arguments that carry config (`args`)."""
 
-from text2sql.config.loading import (
-    build_config,
-    check_key,
-    check_value,
-    describe_fields,
-    load_config,
-    parse_override,
-    save_config,
-    set_dotted,
-)
+from text2sql.config.args import add_config_argument, add_section_flags, section_from_args, split_config_args
+from text2sql.config.keys import check_key, check_value, parse_override, set_dotted
+from text2sql.config.loading import build_config, describe_fields, load_config, save_config
 from text2sql.config.sections import (
     DEFAULT_SYSTEM_PROMPT,
     MINIMIZED_METRICS,
@@ -20,8 +14,8 @@ from text2sql.config.sections import (
     Config,
     DataConfig,
     EvaluationConfig,
+    FinetuneConfig,
     LaunchConfig,
-    LoraConfigSection,
     MaxSamples,
     ModelConfig,
     PromptConfig,
@@ -32,8 +26,8 @@ from text2sql.config.sections import (
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT", "MINIMIZED_METRICS", "TRAINING_DEFAULTS", "TUNING_METRICS",
-    "CallbacksConfig", "Config", "DataConfig", "EvaluationConfig", "LaunchConfig", "LoraConfigSection",
+    "CallbacksConfig", "Config", "DataConfig", "EvaluationConfig", "FinetuneConfig", "LaunchConfig",
     "MaxSamples", "ModelConfig", "PromptConfig", "ServingConfig", "TrackingConfig", "TuningConfig",
-    "build_config", "check_key", "check_value", "describe_fields", "load_config", "parse_override",
-    "save_config", "set_dotted",
+    "add_config_argument", "add_section_flags", "build_config", "check_key", "check_value", "describe_fields",
+    "load_config", "parse_override", "save_config", "section_from_args", "set_dotted", "split_config_args",
 ]

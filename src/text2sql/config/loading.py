@@ -7,111 +7,16 @@ you mean" suggestion. `training.*` takes the trainer's own argument names
 
 from __future__ import annotations
 
-import difflib
-import functools
-import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from text2sql.config.keys import check_training, parse_override, set_dotted, suggest
+from text2sql.config.search import check_search_space
 from text2sql.config.sections import TRAINING_DEFAULTS, TUNING_METRICS, Config
 from text2sql.errors import ConfigError
-
-# ---------------------------------------------------------------- training-argument checking
-
-
-@functools.lru_cache(maxsize=1)
-def _training_argument_types() -> dict[str, Any]:
-    import dataclasses
-
-    from transformers import Seq2SeqTrainingArguments
-
-    hints = typing.get_type_hints(Seq2SeqTrainingArguments)
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(Seq2SeqTrainingArguments) if f.init}
-
-
-# Set by text2sql itself from other sections; a user value here would be silently replaced.
-_MANAGED_TRAINING_KEYS = {"output_dir": "output_dir"}
-# Names older transformers releases (and the seeds) use, mapped to today's argument.
-_TRAINING_ALIASES = {"warmup_ratio": "warmup_steps", "evaluation_strategy": "eval_strategy"}
-
-
-def _check_training(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    from pydantic import TypeAdapter
-
-    types = _training_argument_types()
-    problems: list[str] = []
-    checked: dict[str, Any] = {}
-    for key, value in values.items():
-        if key in _TRAINING_ALIASES:
-            if key == "warmup_ratio" and not (isinstance(value, (int, float)) and 0 <= value < 1):
-                problems.append(f"training.warmup_ratio: must be in [0, 1), got {value!r}")
-                continue
-            key = _TRAINING_ALIASES[key]
-        if key in _MANAGED_TRAINING_KEYS:
-            problems.append(f"training.{key}: set '{_MANAGED_TRAINING_KEYS[key]}' instead")
-            continue
-        if key not in types:
-            problems.append(f"training.{key}: unknown trainer argument{_suggest(key, types, 'training.')}")
-            continue
-        try:
-            checked[key] = TypeAdapter(types[key]).validate_python(value)
-        except ValidationError:
-            problems.append(
-                f"training.{key}: {value!r} is not a valid {_type_name(types[key])}; fix the value"
-            )
-            continue
-        if hasattr(checked[key], "value"):  # enums back to their plain YAML value
-            checked[key] = checked[key].value
-    for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
-        if key in checked and isinstance(checked[key], int) and checked[key] <= 0:
-            problems.append(f"training.{key}: must be a positive integer, got {checked[key]}")
-    if isinstance(checked.get("learning_rate"), float) and checked["learning_rate"] <= 0:
-        problems.append(f"training.learning_rate: must be > 0, got {checked['learning_rate']}")
-    if isinstance(checked.get("max_steps"), int) and (checked["max_steps"] == 0 or checked["max_steps"] < -1):
-        problems.append("training.max_steps: must be positive, or -1 to train by num_train_epochs")
-    if isinstance(checked.get("num_train_epochs"), float) and checked["num_train_epochs"] <= 0:
-        if checked.get("max_steps", -1) <= 0:
-            problems.append("training.num_train_epochs: must be > 0 (or set training.max_steps)")
-    return checked, problems
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-# ---------------------------------------------------------------- loading and overrides
-
-
-def _suggest(key: str, candidates: Any, prefix: str = "") -> str:
-    match = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean '{prefix}{match[0]}'?" if match else ""
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """`a.b=value` → (['a', 'b'], parsed value). Values are YAML scalars/lists: `x=[q, v]`, `y=null`."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override '{text}' is not key=value; write it like data.train=path/to/train.csv")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip().split("."), value
-
-
-def set_dotted(tree: dict[str, Any], path: list[str], value: Any) -> None:
-    """tree[path[0]][path[1]]... = value, creating the mappings on the way (an override's target)."""
-    node = tree
-    for part in path[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[path[-1]] = value
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -142,7 +47,7 @@ def _format_error(err: dict[str, Any]) -> str:
         known = section.model_fields.keys() if hasattr(section, "model_fields") else []
         prefix = ".".join(str(p) for p in parent)
         prefix = f"{prefix}." if prefix else ""
-        return f"{loc}: unknown key{_suggest(str(err['loc'][-1]), known, prefix)}"
+        return f"{loc}: unknown key{suggest(str(err['loc'][-1]), known, prefix)}"
     if err["type"] == "literal_error":
         return f"{loc}: {err['input']!r} is not allowed; {err['msg'].lower()}"
     if err["type"] in ("model_type", "dict_type"):
@@ -159,7 +64,7 @@ def build_config(raw: dict[str, Any]) -> Config:
         problems.extend(_format_error(e) for e in exc.errors())
         cfg = None
     training = raw.get("training") if isinstance(raw.get("training"), dict) else {}
-    checked, training_problems = _check_training({**TRAINING_DEFAULTS, **(training or {})})
+    checked, training_problems = check_training({**TRAINING_DEFAULTS, **(training or {})})
     problems.extend(training_problems)
     if cfg is not None:
         cfg.training = checked
@@ -171,12 +76,10 @@ def build_config(raw: dict[str, Any]) -> Config:
 
 def _check_tuning(cfg: Config) -> list[str]:
     """The tuning section against the rest of the config; the search space is normalized in place."""
-    from text2sql.tuning.space import check_search_space
-
     t = cfg.tuning
     problems: list[str] = []
     if t.metric not in TUNING_METRICS:
-        problems.append(f"tuning.metric: unknown metric {t.metric!r}{_suggest(t.metric, TUNING_METRICS)} "
+        problems.append(f"tuning.metric: unknown metric {t.metric!r}{suggest(t.metric, TUNING_METRICS)} "
                         f"(one of {', '.join(TUNING_METRICS)})")
     elif t.metric in ("bleu", "sentence_bleu", "rouge_l") and not cfg.evaluation.text_metrics:
         problems.append(f"tuning.metric={t.metric} needs evaluation.text_metrics: true")
@@ -200,50 +103,6 @@ def _check_tuning(cfg: Config) -> list[str]:
     return problems
 
 
-def check_key(cfg: Config, key: str) -> str | None:
-    """Why the dotted `key` names no single config value (None: it does); a typo gets a "did you mean"."""
-    parts = key.split(".")
-    if parts[0] == "training" and len(parts) > 2:
-        return "trainer arguments are one level deep: training.<TrainingArguments name>"
-    if parts[0] == "training" and len(parts) == 2:
-        name = _TRAINING_ALIASES.get(parts[1], parts[1])
-        if name in _MANAGED_TRAINING_KEYS:
-            return f"set '{_MANAGED_TRAINING_KEYS[name]}' instead"
-        types = _training_argument_types()
-        return None if name in types else f"unknown trainer argument{_suggest(name, types, 'training.')}"
-    node: Any = cfg
-    for i, part in enumerate(parts):
-        prefix = ".".join(parts[:i])
-        if not isinstance(node, BaseModel):
-            return f"{prefix} is a value, with no keys below it"
-        fields = type(node).model_fields
-        if part not in fields:
-            return f"unknown key{_suggest(part, fields, f'{prefix}.' if prefix else '')}"
-        node = getattr(node, part)
-    if isinstance(node, (BaseModel, dict)):
-        return f"{key} is a section; name one of its keys"
-    return None
-
-
-def check_value(cfg: Config, key: str, value: Any) -> str | None:
-    """Why the override `key=value` would be invalid on top of `cfg` (None: it is valid)."""
-    problem = check_key(cfg, key)
-    if problem is not None:
-        return problem
-    *parents, leaf = key.split(".")
-    if parents == ["training"]:
-        _, problems = _check_training({leaf: value})
-        return problems[0].split(": ", 1)[1] if problems else None
-    node: Any = cfg
-    for part in parents:
-        node = getattr(node, part)
-    try:
-        setattr(node.model_copy(), leaf, value)
-    except ValidationError as exc:
-        return exc.errors()[0]["msg"].lower()
-    return None
-
-
 def _join_problems(problems: list[str]) -> str:
     if len(problems) == 1:
         return f"invalid config: {problems[0]}"
@@ -251,14 +110,11 @@ def _join_problems(problems: list[str]) -> str:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config (or start from the defaults), apply `key=value` overrides, validate.
+    """Read a local YAML config (or start from the defaults), apply `key=value` overrides, validate.
 
-    `path` may be a gs:// or s3:// URL (a launched job reads its config from the staging bucket)."""
+    A gs:// or s3:// config is fetched by the caller first (`text2sql.storage.fetch`; the CLI does)."""
     if path and "://" in str(path):
-        from text2sql.storage import fetch, is_remote
-
-        if is_remote(path):
-            path = fetch(str(path))
+        raise ConfigError(f"config {path} is a URL; fetch it with text2sql.storage.fetch and load the local copy")
     raw: dict[str, Any] = _read_yaml(Path(path)) if path else {}
     for text in overrides:
         keys, value = parse_override(text)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from text2sql.config.space import flatten_space
+
+log = logging.getLogger("text2sql.config")
+
 DEFAULT_SYSTEM_PROMPT = (
     "You translate questions into SQL. Given a database schema and a question, answer with one "
     "SQLite query and nothing else: no explanation, no markdown."
 )
+
+
+@functools.lru_cache(maxsize=None)  # one note per process, however many configs are loaded
+def _note_renamed(old: str, new: str) -> None:
+    log.warning("config section '%s:' is now called '%s:'; rename it (the old name still works)", old, new)
 
 
 class _Section(BaseModel):
@@ -97,7 +108,7 @@ class PromptConfig(_Section):
     system: str = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt for decoder models.")
 
 
-class LoraConfigSection(_Section):
+class FinetuneConfig(_Section):
     method: Literal["lora", "qlora", "dora", "rslora", "full"] = Field(
         "lora", description="Fine-tuning method: lora, qlora (4/8-bit base, needs a GPU), dora, rslora or full."
     )
@@ -222,16 +233,19 @@ class TuningConfig(_Section):
     search_space: dict[str, Any] = Field(
         default_factory=dict,
         description="Dotted config key -> {type: float|int, low, high, log, step} or {type: categorical, choices} "
-        "(a list is shorthand for choices); empty: learning rate, plus lora.r and lora.dropout for LoRA methods.",
+        "(a list is shorthand for choices); empty: learning rate, plus finetune.r and finetune.dropout for LoRA methods.",
     )
 
     @field_validator("search_space", mode="before")
     @classmethod
     def _flatten_space(cls, value: Any) -> Any:
-        # Dotted overrides (tuning.search_space.lora.r.high=64) arrive as nested mappings.
-        from text2sql.tuning.space import flatten_space
-
-        return flatten_space(value) if isinstance(value, dict) else value
+        # Dotted overrides (tuning.search_space.finetune.r.high=64) arrive as nested mappings.
+        if not isinstance(value, dict):
+            return value
+        flat = flatten_space(value)
+        if any(key.startswith("lora.") for key in flat):
+            _note_renamed("lora", "finetune")
+        return {("finetune." + key[len("lora."):] if key.startswith("lora.") else key): v for key, v in flat.items()}
 
     def resolved_direction(self) -> str:
         return self.direction or ("minimize" if self.metric in MINIMIZED_METRICS else "maximize")
@@ -265,7 +279,9 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The base model.")
     data: DataConfig = Field(default_factory=DataConfig, description="Input data and preparation.")
     prompt: PromptConfig = Field(default_factory=PromptConfig, description="How examples become prompts.")
-    lora: LoraConfigSection = Field(default_factory=LoraConfigSection, description="Fine-tuning method.")
+    finetune: FinetuneConfig = Field(
+        default_factory=FinetuneConfig, description="Fine-tuning method: LoRA variants or full fine-tuning."
+    )
     training: dict[str, Any] = Field(
         default_factory=lambda: dict(TRAINING_DEFAULTS),
         description="Trainer arguments under their transformers TrainingArguments names.",
@@ -276,6 +292,18 @@ class Config(_Section):
     launch: LaunchConfig = Field(default_factory=LaunchConfig, description="Cloud jobs (text2sql launch).")
     serving: ServingConfig = Field(default_factory=ServingConfig, description="predict and serve.")
     tuning: TuningConfig = Field(default_factory=TuningConfig, description="Hyperparameter search (text2sql tune).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_sections(cls, value: Any) -> Any:
+        """`lora:` is the old name of `finetune:` (it also selects full fine-tuning); still read, with a note."""
+        if isinstance(value, dict) and "lora" in value:
+            value = dict(value)
+            if "finetune" in value:
+                raise ValueError("both finetune: and its old name lora: are set; write every key under finetune:")
+            value["finetune"] = value.pop("lora")
+            _note_renamed("lora", "finetune")
+        return value
 
     @field_validator("training", mode="before")
     @classmethod

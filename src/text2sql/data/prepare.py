@@ -12,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from text2sql.config import Config
 from text2sql.data.example import Example
 from text2sql.data.prompt import PromptBuilder
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
 from text2sql.errors import DataError
-from text2sql.rundir import RunDir
-from text2sql.models.folders import progress_bars_disabled
+from text2sql.progress import progress_bars_disabled
+from text2sql.rundir import RunDir, source_identity
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,13 @@ def read_options(cfg: Config) -> ReadOptions:
     return ReadOptions.from_config(cfg.data)
 
 
-def _source_identity(source: str) -> dict[str, Any]:
-    """What makes a source stale: a file's size and mtime (a folder's files), else just the name."""
-    path = Path(source)
-    if not path.exists():
-        return {"source": source}
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    digest = hashlib.sha256()
-    for f in files[:2000]:
-        st = f.stat()
-        digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return {"source": str(path.resolve()), "files": digest.hexdigest()[:16]}
+class ModelTokens(Protocol):
+    """What preparation needs of the model: its tokenizer and kind ("decoder" or "seq2seq") and its
+    `config.model_type` (which picks a built-in chat template). `models.loading.ResolvedModel` is one."""
+
+    tokenizer: Any
+    kind: str
+    model_type: str
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -112,7 +109,7 @@ def _split_hint(split: str | None) -> str:
     return f" for the {split} split" if split else ""
 
 
-def _has_split(source: str, split: str) -> bool:
+def has_split(source: str, split: str) -> bool:
     if source == "bundled":
         return True
     marker = Path(source) / "dataset_dict.json"
@@ -286,19 +283,16 @@ class PrepareResult:
     skipped: bool
 
 
-def prepare(cfg: Config, *, force: bool = False) -> PrepareResult:
-    """Prepare `cfg.data` for `cfg.model` into `<output_dir>/data/`; skip when already current."""
+def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareResult:
+    """Prepare `cfg.data` for `model` (cfg.model, resolved by the caller) into `<output_dir>/data/`;
+    skip when already current."""
     from datasets import DatasetDict
-
-    from text2sql.models.loading import load_tokenizer, model_kind
 
     run = RunDir(cfg.output_dir)
     depends_on = prepare_depends_on(cfg)
     sources = {"train": cfg.data.train, "validation": cfg.data.validation, "test": cfg.data.test}
-    depends_on["inputs"] = {k: _source_identity(v) for k, v in sources.items() if v}
-
-    kind, model_type = model_kind(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
-    tokenizer = load_tokenizer(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    depends_on["inputs"] = {k: source_identity(v) for k, v in sources.items() if v}
+    tokenizer, kind, model_type = model.tokenizer, model.kind, model.model_type
     depends_on["tokenizer"] = tokenizer_fingerprint(tokenizer)
 
     # Data edited in place makes the prepared data stale, not a different run.
@@ -317,13 +311,13 @@ def prepare(cfg: Config, *, force: bool = False) -> PrepareResult:
     opts = read_options(cfg)
     report = PrepareReport(prompt=builder.describe())
 
-    with run.staging(STAGE) as staged:
+    with run.stage(STAGE).staging() as staged:
         cache = staged / ".cache"
         raw: dict[str, Any] = {}
         stats: dict[str, ReadStats] = {}
         for split in SPLITS:
             source = sources[split]
-            if source is None and split != "train" and _has_split(cfg.data.train, split):
+            if source is None and split != "train" and has_split(cfg.data.train, split):
                 source = cfg.data.train
             if source is None:
                 continue
@@ -374,8 +368,6 @@ def prepare(cfg: Config, *, force: bool = False) -> PrepareResult:
         for child in target.iterdir():
             child.rename(staged / child.name)
         target.rmdir()
-        import shutil
-
         shutil.rmtree(cache, ignore_errors=True)
         report_dict = report.to_dict()
         (staged / "prepare_report.json").write_text(json.dumps(report_dict, indent=2), encoding="utf-8")

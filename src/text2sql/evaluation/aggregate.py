@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
-from text2sql.evaluation.scoring import ERROR_CATEGORIES, GOLD_ERROR, ScoredExample
+from text2sql.evaluation.scoring import ScoredExample
+from text2sql.sql.match import ERROR_CATEGORIES, GOLD_ERROR
 
 # Gold query length buckets, in seed 000 SQL tokens: (label, low, high inclusive or None).
 LENGTH_BUCKETS = (("1-10", 1, 10), ("11-20", 11, 20), ("21-40", 21, 40), ("41-80", 41, 80), ("81+", 81, None))

@@ -1,12 +1,13 @@
 """`text2sql evaluate`: score a model (or any system's predictions) on a dataset.
 
-    result = evaluate("bundled", "runs/x/eval", model="runs/x/adapter", split="test")
-    result = evaluate("spider/dev.json", "eval/", predictions="pred.sql")
+    result = evaluate("bundled", "runs/x/eval", model="runs/x/adapter", settings=cfg.evaluation)
+    result = evaluate("spider/dev.json", "eval/", predictions="pred.sql", max_samples=100)
 
 Steps: load the model with its training-time prompt settings (`inference.load_for_inference`),
 read the rows (`evalset`), generate in length-sorted batches and extract the SQL, or read the
 predictions file; score every row (`scoring`), teacher-forced loss for models, aggregate, and write
-results.csv, predictions.jsonl, metrics.json and report.html into the output folder.
+results.csv, predictions.jsonl, metrics.json and report.html into the output folder, a stage
+folder with its `stage.json` record (an unchanged evaluation is skipped).
 """
 
 from __future__ import annotations
@@ -19,15 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from text2sql.config import EvaluationConfig
+from pydantic import ValidationError
+
+from text2sql.config import Config, EvaluationConfig
+from text2sql.data.prepare import tokenizer_fingerprint
+from text2sql.data.readers import ReadOptions
 from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.evaluation.aggregate import aggregate, notes
 from text2sql.evaluation.evalset import EvalSet, load_eval_set
+from text2sql.evaluation.loss import encode_rows, teacher_forced_loss
+from text2sql.evaluation.predictions import read_predictions
+from text2sql.evaluation.report import render_report
 from text2sql.evaluation.scoring import ScoredExample, score_predictions
+from text2sql.inference.loading import load_for_inference
+from text2sql.inference.vllm import require_vllm
+from text2sql.rundir import StageFolder, identity_of
+from text2sql.sql.extract import extract_sql
 
 log = logging.getLogger(__name__)
 
-_DEFAULTS = EvaluationConfig()
 RESULTS_COLUMNS = (
     "input_text", "expected_sql", "predicted_sql", "sql_complexity", "exact_match", "f1_score",
     "execution_match", "valid_sql", "error", "id", "db_id", "error_detail",
@@ -37,31 +48,50 @@ OUTPUT_FILES = ("results.csv", "predictions.jsonl", "metrics.json", "report.html
 
 @dataclass
 class EvaluationResult:
+    """What an evaluation wrote (or found up to date: `skipped`, and then `evalset` is None)."""
+
     output_dir: Path
     metrics: dict[str, Any]
     scored: list[ScoredExample]
-    evalset: EvalSet
+    evalset: EvalSet | None
     report: Path
     files: dict[str, Path] = field(default_factory=dict)
+    skipped: bool = False
 
 
-def evaluate_with(
-    settings: EvaluationConfig, data: str, output: str | Path, *, model: str, **overrides: Any
-) -> EvaluationResult:
-    """`evaluate` with a config's `evaluation` section (split, batch size, limits, backend, ...);
-    `overrides` replace any of them (a tuning trial scores the validation split, quietly)."""
-    options: dict[str, Any] = {
-        "split": settings.split,
-        "batch_size": settings.batch_size,
-        "max_samples": settings.max_samples,
-        "max_new_tokens": settings.max_new_tokens,
-        "num_beams": settings.num_beams,
-        "backend": settings.backend,
-        "timeout": settings.timeout,
-        "text_metrics": settings.text_metrics,
-        "force": True,
+def settings_with(settings: EvaluationConfig | None, overrides: dict[str, Any]) -> EvaluationConfig:
+    """`settings` (default: the defaults) with some fields replaced, validated: ConfigError names a bad one."""
+    base = settings or EvaluationConfig()
+    if not overrides:
+        return base
+    unknown = sorted(set(overrides) - set(EvaluationConfig.model_fields))
+    if unknown:
+        raise TypeError(f"evaluate() got unknown evaluation settings: {', '.join(unknown)}")
+    try:
+        return EvaluationConfig.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(f"evaluation.{'.'.join(map(str, e['loc']))}: {e['msg'].lower()}" for e in exc.errors())
+        raise ConfigError(f"invalid evaluation setting: {problems}") from None
+
+
+def evaluation_depends_on(
+    data: str, settings: EvaluationConfig, *, model: str | None, predictions: str | Path | None,
+    base: str | None, checkpoint: str | None, db_dir: str | None, compute_loss: bool,
+) -> dict[str, Any]:
+    """What an evaluation's outputs depend on: the model (the fingerprint of a trained one, else its
+    files or its name) or the predictions file, the data, and the settings."""
+    depends_on: dict[str, Any] = {
+        "model": identity_of(model) if model is not None else None,
+        "data": identity_of(data),
+        "evaluation": settings.model_dump(mode="json"),
     }
-    return evaluate(data, output, model=model, **{**options, **overrides})
+    if predictions is not None:
+        depends_on["predictions"] = identity_of(predictions)
+    options = {"base": base, "checkpoint": checkpoint, "db_dir": db_dir}
+    depends_on.update({k: v for k, v in options.items() if v is not None})
+    if not compute_loss:
+        depends_on["loss"] = False
+    return depends_on
 
 
 def evaluate(
@@ -70,74 +100,74 @@ def evaluate(
     *,
     model: str | None = None,
     predictions: str | Path | None = None,
+    settings: EvaluationConfig | None = None,
     base: str | None = None,
     checkpoint: str | None = None,
     db_dir: str | None = None,
-    split: str | None = None,
-    batch_size: int = _DEFAULTS.batch_size,
-    max_samples: int | None = _DEFAULTS.max_samples,
-    max_new_tokens: int = _DEFAULTS.max_new_tokens,
-    num_beams: int = _DEFAULTS.num_beams,
-    backend: str = _DEFAULTS.backend,
-    timeout: float = _DEFAULTS.timeout,
-    text_metrics: bool = _DEFAULTS.text_metrics,
     compute_loss: bool = True,
     force: bool = False,
     progress: bool = True,
+    run_config: Config | None = None,
+    **overrides: Any,
 ) -> EvaluationResult:
     """Evaluate `model` (a merged folder, adapter folder, base model or hub id) or a `predictions`
     file on `data` (anything `prepare` reads, or prepared data) and write the outputs to `output`.
 
-    `split` picks the split of a multi-split source (default: test). Raises OutputExistsError when
-    `output` is a non-empty folder and not `force`; ConfigError / DataError for unusable inputs.
+    `settings` is a config's `evaluation` section (split, batch size, limits, backend, ...); keyword
+    `overrides` replace any of its fields (`max_samples=10`). The output folder is a stage: when it
+    already holds this same evaluation (same model, data and settings) nothing runs and the result
+    says `skipped`; one made from other inputs is refused (OutputExistsError) unless `force`, as is
+    a non-empty folder that is no evaluation. `run_config` (a run's evaluation stage) is saved beside
+    the outputs. ConfigError / DataError for unusable inputs.
     """
+    settings = settings_with(settings, overrides)
     if (model is None) == (predictions is None):
         raise ConfigError("give exactly one of --model (generate with a model) or --predictions (score a file)")
-    if backend not in ("hf", "vllm"):
-        raise ConfigError(f"--backend must be hf or vllm, not {backend!r}")
-    if batch_size < 1 or max_new_tokens < 1 or num_beams < 1:
-        raise ConfigError("--batch-size, --max-new-tokens and num_beams must be at least 1")
-    out = _output_dir(output, force)
-    split = split or _DEFAULTS.split
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--output {out} is a file; give a folder")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise OutputExistsError(f"--output {out} holds the current folder; give a folder of its own for the results")
+    stage = StageFolder(out, "evaluation")
+    depends_on = evaluation_depends_on(
+        data, settings, model=model, predictions=predictions, base=base, checkpoint=checkpoint, db_dir=db_dir,
+        compute_loss=compute_loss,
+    )
+    if not stage.guard(depends_on, force):
+        return _up_to_date(out)
+
     extra_notes: list[str] = []
     timing: dict[str, float] = {}
-
     im = None
     if model is not None:
-        from text2sql.evaluation.generate import require_vllm
-        from text2sql.evaluation.inference import load_for_inference
-
-        if backend == "vllm":
+        if settings.backend == "vllm":
             require_vllm()
         start = time.perf_counter()
-        im = load_for_inference(model, base=base, checkpoint=checkpoint, load_weights=backend == "hf")
+        im = load_for_inference(model, base=base, checkpoint=checkpoint, load_weights=settings.backend == "hf")
         timing["load_seconds"] = time.perf_counter() - start
         opts = im.read_options(db_dir=db_dir)
     else:
-        from text2sql.data.readers import ReadOptions
-
         opts = ReadOptions(db_dir=db_dir)
-    evalset = load_eval_set(data, split=split, read_options=opts, max_samples=max_samples)
+    evalset = load_eval_set(data, split=settings.split, read_options=opts, max_samples=settings.max_samples)
     rows = evalset.rows
 
     if im is not None:
-        raw_outputs, preds = _generate(im, rows, backend, batch_size, max_new_tokens, num_beams, progress, timing)
+        raw_outputs, preds = _generate(im, rows, settings, progress, timing)
     else:
-        from text2sql.evaluation.predictions import read_predictions
-
         preds, raw_outputs = read_predictions(predictions, rows, limited=evalset.limited)
         extra_notes.append("loss and perplexity need a model: not computed for --predictions")
 
     start = time.perf_counter()
     scored = score_predictions(
-        rows, preds, raw_outputs=raw_outputs, timeout=timeout,
-        text_metrics=text_metrics, progress=progress,
+        rows, preds, raw_outputs=raw_outputs, timeout=settings.timeout,
+        text_metrics=settings.text_metrics, progress=progress,
     )
     timing["scoring_seconds"] = time.perf_counter() - start
 
-    metrics = aggregate(scored, text_metrics=text_metrics)
-    if im is not None and backend == "hf" and compute_loss:
-        metrics.update(_loss(im, evalset, batch_size, progress, timing))
+    metrics = aggregate(scored, text_metrics=settings.text_metrics)
+    if im is not None and settings.backend == "hf" and compute_loss:
+        metrics.update(_loss(im, evalset, settings.batch_size, progress, timing))
     elif im is not None and compute_loss:
         extra_notes.append("loss and perplexity are computed with --backend hf only")
     metrics["notes"] = extra_notes
@@ -148,56 +178,54 @@ def evaluate(
         "model": im.describe() if im is not None else None,
         "predictions": str(predictions) if predictions is not None else None,
         "data": evalset.describe(),
-        "generation": {"backend": backend, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
-                       "num_beams": num_beams} if im is not None else None,
-        "timeout": timeout,
+        "generation": {"backend": settings.backend, "batch_size": settings.batch_size,
+                       "max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams}
+        if im is not None else None,
+        "timeout": settings.timeout,
     }
-    files = write_outputs(out, scored, metrics)
-    files["report.html"] = _report(out, metrics, scored, im, predictions, evalset, timeout)
+    if stage.record() is None and out.is_dir() and any(out.iterdir()):
+        # --force on a folder that holds other things than an evaluation: add the outputs beside them.
+        _write_all(out, scored, metrics, im, predictions, evalset, settings.timeout)
+        stage.write_record(out, depends_on, cfg=run_config)
+    else:
+        with stage.staging() as staged:
+            _write_all(staged, scored, metrics, im, predictions, evalset, settings.timeout)
+            stage.commit(staged, depends_on, cfg=run_config)
+    files = {name: out / name for name in OUTPUT_FILES}
     return EvaluationResult(out, metrics, scored, evalset, files["report.html"], files)
 
 
-def _output_dir(output: str | Path, force: bool) -> Path:
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"--output {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputExistsError(f"{out} already exists and is not empty; choose another --output or pass --force")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def _write_all(folder: Path, scored, metrics, im, predictions, evalset: EvalSet, timeout: float) -> None:
+    write_outputs(folder, scored, metrics)
+    _report(folder, metrics, scored, im, predictions, evalset, timeout)
 
 
-def _generate(im, rows, backend, batch_size, max_new_tokens, num_beams, progress, timing) -> tuple[list[str], list[str]]:
-    from text2sql.evaluation.extract import extract_sql
-    from text2sql.evaluation.generate import generate_texts, generate_with_vllm
+def _up_to_date(out: Path) -> EvaluationResult:
+    """The result an earlier run of the same evaluation wrote."""
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    with open(out / "predictions.jsonl", encoding="utf-8") as f:
+        scored = [ScoredExample(**json.loads(line)) for line in f if line.strip()]
+    files = {name: out / name for name in OUTPUT_FILES}
+    return EvaluationResult(out, metrics, scored, None, files["report.html"], files, skipped=True)
 
+
+def _generate(im, rows, settings: EvaluationConfig, progress: bool, timing: dict[str, float]) -> tuple[list[str], list[str]]:
     prompts = [im.builder.prompt_text(r.question, r.schema, r.evidence) for r in rows]
     prompt_ids = im.builder.encode_prompts(prompts)
+    generator = im.generator(settings.backend)
     start = time.perf_counter()
-    if backend == "vllm":
-        if im.kind != "decoder":
-            raise ConfigError("--backend vllm serves decoder models; use --backend hf for seq2seq (T5) models")
-        model_path, adapter = (im.base, im.path) if im.source == "adapter" else (im.path, None)
-        if adapter is not None:
-            from text2sql.models.loading import resolve_model
-
-            model_path = resolve_model(model_path)
-        raw = generate_with_vllm(model_path, prompt_ids, adapter_path=adapter, max_new_tokens=max_new_tokens, num_beams=num_beams)
-    else:
-        raw = generate_texts(
-            im.model, im.tokenizer, im.kind, prompt_ids, batch_size=batch_size, max_new_tokens=max_new_tokens,
-            num_beams=num_beams, progress=progress,
-        )
+    outputs = generator.generate(
+        prompt_ids, settings.max_new_tokens, batch_size=settings.batch_size, num_beams=settings.num_beams,
+        progress=progress,
+    )
     elapsed = time.perf_counter() - start
+    raw = [generator.decode(o) for o in outputs]
     timing["generation_seconds"] = elapsed
     timing["examples_per_second"] = len(rows) / elapsed if elapsed > 0 else 0.0
     return raw, [extract_sql(text) for text in raw]
 
 
 def _loss(im, evalset: EvalSet, batch_size: int, progress: bool, timing: dict[str, float]) -> dict[str, Any]:
-    from text2sql.data.prepare import tokenizer_fingerprint
-    from text2sql.evaluation.loss import encode_rows, teacher_forced_loss
-
     start = time.perf_counter()
     use_prepared = evalset.prepared and evalset.tokenizer_fingerprint == tokenizer_fingerprint(im.tokenizer)
     encoded = encode_rows(evalset.rows, im.builder, use_prepared=use_prepared)
@@ -235,8 +263,6 @@ def write_outputs(out: Path, scored: Sequence[ScoredExample], metrics: dict[str,
 
 
 def _report(out, metrics, scored, im, predictions, evalset: EvalSet, timeout: float) -> Path:
-    from text2sql.evaluation.report import render_report
-
     generation = metrics["run"]["generation"]
     info = {
         "subject_label": "model" if im is not None else "predictions",

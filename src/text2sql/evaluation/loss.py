@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from text2sql.data.example import Example
 from text2sql.data.prompt import IGNORE_INDEX, PromptBuilder
 from text2sql.evaluation.evalset import EvalRow
-from text2sql.evaluation.generate import length_sorted_batches, pad_batch
+from text2sql.inference.generate import length_sorted_batches, pad_batch
 
 
 def encode_rows(rows: Sequence[EvalRow], builder: PromptBuilder, *, use_prepared: bool) -> list[tuple[list[int], list[int]]]:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from text2sql.errors import DataError
 from text2sql.evaluation.evalset import EvalRow, ids_unique
-from text2sql.evaluation.extract import extract_sql
+from text2sql.sql.extract import extract_sql
 
 ID_FIELDS = ("id", "question_id", "example_id")
 SQL_FIELDS = ("predicted_sql", "prediction", "pred", "sql", "query")

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from text2sql.errors import ConfigError, first_line
+from text2sql.storage import StorageError, fetch
 
 KINDS = ("decoder", "seq2seq")
 REMOTE_SCHEMES = ("gs", "s3")
@@ -39,7 +41,7 @@ def resolve_model(name_or_path: str) -> str:
     if not name:
         raise ConfigError("the model name is empty: give a hub id, a local directory or tiny:<arch>")
     if name.startswith("tiny:"):
-        from text2sql.models.tiny import tiny_model_path
+        from text2sql.models.tiny import tiny_model_path  # builds models with torch: imported when asked for
 
         return str(tiny_model_path(name))
     if _URL.match(name):
@@ -52,6 +54,27 @@ def resolve_model(name_or_path: str) -> str:
     if not _looks_like_hub_id(name):
         raise ConfigError(f"model directory {name} does not exist: check the path, or give a hub id")
     return name
+
+
+@dataclass
+class ResolvedModel:
+    """A model as a command needs it before any weights load, resolved once and handed down: where
+    it is, its kind ("decoder" or "seq2seq"), `config.model_type` and its tokenizer."""
+
+    name: str  # as the user wrote it: a hub id, a folder, tiny:<arch>, a URL
+    path: str  # a local folder or hub id that from_pretrained accepts
+    kind: str
+    model_type: str
+    tokenizer: Any
+    trust_remote_code: bool = False
+
+
+def open_model(name_or_path: str, *, trust_remote_code: bool = False) -> ResolvedModel:
+    """Resolve `name_or_path` and read its config and tokenizer (no weights)."""
+    path = resolve_model(name_or_path)
+    kind, model_type = model_kind(path, trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    return ResolvedModel(name_or_path, path, kind, model_type, tokenizer, trust_remote_code)
 
 
 def model_kind(name_or_path: str, *, trust_remote_code: bool = False) -> tuple[str, str]:
@@ -148,8 +171,6 @@ def _fetch_remote(url: str) -> str:
 
     `text2sql.storage.fetch` downloads it once and reuses the copy while the remote is unchanged.
     """
-    from text2sql.storage import StorageError, fetch
-
     try:
         path = fetch(url)  # a missing gcsfs/s3fs is a MissingExtraError naming the extra; left as is
     except StorageError as exc:

@@ -31,15 +31,23 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
+from text2sql.data import bundled
 from text2sql.data.example import Example
+from text2sql.data.prompt import PromptBuilder
+from text2sql.data.schema import schema_text
 from text2sql.errors import ConfigError, OutputExistsError, Text2SQLError
 from text2sql.models.adapters import ADAPTER_CONFIG, adapter_base, is_adapter_dir, run_config
-from text2sql.models.folders import is_populated, make_readable, progress_bars_disabled, publish, staged
+from text2sql.atomic import is_populated, make_readable, publish, staged
+from text2sql.progress import progress_bars_disabled
+from text2sql.models.loading import load_config as load_model_config
+from text2sql.models.loading import load_tokenizer, resolve_model
 from text2sql.models.merge_card import REPORT, write_merge_files
+from text2sql.rundir import StageFolder, identity_of
 
 log = logging.getLogger("text2sql.merge")
 
@@ -92,11 +100,32 @@ class MergeResult:
     prompts: list[dict[str, Any]] = field(default_factory=list)
     tokens_checked: int = 0
     seconds: float = 0.0
+    skipped: bool = False  # the output already held this merge (same adapter, base and dtype)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["path"] = str(self.path)
+        data.pop("skipped")
         return data
+
+    @classmethod
+    def from_report(cls, folder: Path) -> MergeResult:
+        """The result an earlier merge recorded in `folder`'s merge_report.json."""
+        report = json.loads((folder / REPORT).read_text(encoding="utf-8"))
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in report.items() if k in known}
+        return cls(**{**values, "path": folder, "skipped": True})
+
+
+def merge_depends_on(adapter: Path, base: str | None, dtype: str | None) -> dict[str, Any]:
+    """What a merged folder depends on: the adapter (its training fingerprint, else its files), and
+    the base and dtype when they were asked for rather than taken from the adapter."""
+    depends_on: dict[str, Any] = {"adapter": identity_of(adapter)}
+    if base is not None:
+        depends_on["base"] = base
+    if dtype is not None:
+        depends_on["dtype"] = str(dtype)
+    return depends_on
 
 
 # ------------------------------------------------------------------------------------------ API
@@ -124,7 +153,13 @@ def merge_adapter(
     import torch
 
     started = time.perf_counter()
-    plan = _plan(Path(adapter_dir).expanduser(), Path(output_dir).expanduser(), dtype, base, force)
+    adapter, output = Path(adapter_dir).expanduser(), Path(output_dir).expanduser()
+    stage = StageFolder(output, "merged")
+    depends_on = merge_depends_on(adapter, base, dtype)
+    if not force and stage.is_current(depends_on) and (output / REPORT).is_file():
+        log.info("%s already holds this merge; nothing to do", output)
+        return MergeResult.from_report(output)
+    plan = _plan(adapter, output, dtype, base, force)
     examples = list(verify_prompts) if verify_prompts is not None else verification_examples(plan.cfg)
     if not examples:
         raise ConfigError("verify_prompts is empty: give at least one Example to check the merge on")
@@ -190,6 +225,7 @@ def merge_adapter(
         result.seconds = round(time.perf_counter() - started, 3)
         write_merge_files(tmp, result, plan.cfg, rates={"fp32_rtol": FP32_RTOL, "saved_rtol": SAVED_RTOL[plan.dtype]})
         make_readable(tmp)
+        stage.write_record(tmp, depends_on, {"dtype": plan.dtype, "base": plan.base})
         try:
             publish(tmp, plan.output, replace=plan.force)
         except OSError as exc:
@@ -201,9 +237,6 @@ def merge_adapter(
 def verification_examples(cfg=None, count: int = DEFAULT_VERIFY_COUNT) -> list[Example]:
     """Default check examples: the first bundled test question of each database (up to `count`),
     with its schema rendered as the run config says (`data.schema_format`, `data.schema_sample_rows`)."""
-    from text2sql.data import bundled
-    from text2sql.data.schema import schema_text
-
     fmt = cfg.data.schema_format if cfg is not None else "sql"
     sample_rows = cfg.data.schema_sample_rows if cfg is not None else 0
     examples: list[Example] = []
@@ -236,9 +269,6 @@ class _Plan:
 
 
 def _plan(adapter: Path, output: Path, dtype: str | None, base: str | None, force: bool) -> _Plan:
-    from text2sql.models.loading import load_config as load_model_config
-    from text2sql.models.loading import resolve_model
-
     if dtype is not None and str(dtype).lower() not in (*_ALIASES, "auto"):
         raise ConfigError(f"unknown merge dtype '{dtype}': use one of {', '.join(DTYPES)}")
     if not adapter.is_dir():
@@ -307,8 +337,6 @@ def _load_adapter_model(plan: _Plan):
 def _load_tokenizer(plan: _Plan):
     """The adapter folder's tokenizer when training saved one there (it is what the model was
     trained with), else the base's."""
-    from text2sql.models.loading import load_tokenizer
-
     has_own = any((plan.adapter / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json"))
     return load_tokenizer(str(plan.adapter) if has_own else plan.base_path)
 
@@ -339,8 +367,6 @@ def _encode(
     examples: Sequence[Example], tokenizer, *, seq2seq: bool, model_type: str, cfg
 ) -> tuple[list, list[dict[str, Any]]]:
     """Teacher-forced inputs, built by the one prompt builder with the run's prompt settings."""
-    from text2sql.data.prompt import PromptBuilder
-
     kind = "seq2seq" if seq2seq else "decoder"
     options: dict[str, Any] = {"model_type": model_type}
     if cfg is not None:

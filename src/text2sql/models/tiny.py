@@ -30,8 +30,10 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from text2sql.errors import ConfigError, OutputExistsError
-from text2sql.models.folders import is_populated as _is_populated
-from text2sql.models.folders import make_readable, progress_bars_disabled, publish, staging_dir
+from text2sql.atomic import is_populated as _is_populated
+from text2sql.atomic import make_readable, publish, staging_dir
+from text2sql.paths import cache_root
+from text2sql.progress import progress_bars_disabled
 
 ARCHS = ("llama", "mistral", "qwen2", "gpt2", "t5")
 
@@ -167,11 +169,6 @@ def tiny_model_path(spec: str) -> Path:
         if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not target.is_dir():
             raise
     return target
-
-
-def cache_root() -> Path:
-    """Where text2sql caches what it builds: `$TEXT2SQL_CACHE`, default `~/.cache/text2sql`."""
-    return Path(os.environ.get("TEXT2SQL_CACHE") or "~/.cache/text2sql").expanduser()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,10 +32,11 @@ from fastapi.responses import JSONResponse
 
 from text2sql.config import ServingConfig
 from text2sql.data.schema import schema_text
-from text2sql.evaluation.extract import extract_sql
+from text2sql.sql.extract import extract_sql
 from text2sql.serving import questions
 from text2sql.serving.databases import DatabaseDirectory, UnknownDatabase
-from text2sql.serving.engine import Engine, EngineBusy, GenerationRequest, PromptTooLong, Sampling
+from text2sql.inference.generate import Sampling
+from text2sql.serving.engine import Engine, EngineBusy, GenerationRequest, PromptTooLong
 from text2sql.serving.guard import GuardMiddleware, error_body
 from text2sql.serving.openai_schema import (
     MAX_PROMPTS, MAX_STOP, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionRequest, Completion,

@@ -20,9 +20,10 @@ import time
 from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 from text2sql.errors import ConfigError
+from text2sql.inference.generate import GREEDY, Generator, RawOutput, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +38,11 @@ class PromptTooLong(Exception):
     """The prompt leaves no room to generate within the model's context (HTTP 400)."""
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """How to pick tokens. temperature 0 is greedy decoding; requests with equal settings share a batch."""
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0
-
-
 @dataclass
 class GenerationRequest:
     prompt: str  # the exact prompt text (PromptBuilder.prompt_text), tokenized by the worker
     max_new_tokens: int = 256
-    sampling: Sampling = field(default_factory=Sampling)
+    sampling: Sampling = GREEDY
     stop: tuple[str, ...] = ()
 
 
@@ -65,20 +54,6 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" (EOS or a stop string) or "length" (max_new_tokens reached)
-
-
-@dataclass
-class RawOutput:
-    """A backend's answer to one prompt: the new token ids, without padding, EOS included if hit."""
-
-    token_ids: list[int]
-    hit_eos: bool
-
-
-class Backend(Protocol):
-    def generate(
-        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, sampling: Sampling
-    ) -> list[RawOutput]: ...
 
 
 @dataclass
@@ -105,7 +80,7 @@ class Engine:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Generator,
         builder: Any,
         *,
         context_length: int | None = None,
@@ -280,3 +255,11 @@ def _tokens_until_stop(tokenizer: Any, tokens: list[int], stops: Sequence[str]) 
         else:
             lo = mid + 1
     return hi
+
+
+def build_engine(im: Any, *, backend: str = "hf", batch_size: int = 16, batch_wait_ms: float = 10.0,
+                 max_queue: int = 1024) -> Engine:
+    """An engine over an `InferenceModel` from `load_for_inference` (weights loaded for "hf"; for
+    "vllm" load it with `load_weights=False`: vLLM loads the weights itself)."""
+    return Engine(im.generator(backend), im.builder, context_length=im.context_length(), batch_size=batch_size,
+                  batch_wait_ms=batch_wait_ms, max_queue=max_queue)

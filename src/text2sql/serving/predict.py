@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from text2sql.errors import DataError, Text2SQLError
-from text2sql.evaluation.execution import ExecutionResult
+from text2sql.sql.execution import ExecutionResult
 from text2sql.serving.repair import SqlAnswer, answer
 
 DEFAULT_SHOWN_ROWS = 20
@@ -90,9 +90,9 @@ def predict(
     if not question.strip():
         raise Text2SQLError("the question is empty; pass it as the last argument, in quotes")
     from text2sql.data.schema import schema_text
-    from text2sql.evaluation.inference import load_for_inference
-    from text2sql.models.folders import progress_bars_disabled
-    from text2sql.serving.backends import build_engine
+    from text2sql.inference.loading import load_for_inference
+    from text2sql.progress import progress_bars_disabled
+    from text2sql.serving.engine import build_engine
     from text2sql.serving.engine import GenerationRequest
 
     schema_str = schema_text(db, "sql") if db else read_schema_file(schema or "")  # validates the file early

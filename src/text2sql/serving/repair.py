@@ -21,8 +21,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
-from text2sql.evaluation.execution import FORBIDDEN, SYNTAX, ExecutionResult, execute_sql
-from text2sql.evaluation.extract import extract_sql
+from text2sql.sql.execution import FORBIDDEN, SYNTAX, ExecutionResult, execute_sql
+from text2sql.sql.extract import extract_sql
 
 # The question of a repair attempt. Fixed and documented (README): what the model sees on retry.
 REPAIR_TEMPLATE = "{question}\n\nThe previous SQL failed: {sql}\nError: {error}"

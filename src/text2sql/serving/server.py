@@ -51,11 +51,11 @@ def build_server(
     """Load `model` and build the app (not started). `overrides` are `ServingConfig` fields; None
     values are ignored, so unset command-line flags leave the model's saved settings alone."""
     require_serve_extra()
-    from text2sql.evaluation.inference import load_for_inference
-    from text2sql.models.folders import progress_bars_disabled
+    from text2sql.inference.loading import load_for_inference
+    from text2sql.progress import progress_bars_disabled
     from text2sql.serving.app import ServerSettings, create_app
     from text2sql.serving.databases import DatabaseDirectory
-    from text2sql.serving.backends import build_engine
+    from text2sql.serving.engine import build_engine
 
     serving_config(ServingConfig(), overrides)  # bad flags fail before the model loads
     if db_dir is not None:

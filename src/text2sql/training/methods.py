@@ -28,28 +28,28 @@ def is_peft_method(method: str) -> bool:
 
 def check_method_available(cfg: Config) -> None:
     """Fail before any model loads when the method cannot run here (qlora without a GPU or bitsandbytes)."""
-    if cfg.lora.method != "qlora":
+    if cfg.finetune.method != "qlora":
         return
     import torch
 
     if not torch.cuda.is_available():
         raise ConfigError(
-            "lora.method=qlora quantizes the base model with bitsandbytes, which needs a CUDA GPU and none is "
-            "visible; use lora.method=lora on this machine"
+            "finetune.method=qlora quantizes the base model with bitsandbytes, which needs a CUDA GPU and none is "
+            "visible; use finetune.method=lora on this machine"
         )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        raise MissingExtraError("lora.method=qlora", "bitsandbytes", "qlora") from None
+        raise MissingExtraError("finetune.method=qlora", "bitsandbytes", "qlora") from None
 
 
 def quantization_config(cfg: Config, compute_dtype: Any):
     """The BitsAndBytesConfig for qlora (4-bit NF4 with double quantization, or 8-bit); None otherwise."""
-    if cfg.lora.method != "qlora":
+    if cfg.finetune.method != "qlora":
         return None
     from transformers import BitsAndBytesConfig
 
-    if cfg.lora.bits == 8:
+    if cfg.finetune.bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
         load_in_4bit=True,
@@ -92,14 +92,14 @@ def resolve_target_modules(model, kind: str, requested: list[str] | str | None) 
     if isinstance(requested, str):  # PEFT reads a single string as a regex over full module names
         if not any(re.fullmatch(requested, name) for name in layers):
             raise ConfigError(
-                f"lora.target_modules: the pattern {requested!r} matches no linear layer of the model; "
+                f"finetune.target_modules: the pattern {requested!r} matches no linear layer of the model; "
                 f"its linear layers are named {', '.join(linear_layer_names(model))}"
             )
         return requested
     missing = [t for t in requested if not any(n == t or n.endswith(f".{t}") for n in layers)]
     if missing:
         raise ConfigError(
-            f"lora.target_modules: {', '.join(repr(m) for m in missing)} "
+            f"finetune.target_modules: {', '.join(repr(m) for m in missing)} "
             f"{'is not a layer' if len(missing) == 1 else 'are not layers'} of the model; "
             f"its linear layers are named {', '.join(linear_layer_names(model))}"
         )
@@ -121,32 +121,32 @@ def _targets_conv1d(model, targets: list[str] | str) -> bool:
 
 
 def lora_config(cfg: Config, kind: str, model):
-    """peft.LoraConfig for cfg.lora (dora / rslora switch their flags on); None for full fine-tuning."""
-    if not is_peft_method(cfg.lora.method):
+    """peft.LoraConfig for cfg.finetune (dora / rslora switch their flags on); None for full fine-tuning."""
+    if not is_peft_method(cfg.finetune.method):
         return None
     from peft import LoraConfig, TaskType
 
-    targets = resolve_target_modules(model, kind, cfg.lora.target_modules)
+    targets = resolve_target_modules(model, kind, cfg.finetune.target_modules)
     return LoraConfig(
-        r=cfg.lora.r,
-        lora_alpha=cfg.lora.alpha,
-        lora_dropout=cfg.lora.dropout,
-        bias=cfg.lora.bias,
+        r=cfg.finetune.r,
+        lora_alpha=cfg.finetune.alpha,
+        lora_dropout=cfg.finetune.dropout,
+        bias=cfg.finetune.bias,
         target_modules=targets,
         fan_in_fan_out=_targets_conv1d(model, targets),
-        use_dora=cfg.lora.method == "dora",
-        use_rslora=cfg.lora.method == "rslora",
+        use_dora=cfg.finetune.method == "dora",
+        use_rslora=cfg.finetune.method == "rslora",
         task_type=TaskType.SEQ_2_SEQ_LM if kind == "seq2seq" else TaskType.CAUSAL_LM,
     )
 
 
 def apply_method(model, cfg: Config, kind: str, *, activation_checkpointing: bool = False):
-    """Wrap `model` for cfg.lora.method: a PeftModel with a fresh adapter, or the model itself (full).
+    """Wrap `model` for cfg.finetune.method: a PeftModel with a fresh adapter, or the model itself (full).
 
     The adapter records the user's base model spec (`cfg.model.name_or_path`, e.g. `tiny:llama` or a
     hub id), not the local cache path it was loaded from, so that it loads on any machine.
     """
-    if cfg.lora.method == "qlora":
+    if cfg.finetune.method == "qlora":
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=activation_checkpointing)

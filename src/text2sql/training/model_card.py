@@ -42,7 +42,7 @@ def render_model_card(
     target_modules: Any = None,
 ) -> str:
     base = cfg.model.name_or_path
-    method = cfg.lora.method
+    method = cfg.finetune.method
     is_adapter = stage == "adapter"
     front = [
         "---",
@@ -59,18 +59,18 @@ def render_model_card(
     lines = [
         title,
         "",
-        f"Trained with `text2sql train` ({method}{'' if not is_adapter else f', r={cfg.lora.r}, alpha={cfg.lora.alpha}'}) "
+        f"Trained with `text2sql train` ({method}{'' if not is_adapter else f', r={cfg.finetune.r}, alpha={cfg.finetune.alpha}'}) "
         f"to answer a question about a database with one SQL query and nothing else.",
         "",
         "## Model",
         "",
         f"- base model: `{base}` ({model_type}, {kind})",
-        f"- method: {method}" + (f" ({cfg.lora.bits}-bit base)" if method == "qlora" else ""),
+        f"- method: {method}" + (f" ({cfg.finetune.bits}-bit base)" if method == "qlora" else ""),
     ]
     if is_adapter:
         shown = target_modules if isinstance(target_modules, str) else ", ".join(sorted(target_modules or []))
         lines += [
-            f"- LoRA: r={cfg.lora.r}, alpha={cfg.lora.alpha}, dropout={cfg.lora.dropout}, bias={cfg.lora.bias}",
+            f"- LoRA: r={cfg.finetune.r}, alpha={cfg.finetune.alpha}, dropout={cfg.finetune.dropout}, bias={cfg.finetune.bias}",
             f"- target modules: {shown}",
         ]
     lines += [

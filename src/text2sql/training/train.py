@@ -21,14 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from accelerate import PartialState
+
 from text2sql.config import Config
+from text2sql.data.prepare import prepare, tokenizer_fingerprint
 from text2sql.errors import ConfigError, DataError, OutputExistsError
-from text2sql.models.folders import progress_bars_disabled
+from text2sql.models.loading import ResolvedModel, open_model
+from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import RunDir, fingerprint
+from text2sql.tracking import log_evaluation
 from text2sql.training.arguments import CHECKPOINTS, uses_cpu
 from text2sql.training.callbacks import check_sync_destination
 from text2sql.training.checkpoints import MARKER, latest_complete_checkpoint, remove_partial_checkpoints
 from text2sql.training.methods import check_method_available, format_summary, is_peft_method
+from text2sql.training.model_card import dump_json, render_model_card
+from text2sql.training.trainer import build_trainer
 
 log = logging.getLogger("text2sql.train")
 
@@ -54,7 +61,7 @@ class TrainResult:
 
 
 def stage_name(cfg: Config) -> str:
-    return "adapter" if is_peft_method(cfg.lora.method) else "model"
+    return "adapter" if is_peft_method(cfg.finetune.method) else "model"
 
 
 def train_depends_on(cfg: Config, data_fingerprint: str, init_from: str | Path | None) -> dict[str, Any]:
@@ -64,7 +71,7 @@ def train_depends_on(cfg: Config, data_fingerprint: str, init_from: str | Path |
     return {
         "data": data_fingerprint,
         "model": cfg.model.model_dump(mode="json"),
-        "lora": cfg.lora.model_dump(mode="json"),
+        "finetune": cfg.finetune.model_dump(mode="json"),
         "training": cfg.training,
         "callbacks": callbacks,
         "init_from": str(Path(init_from).resolve()) if init_from else None,
@@ -98,16 +105,12 @@ def _skipped_result(run: RunDir, stage: str, main_process: bool) -> TrainResult:
     )
 
 
-def _check_tokenizer(cfg: Config, run: RunDir, force: bool) -> None:
+def _check_tokenizer(cfg: Config, model: ResolvedModel, run: RunDir, force: bool) -> None:
     """Prepared data must come from this model's tokenizer: other token ids would train on garbage."""
-    from text2sql.data.prepare import tokenizer_fingerprint
-    from text2sql.models.loading import load_tokenizer
-
     rec = run.record("data")
     if rec is None or force or "tokenizer" not in rec:
         return
-    tokenizer = load_tokenizer(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
-    now = tokenizer_fingerprint(tokenizer)
+    now = tokenizer_fingerprint(model.tokenizer)
     if rec["tokenizer"] != now:
         raise DataError(
             f"{run.stage_dir('data')} was prepared with a different tokenizer than {cfg.model.name_or_path} "
@@ -129,7 +132,7 @@ def _check_inputs(cfg: Config, resume: bool | str, init_from: str | Path | None)
             "--resume continues a run with its own weights and optimizer; --init-from starts a new one: use one"
         )
     if init_from is not None:
-        if not is_peft_method(cfg.lora.method):
+        if not is_peft_method(cfg.finetune.method):
             raise ConfigError(
                 "--init-from loads an adapter; for full fine-tuning set model.name_or_path to the model folder"
             )
@@ -180,6 +183,7 @@ def _checkpoint_to_resume(run: RunDir, resume: bool | str, force: bool, fp: str,
 def train(
     cfg: Config,
     *,
+    model: ResolvedModel | None = None,
     resume: bool | str = False,
     init_from: str | Path | None = None,
     force: bool = False,
@@ -190,13 +194,11 @@ def train(
     `resume` continues from the latest complete checkpoint (weights, optimizer, scheduler, step),
     `"auto"` only when that checkpoint belongs to this same config;
     `init_from` starts from an adapter's weights with a fresh optimizer at step 0; `force` replaces
-    outputs of a different run; `callbacks` are extra `TrainerCallback`s.
+    outputs of a different run; `callbacks` are extra `TrainerCallback`s. `model` is cfg.model
+    resolved (`open_model`), when the caller has it already.
     """
-    from accelerate import PartialState
-
-    from text2sql.data.prepare import prepare
-
     _check_inputs(cfg, resume, init_from)
+    model = model or open_model(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
     # The distributed state the trainer will use (gloo processes on CPU), so that only the main
     # process prepares data and writes outputs.
     state = PartialState(cpu=uses_cpu(cfg))
@@ -205,9 +207,9 @@ def train(
     run = RunDir(cfg.output_dir)
     stage = stage_name(cfg)
 
-    _check_tokenizer(cfg, run, force)
+    _check_tokenizer(cfg, model, run, force)
     with state.main_process_first():
-        prepared = prepare(cfg, force=force)
+        prepared = prepare(cfg, model, force=force)
     data_rec = run.record("data") or {}
     depends_on = train_depends_on(cfg, data_rec.get("fingerprint", ""), init_from)
     fp = fingerprint(depends_on)
@@ -219,11 +221,9 @@ def train(
     resume_from = _checkpoint_to_resume(run, resume, force, fp, state.is_main_process)
     state.wait_for_everyone()
 
-    from text2sql.training.trainer import build_trainer
-
     with _quiet_library_warnings():
         setup = build_trainer(
-            cfg, prepared.path, init_from=init_from, extra_callbacks=callbacks, fingerprint=fp,
+            cfg, model, prepared.path, init_from=init_from, extra_callbacks=callbacks, fingerprint=fp,
             resume=resume_from is not None,
         )
     log.info(format_summary(setup.parameters))
@@ -272,8 +272,6 @@ def _final_evaluation(cfg: Config, trainer, is_main: bool) -> dict[str, Any]:
         trainer.remove_callback(callback)
     metrics = trainer.evaluate()
     if is_main and cfg.tracking.backend != "none":
-        from text2sql.tracking import log_evaluation
-
         log_evaluation(cfg, metrics, prefix="", step=trainer.state.global_step)
     return metrics
 
@@ -290,8 +288,6 @@ def _quiet_library_warnings():
 
 def _save(run: RunDir, stage: str, cfg: Config, setup, depends_on, result: TrainResult, history, state) -> None:
     """Write the stage folder: weights on every process (sharded setups gather), the rest on the main one."""
-    from text2sql.training.model_card import dump_json, render_model_card
-
     trainer = setup.trainer
     # Training turned the KV cache off; the saved model should generate with it.
     base = setup.model.get_base_model() if hasattr(setup.model, "get_base_model") else setup.model
@@ -308,7 +304,7 @@ def _save(run: RunDir, stage: str, cfg: Config, setup, depends_on, result: Train
         try:
             setup.tokenizer.save_pretrained(str(staged))
             (staged / PARAMETERS_FILE).write_text(
-                dump_json({**setup.parameters, "method": cfg.lora.method, "target_modules": setup.target_modules}),
+                dump_json({**setup.parameters, "method": cfg.finetune.method, "target_modules": setup.target_modules}),
                 encoding="utf-8",
             )
             (staged / LOG_FILE).write_text(dump_json(history), encoding="utf-8")
@@ -333,7 +329,7 @@ def _save(run: RunDir, stage: str, cfg: Config, setup, depends_on, result: Train
                 extra={
                     "kind": setup.kind,
                     "model_type": setup.model_type,
-                    "method": cfg.lora.method,
+                    "method": cfg.finetune.method,
                     "base_model": cfg.model.name_or_path,
                     "global_step": result.global_step,
                     "num_processes": state.num_processes,

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from text2sql.config import Config
+from text2sql.data.prompt import PromptBuilder
 from text2sql.errors import ConfigError
+from text2sql.models.adapters import adapter_base, is_adapter_dir
+from text2sql.models.loading import ResolvedModel, load_model
+from text2sql.tracking import TrackingRunCallback
+from text2sql.training.accuracy import ExecutionAccuracyCallback
 from text2sql.training.arguments import build_training_arguments
 from text2sql.training.callbacks import (
     CheckpointSyncCallback,
@@ -58,7 +63,7 @@ def model_dtype(cfg: Config):
     name = cfg.model.dtype
     if name == "auto":
         gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if gpu_bf16 and is_peft_method(cfg.lora.method) else torch.float32
+        return torch.bfloat16 if gpu_bf16 and is_peft_method(cfg.finetune.method) else torch.float32
     return getattr(torch, name)
 
 
@@ -76,8 +81,6 @@ def check_attention(cfg: Config) -> None:
 
 def load_base_model(cfg: Config, kind: str):
     """The base model for training, in the dtype and attention kernel the config asks for."""
-    from text2sql.models.loading import load_model
-
     check_attention(cfg)
     dtype = model_dtype(cfg)
     kwargs: dict[str, Any] = {}
@@ -116,8 +119,6 @@ def _compute_dtype():
 
 def load_init_adapter(model, init_from: str | Path, cfg: Config) -> None:
     """Copy an adapter's weights (a trained adapter folder or a checkpoint) into the fresh adapter."""
-    from text2sql.models.adapters import adapter_base, is_adapter_dir
-
     path = Path(init_from)
     if not is_adapter_dir(path):
         raise ConfigError(
@@ -136,19 +137,18 @@ def load_init_adapter(model, init_from: str | Path, cfg: Config) -> None:
         reason = str(exc).strip().splitlines()[-1].strip()
         raise ConfigError(
             f"--init-from {path}: its weights do not fit this run's adapter ({reason}); "
-            "use the lora.r and lora.target_modules it was trained with"
+            "use the finetune.r and finetune.target_modules it was trained with"
         ) from None
     missing = [k for k in result.missing_keys if "lora_" in k]
     if missing or result.unexpected_keys:
         first = (missing or result.unexpected_keys)[0]
         raise ConfigError(
             f"--init-from {path}: its layers differ from this run's adapter (e.g. {first}); "
-            "use the lora.target_modules it was trained with"
+            "use the finetune.target_modules it was trained with"
         )
     log.info("adapter weights initialised from %s", path)
 
 
-# ---- hook: execution accuracy during training (the evaluation stage's ExecutionAccuracyCallback) ----
 def execution_accuracy_callback(cfg: Config, datasets: Any, tokenizer: Any, kind: str, model_type: str):
     """When callbacks.execution_accuracy_samples > 0: the live model generates SQL for that many
     validation rows at every evaluation and `eval_execution_accuracy` joins the eval metrics (so that
@@ -158,9 +158,6 @@ def execution_accuracy_callback(cfg: Config, datasets: Any, tokenizer: Any, kind
         return None
     has_validation = "validation" in datasets and len(datasets["validation"]) > 0
     require_evaluations(cfg, has_validation, "callbacks.execution_accuracy_samples")
-    from text2sql.data.prompt import PromptBuilder
-    from text2sql.evaluation.callback import ExecutionAccuracyCallback
-
     builder = PromptBuilder.from_config(tokenizer, kind, model_type, cfg)
     try:
         return ExecutionAccuracyCallback(
@@ -178,6 +175,7 @@ def execution_accuracy_callback(cfg: Config, datasets: Any, tokenizer: Any, kind
 
 def build_trainer(
     cfg: Config,
+    base: ResolvedModel,
     data_path: str | Path,
     *,
     init_from: str | Path | None = None,
@@ -185,14 +183,12 @@ def build_trainer(
     fingerprint: str | None = None,
     resume: bool = False,
 ) -> TrainingSetup:
-    """Load model and data and return a ready trainer (nothing trained yet)."""
+    """Load `base` (cfg.model, resolved) and the prepared data and return a ready trainer (nothing
+    trained yet)."""
     from datasets import load_from_disk
     from transformers import PrinterCallback, ProgressCallback, set_seed
 
-    from text2sql.models.loading import load_tokenizer, model_kind
-
-    kind, model_type = model_kind(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
-    tokenizer = load_tokenizer(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    kind, model_type, tokenizer = base.kind, base.model_type, base.tokenizer
     datasets = load_from_disk(str(data_path))
     has_validation = "validation" in datasets and len(datasets["validation"]) > 0
     lines = use_progress_lines(cfg.callbacks.progress)
@@ -200,8 +196,6 @@ def build_trainer(
 
     callbacks: list[Any] = [CompleteCheckpointCallback(fingerprint)]
     if cfg.tracking.backend != "none":
-        from text2sql.tracking import TrackingRunCallback
-
         # After the trainer's own reporting integration: records its run in <output_dir>/tracking.json.
         callbacks.append(TrackingRunCallback(cfg.output_dir))
     if cfg.callbacks.checkpoint_sync:
@@ -221,7 +215,7 @@ def build_trainer(
     if init_from is not None:
         load_init_adapter(model, init_from, cfg)
     target_modules = None
-    if is_peft_method(cfg.lora.method):
+    if is_peft_method(cfg.finetune.method):
         target_modules = model.peft_config["default"].target_modules
         if isinstance(target_modules, set):
             target_modules = sorted(target_modules)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import csv
 import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from text2sql.config import Config
-    from text2sql.tuning.space import Spec
-    from text2sql.tuning.study import TrialRow, TuneResult
+from text2sql.config import Config
+from text2sql.config.space import Spec
+from text2sql.tuning.results import TrialRow, TuneResult, public_url
+from text2sql.tuning.trial import SHOWN_METRICS
 
 _STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 4}
 
@@ -103,8 +103,6 @@ def format_report(result: TuneResult) -> str:
 
 def write_trials_csv(path: Path, rows: list[TrialRow], space: dict[str, Spec], metric: str) -> Path:
     """Every trial, by number: state, the metric, time, the sampled values, other metrics, error."""
-    from text2sql.tuning.trial import SHOWN_METRICS
-
     keys = list(space)
     extra = [m for m in SHOWN_METRICS if m != metric]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,8 +122,6 @@ def write_trials_csv(path: Path, rows: list[TrialRow], space: dict[str, Spec], m
 
 def write_best_config(path: Path, cfg: Config, result: TuneResult) -> Path:
     """The full config with the best values, headed (like the presets) by the command that runs it."""
-    from text2sql.tuning.study import public_url
-
     b = result.best
     assert b is not None
     completed = sum(1 for r in result.trials if r.state == "COMPLETE")

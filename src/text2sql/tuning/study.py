@@ -22,46 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from text2sql.config import Config
+from text2sql.config import Config, build_config, set_dotted
+from text2sql.config.search import check_search_space, resolve_space
+from text2sql.config.space import Spec
+from text2sql.data.prepare import prepare
 from text2sql.errors import ConfigError, MissingExtraError, OutputExistsError, Text2SQLError, first_line
+from text2sql.models.loading import open_model
 from text2sql.rundir import changed_keys, fingerprint
-from text2sql.tuning.space import Spec, apply_params, check_search_space, resolve_space
+from text2sql.tuning import report
+from text2sql.tuning.results import TrialRow, TuneResult, public_url
+from text2sql.tuning.trial import SHOWN_METRICS, run_trial
 
 log = logging.getLogger("text2sql.tune")
 
 IDENTITY_ATTR = "text2sql.identity"
 _KILLED = "did not finish (its process ended)"  # failed with no recorded error: found still running
-
-
-@dataclass
-class TrialRow:
-    """One trial as the table and trials.csv show it."""
-
-    number: int
-    state: str  # COMPLETE, PRUNED, FAIL or RUNNING
-    value: float | None
-    params: dict[str, Any]
-    seconds: float | None
-    error: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    started: str | None = None
-
-
-@dataclass
-class TuneResult:
-    root: Path  # <output_dir>/tuning
-    study_name: str
-    storage: str
-    metric: str
-    direction: str
-    space: dict[str, Spec]
-    default_space: bool
-    trials: list[TrialRow]
-    best: TrialRow | None
-    best_config: Path | None
-    trials_csv: Path
-    data: Path
-    ran: int  # trials run by this call
 
 
 def require_optuna():
@@ -94,11 +69,6 @@ def study_identity(cfg: Config, space: dict[str, Spec]) -> dict[str, Any]:
         "direction": cfg.tuning.resolved_direction(),
     }
     return json.loads(json.dumps(identity, default=str))  # as the storage will give it back
-
-
-def public_url(url: str) -> str:
-    """A storage URL fit to print: without the password of postgresql://user:password@host/db."""
-    return re.sub(r"//([^/@:]+):[^/]*@", r"//\1:***@", url)
 
 
 def _say(message: str) -> None:
@@ -235,9 +205,6 @@ def _best(rows: list[TrialRow], direction: str) -> TrialRow | None:
 
 def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say) -> TuneResult:
     """Run (or continue) the study of `cfg`; returns every trial, the best one and where its config is."""
-    from text2sql.data.prepare import prepare
-    from text2sql.tuning import report
-
     optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.INFO if log.isEnabledFor(logging.DEBUG) else optuna.logging.WARNING)
     if "://" in cfg.output_dir:
@@ -268,7 +235,8 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
             "start over, or choose another output_dir"
         )
 
-    prepared = prepare(cfg, force=force)
+    model = open_model(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    prepared = prepare(cfg, model, force=force)
     val_rows = prepared.report.get("rows_out", {}).get("validation", 0)
     if not val_rows:
         raise ConfigError(
@@ -310,7 +278,8 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
         trial = study.ask()
         params = {key: spec.suggest(trial, key) for key, spec in space.items()}
         began = time.monotonic()
-        state, value, error = _run_one(optuna, study, trial, cfg, params, root / f"trial-{trial.number}", prepared.path)
+        state, value, error = _run_one(optuna, study, trial, cfg, params, root / f"trial-{trial.number}", prepared.path,
+                                       model)
         durations.append(time.monotonic() - began)
         done += 1
         ran += 1
@@ -337,10 +306,8 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
     return result
 
 
-def _run_one(optuna, study, trial, cfg: Config, params: dict[str, Any], trial_dir: Path, data: Path):
+def _run_one(optuna, study, trial, cfg: Config, params: dict[str, Any], trial_dir: Path, data: Path, model):
     """Run one asked trial and tell the study how it ended: (state, value, error)."""
-    from text2sql.tuning.trial import SHOWN_METRICS, run_trial
-
     began = time.monotonic()
 
     def finish(state: str, value: float | None = None, error: str | None = None, metrics=None, stopped=False):
@@ -359,7 +326,7 @@ def _run_one(optuna, study, trial, cfg: Config, params: dict[str, Any], trial_di
 
     try:
         trial_cfg = apply_params(cfg, params, output_dir=str(trial_dir))
-        outcome = run_trial(trial_cfg, data, trial=trial, pruning=cfg.tuning.pruner != "none")
+        outcome = run_trial(trial_cfg, data, model=model, trial=trial, pruning=cfg.tuning.pruner != "none")
     except optuna.TrialPruned as exc:
         return finish("PRUNED", error=str(exc) or None)
     except (Text2SQLError, KeyboardInterrupt) as exc:
@@ -383,3 +350,13 @@ def _eta(durations: list[float], remaining: int, cfg: Config, start: float) -> f
     if cfg.tuning.timeout is not None:
         eta = min(eta, max(0.0, cfg.tuning.timeout - (time.monotonic() - start)))
     return eta
+
+
+def apply_params(cfg: Config, params: dict[str, Any], *, output_dir: str | None = None) -> Config:
+    """`cfg` with `params` (dotted key → value) set, validated like any config."""
+    raw = cfg.to_dict()
+    for key, value in params.items():
+        set_dotted(raw, key.split("."), value)
+    if output_dir is not None:
+        raw["output_dir"] = output_dir
+    return build_config(raw)

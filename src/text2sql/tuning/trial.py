@@ -14,6 +14,10 @@ from typing import Any
 
 from text2sql.config import Config, save_config
 from text2sql.errors import Text2SQLError
+from text2sql.evaluation.evaluate import evaluate
+from text2sql.models.loading import ResolvedModel
+from text2sql.training.arguments import CHECKPOINTS
+from text2sql.training.train import train
 
 SPLIT = "validation"
 # Metrics kept with each trial beside the optimized one, for the table and trials.csv.
@@ -86,27 +90,26 @@ def metric_value(metrics: dict[str, Any], metric: str) -> float:
     return value
 
 
-def run_trial(cfg: Config, data_dir: Path, *, trial: Any = None, pruning: bool = False) -> TrialOutcome:
-    """Train `cfg` (its output_dir is the trial folder) and score it on the validation split."""
-    from text2sql.evaluation.evaluate import evaluate_with
-    from text2sql.training.arguments import CHECKPOINTS
-    from text2sql.training.train import train
-
+def run_trial(cfg: Config, data_dir: Path, *, model: ResolvedModel | None = None, trial: Any = None,
+              pruning: bool = False) -> TrialOutcome:
+    """Train `cfg` (its output_dir is the trial folder) and score it on the validation split; `model`
+    is cfg's base model, resolved once for the whole study."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)  # the trial's resolved config, sampled values included
     share_data(data_dir, out)
     callbacks = [_pruning_callback(trial, cfg.tuning.metric)] if pruning and trial is not None else []
     try:
-        trained = train(cfg, callbacks=callbacks)
+        trained = train(cfg, model=model, callbacks=callbacks)
     finally:
         # Checkpoints only serve to resume a trial, and a trial is never resumed: it is rerun.
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     if trained.train_loss is not None and not math.isfinite(trained.train_loss):
         raise TrialFailed(f"training loss is {trained.train_loss} (learning rate too high?)")
 
-    result = evaluate_with(
-        cfg.evaluation, str(data_dir), out / "eval" / SPLIT, model=str(trained.path), split=SPLIT, progress=False
+    result = evaluate(
+        str(data_dir), out / "eval" / SPLIT, model=str(trained.path), settings=cfg.evaluation, split=SPLIT,
+        force=True, progress=False,
     )
     value = metric_value(result.metrics, cfg.tuning.metric)
     flat = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -1,0 +1,32 @@
+"""What several verbs share: reading `CONFIG.yaml key=value ...` into a config, and the model flags."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from text2sql.config import Config, load_config, split_config_args
+
+MODEL_HELP = (
+    "a merged model folder, an adapter folder (base + adapter), a run folder, a base model folder, a hub id, "
+    "or tiny:<arch>"
+)
+
+
+def load_run_config(items: Sequence[str], extra_overrides: Sequence[str] = ()) -> tuple[str | None, Config]:
+    """(the config path as given, the config) from `CONFIG.yaml key=value ...`. A gs:// or s3://
+    config (a launched job reads its config from the staging bucket) is fetched first."""
+    path, overrides = split_config_args(items)
+    local = path
+    if path and "://" in path:
+        from text2sql import storage  # fsspec and its backends: only for a remote config
+
+        if storage.is_remote(path):
+            local = str(storage.fetch(path))
+    return path, load_config(local, [*extra_overrides, *overrides])
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="M", help=MODEL_HELP)
+    p.add_argument("--base", help="adapters: base model to load instead of the one the adapter records")
+    p.add_argument("--checkpoint", help="a checkpoint folder inside or beside --model, e.g. checkpoint-500")

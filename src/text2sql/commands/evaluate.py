@@ -1,0 +1,56 @@
+"""`text2sql evaluate --model M --data D --output DIR`: score a model (or another system's SQL); an
+output that already holds the same evaluation is skipped."""
+
+from __future__ import annotations
+
+import argparse
+
+from text2sql.config import EvaluationConfig, add_section_flags, section_from_args
+
+HELP = "score a model or predictions: exact match, token F1, execution accuracy"
+
+# The evaluation settings a flag sets; every other field of EvaluationConfig concerns `text2sql run`.
+FIELDS = ("split", "batch_size", "max_samples", "max_new_tokens", "num_beams", "backend", "timeout", "text_metrics")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--model", metavar="M",
+        help="a merged model folder, an adapter folder (base + adapter), a run folder, a base model folder, "
+        "a hub id, or tiny:<arch>",
+    )
+    what.add_argument(
+        "--predictions", metavar="FILE",
+        help="score another system's SQL without a model: a text file with one SQL per line in the data's "
+        "order, or JSONL with an id and the SQL",
+    )
+    p.add_argument("--data", required=True, metavar="D",
+                   help="anything 'prepare' reads ('bundled', a CSV, Spider dev.json, ...) or prepared data")
+    p.add_argument("--output", required=True, metavar="DIR",
+                   help="folder for results.csv, predictions.jsonl, metrics.json, report.html")
+    p.add_argument("--db-dir", help="folder holding <db_id>/<db_id>.sqlite databases")
+    p.add_argument("--base", help="adapters: base model to load instead of the one the adapter records")
+    p.add_argument("--checkpoint", help="a checkpoint folder inside or beside --model, e.g. checkpoint-500")
+    add_section_flags(p, EvaluationConfig, FIELDS)
+    p.add_argument("--no-loss", action="store_true", help="skip the teacher-forced loss / perplexity pass")
+    p.add_argument("--num-examples", type=int, default=5, metavar="N", help="print N sample outputs (default 5)")
+    p.add_argument("--force", action="store_true", help="evaluate again, replacing what --output holds")
+
+
+def run(args: argparse.Namespace) -> int:
+    from text2sql.evaluation.evaluate import evaluate, format_samples, format_summary
+
+    settings = section_from_args(EvaluationConfig(), args, FIELDS)
+    result = evaluate(
+        args.data, args.output, model=args.model, predictions=args.predictions, settings=settings, base=args.base,
+        checkpoint=args.checkpoint, db_dir=args.db_dir, compute_loss=not args.no_loss, force=args.force,
+    )
+    if result.skipped:
+        print(f"evaluation up to date, skipped: {result.output_dir} (--force evaluates again)")
+    if args.num_examples > 0:
+        print(format_samples(result.scored, args.num_examples))
+        print()
+    print(format_summary(result.metrics))
+    print(f"report: {result.report}")
+    return 0

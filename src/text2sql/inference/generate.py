@@ -1,0 +1,198 @@
+"""The one generator: token-id prompts in, each answer's new token ids out, with one rule for where an
+answer stops and what pads a batch. `evaluate`, the execution-accuracy training callback, `predict`
+and `serve` all generate here, so what is scored is what is served.
+
+Stop rule: an answer ends at the first token that is the tokenizer's EOS or one of the EOS ids of the
+model's generation config (chat models such as Llama 3 end a turn with `<|eot_id|>`, not the
+tokenizer's EOS). Pad: the tokenizer's pad token, else its EOS.
+
+`HFGenerator.generate` takes the prompts of one call and, with `batch_size`, cuts them into batches
+itself: sorted by token length so each batch pads to nearly the same length, and for decoders grouped
+so prompts over the same schema share a batch whose common prefix is computed once (`prefix`).
+Without `batch_size` the prompts are one batch, as the serving engine forms them. Decoder prompts are
+laid out left-padded (`prefix.layout`); padding is built here rather than by the tokenizer, so a
+tokenizer left in training's right-padding mode still generates correctly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+from text2sql.errors import ConfigError
+from text2sql.inference import prefix as shared
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to pick tokens. temperature 0 is greedy decoding; requests with equal settings share a batch."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+GREEDY = Sampling()
+
+
+@dataclass
+class RawOutput:
+    """One answer: its new token ids up to and including the stop token (when it stopped), no padding."""
+
+    token_ids: list[int]
+    hit_eos: bool
+
+
+class Generator(Protocol):
+    """What evaluation and the serving engine generate with (`HFGenerator`, `VllmGenerator`)."""
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, sampling: Sampling = GREEDY
+    ) -> list[RawOutput]: ...
+
+
+def pad_id(tokenizer: Any) -> int:
+    """The id batches are padded with: the tokenizer's pad token, else its EOS."""
+    value = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if value is None:
+        raise ConfigError("the tokenizer has neither a pad nor an eos token; batched generation needs one")
+    return int(value)
+
+
+def stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every id that ends an answer: the tokenizer's EOS and the generation config's EOS id(s)."""
+    ids: set[int] = set()
+    config = getattr(model, "generation_config", None)
+    for value in (tokenizer.eos_token_id, getattr(config, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(v for v in value if isinstance(v, int))
+    return ids
+
+
+def cut_at_stop(tokens: Sequence[int], stops: set[int]) -> RawOutput:
+    """`tokens` up to and including the first stop id; without one, generation ran to its limit."""
+    for position, token in enumerate(tokens):
+        if token in stops:
+            return RawOutput(list(tokens[: position + 1]), hit_eos=True)
+    return RawOutput(list(tokens), hit_eos=False)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first (so a batch that does not fit
+    in memory fails at the start, and the ETA only improves)."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad: int, *, side: str) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) tensors, padded on `side` ("left" or "right")."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if not seq:
+            continue
+        values = torch.as_tensor(list(seq), dtype=torch.long)
+        if side == "left":
+            ids[row, width - len(seq) :] = values
+            mask[row, width - len(seq) :] = 1
+        else:
+            ids[row, : len(seq)] = values
+            mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+class HFGenerator:
+    """transformers `generate` on a loaded model (decoder or seq2seq), used as given: the caller puts
+    it in eval mode."""
+
+    def __init__(self, model: Any, tokenizer: Any, kind: str, *, share_prefix: bool = True):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.kind = kind
+        self.pad_id = pad_id(tokenizer)
+        self.stop_ids = stop_ids(model, tokenizer)
+        self.share_prefix = share_prefix and kind == "decoder" and shared.supports_prefix_sharing(model)
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        sampling: Sampling = GREEDY,
+        *,
+        batch_size: int | None = None,
+        num_beams: int = 1,
+        progress: bool = False,
+        desc: str = "generating",
+    ) -> list[RawOutput]:
+        """The answer to every prompt, in order. Greedy unless `sampling` says otherwise or
+        `num_beams` > 1 (beam search)."""
+        import torch
+        from tqdm.auto import tqdm
+
+        outputs: list[RawOutput | None] = [None] * len(prompts)
+        bar = tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, leave=False)
+        try:
+            with torch.inference_mode():
+                for batch, prefix in self._plan(prompts, batch_size, num_beams):
+                    rows = self._generate_batch([prompts[i] for i in batch], prefix, max_new_tokens, sampling, num_beams)
+                    for i, row in zip(batch, rows):
+                        outputs[i] = cut_at_stop(row, self.stop_ids)
+                    bar.update(len(batch))
+        finally:
+            bar.close()
+        return outputs  # type: ignore[return-value]
+
+    def decode(self, output: RawOutput) -> str:
+        return self.tokenizer.decode(output.token_ids, skip_special_tokens=True)
+
+    def generate_texts(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, **kwargs: Any) -> list[str]:
+        """The decoded answers (special tokens removed), in order."""
+        return [self.decode(o) for o in self.generate(prompts, max_new_tokens, **kwargs)]
+
+    def _plan(self, prompts: Sequence[Sequence[int]], batch_size: int | None, num_beams: int) -> list[tuple[list[int], int]]:
+        sharing = self.share_prefix and num_beams == 1
+        if batch_size is None:
+            everything = list(range(len(prompts)))
+            return [(everything, shared.shared_prefix(prompts) if sharing and prompts else 0)] if prompts else []
+        if sharing:
+            return shared.plan_batches(prompts, batch_size)
+        return [(batch, 0) for batch in length_sorted_batches([len(p) for p in prompts], batch_size)]
+
+    def _generate_batch(
+        self, prompts: list[Sequence[int]], prefix: int, max_new_tokens: int, sampling: Sampling, num_beams: int
+    ) -> list[list[int]]:
+        device = next(self.model.parameters()).device
+        if self.kind == "decoder":
+            ids, mask = shared.layout(prompts, prefix, self.pad_id)
+        else:
+            ids, mask = pad_batch(prompts, self.pad_id, side="right")
+        ids, mask = ids.to(device), mask.to(device)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "num_beams": num_beams,
+            "use_cache": True,  # a model mid-training may have use_cache=False in its config
+            "pad_token_id": self.pad_id,
+            "eos_token_id": sorted(self.stop_ids) or None,
+        }
+        if sampling.greedy:
+            # Unset a generation_config's sampling settings so transformers does not warn per batch.
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            # top_k 0 disables a generation_config's top-k: OpenAI's API has temperature and top_p only.
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        if prefix:
+            kwargs["past_key_values"] = shared.prefix_cache(self.model, ids, prefix, len(prompts))
+        out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        # Decoder output repeats the (padded) prompt; seq2seq output starts with the decoder start token.
+        out = out[:, ids.shape[1] :] if self.kind == "decoder" else out[:, 1:]
+        return out.tolist()

@@ -1,0 +1,185 @@
+"""The stages of a run, each with the same entry point: `stage.run(ctx)` over one `StageContext`
+(the config, the run directory, `force`, and where progress lines go).
+
+Each stage records what made its output (`stage.json`, see `rundir`) and skips itself when that
+output is current, so `text2sql run` is just these stages in order (`pipeline`), and a verb that runs
+one stage (`text2sql prepare`, `text2sql train`) behaves exactly as the same stage inside a run.
+The base model named by the config is resolved once per context (`ctx.model`: its kind and
+tokenizer) and handed to every stage that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from text2sql.config import Config
+from text2sql.data.prepare import prepare
+from text2sql.evaluation.compare_runs import compare_runs, format_table, render_compare_html
+from text2sql.evaluation.evaluate import evaluate
+from text2sql.models.loading import ResolvedModel, open_model
+from text2sql.models.merge import merge_adapter
+from text2sql.rundir import RunDir
+from text2sql.training.methods import is_peft_method
+from text2sql.training.train import stage_name, train
+
+Say = Callable[[str], None]
+
+
+def quiet(message: str) -> None:
+    """A `Say` that prints nothing (the other processes of a distributed run)."""
+
+
+def say_line(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class StageContext:
+    """What every stage runs with."""
+
+    cfg: Config
+    force: bool = False
+    say: Say = say_line
+    _model: ResolvedModel | None = field(default=None, repr=False)
+
+    @property
+    def run(self) -> RunDir:
+        return RunDir(self.cfg.output_dir)
+
+    @property
+    def model(self) -> ResolvedModel:
+        """cfg.model resolved (kind, model_type, tokenizer), once for all the stages of a command."""
+        if self._model is None:
+            m = self.cfg.model
+            self._model = open_model(m.name_or_path, trust_remote_code=m.trust_remote_code)
+        return self._model
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    path: Path | None
+    skipped: bool
+    seconds: float = 0.0
+    result: Any = None  # the stage's own result (PrepareResult, TrainResult, MergeResult, EvaluationResult)
+
+
+class Stage(Protocol):
+    name: str
+    all_processes: bool  # under `accelerate launch`: run on every process (else the main one only)
+
+    def run(self, ctx: StageContext) -> StageOutcome: ...
+
+
+class Prepare:
+    """Read, split and tokenize the data into `<output_dir>/data/`."""
+
+    name = "prepare"
+    all_processes = True  # the main process prepares first; the others then find it current
+
+    def run(self, ctx: StageContext) -> StageOutcome:
+        result = prepare(ctx.cfg, ctx.model, force=ctx.force)
+        return StageOutcome(self.name, result.path, result.skipped, result=result)
+
+
+class Train:
+    """Train into `<output_dir>/adapter/` (or `model/` for full fine-tuning), preparing data first."""
+
+    name = "train"
+    all_processes = True
+
+    def __init__(self, *, resume: bool | str = "auto", init_from: str | Path | None = None,
+                 callbacks: Sequence[Any] = ()):
+        self.resume, self.init_from, self.callbacks = resume, init_from, callbacks
+
+    def run(self, ctx: StageContext) -> StageOutcome:
+        result = train(ctx.cfg, model=ctx.model, resume=self.resume, init_from=self.init_from, force=ctx.force,
+                       callbacks=self.callbacks)
+        return StageOutcome(self.name, result.path, result.skipped, result=result)
+
+
+def final_model(cfg: Config) -> Path:
+    """The run's fine-tuned model: the merged folder for adapter methods, else the trained model."""
+    run = RunDir(cfg.output_dir)
+    return run.stage_dir("merged" if is_peft_method(cfg.finetune.method) else stage_name(cfg))
+
+
+class Merge:
+    """Merge the trained adapter into its base (`<output_dir>/merged/`), verifying the logits."""
+
+    name = "merge"
+    all_processes = False
+
+    def run(self, ctx: StageContext) -> StageOutcome:
+        run = ctx.run
+        result = merge_adapter(run.stage_dir("adapter"), final_model(ctx.cfg), force=ctx.force)
+        return StageOutcome(self.name, result.path, result.skipped, result=result)
+
+
+class Evaluate:
+    """Evaluate the fine-tuned model (or the base model, as a baseline) into `<output_dir>/eval/<label>/`."""
+
+    all_processes = False
+
+    def __init__(self, label: str):
+        self.label = label
+        self.name = f"evaluate {label}"
+
+    def run(self, ctx: StageContext) -> StageOutcome:
+        cfg, run = ctx.cfg, ctx.run
+        model = str(final_model(cfg)) if self.label == "finetuned" else cfg.model.name_or_path
+        run.check_root(ctx.force)
+        result = evaluate(str(run.stage_dir("data")), run.stage_dir(f"eval/{self.label}"), model=model,
+                          settings=cfg.evaluation, force=ctx.force, run_config=cfg)
+        return StageOutcome(self.name, result.output_dir, result.skipped, result=result)
+
+
+class Compare:
+    """The baseline and the fine-tuned model side by side (`<output_dir>/eval/compare.html`)."""
+
+    name = "compare"
+    all_processes = False
+
+    def run(self, ctx: StageContext) -> StageOutcome:
+        run = ctx.run
+        runs = [run.stage_dir("eval/baseline"), run.stage_dir("eval/finetuned")]
+        comparison = compare_runs(runs)
+        ctx.say(format_table(comparison))
+        page = run.stage_dir("eval") / "compare.html"
+        # The page is made from the two metrics files alone: current when it is newer than both.
+        newest = max((folder / "metrics.json").stat().st_mtime_ns for folder in runs)
+        if not ctx.force and page.is_file() and page.stat().st_mtime_ns >= newest:
+            return StageOutcome(self.name, page, True, result=comparison)
+        render_compare_html(comparison, page)
+        return StageOutcome(self.name, page, False, result=comparison)
+
+
+def pipeline_stages(cfg: Config) -> list[Stage]:
+    """The stages `text2sql run` goes through for `cfg`, in order."""
+    stages: list[Stage] = [Prepare(), Train()]
+    if is_peft_method(cfg.finetune.method):
+        stages.append(Merge())
+    stages.append(Evaluate("finetuned"))
+    if cfg.evaluation.baseline:
+        stages += [Evaluate("baseline"), Compare()]
+    return stages
+
+
+def timed(stage: Stage, ctx: StageContext, number: int) -> StageOutcome:
+    """Run one stage with its progress lines: `[n] name ...`, then how it ended."""
+    ctx.say(f"[{number}] {stage.name} ...")
+    start = time.perf_counter()
+    outcome = stage.run(ctx)
+    outcome.seconds = time.perf_counter() - start
+    state = "up to date, skipped" if outcome.skipped else f"done in {outcome.seconds:.0f} s"
+    ctx.say(f"    {stage.name}: {state}" + (f" -> {outcome.path}" if outcome.path else ""))
+    return outcome
+
+
+def metrics_of(outcome: StageOutcome) -> dict[str, Any]:
+    """The metrics an evaluate stage wrote."""
+    return json.loads((Path(outcome.path or "") / "metrics.json").read_text(encoding="utf-8"))

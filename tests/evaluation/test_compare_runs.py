@@ -1,0 +1,80 @@
+"""`text2sql compare`: runs side by side, per-complexity deltas, per-example wins and losses."""
+
+import pytest
+
+from text2sql.cli import main
+from text2sql.data import bundled
+from text2sql.errors import DataError
+from text2sql.evaluation.compare_runs import compare_runs, format_table, render_compare_html
+from text2sql.evaluation.evaluate import evaluate
+from html_support import check_html
+
+N = 40
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A baseline right on rows 0-19 and a fine-tuned run right on rows 10-39 (both on bundled test)."""
+    root = tmp_path_factory.mktemp("runs")
+    gold = [r["sql"] for r in bundled.iter_rows("test")][:N]
+    wrong = "SELECT 'wrong' <b>"
+    base = [g if i < 20 else wrong for i, g in enumerate(gold)]
+    tuned = [g if i >= 10 else "SELEC nonsense" for i, g in enumerate(gold)]
+    dirs = []
+    for name, preds in (("baseline", base), ("finetuned", tuned)):
+        path = root / f"{name}.sql"
+        path.write_text("\n".join(preds) + "\n")
+        evaluate("bundled", root / name, predictions=path, max_samples=N, progress=False)
+        dirs.append(root / name)
+    return dirs
+
+
+def test_wins_losses_and_deltas(runs):
+    c = compare_runs(runs)
+    assert [r.name for r in c.runs] == ["baseline", "finetuned"]
+    [pair] = c.pairs
+    assert pair.common == N
+    assert len(pair.wins) == 20 and len(pair.losses) == 10  # rows 20-39 won, rows 0-9 lost
+    assert pair.both_right == 10 and pair.both_wrong == 0
+    headline = dict(c.headline)
+    assert headline["execution_accuracy"] == [0.5, 0.75]
+    assert c.complexity_metric == "execution_accuracy"
+    labels = [label for label, _, _ in c.by_complexity]
+    assert labels and all(len(values) == 2 for _, values, _ in c.by_complexity)
+
+    table = format_table(c)
+    assert "execution_accuracy" in table and "75.0 (+25.0)" in table
+    assert "finetuned vs baseline: 20 wins, 10 losses" in table
+
+
+def test_compare_html_and_cli(runs, tmp_path, capsys):
+    page = render_compare_html(compare_runs(runs), tmp_path / "c" / "compare.html")
+    text = page.read_text()
+    check_html(text)
+    assert "SELECT &#39;wrong&#39; &lt;b&gt;" in text or "SELECT &#x27;wrong&#x27; &lt;b&gt;" in text
+    assert "finetuned: wins" in text and "finetuned: losses" in text
+
+    code = main(["compare", str(runs[0]), str(runs[1]), "--output", str(tmp_path / "cli")])
+    out = capsys.readouterr().out
+    assert code == 0 and "20 wins, 10 losses" in out
+    assert (tmp_path / "cli" / "compare.html").is_file()
+
+
+def test_compare_refuses_folders_that_are_not_evaluations(runs, tmp_path, capsys):
+    with pytest.raises(DataError, match="metrics.json"):
+        compare_runs([runs[0], tmp_path])
+    with pytest.raises(DataError, match="at least two"):
+        compare_runs([runs[0]])
+    code = main(["compare", str(runs[0]), str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code != 0 and err.startswith("error:") and "metrics.json" in err
+
+
+def test_same_folder_names_are_told_apart(runs, tmp_path):
+    import shutil
+
+    other = tmp_path / "trial2" / "baseline"
+    shutil.copytree(runs[0], other)
+    c = compare_runs([runs[0], other])
+    assert c.runs[0].name != c.runs[1].name
+    assert len(c.pairs[0].wins) == 0 and c.pairs[0].both_right == 20
