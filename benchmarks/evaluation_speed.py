@@ -40,9 +40,10 @@ def seed000_loop(model, tokenizer, prompts, max_new_tokens):
     for text in prompts:
         inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-        outputs.append(tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+            out = model.generate(
+                **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        outputs.append(tokenizer.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True))
     return outputs
 
 
@@ -81,11 +82,19 @@ def bench_generation(args) -> list[str]:
         outputs = {}
         for _ in range(args.repeats):
             for name, fn in (
-                ("seed", lambda: seed000_loop(im.model, im.tokenizer, prompts, args.max_new_tokens)),
-                ("plain", lambda: HFGenerator(im.model, im.tokenizer, im.kind, share_prefix=False).generate_texts(
-                    ids, args.max_new_tokens, batch_size=args.batch_size)),
-                ("shared", lambda: HFGenerator(im.model, im.tokenizer, im.kind).generate_texts(
-                    ids, args.max_new_tokens, batch_size=args.batch_size)),
+                ("seed", lambda prompts=prompts: seed000_loop(im.model, im.tokenizer, prompts, args.max_new_tokens)),
+                (
+                    "plain",
+                    lambda ids=ids: HFGenerator(im.model, im.tokenizer, im.kind, share_prefix=False).generate_texts(
+                        ids, args.max_new_tokens, batch_size=args.batch_size
+                    ),
+                ),
+                (
+                    "shared",
+                    lambda ids=ids: HFGenerator(im.model, im.tokenizer, im.kind).generate_texts(
+                        ids, args.max_new_tokens, batch_size=args.batch_size
+                    ),
+                ),
             ):
                 seconds, outputs[name] = _timed(fn)
                 best[name] = min(best[name], seconds)
@@ -97,14 +106,25 @@ def bench_generation(args) -> list[str]:
         )
 
     out = Path(tempfile.mkdtemp(prefix="t2s-bench-"))
-    seconds, result = _timed(lambda: evaluate(
-        "bundled", out / "eval", model=args.model, max_samples=args.rows, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, progress=False))
+    seconds, result = _timed(
+        lambda: evaluate(
+            "bundled",
+            out / "eval",
+            model=args.model,
+            max_samples=args.rows,
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            progress=False,
+        )
+    )
     shutil.rmtree(out, ignore_errors=True)
     t = result.metrics["timing"]
-    lines += ["", f"`evaluate()` end to end on the first {args.rows} test rows: {seconds:.1f} s "
-              f"(load {t['load_seconds']:.1f}, generate {t['generation_seconds']:.1f}, execute {t['scoring_seconds']:.2f}, "
-              f"loss {t['loss_seconds']:.1f}, outputs and report the rest)"]
+    lines += [
+        "",
+        f"`evaluate()` end to end on the first {args.rows} test rows: {seconds:.1f} s "
+        f"(load {t['load_seconds']:.1f}, generate {t['generation_seconds']:.1f}, execute {t['scoring_seconds']:.2f}, "
+        f"loss {t['loss_seconds']:.1f}, outputs and report the rest)",
+    ]
     return lines
 
 
@@ -125,17 +145,18 @@ def mixed_predictions(golds: list[str], seed: int = 0) -> list[str]:
 
 
 def _score(data: str, preds: list[str], rows: int, tmp: Path) -> tuple[float, float, dict]:
-    from text2sql.sql.equivalence import gold_orders_results
     from text2sql.evaluation.evaluate import evaluate
     from text2sql.evaluation.metrics import normalize_sql
+    from text2sql.sql.equivalence import gold_orders_results
 
     normalize_sql.cache_clear()  # nothing parsed earlier in this process counts
     gold_orders_results.cache_clear()
     path = tmp / "pred.sql"
     path.write_text("\n".join(p.replace("\n", " ") for p in preds) + "\n", encoding="utf-8")
     start = time.perf_counter()
-    result = evaluate(data, tmp / f"out-{time.time_ns()}", predictions=path, max_samples=rows,
-                      progress=False, split="train")
+    result = evaluate(
+        data, tmp / f"out-{time.time_ns()}", predictions=path, max_samples=rows, progress=False, split="train"
+    )
     total = time.perf_counter() - start
     return total, result.metrics["timing"]["scoring_seconds"], result.metrics
 
@@ -157,7 +178,9 @@ def bench_scoring(args) -> list[str]:
     lines.append(f"| bundled train | {len(golds):,} | {total:.2f} | {scoring:.2f} | {m['execution_accuracy']:.3f} |")
     store = SHARED / "spider_en" / "database" / "department_store"
     if store.is_dir():
-        queries = [q.split("\t")[0] for q in (store / "train_gold_department_store.sql").read_text().splitlines() if q.strip()]
+        queries = [
+            q.split("\t")[0] for q in (store / "train_gold_department_store.sql").read_text().splitlines() if q.strip()
+        ]
         spider = tmp / "spider"
         (spider / "database" / "department_store").mkdir(parents=True)
         shutil.copy(store / "department_store.sqlite", spider / "database" / "department_store")
@@ -166,8 +189,10 @@ def bench_scoring(args) -> list[str]:
         (spider / "train_spider.json").write_text(json.dumps(records))
         preds = mixed_predictions(repeated, seed=1)
         total, scoring, m = _score(str(spider / "train_spider.json"), preds, len(repeated), tmp)
-        lines.append(f"| Spider department_store (its 88 gold queries, repeated) | {len(repeated):,} | "
-                     f"{total:.2f} | {scoring:.2f} | {m['execution_accuracy']:.3f} |")
+        lines.append(
+            f"| Spider department_store (its 88 gold queries, repeated) | {len(repeated):,} | "
+            f"{total:.2f} | {scoring:.2f} | {m['execution_accuracy']:.3f} |"
+        )
     shutil.rmtree(tmp, ignore_errors=True)
     return lines
 
@@ -181,8 +206,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--score-rows", type=int, default=1000)
     parser.add_argument("--skip-generation", action="store_true")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's own); 1 keeps timings stable on a shared machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's own); 1 keeps timings stable on a shared machine",
+    )
     args = parser.parse_args()
 
     import torch
@@ -190,8 +219,11 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    header = [f"CPU threads: {torch.get_num_threads()}, load average at start: "
-              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}", ""]
+    header = [
+        f"CPU threads: {torch.get_num_threads()}, load average at start: "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}",
+        "",
+    ]
     lines = header
     if not args.skip_generation:
         lines += bench_generation(args) + [""]

@@ -34,11 +34,29 @@ def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
             t, c, city, n = rng.choice(TABLES), rng.choice(COLUMNS), rng.choice(CITIES), rng.randint(1, 10**6)
             kind = i % 3
             if kind == 0:
-                w.writerow([f"Show all {t} in {city} with {c} above {n}", f"SELECT * FROM {t} WHERE city = '{city}' AND {c} > {n}", "basic SQL"])
+                w.writerow(
+                    [
+                        f"Show all {t} in {city} with {c} above {n}",
+                        f"SELECT * FROM {t} WHERE city = '{city}' AND {c} > {n}",
+                        "basic SQL",
+                    ]
+                )
             elif kind == 1:
-                w.writerow([f"What is the average {c} of {t} in {city} (batch {n})?", f"SELECT AVG({c}) FROM {t} WHERE city = '{city}' AND batch = {n}", "aggregation"])
+                w.writerow(
+                    [
+                        f"What is the average {c} of {t} in {city} (batch {n})?",
+                        f"SELECT AVG({c}) FROM {t} WHERE city = '{city}' AND batch = {n}",
+                        "aggregation",
+                    ]
+                )
             else:
-                w.writerow([f"How many {t} per city have {c} below {n}?", f"SELECT city, COUNT(*) FROM {t} WHERE {c} < {n} GROUP BY city", "aggregation"])
+                w.writerow(
+                    [
+                        f"How many {t} per city have {c} below {n}?",
+                        f"SELECT city, COUNT(*) FROM {t} WHERE {c} < {n} GROUP BY city",
+                        "aggregation",
+                    ]
+                )
 
 
 def run_ours(csv_path: Path, out: Path, model: str) -> dict:
@@ -101,13 +119,26 @@ def main() -> None:
             generate_csv(csv_path, n)
             for mode in ("text2sql", "seed000"):
                 proc = subprocess.run(
-                    [sys.executable, __file__, "--child", mode, str(csv_path), str(Path(tmp) / f"{mode}-{n}"), args.model],
-                    capture_output=True, text=True, check=True,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        mode,
+                        str(csv_path),
+                        str(Path(tmp) / f"{mode}-{n}"),
+                        args.model,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 res = json.loads(proc.stdout.strip().splitlines()[-1])
                 res.update(mode=mode, rows=n)
                 rows_out.append(res)
-                print(f"{mode:9} {n:>7} rows  {res['seconds']:6.1f} s  {n / res['seconds'] * 60:>9,.0f} rows/min  peak RSS {res['peak_rss_mb']:,.0f} MB", file=sys.stderr)
+                print(
+                    f"{mode:9} {n:>7} rows  {res['seconds']:6.1f} s  {n / res['seconds'] * 60:>9,.0f} rows/min  peak RSS {res['peak_rss_mb']:,.0f} MB",
+                    file=sys.stderr,
+                )
     print("| rows | text2sql s | rows/min | peak RSS MB | seed 000 s | seed 000 peak RSS MB | speed ratio |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.rows:

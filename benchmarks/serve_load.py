@@ -33,8 +33,24 @@ def free_port() -> int:
 
 
 def start_server(model: str, port: int, batch_size: int, max_tokens: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "text2sql", "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port),
-           "--batch-size", str(batch_size), "--max-tokens-limit", str(max(max_tokens, 1)), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "text2sql",
+        "serve",
+        "--model",
+        model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--batch-size",
+        str(batch_size),
+        "--max-tokens-limit",
+        str(max(max_tokens, 1)),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -83,8 +99,12 @@ async def fire(url: str, bodies: list[dict]) -> dict:
         wall = time.perf_counter() - start
     latencies.sort()
     return {
-        "requests": len(bodies), "errors": len(errors), "error_kinds": sorted(set(errors)), "sql_failed": sql_failed,
-        "wall_s": wall, "throughput_rps": len(bodies) / wall,
+        "requests": len(bodies),
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors)),
+        "sql_failed": sql_failed,
+        "wall_s": wall,
+        "throughput_rps": len(bodies) / wall,
         "p50_s": statistics.median(latencies) if latencies else float("nan"),
         "p99_s": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan"),
     }
@@ -124,15 +144,19 @@ def main() -> None:
     bodies = [{**q, "execute": True, "max_tokens": args.max_tokens} for q in questions(args.requests)]
     load_before = os.getloadavg()[0]  # other work on the machine skews the numbers; say how much
     runs = [measure(args.model, args.batch_size, bodies), measure(args.model, 1, bodies)]
-    print(f"{args.requests} concurrent POST /v1/sql (execute: true, {args.max_tokens} new tokens each), "
-          f"model {args.model}, {os.cpu_count()} CPUs, load average before/after "
-          f"{load_before:.1f}/{os.getloadavg()[0]:.1f}\n")
+    print(
+        f"{args.requests} concurrent POST /v1/sql (execute: true, {args.max_tokens} new tokens each), "
+        f"model {args.model}, {os.cpu_count()} CPUs, load average before/after "
+        f"{load_before:.1f}/{os.getloadavg()[0]:.1f}\n"
+    )
     print("| server | HTTP errors | SQL failed (200) | wall s | req/s | p50 s | p99 s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         label = f"batch_size {r['batch_size']}" + (" (baseline)" if r["batch_size"] == 1 else "")
-        print(f"| {label} | {r['errors']} | {r['sql_failed']} | {r['wall_s']:.1f} | {r['throughput_rps']:.2f} "
-              f"| {r['p50_s']:.2f} | {r['p99_s']:.2f} |")
+        print(
+            f"| {label} | {r['errors']} | {r['sql_failed']} | {r['wall_s']:.1f} | {r['throughput_rps']:.2f} "
+            f"| {r['p50_s']:.2f} | {r['p99_s']:.2f} |"
+        )
     ratio = runs[0]["throughput_rps"] / runs[1]["throughput_rps"]
     print(f"\nthroughput ratio, batched / unbatched: {ratio:.1f}x")
     if args.json:

@@ -77,28 +77,31 @@ def throughput(timer, counter, output) -> tuple[float, int, float, float]:
 def config(args, output_dir: Path):
     from text2sql.config import load_config
 
-    return load_config(None, [
-        f"model.name_or_path={args.model}",
-        f"output_dir={output_dir}",
-        f"data.schema_format={args.schema_format}",
-        f"data.max_samples.train={args.rows}",
-        "data.max_samples.validation=8",
-        "data.max_samples.test=8",
-        f"data.max_source_length={SEED_SOURCE}",
-        f"data.max_target_length={SEED_TARGET}",
-        "finetune.r=16",
-        "finetune.alpha=32",
-        "finetune.dropout=0.1",
-        "finetune.target_modules=[q, v]",
-        "training.num_train_epochs=1",
-        f"training.per_device_train_batch_size={args.batch_size}",
-        "training.learning_rate=5e-5",
-        "training.logging_steps=1000",
-        "training.save_strategy='no'",
-        "training.report_to=none",
-        "callbacks.progress=bar",
-        "training.disable_tqdm=true",
-    ])
+    return load_config(
+        None,
+        [
+            f"model.name_or_path={args.model}",
+            f"output_dir={output_dir}",
+            f"data.schema_format={args.schema_format}",
+            f"data.max_samples.train={args.rows}",
+            "data.max_samples.validation=8",
+            "data.max_samples.test=8",
+            f"data.max_source_length={SEED_SOURCE}",
+            f"data.max_target_length={SEED_TARGET}",
+            "finetune.r=16",
+            "finetune.alpha=32",
+            "finetune.dropout=0.1",
+            "finetune.target_modules=[q, v]",
+            "training.num_train_epochs=1",
+            f"training.per_device_train_batch_size={args.batch_size}",
+            "training.learning_rate=5e-5",
+            "training.logging_steps=1000",
+            "training.save_strategy='no'",
+            "training.report_to=none",
+            "callbacks.progress=bar",
+            "training.disable_tqdm=true",
+        ],
+    )
 
 
 def run_text2sql(cfg, data_dir: Path, kind: str, group_by_length: bool = False):
@@ -145,8 +148,17 @@ def run_seed000(cfg, data_dir: Path, kind: str, gradient_checkpointing: bool = T
     model = load_model(cfg.model.name_or_path, kind=kind, dtype=torch.float32)
     model.config.use_cache = False
     task = TaskType.SEQ_2_SEQ_LM if kind == "seq2seq" else TaskType.CAUSAL_LM
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.1, bias="none",
-                                             task_type=task, target_modules=["q", "v"] if kind == "seq2seq" else None))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=16,
+            lora_alpha=32,
+            lora_dropout=0.1,
+            bias="none",
+            task_type=task,
+            target_modules=["q", "v"] if kind == "seq2seq" else None,
+        ),
+    )
     if gradient_checkpointing:
         model.enable_input_require_grads()  # checkpointing through a frozen embedding needs input grads
     args = TrainingArguments(
@@ -175,11 +187,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=96, help="training rows (one epoch each run)")
     parser.add_argument("--batch-size", type=int, default=8, help="per-device batch size (seed 000: 8)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per setup; the median is reported")
-    parser.add_argument("--schema-format", default="sql", choices=("sql", "compact"), help="schema rendering in prompts")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice; 1 is steadier on a shared machine)")
-    parser.add_argument("--no-checkpointing-baseline", action="store_true",
-                        help="also run seed 000's padding without gradient checkpointing, to split the gain")
+    parser.add_argument(
+        "--schema-format", default="sql", choices=("sql", "compact"), help="schema rendering in prompts"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; 1 is steadier on a shared machine)",
+    )
+    parser.add_argument(
+        "--no-checkpointing-baseline",
+        action="store_true",
+        help="also run seed 000's padding without gradient checkpointing, to split the gain",
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -212,10 +233,14 @@ def main() -> None:
         ratio = median["text2sql"] / median["seed000"]
         steps = -(-args.rows // args.batch_size)
         print()
-        print(f"model {args.model} ({kind}), {args.rows} bundled train rows, batch {args.batch_size}, {steps} steps, "
-              f"LoRA r=16 on q,v; torch {torch.__version__}, {torch.get_num_threads()} threads")
-        print(f"real tokens per row: source p50 {report['prompt']['p50']} / max {report['prompt']['max']}, "
-              f"target p50 {report['target']['p50']} / max {report['target']['max']}")
+        print(
+            f"model {args.model} ({kind}), {args.rows} bundled train rows, batch {args.batch_size}, {steps} steps, "
+            f"LoRA r=16 on q,v; torch {torch.__version__}, {torch.get_num_threads()} threads"
+        )
+        print(
+            f"real tokens per row: source p50 {report['prompt']['p50']} / max {report['prompt']['max']}, "
+            f"target p50 {report['target']['p50']} / max {report['target']['max']}"
+        )
         print()
         print("| setup | padding | real tokens/s (median) | runs | mean loss |")
         print("|---|---|---:|---|---:|")
@@ -231,8 +256,10 @@ def main() -> None:
             # Same rows, same initial adapter, same loss: only the padding and its cost differ.
             print(f"| {label} | {padding} | {median[key]:,.0f} | {shown} | {runs[0][3]:.4f} |")
         print()
-        print(f"**text2sql / seed 000: {ratio:.1f}x** real tokens per second "
-              f"(length-grouped: {median['grouped'] / median['seed000']:.1f}x)")
+        print(
+            f"**text2sql / seed 000: {ratio:.1f}x** real tokens per second "
+            f"(length-grouped: {median['grouped'] / median['seed000']:.1f}x)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-# The real public datasets (Spider, BIRD mini-dev) live beside the checkout, at ../shared/datasets.
 from repo import SHARED_DATASETS
+from s3_support import bucket, locked_endpoint, moto_endpoint  # noqa: F401  (fixtures for every test)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """A real S3 API for tests: `python -m moto.server` on a free loopback port, and fresh buckets.
 
-Import the fixtures into a test module (`from s3_support import bucket, moto_endpoint`); tests
-skip cleanly when moto or s3fs is not installed. Nothing leaves 127.0.0.1.
+conftest.py makes the fixtures (`moto_endpoint`, `bucket`, `locked_endpoint`) available to every test;
+tests skip cleanly when moto or s3fs is not installed. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from text2sql import storage
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -29,11 +29,13 @@ def _start_moto(log, env=None):
     """`python -m moto.server` on a free loopback port; yields its URL until the caller is done."""
     pytest.importorskip("s3fs")
     pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    port = _free_port()
+    port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -89,5 +91,3 @@ def bucket(moto_endpoint, monkeypatch):
     name = f"t2s-{uuid.uuid4().hex[:10]}"
     storage.filesystem(f"s3://{name}").mkdir(name)
     return name
-
-

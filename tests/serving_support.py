@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from text2sql.inference.generate import RawOutput, Sampling
 
@@ -61,6 +61,9 @@ class ScriptedBackend:
             self.samplings.append(sampling)
             answer = self.tokenizer.encode(self.script(prompt), add_special_tokens=False)
             eos = [self.tokenizer.eos_token_id]
-            outputs.append(RawOutput(answer + eos, hit_eos=True) if len(answer) < max_new_tokens
-                           else RawOutput(answer[:max_new_tokens], hit_eos=False))
+            outputs.append(
+                RawOutput(answer + eos, hit_eos=True)
+                if len(answer) < max_new_tokens
+                else RawOutput(answer[:max_new_tokens], hit_eos=False)
+            )
         return outputs

@@ -3,28 +3,36 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from cli_support import assert_one_line_error, run_cli
-
-from text2sql.cli import main
 from repo import ROOT
+from text2sql.cli import main
 
 VERBS = ["prepare", "validate", "init-model", "train", "merge", "evaluate", "run", "serve", "predict", "compare"]
 
 
 def test_help_lists_every_verb():
-    out = subprocess.run([sys.executable, "-m", "text2sql", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "text2sql", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for verb in VERBS:
         assert verb in out
 
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "text2sql", "prepare", f"data.train={tmp_path / 'missing.csv'}", f"output_dir={tmp_path / 'o'}"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "text2sql",
+            "prepare",
+            f"data.train={tmp_path / 'missing.csv'}",
+            f"output_dir={tmp_path / 'o'}",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
@@ -134,7 +142,9 @@ def test_config_prints_the_resolved_config_and_every_key(capsys, tmp_path):
     assert printed["training"]["max_steps"] == 7 and printed["finetune"]["r"] == 4
     assert printed["training"]["adam_beta2"] == 0.95  # from the file
     (tmp_path / "c.yaml").write_text(out)
-    assert load_config(tmp_path / "c.yaml") == load_config(root / "configs/quickstart.yaml", ["training.max_steps=7", "finetune.r=4"])
+    assert load_config(tmp_path / "c.yaml") == load_config(
+        root / "configs/quickstart.yaml", ["training.max_steps=7", "finetune.r=4"]
+    )
 
     code, out, _ = run_cli(capsys, "config", "--keys")
     keys = {line.split()[0]: line for line in out.splitlines()}
@@ -160,12 +170,23 @@ def test_validate_reports_failing_gold(capsys, tmp_path):
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
         conn.execute("INSERT INTO items VALUES (1, 'pen')")
-    rows = [{"db_id": "shop", "question": "names?", "query": "SELECT name FROM items"},
-            {"db_id": "shop", "question": "bad?", "query": "SELECT nme FROM items"}]
+    rows = [
+        {"db_id": "shop", "question": "names?", "query": "SELECT name FROM items"},
+        {"db_id": "shop", "question": "bad?", "query": "SELECT nme FROM items"},
+    ]
     (tmp_path / "spider" / "dev.json").write_text(json.dumps(rows))
-    tables = [{"db_id": "shop", "table_names_original": ["items"], "table_names": ["items"],
-               "column_names_original": [[-1, "*"], [0, "id"], [0, "name"]], "column_names": [[-1, "*"], [0, "id"], [0, "name"]],
-               "column_types": ["text", "number", "text"], "primary_keys": [1], "foreign_keys": []}]
+    tables = [
+        {
+            "db_id": "shop",
+            "table_names_original": ["items"],
+            "table_names": ["items"],
+            "column_names_original": [[-1, "*"], [0, "id"], [0, "name"]],
+            "column_names": [[-1, "*"], [0, "id"], [0, "name"]],
+            "column_types": ["text", "number", "text"],
+            "primary_keys": [1],
+            "foreign_keys": [],
+        }
+    ]
     (tmp_path / "spider" / "tables.json").write_text(json.dumps(tables))
     code, _, err = run_cli(capsys, "validate", f"data.train={tmp_path / 'spider' / 'dev.json'}")
     assert_one_line_error(code, err, "1 of 2 gold SQL", "nme")

@@ -4,7 +4,7 @@ the Dockerfile (read, not built: tests have no Docker engine)."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
+
 from repo import ROOT
 
 DAG_FILE = ROOT / "examples" / "airflow" / "text2sql_dag.py"
@@ -35,11 +35,14 @@ def test_dag_runs_the_four_stages_in_order():
         first = command.values[0] if isinstance(command, ast.JoinedStr) else command
         assert first.value.startswith(f"text2sql {task_id} ")  # each task runs its own verb
 
-    chains = [_rshift_chain(n.value) for n in ast.walk(tree)
-              if isinstance(n, ast.Expr) and isinstance(n.value, ast.BinOp)]
+    chains = [
+        _rshift_chain(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.BinOp)
+    ]
     assert chains == [STAGES]  # prepare >> train >> merge >> evaluate, nothing else
 
-    pods = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "KubernetesPodOperator"]
+    pods = [
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "KubernetesPodOperator"
+    ]
     assert len(pods) == 1  # built once per stage in a loop
     kwargs = {k.arg: k.value for k in pods[0].keywords}
     assert kwargs["image"].value == "{{ var.value.text2sql_image }}"  # an Airflow Variable, read at run time

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from s3_support import bucket, moto_endpoint  # noqa: F401  (pytest fixtures)
 
 from text2sql import storage
 from text2sql.cli import main
@@ -14,8 +13,12 @@ from text2sql.config import load_config
 from text2sql.pipeline import run_pipeline, summary
 
 FAST = [
-    "data.max_samples.train=48", "data.max_samples.validation=8", "data.max_samples.test=8",
-    "training.max_steps=2", "training.logging_steps=1", "evaluation.max_new_tokens=8",
+    "data.max_samples.train=48",
+    "data.max_samples.validation=8",
+    "data.max_samples.test=8",
+    "training.max_steps=2",
+    "training.logging_steps=1",
+    "evaluation.max_new_tokens=8",
     "callbacks.progress=lines",
 ]
 
@@ -69,10 +72,18 @@ def test_run_to_s3_leaves_every_artifact_in_the_bucket(bucket, tmp_path):  # noq
     keys = {k.split(f"{bucket}/run/", 1)[1] for k in fs.find(f"{bucket}/run")}
     for expected in (
         "config.yaml",
-        "data/prepare_report.json", "data/stage.json", "data/dataset_dict.json",
-        "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/stage.json",
-        "merged/model.safetensors", "merged/config.json", "merged/stage.json",
-        "eval/finetuned/metrics.json", "eval/finetuned/results.csv", "eval/finetuned/report.html",
+        "data/prepare_report.json",
+        "data/stage.json",
+        "data/dataset_dict.json",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "adapter/stage.json",
+        "merged/model.safetensors",
+        "merged/config.json",
+        "merged/stage.json",
+        "eval/finetuned/metrics.json",
+        "eval/finetuned/results.csv",
+        "eval/finetuned/report.html",
         "eval/finetuned/predictions.jsonl",
     ):
         assert expected in keys, expected
@@ -91,7 +102,9 @@ def test_run_with_mlflow_logs_training_and_evaluation_to_one_run(tmp_path, monke
     store = tmp_path / "mlruns"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    cfg = load_config(None, [f"output_dir={tmp_path / 'run'}", "tracking.backend=mlflow", "tracking.project=t2s", *FAST])
+    cfg = load_config(
+        None, [f"output_dir={tmp_path / 'run'}", "tracking.backend=mlflow", "tracking.project=t2s", *FAST]
+    )
     run_pipeline(cfg)
     from mlflow.tracking import MlflowClient
 

@@ -12,19 +12,23 @@ from pathlib import Path
 
 import pytest
 
+from repo import CONFIGS, FIXTURES
 from text2sql.cli import main
 from text2sql.config import load_config
 from text2sql.data.bundled import database_dir
 from text2sql.pipeline import run_pipeline
-from repo import CONFIGS, FIXTURES
 
 DB_DIR = str(database_dir())
 
 # Short and CPU-safe: 2 optimizer steps, 6 test rows, 8 new tokens; float32 (bf16 autocast on a CPU
 # is slow and not what the presets ask of a GPU).
 FAST = [
-    "training.max_steps=2", "training.logging_steps=1", "data.max_samples.test=6",
-    "evaluation.max_new_tokens=8", "callbacks.progress=lines", "training.bf16=false",
+    "training.max_steps=2",
+    "training.logging_steps=1",
+    "data.max_samples.test=6",
+    "evaluation.max_new_tokens=8",
+    "callbacks.progress=lines",
+    "training.bf16=false",
 ]
 # The presets' remote data, replaced by fixtures; validation and test are cut from them (10% each).
 NO_SPLIT_FILES = ["data.validation=null", "data.test=null"]
@@ -54,41 +58,61 @@ ALL_LINEAR_DECODER = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_p
 
 PRESETS = {
     "seed000": Preset(
-        "seed000_t5_lora_vertex.yaml", "tiny:t5",
+        "seed000_t5_lora_vertex.yaml",
+        "tiny:t5",
         data=[f"data.train={FIXTURES / 'seed000_train.csv'}", *NO_SPLIT_FILES, f"data.db_dir={DB_DIR}"],
         # 4 loader processes only cost start-up time on a 60-row file
         cpu=["training.dataloader_num_workers=0"],
-        dropout=0.1, targets={"q", "v"},
+        dropout=0.1,
+        targets={"q", "v"},
     ),
     "seed001": Preset(
-        "seed001_reasoning_lora_zero2.yaml", "tiny:qwen2",
+        "seed001_reasoning_lora_zero2.yaml",
+        "tiny:qwen2",
         data=[f"data.train={FIXTURES / 'seed001_reasoning.jsonl'}", *NO_SPLIT_FILES, f"data.db_dir={DB_DIR}"],
         # W&B needs its package and an account; checkpoints go to a local folder instead of S3
         cpu=["tracking.backend=none", "callbacks.checkpoint_sync={sync}"],
-        r=64, alpha=128, targets=ALL_LINEAR_DECODER,
+        r=64,
+        alpha=128,
+        targets=ALL_LINEAR_DECODER,
     ),
     "seed002": Preset(
-        "seed002_tinyllama_qlora.yaml", "tiny:llama",
-        data=[f"data.train={FIXTURES / 'seed002_create_context.json'}", "data.format=auto", "data.hf_split=null",
-              f"data.db_dir={DB_DIR}"],
+        "seed002_tinyllama_qlora.yaml",
+        "tiny:llama",
+        data=[
+            f"data.train={FIXTURES / 'seed002_create_context.json'}",
+            "data.format=auto",
+            "data.hf_split=null",
+            f"data.db_dir={DB_DIR}",
+        ],
         # qlora needs a CUDA GPU and bitsandbytes: on CPU it is a one-line error, so plain LoRA here
         cpu=["finetune.method=lora"],
-        r=8, alpha=16, targets=ALL_LINEAR_DECODER,
+        r=8,
+        alpha=16,
+        targets=ALL_LINEAR_DECODER,
     ),
     "seed003": Preset(
-        "seed003_mistral_4bit_jsonl.yaml", "tiny:mistral",
+        "seed003_mistral_4bit_jsonl.yaml",
+        "tiny:mistral",
         data=[f"data.train={FIXTURES / 'seed003_messages.jsonl'}", *NO_SPLIT_FILES, f"data.db_dir={DB_DIR}"],
         # 4-bit needs a CUDA GPU (plain LoRA here); the run folder and checkpoint copies stay local;
         # evaluate and save every step so that early stopping, best-model loading and the checkpoint
         # sync all act within 2 steps. TensorBoard works offline and stays on.
-        cpu=["finetune.method=lora", "callbacks.checkpoint_sync={sync}", "training.eval_steps=1", "training.save_steps=1"],
+        cpu=[
+            "finetune.method=lora",
+            "callbacks.checkpoint_sync={sync}",
+            "training.eval_steps=1",
+            "training.save_steps=1",
+        ],
         targets={"q_proj", "k_proj", "v_proj", "o_proj"},
     ),
     "seed004": Preset(
-        "seed004_gpt2_lora.yaml", "tiny:gpt2",
+        "seed004_gpt2_lora.yaml",
+        "tiny:gpt2",
         # the preset's own bundled data, capped
         data=["data.max_samples.train=48", "data.max_samples.validation=8"],
-        dropout=0.1, targets={"c_attn", "c_proj"},
+        dropout=0.1,
+        targets={"c_attn", "c_proj"},
     ),
 }
 SEEDS = sorted(PRESETS)
@@ -143,8 +167,10 @@ def test_one_preset_per_seed_headed_by_its_command():
     assert files == sorted(p.file for p in PRESETS.values())
     for name, preset in PRESETS.items():
         lines = preset.path.read_text(encoding="utf-8").splitlines()
-        assert lines[0].endswith(f"-m text2sql run configs/{preset.file}") if name == "seed001" else (
-            lines[0] == f"# text2sql run configs/{preset.file}"
+        assert (
+            lines[0].endswith(f"-m text2sql run configs/{preset.file}")
+            if name == "seed001"
+            else (lines[0] == f"# text2sql run configs/{preset.file}")
         )
         assert f"Seed {name[4:]}:" in "\n".join(lines[:4]), "the header says which seed it reproduces"
         assert any("differs from the seed" in line for line in lines), "the header says what differs"

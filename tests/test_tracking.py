@@ -32,7 +32,9 @@ EVAL_METRICS = {
 
 
 def _config(tmp_path, backend):
-    return load_config(None, [f"output_dir={tmp_path / 'run'}", f"tracking.backend={backend}", "tracking.project=t2s-test"])
+    return load_config(
+        None, [f"output_dir={tmp_path / 'run'}", f"tracking.backend={backend}", "tracking.project=t2s-test"]
+    )
 
 
 def _isolated_env(monkeypatch, cfg):
@@ -46,15 +48,29 @@ def _train_two_steps(cfg, report):
     from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32,
-    ))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=32,
+        )
+    )
     rows = [{"input_ids": ids, "labels": ids} for ids in torch.randint(0, 64, (4, 8)).tolist()]
     args = TrainingArguments(
-        output_dir=str(cfg.output_dir) + "/checkpoints", max_steps=2, per_device_train_batch_size=2,
-        logging_steps=1, save_strategy="no", report_to=report, run_name="tiny", use_cpu=True,
-        disable_tqdm=True, dataloader_num_workers=0,
+        output_dir=str(cfg.output_dir) + "/checkpoints",
+        max_steps=2,
+        per_device_train_batch_size=2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=report,
+        run_name="tiny",
+        use_cpu=True,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
     )
     trainer = Trainer(model=model, args=args, train_dataset=rows, callbacks=[TrackingRunCallback(cfg.output_dir)])
     trainer.train()
@@ -76,7 +92,9 @@ def test_report_to_and_env(tmp_path, monkeypatch):
 def test_flatten_metrics_keeps_numbers_only():
     flat = flatten_metrics(EVAL_METRICS, "test/")
     assert flat == {
-        "test/execution_accuracy": 0.75, "test/exact_match": 0.5, "test/n": 8.0,
+        "test/execution_accuracy": 0.75,
+        "test/exact_match": 0.5,
+        "test/n": 8.0,
         "test/by_complexity/join/execution_accuracy": 0.25,
         "test/by_complexity/basic SQL/execution_accuracy": 1.0,
     }

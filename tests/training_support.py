@@ -23,7 +23,13 @@ def csv_rows(n: int) -> list[tuple[str, str, str]]:
     rows = []
     for i in range(n):
         table, column, value = TABLES[i % 4], COLUMNS[(i // 4) % 4], 10 * (i % 9 + 1)
-        rows.append((f"How many {table} have {column} above {value}?", f"SELECT COUNT(*) FROM {table} WHERE {column} > {value}", "aggregation"))
+        rows.append(
+            (
+                f"How many {table} have {column} above {value}?",
+                f"SELECT COUNT(*) FROM {table} WHERE {column} > {value}",
+                "aggregation",
+            )
+        )
     return rows
 
 

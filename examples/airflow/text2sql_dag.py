@@ -39,7 +39,10 @@ STAGES = {
     # task id: (shell command, GPUs)
     "prepare": (f"text2sql prepare {CONFIG} output_dir={RUN}", 0),
     "train": (f"text2sql train {CONFIG} output_dir={RUN}", 1),
-    "merge": (f"text2sql merge --adapter {RUN}/adapter --output {RUN}/merged && {UPLOAD} {RUN}/merged {OUTPUT}/merged", 1),
+    "merge": (
+        f"text2sql merge --adapter {RUN}/adapter --output {RUN}/merged && {UPLOAD} {RUN}/merged {OUTPUT}/merged",
+        1,
+    ),
     "evaluate": (
         f"text2sql evaluate --model {RUN}/merged --data {RUN}/data --split test --output {RUN}/evaluation "
         f"&& {UPLOAD} {RUN}/evaluation {OUTPUT}/evaluation",

@@ -32,7 +32,7 @@ class _IntermixedParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _IntermixedParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
 
     parser = argparse.ArgumentParser(

@@ -29,9 +29,7 @@ class MissingExtraError(Text2SQLError):
     """An optional dependency is needed for a feature that was asked for."""
 
     def __init__(self, feature: str, package: str, extra: str):
-        super().__init__(
-            f"{feature} needs the '{package}' package: pip install 'text2sql[{extra}]'"
-        )
+        super().__init__(f"{feature} needs the '{package}' package: pip install 'text2sql[{extra}]'")
 
 
 def first_line(exc: BaseException | None) -> str:

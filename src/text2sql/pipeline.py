@@ -20,7 +20,17 @@ from accelerate import PartialState
 from text2sql import storage
 from text2sql.config import Config, save_config
 from text2sql.paths import cache_root
-from text2sql.stages import Evaluate, Say, StageContext, StageOutcome, metrics_of, pipeline_stages, quiet, say_line, timed
+from text2sql.stages import (
+    Evaluate,
+    Say,
+    StageContext,
+    StageOutcome,
+    metrics_of,
+    pipeline_stages,
+    quiet,
+    say_line,
+    timed,
+)
 from text2sql.tracking import RECORD, log_evaluation, tensorboard_dir
 from text2sql.training.arguments import uses_cpu
 

@@ -126,8 +126,9 @@ class StageFolder:
         with staged(self.path) as tmp:
             yield tmp
 
-    def write_record(self, folder: Path, depends_on: dict[str, Any], extra: dict[str, Any] | None = None,
-                     cfg: Config | None = None) -> None:
+    def write_record(
+        self, folder: Path, depends_on: dict[str, Any], extra: dict[str, Any] | None = None, cfg: Config | None = None
+    ) -> None:
         """The record (and the config, when there is one) into `folder`: the staging folder before a
         commit, or the stage folder itself for a stage whose output was published by other means."""
         if cfg is not None:
@@ -143,8 +144,9 @@ class StageFolder:
         tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
         tmp.replace(folder / RECORD)
 
-    def commit(self, folder: Path, depends_on: dict[str, Any], extra: dict[str, Any] | None = None,
-               cfg: Config | None = None) -> Path:
+    def commit(
+        self, folder: Path, depends_on: dict[str, Any], extra: dict[str, Any] | None = None, cfg: Config | None = None
+    ) -> Path:
         """Record `folder` (a finished staging folder) and swap it in for the stage folder."""
         self.write_record(folder, depends_on, extra, cfg)
         return publish(folder, self.path, replace=True)
@@ -188,8 +190,9 @@ class RunDir:
         stage = self.stage(name)
         stage.write_record(stage.path, depends_on, extra, cfg)
 
-    def commit(self, name: str, folder: Path, cfg: Config, depends_on: dict[str, Any],
-               extra: dict[str, Any] | None = None) -> Path:
+    def commit(
+        self, name: str, folder: Path, cfg: Config, depends_on: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> Path:
         """Write config + record into the staging `folder`, swap it in for the stage folder, and keep
         the run's own config.yaml current."""
         target = self.stage(name).commit(folder, depends_on, extra, cfg)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from text2sql.config import Config
 from text2sql.data.prepare import prepare
@@ -92,13 +93,20 @@ class Train:
     name = "train"
     all_processes = True
 
-    def __init__(self, *, resume: bool | str = "auto", init_from: str | Path | None = None,
-                 callbacks: Sequence[Any] = ()):
+    def __init__(
+        self, *, resume: bool | str = "auto", init_from: str | Path | None = None, callbacks: Sequence[Any] = ()
+    ):
         self.resume, self.init_from, self.callbacks = resume, init_from, callbacks
 
     def run(self, ctx: StageContext) -> StageOutcome:
-        result = train(ctx.cfg, model=ctx.model, resume=self.resume, init_from=self.init_from, force=ctx.force,
-                       callbacks=self.callbacks)
+        result = train(
+            ctx.cfg,
+            model=ctx.model,
+            resume=self.resume,
+            init_from=self.init_from,
+            force=ctx.force,
+            callbacks=self.callbacks,
+        )
         return StageOutcome(self.name, result.path, result.skipped, result=result)
 
 
@@ -133,8 +141,14 @@ class Evaluate:
         cfg, run = ctx.cfg, ctx.run
         model = str(final_model(cfg)) if self.label == "finetuned" else cfg.model.name_or_path
         run.check_root(ctx.force)
-        result = evaluate(str(run.stage_dir("data")), run.stage_dir(f"eval/{self.label}"), model=model,
-                          settings=cfg.evaluation, force=ctx.force, run_config=cfg)
+        result = evaluate(
+            str(run.stage_dir("data")),
+            run.stage_dir(f"eval/{self.label}"),
+            model=model,
+            settings=cfg.evaluation,
+            force=ctx.force,
+            run_config=cfg,
+        )
         return StageOutcome(self.name, result.output_dir, result.skipped, result=result)
 
 

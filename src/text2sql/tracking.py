@@ -220,7 +220,9 @@ def log_evaluation(
         try:
             _log_mlflow(cfg, values, step, record, run_dir)
         except MlflowException as exc:
-            where = (record.get("mlflow") or {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI", "the default store")
+            where = (record.get("mlflow") or {}).get("tracking_uri") or os.environ.get(
+                "MLFLOW_TRACKING_URI", "the default store"
+            )
             raise Text2SQLError(
                 f"cannot log evaluation metrics to MLflow at {where}: {str(exc).strip().splitlines()[0]}; "
                 f"check MLFLOW_TRACKING_URI and {run_dir / RECORD}"
@@ -259,8 +261,12 @@ def _log_mlflow(cfg: Config, values: dict[str, float], step: int, record: dict[s
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(cfg.tracking.project)
         run = client.create_run(experiment_id, run_name=cfg.tracking.run_name or Path(cfg.output_dir).name)
         run_id, created = run.info.run_id, True
-        record["mlflow"] = {"run_id": run_id, "experiment_id": experiment_id,
-                            "tracking_uri": client.tracking_uri, "run_name": run.info.run_name}
+        record["mlflow"] = {
+            "run_id": run_id,
+            "experiment_id": experiment_id,
+            "tracking_uri": client.tracking_uri,
+            "run_name": run.info.run_name,
+        }
         write_record(run_dir, record)
     now = int(time.time() * 1000)
     metrics = [Metric(key, value, now, step) for key, value in values.items()]
@@ -269,9 +275,9 @@ def _log_mlflow(cfg: Config, values: dict[str, float], step: int, record: dict[s
     existing = client.get_run(run_id).data.params
     params = [Param(k, v[:MAX_PARAM_VAL_LENGTH]) for k, v in _flat_config(cfg).items() if k not in existing]
     for i in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics and 100 params
-        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+        client.log_batch(run_id, metrics=metrics[i : i + 1000])
     for i in range(0, len(params), 100):
-        client.log_batch(run_id, params=params[i:i + 100])
+        client.log_batch(run_id, params=params[i : i + 100])
     client.log_dict(run_id, cfg.to_dict(), "text2sql/config.yaml")
     if created:
         client.set_terminated(run_id)
@@ -282,7 +288,7 @@ def _log_tensorboard(cfg: Config, values: dict[str, float], step: int, record: d
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        from tensorboardX import SummaryWriter
+        from tensorboardX import SummaryWriter  # type: ignore[no-redef]
 
     log_dir = (record.get("tensorboard") or {}).get("log_dir") or str(tensorboard_dir(cfg))
     writer = SummaryWriter(log_dir=log_dir)  # a new event file in the same folder: the same run in TensorBoard

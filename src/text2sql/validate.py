@@ -92,18 +92,19 @@ def _sources(cfg: Config) -> dict[str, str]:
 
 
 def validate(cfg: Config, *, gold_limit: int = 500, timeout: float = 5.0) -> ValidationReport:
+    from text2sql import storage
     from text2sql.data.prepare import read_options
     from text2sql.data.readers import ReadStats, read_examples
     from text2sql.sql.execution import execute_sql
-
-    from text2sql import storage
 
     report = ValidationReport()
     _check_model(cfg, report)
     if cfg.data.db_dir and storage.is_remote(cfg.data.db_dir):
         report.notes.append(f"data.db_dir {cfg.data.db_dir} is remote; it is fetched when a stage needs it")
     elif cfg.data.db_dir and not Path(cfg.data.db_dir).is_dir():
-        report.problems.append(f"data.db_dir: {cfg.data.db_dir} is not a folder; set it to the folder holding <db_id>/<db_id>.sqlite")
+        report.problems.append(
+            f"data.db_dir: {cfg.data.db_dir} is not a folder; set it to the folder holding <db_id>/<db_id>.sqlite"
+        )
     opts = read_options(cfg)
     for split, source in _sources(cfg).items():
         if storage.is_remote(source) or _is_hub_dataset(source):

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from repo import CONFIGS
 from text2sql.config import Config, describe_fields, load_config, parse_override, save_config
 from text2sql.errors import ConfigError
-from repo import CONFIGS
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -26,7 +26,9 @@ def test_defaults_are_the_embedded_quickstart():
 
 def test_yaml_then_overrides_win(tmp_path):
     path = write(tmp_path, "output_dir: runs/a\ndata:\n  train: a.csv\ntraining:\n  learning_rate: 5e-5\n")
-    cfg = load_config(path, ["data.train=b.csv", "output_dir=runs/b", "training.max_steps=7", "finetune.target_modules=[q, v]"])
+    cfg = load_config(
+        path, ["data.train=b.csv", "output_dir=runs/b", "training.max_steps=7", "finetune.target_modules=[q, v]"]
+    )
     assert cfg.data.train == "b.csv"
     assert cfg.output_dir == "runs/b"
     assert cfg.training["max_steps"] == 7
@@ -38,10 +40,19 @@ def test_yaml_then_overrides_win(tmp_path):
 
 
 def test_fixed_key_names_exist():
-    cfg = load_config(None, [
-        "model.name_or_path=x", "data.train=t.csv", "data.validation=v.csv", "data.test=s.csv",
-        "data.format=csv", "data.db_dir=dbs", "output_dir=o", "training.num_train_epochs=2",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "model.name_or_path=x",
+            "data.train=t.csv",
+            "data.validation=v.csv",
+            "data.test=s.csv",
+            "data.format=csv",
+            "data.db_dir=dbs",
+            "output_dir=o",
+            "training.num_train_epochs=2",
+        ],
+    )
     assert (cfg.data.validation, cfg.data.test, cfg.data.format, cfg.data.db_dir) == ("v.csv", "s.csv", "csv", "dbs")
 
 
@@ -124,6 +135,8 @@ def test_presets_validate():
     assert presets
     for preset in presets:
         first = preset.read_text().splitlines()[0]
-        assert first.startswith(("# text2sql ", "# accelerate launch ")), f"{preset.name} must start with the command that runs it"
+        assert first.startswith(("# text2sql ", "# accelerate launch ")), (
+            f"{preset.name} must start with the command that runs it"
+        )
         assert preset.name in first, f"{preset.name}: the command must name the preset itself"
         load_config(preset)

@@ -6,8 +6,8 @@ import json
 import pytest
 from datasets import load_from_disk
 
-from text2sql.config import load_config
 from stage_support import prepare_with_model
+from text2sql.config import load_config
 from text2sql.data.prompt import IGNORE_INDEX
 from text2sql.errors import OutputExistsError
 
@@ -21,7 +21,14 @@ def write_csv(path, rows, header=("input_text", "sql", "sql_complexity")):
 
 
 def csv_rows(n):
-    return [(f"How many employees are in department {i}?", f"SELECT COUNT(*) FROM employees WHERE dept = {i}", "aggregation") for i in range(n)]
+    return [
+        (
+            f"How many employees are in department {i}?",
+            f"SELECT COUNT(*) FROM employees WHERE dept = {i}",
+            "aggregation",
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +72,17 @@ def test_second_prepare_is_skipped_and_changed_config_refused(bundled_run):
 def test_csv_random_split_max_samples_and_drops(tmp_path):
     rows = csv_rows(200) + [csv_rows(1)[0]] * 3 + [("", "SELECT 1", "basic")]
     src = write_csv(tmp_path / "train.csv", rows)
-    cfg = load_config(None, [
-        f"data.train={src}", f"output_dir={tmp_path / 'run'}", "model.name_or_path=tiny:gpt2",
-        "data.max_samples.test=10", "data.test_size=0.2", "data.validation_size=0.1",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"data.train={src}",
+            f"output_dir={tmp_path / 'run'}",
+            "model.name_or_path=tiny:gpt2",
+            "data.max_samples.test=10",
+            "data.test_size=0.2",
+            "data.validation_size=0.1",
+        ],
+    )
     result = prepare_with_model(cfg)
     rep = result.report
     assert rep["duplicates"]["train"] == 3
@@ -97,10 +111,17 @@ def test_too_long_rows_dropped_and_counted_never_truncated(tmp_path):
     rows = csv_rows(50) + [("long one", "SELECT " + ", ".join(f"col{i}" for i in range(300)) + " FROM t", "basic")]
     src = write_csv(tmp_path / "train.csv", rows)
     test = write_csv(tmp_path / "test.csv", csv_rows(5))
-    cfg = load_config(None, [
-        f"data.train={src}", f"data.test={test}", "data.validation_size=0", f"output_dir={tmp_path / 'run'}",
-        "model.name_or_path=tiny:gpt2", "data.max_length=120",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"data.train={src}",
+            f"data.test={test}",
+            "data.validation_size=0",
+            f"output_dir={tmp_path / 'run'}",
+            "model.name_or_path=tiny:gpt2",
+            "data.max_length=120",
+        ],
+    )
     rep = prepare_with_model(cfg).report
     assert rep["dropped"]["train"]["too_long"] == 1
     assert rep["rows_out"]["train"] == 50
@@ -113,17 +134,24 @@ def test_test_rows_also_in_train_are_reported_and_optionally_dropped(tmp_path):
     base = [f"data.train={src}", f"data.test={test}", "model.name_or_path=tiny:gpt2", "data.validation_size=0"]
     rep = prepare_with_model(load_config(None, base + [f"output_dir={tmp_path / 'a'}"])).report
     assert rep["test_overlap"]["test"] == 4 and rep["rows_out"]["test"] == 5
-    rep = prepare_with_model(load_config(None, base + [f"output_dir={tmp_path / 'b'}", "data.drop_test_overlap=true"])).report
+    rep = prepare_with_model(
+        load_config(None, base + [f"output_dir={tmp_path / 'b'}", "data.drop_test_overlap=true"])
+    ).report
     assert rep["rows_out"]["test"] == 1 and rep["dropped"]["test"]["also_in_train"] == 4
 
 
 def test_seq2seq_lengths_use_source_and_target_limits(tmp_path):
     short = [(f"Show the number {i}", f"SELECT {i}", "basic") for i in range(40)]
     src = write_csv(tmp_path / "train.csv", csv_rows(40) + short)
-    cfg = load_config(None, [
-        f"data.train={src}", f"output_dir={tmp_path / 'run'}", "model.name_or_path=tiny:t5",
-        "data.max_target_length=8",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"data.train={src}",
+            f"output_dir={tmp_path / 'run'}",
+            "model.name_or_path=tiny:t5",
+            "data.max_target_length=8",
+        ],
+    )
     rep = prepare_with_model(cfg).report
     assert rep["dropped"]["train"]["target_too_long"] > 0
     assert rep["prompt"]["kind"] == "seq2seq"

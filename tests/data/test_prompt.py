@@ -59,7 +59,8 @@ def test_prompt_is_prefix_of_full_conversation(llama_tok):
         prompt = builder.example_prompt(EX)
         full = llama_tok.apply_chat_template(
             builder.messages(EX.question, EX.schema) + [{"role": "assistant", "content": EX.sql}],
-            chat_template=template, tokenize=False,
+            chat_template=template,
+            tokenize=False,
         )
         assert full.startswith(prompt), name
         assert full == prompt + EX.sql + llama_tok.eos_token, name

@@ -99,7 +99,9 @@ def test_csv_with_bom_and_db_id(tmp_path: Path) -> None:
 
 def test_csv_reasoning_target(tmp_path: Path) -> None:
     target = "Count every singer.\n```sql\nSELECT count(*) FROM singer\n```"
-    path = write_csv(tmp_path / "r.csv", ["input_text", "sql"], [["How many?", target], ["Names?", "SELECT name FROM singer"]])
+    path = write_csv(
+        tmp_path / "r.csv", ["input_text", "sql"], [["How many?", target], ["Names?", "SELECT name FROM singer"]]
+    )
     stats = ReadStats()
     [example] = read(path, stats, require_reasoning=True)
     assert (example.reasoning, example.sql) == ("Count every singer.", "SELECT count(*) FROM singer")
@@ -118,33 +120,58 @@ def test_csv_streams_rows(tmp_path: Path) -> None:
 
 
 def test_chat_jsonl_schema_question_and_system(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "chat.jsonl", [
-        {"id": "c1", "messages": [
-            {"role": "system", "content": "You are a SQL expert."},
-            {"role": "user", "content": f"Schema:\n{SINGER_DDL}\nQuestion: How many singers?"},
-            {"role": "assistant", "content": "SELECT count(*) FROM singer;"},
-        ]},
-        {"messages": [
-            {"role": "user", "content": "How old is the oldest singer?"},
-            {"role": "assistant", "content": "SELECT max(age) FROM singer"},
-        ]},
-        {"messages": [{"role": "user", "content": "unanswered"}]},
-    ])
+    path = write_jsonl(
+        tmp_path / "chat.jsonl",
+        [
+            {
+                "id": "c1",
+                "messages": [
+                    {"role": "system", "content": "You are a SQL expert."},
+                    {"role": "user", "content": f"Schema:\n{SINGER_DDL}\nQuestion: How many singers?"},
+                    {"role": "assistant", "content": "SELECT count(*) FROM singer;"},
+                ],
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": "How old is the oldest singer?"},
+                    {"role": "assistant", "content": "SELECT max(age) FROM singer"},
+                ]
+            },
+            {"messages": [{"role": "user", "content": "unanswered"}]},
+        ],
+    )
     stats = ReadStats()
     first, second = read(path, stats)
-    assert (first.id, first.question, first.schema, first.sql) == ("c1", "How many singers?", SINGER_DDL, "SELECT count(*) FROM singer;")
+    assert (first.id, first.question, first.schema, first.sql) == (
+        "c1",
+        "How many singers?",
+        SINGER_DDL,
+        "SELECT count(*) FROM singer;",
+    )
     assert first.extra == {"system": "You are a SQL expert."}
-    assert (second.id, second.question, second.schema, second.extra) == ("chat-1", "How old is the oldest singer?", "", {})
+    assert (second.id, second.question, second.schema, second.extra) == (
+        "chat-1",
+        "How old is the oldest singer?",
+        "",
+        {},
+    )
     assert stats.dropped == {"no assistant turn": 1}
 
 
 def test_chat_schema_in_system_prompt_seed_002(tmp_path: Path) -> None:
     system = "Provide only SQL for the user's query given this context --> CREATE TABLE head(age INTEGER)"
-    path = write_jsonl(tmp_path / "c.jsonl", [{"messages": [
-        {"role": "system", "content": system},
-        {"role": "user", "content": "How many heads of the departments are older than 56?"},
-        {"role": "assistant", "content": "SELECT COUNT(*) FROM head WHERE age > 56"},
-    ]}])
+    path = write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": "How many heads of the departments are older than 56?"},
+                    {"role": "assistant", "content": "SELECT COUNT(*) FROM head WHERE age > 56"},
+                ]
+            }
+        ],
+    )
     [example] = read(path)
     assert example.schema == "CREATE TABLE head(age INTEGER);"
     assert example.extra["system"] == "Provide only SQL for the user's query given this context -->"
@@ -161,10 +188,18 @@ def test_chat_reasoning_and_sections_seed_001(tmp_path: Path) -> None:
         "Instructions:\n- Output the SQL in a ```sql block.\n"
     )
     answer = "Old singers have age > 60.\nI count them.\n```sql\nSELECT count(*)\nFROM singer WHERE age > 60;\n```"
-    path = write_jsonl(tmp_path / "synsql.jsonl", [
-        {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]},
-        {"messages": [{"role": "user", "content": "Names?"}, {"role": "assistant", "content": "SELECT name FROM singer"}]},
-    ])
+    path = write_jsonl(
+        tmp_path / "synsql.jsonl",
+        [
+            {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]},
+            {
+                "messages": [
+                    {"role": "user", "content": "Names?"},
+                    {"role": "assistant", "content": "SELECT name FROM singer"},
+                ]
+            },
+        ],
+    )
     stats = ReadStats()
     [example] = read(path, stats, require_reasoning=True)
     assert example.question == "How many old singers are there?"
@@ -181,7 +216,11 @@ def test_chat_reasoning_and_sections_seed_001(tmp_path: Path) -> None:
         ("SELECT 1", None, "SELECT 1"),
         ("```sql\nSELECT 1\n```", None, "SELECT 1"),
         ("Think.\n```SQLite\nSELECT 1\n```\nDone.", "Think.", "SELECT 1"),
-        ("Draft:\n```sql\nSELECT 0\n```\nFinal:\n```sql\nSELECT 1\n```", "Draft:\n```sql\nSELECT 0\n```\nFinal:", "SELECT 1"),
+        (
+            "Draft:\n```sql\nSELECT 0\n```\nFinal:\n```sql\nSELECT 1\n```",
+            "Draft:\n```sql\nSELECT 0\n```\nFinal:",
+            "SELECT 1",
+        ),
         ("Plain fence.\n```\nSELECT 2\n```", "Plain fence.", "SELECT 2"),
     ],
 )
@@ -193,11 +232,21 @@ def test_split_reasoning(target: str, reasoning: str | None, sql: str) -> None:
     "text, statements, rest",
     [
         ("CREATE TABLE head(age INTEGER)", ["CREATE TABLE head(age INTEGER);"], ""),
-        ('x CREATE TABLE IF NOT EXISTS main."my t" (a int); CREATE TABLE [b c](d) y',
-         ['CREATE TABLE IF NOT EXISTS main."my t" (a int);', "CREATE TABLE [b c](d);"], "x  y"),
-        ("CREATE TABLE t (\n  a TEXT, -- the user's (odd) name\n  b INT\n) WITHOUT ROWID; Q?",
-         ["CREATE TABLE t (\n  a TEXT, -- the user's (odd) name\n  b INT\n) WITHOUT ROWID;"], " Q?"),
-        ("Use the CREATE TABLE statements above (all of them).", [], "Use the CREATE TABLE statements above (all of them)."),
+        (
+            'x CREATE TABLE IF NOT EXISTS main."my t" (a int); CREATE TABLE [b c](d) y',
+            ['CREATE TABLE IF NOT EXISTS main."my t" (a int);', "CREATE TABLE [b c](d);"],
+            "x  y",
+        ),
+        (
+            "CREATE TABLE t (\n  a TEXT, -- the user's (odd) name\n  b INT\n) WITHOUT ROWID; Q?",
+            ["CREATE TABLE t (\n  a TEXT, -- the user's (odd) name\n  b INT\n) WITHOUT ROWID;"],
+            " Q?",
+        ),
+        (
+            "Use the CREATE TABLE statements above (all of them).",
+            [],
+            "Use the CREATE TABLE statements above (all of them).",
+        ),
         ("CREATE TABLE t AS SELECT 1", [], "CREATE TABLE t AS SELECT 1"),
     ],
 )
@@ -214,11 +263,16 @@ def test_chat_bad_messages(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------- create_context
 
 CREATE_CONTEXT_ROWS = [
-    {"question": "How many heads of the departments are older than 56 ?",
-     "context": "CREATE TABLE head (age INTEGER)", "answer": "SELECT COUNT(*) FROM head WHERE age > 56"},
-    {"question": "List the names of departments and their heads.",
-     "context": "CREATE TABLE department (id VARCHAR, name VARCHAR); CREATE TABLE head (department_id VARCHAR, name VARCHAR)",
-     "answer": "SELECT T1.name, T2.name FROM department AS T1 JOIN head AS T2 ON T1.id = T2.department_id"},
+    {
+        "question": "How many heads of the departments are older than 56 ?",
+        "context": "CREATE TABLE head (age INTEGER)",
+        "answer": "SELECT COUNT(*) FROM head WHERE age > 56",
+    },
+    {
+        "question": "List the names of departments and their heads.",
+        "context": "CREATE TABLE department (id VARCHAR, name VARCHAR); CREATE TABLE head (department_id VARCHAR, name VARCHAR)",
+        "answer": "SELECT T1.name, T2.name FROM department AS T1 JOIN head AS T2 ON T1.id = T2.department_id",
+    },
 ]
 
 
@@ -241,16 +295,33 @@ def test_create_context(tmp_path: Path, suffix: str) -> None:
 def spider_folder(root: Path, with_tables: bool = True, with_db: bool = True) -> Path:
     """A Spider-layout folder: dev.json over two databases, only `music` has a SQLite file."""
     root.mkdir(parents=True, exist_ok=True)
-    write_json(root / "dev.json", [
-        {"db_id": "music", "question": "How many singers?", "query": "SELECT count(*) FROM singer", "sql": {"select": []}},
-        {"db_id": "shop", "question": "How many orders?", "query": "SELECT count(*) FROM \"order\""},
-        {"db_id": "music", "question": "", "query": "SELECT 1"},
-    ])
+    write_json(
+        root / "dev.json",
+        [
+            {
+                "db_id": "music",
+                "question": "How many singers?",
+                "query": "SELECT count(*) FROM singer",
+                "sql": {"select": []},
+            },
+            {"db_id": "shop", "question": "How many orders?", "query": 'SELECT count(*) FROM "order"'},
+            {"db_id": "music", "question": "", "query": "SELECT 1"},
+        ],
+    )
     if with_tables:
-        write_json(root / "tables.json", [
-            {"db_id": "shop", "table_names_original": ["order"], "column_names_original": [[-1, "*"], [0, "id"]],
-             "column_types": ["text", "number"], "primary_keys": [1], "foreign_keys": []},
-        ])
+        write_json(
+            root / "tables.json",
+            [
+                {
+                    "db_id": "shop",
+                    "table_names_original": ["order"],
+                    "column_names_original": [[-1, "*"], [0, "id"]],
+                    "column_types": ["text", "number"],
+                    "primary_keys": [1],
+                    "foreign_keys": [],
+                },
+            ],
+        )
     if with_db:
         make_db(root / "database" / "music" / "music.sqlite", SINGER_DDL + "INSERT INTO singer VALUES (1, 'a', 30);")
     return root
@@ -307,31 +378,65 @@ def test_spider_folder_with_only_dev_json(tmp_path: Path) -> None:
 
 def test_spider_db_id_in_neither(tmp_path: Path) -> None:
     root = spider_folder(tmp_path / "spider", with_db=False)
-    with pytest.raises(DataError, match=r"db_id 'music': no database \(no <db_id>/<db_id>.sqlite in .*spider/database, "
-                                        r".*\) and no schema \(not in .*tables.json\); set data.db_dir"):
+    with pytest.raises(
+        DataError,
+        match=r"db_id 'music': no database \(no <db_id>/<db_id>.sqlite in .*spider/database, "
+        r".*\) and no schema \(not in .*tables.json\); set data.db_dir",
+    ):
         read(root / "dev.json")
 
 
 def test_bird_evidence_difficulty_and_ids(tmp_path: Path) -> None:
     root = tmp_path / "bird"
-    write_json(root.mkdir() or root / "mini_dev_sqlite.json", [
-        {"question_id": 1471, "db_id": "cards", "question": "Ratio of EUR to CZK payers?",
-         "evidence": "ratio = count(EUR) / count(CZK)", "SQL": "SELECT 1.0", "difficulty": "simple"},
-        {"question_id": 1472, "db_id": "cards", "question": "How many?", "evidence": "",
-         "SQL": "SELECT count(*) FROM customers", "difficulty": "challenging"},
-    ])
-    write_json(root / "dev_tables.json", [
-        {"db_id": "cards", "table_names_original": ["customers"], "column_names_original": [[-1, "*"], [0, "CustomerID"]],
-         "column_types": ["text", "integer"], "primary_keys": [1], "foreign_keys": []},
-    ])
+    write_json(
+        root.mkdir() or root / "mini_dev_sqlite.json",
+        [
+            {
+                "question_id": 1471,
+                "db_id": "cards",
+                "question": "Ratio of EUR to CZK payers?",
+                "evidence": "ratio = count(EUR) / count(CZK)",
+                "SQL": "SELECT 1.0",
+                "difficulty": "simple",
+            },
+            {
+                "question_id": 1472,
+                "db_id": "cards",
+                "question": "How many?",
+                "evidence": "",
+                "SQL": "SELECT count(*) FROM customers",
+                "difficulty": "challenging",
+            },
+        ],
+    )
+    write_json(
+        root / "dev_tables.json",
+        [
+            {
+                "db_id": "cards",
+                "table_names_original": ["customers"],
+                "column_names_original": [[-1, "*"], [0, "CustomerID"]],
+                "column_types": ["text", "integer"],
+                "primary_keys": [1],
+                "foreign_keys": [],
+            },
+        ],
+    )
     assert detect_format(str(root / "mini_dev_sqlite.json"), ReadOptions()) == "bird"
     assert detect_format(str(root), ReadOptions()) == "bird"
     first, second = read(root / "mini_dev_sqlite.json")
-    assert (first.id, first.evidence, first.complexity, first.sql) == ("1471", "ratio = count(EUR) / count(CZK)", "simple", "SELECT 1.0")
+    assert (first.id, first.evidence, first.complexity, first.sql) == (
+        "1471",
+        "ratio = count(EUR) / count(CZK)",
+        "simple",
+        "SELECT 1.0",
+    )
     assert (second.id, second.evidence, second.complexity, second.db_path) == ("1472", None, "challenging", None)
     assert first.schema == "CREATE TABLE customers (\n  CustomerID INTEGER PRIMARY KEY\n);"
     # With its database in dev_databases/ the row becomes executable.
-    db = make_db(root / "dev_databases" / "cards" / "cards.sqlite", "CREATE TABLE customers (CustomerID INTEGER PRIMARY KEY);")
+    db = make_db(
+        root / "dev_databases" / "cards" / "cards.sqlite", "CREATE TABLE customers (CustomerID INTEGER PRIMARY KEY);"
+    )
     assert read(root)[0].db_path == str(db)
 
 
@@ -340,13 +445,18 @@ def test_bird_evidence_difficulty_and_ids(tmp_path: Path) -> None:
 
 def test_save_to_disk_dataset_dict(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
-    rows = {"question": [r["question"] for r in CREATE_CONTEXT_ROWS], "context": [r["context"] for r in CREATE_CONTEXT_ROWS],
-            "answer": [r["answer"] for r in CREATE_CONTEXT_ROWS]}
+    rows = {
+        "question": [r["question"] for r in CREATE_CONTEXT_ROWS],
+        "context": [r["context"] for r in CREATE_CONTEXT_ROWS],
+        "answer": [r["answer"] for r in CREATE_CONTEXT_ROWS],
+    }
     folder = tmp_path / "saved"
-    datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict(rows),
-        "validation": datasets.Dataset.from_dict({k: v[:1] for k, v in rows.items()}),
-    }).save_to_disk(str(folder))
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(rows),
+            "validation": datasets.Dataset.from_dict({k: v[:1] for k, v in rows.items()}),
+        }
+    ).save_to_disk(str(folder))
     assert detect_format(str(folder), ReadOptions()) == "hf"
     train = read(folder, split="train")
     assert [e.id for e in train] == ["saved-train-0", "saved-train-1"]
@@ -361,19 +471,33 @@ def test_save_to_disk_dataset_dict(tmp_path: Path) -> None:
 
 def test_save_to_disk_dataset_chat_rows(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
-    messages = [[{"role": "user", "content": "How many singers?"}, {"role": "assistant", "content": "SELECT count(*) FROM singer"}]]
+    messages = [
+        [
+            {"role": "user", "content": "How many singers?"},
+            {"role": "assistant", "content": "SELECT count(*) FROM singer"},
+        ]
+    ]
     datasets.Dataset.from_dict({"messages": messages}).save_to_disk(str(tmp_path / "chat_ds"))
     [example] = read(tmp_path / "chat_ds")
-    assert (example.question, example.sql, example.id) == ("How many singers?", "SELECT count(*) FROM singer", "chat_ds-0")
+    assert (example.question, example.sql, example.id) == (
+        "How many singers?",
+        "SELECT count(*) FROM singer",
+        "chat_ds-0",
+    )
 
 
 def test_parquet_and_arrow(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
-    dataset = datasets.Dataset.from_dict({"input_text": ["How many?", "Names?"], "sql": ["SELECT 1", "SELECT name FROM t"]})
+    dataset = datasets.Dataset.from_dict(
+        {"input_text": ["How many?", "Names?"], "sql": ["SELECT 1", "SELECT name FROM t"]}
+    )
     dataset.to_parquet(str(tmp_path / "rows.parquet"))
     assert detect_format(str(tmp_path / "rows.parquet"), ReadOptions()) == "hf"
     examples = read(tmp_path / "rows.parquet")
-    assert [(e.id, e.question, e.sql) for e in examples] == [("rows-0", "How many?", "SELECT 1"), ("rows-1", "Names?", "SELECT name FROM t")]
+    assert [(e.id, e.question, e.sql) for e in examples] == [
+        ("rows-0", "How many?", "SELECT 1"),
+        ("rows-1", "Names?", "SELECT name FROM t"),
+    ]
     dataset.save_to_disk(str(tmp_path / "arrow_ds"))
     arrow_file = next((tmp_path / "arrow_ds").glob("*.arrow"))
     assert [e.sql for e in read(arrow_file)] == ["SELECT 1", "SELECT name FROM t"]
@@ -401,8 +525,11 @@ def test_hub_id_errors_are_one_line(monkeypatch) -> None:
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
     assert detect_format("owner/name", ReadOptions()) == "hf"
-    with pytest.raises(DataError, match=r"^owner/name: cannot load from the Hugging Face hub \(ConnectionError: "
-                                        r"Couldn't reach 'owner/name' on the Hub\); check the id") as info:
+    with pytest.raises(
+        DataError,
+        match=r"^owner/name: cannot load from the Hugging Face hub \(ConnectionError: "
+        r"Couldn't reach 'owner/name' on the Hub\); check the id",
+    ) as info:
         read_examples("owner/name", ReadOptions(), split="train")
     assert "\n" not in str(info.value)
 
@@ -434,10 +561,18 @@ def fake_bundled(tmp_path: Path, monkeypatch):
     db = make_db(databases / "music" / "music.sqlite", SINGER_DDL)
     splits = {}
     for split in ("train", "validation", "test"):
-        splits[split] = write_jsonl(tmp_path / "bundled" / f"{split}.jsonl", [
-            {"id": f"{split}-music-0", "db_id": "music", "question": "How many singers?",
-             "sql": "SELECT count(*) FROM singer", "sql_complexity": "aggregation"},
-        ])
+        splits[split] = write_jsonl(
+            tmp_path / "bundled" / f"{split}.jsonl",
+            [
+                {
+                    "id": f"{split}-music-0",
+                    "db_id": "music",
+                    "question": "How many singers?",
+                    "sql": "SELECT count(*) FROM singer",
+                    "sql_complexity": "aggregation",
+                },
+            ],
+        )
     module = types.ModuleType("text2sql.data.bundled")
     module.SPLITS = ("train", "validation", "test")
     module.database_dir = lambda: databases
@@ -489,8 +624,11 @@ def test_detection_by_fields_and_explicit_override(tmp_path: Path) -> None:
 
 def test_undetectable_fields(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "odd.jsonl", [{"prompt": "p", "completion": "c"}])
-    with pytest.raises(DataError, match=r"odd.jsonl: cannot tell the format from the fields \(completion, prompt\); "
-                                        r"set data.format to one of: csv, chat"):
+    with pytest.raises(
+        DataError,
+        match=r"odd.jsonl: cannot tell the format from the fields \(completion, prompt\); "
+        r"set data.format to one of: csv, chat",
+    ):
         read(path)
 
 
@@ -506,8 +644,11 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_unknown_format(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"data.format 'xml' is unknown; use one of: auto, csv, chat, create_context, "
-                                        r"spider, bird, hf, bundled"):
+    with pytest.raises(
+        DataError,
+        match=r"data.format 'xml' is unknown; use one of: auto, csv, chat, create_context, "
+        r"spider, bird, hf, bundled",
+    ):
         read_examples(tmp_path / "x.csv", ReadOptions(format="xml"))
 
 
@@ -539,9 +680,14 @@ def test_empty_file(tmp_path: Path, name: str) -> None:
         read(tmp_path / name, format="csv")
 
 
-@pytest.mark.parametrize("name, content", [
-    ("header_only.csv", "input_text,sql\n"), ("blank.jsonl", "\n\n"), ("empty_array.json", "[]"),
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("header_only.csv", "input_text,sql\n"),
+        ("blank.jsonl", "\n\n"),
+        ("empty_array.json", "[]"),
+    ],
+)
 def test_file_without_rows(tmp_path: Path, name: str, content: str) -> None:
     (tmp_path / name).write_text(content)
     with pytest.raises(DataError, match=rf"{name}: holds no rows"):
@@ -551,8 +697,11 @@ def test_file_without_rows(tmp_path: Path, name: str, content: str) -> None:
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("input_text,sql\nWhere is Zürich?,SELECT 1\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin1.csv: not UTF-8 text \(invalid byte at offset 25, line 2\); "
-                                        r"re-encode it as UTF-8"):
+    with pytest.raises(
+        DataError,
+        match=r"latin1.csv: not UTF-8 text \(invalid byte at offset 25, line 2\); "
+        r"re-encode it as UTF-8",
+    ):
         read(path)
     jsonl = tmp_path / "latin1.jsonl"
     jsonl.write_bytes(b'{"input_text": "ok", "sql": "SELECT 1"}\n{"input_text": "Z\xfcrich", "sql": "SELECT 2"}\n')
@@ -562,11 +711,16 @@ def test_not_utf8(tmp_path: Path) -> None:
 
 def test_malformed_jsonl_names_the_line_and_streams_until_it(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"input_text": "a", "sql": "SELECT 1"}\n{"input_text": "b", "sql": "SELECT 2"}\n{"input_text": "c",\n')
+    path.write_text(
+        '{"input_text": "a", "sql": "SELECT 1"}\n{"input_text": "b", "sql": "SELECT 2"}\n{"input_text": "c",\n'
+    )
     stream = read_examples(path, ReadOptions())
     assert [next(stream).sql, next(stream).sql] == ["SELECT 1", "SELECT 2"]
-    with pytest.raises(DataError, match=r"bad.jsonl line 3: not valid JSON \(Expecting property name enclosed in double "
-                                        r"quotes, column 20\); fix or remove that line"):
+    with pytest.raises(
+        DataError,
+        match=r"bad.jsonl line 3: not valid JSON \(Expecting property name enclosed in double "
+        r"quotes, column 20\); fix or remove that line",
+    ):
         next(stream)
 
 
@@ -585,13 +739,17 @@ def test_json_not_an_array_of_objects(tmp_path: Path) -> None:
 
 def test_missing_field_for_explicit_format(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "rows.jsonl", [{"input_text": "q", "sql": "SELECT 1"}])
-    with pytest.raises(DataError, match=r"rows.jsonl: no 'messages' field \(fields: input_text, sql\); set data.format"):
+    with pytest.raises(
+        DataError, match=r"rows.jsonl: no 'messages' field \(fields: input_text, sql\); set data.format"
+    ):
         read(path, format="chat")
 
 
 def test_hf_format_for_a_plain_file(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "rows.jsonl", [{"input_text": "q", "sql": "SELECT 1"}])
-    with pytest.raises(DataError, match=r"rows.jsonl: data.format hf reads .parquet/.arrow files, save_to_disk folders"):
+    with pytest.raises(
+        DataError, match=r"rows.jsonl: data.format hf reads .parquet/.arrow files, save_to_disk folders"
+    ):
         read(path, format="hf")
 
 
@@ -611,7 +769,11 @@ def test_real_spider_dev(shared_datasets: Path) -> None:
     assert all(e.db_path is None and e.schema.startswith("CREATE TABLE") for e in examples)
     first = examples[0]
     assert (first.id, first.db_id, first.question, first.sql) == (
-        "dev-0", "concert_singer", "How many singers do we have?", "SELECT count(*) FROM singer")
+        "dev-0",
+        "concert_singer",
+        "How many singers do we have?",
+        "SELECT count(*) FROM singer",
+    )
     assert "CREATE TABLE singer (\n  Singer_ID NUMBER PRIMARY KEY," in first.schema
     assert len({e.id for e in examples}) == 1034
 
@@ -624,7 +786,7 @@ def test_real_department_store_as_spider_folder(shared_datasets: Path, tmp_path:
     shutil.copy(source / "department_store.sqlite", db)
     lines = (source / "train_gold_department_store.sql").read_text().splitlines()
     rows = []
-    for i, line in enumerate(l for l in lines if l.strip()):
+    for i, line in enumerate(text for text in lines if text.strip()):
         sql, db_id = line.rsplit("\t", 1)
         rows.append({"db_id": db_id, "question": f"question {i}", "query": sql})
     write_json(root / "dev.json", rows)

@@ -2,12 +2,12 @@
 
 import pytest
 
+from html_support import check_html
 from text2sql.cli import main
 from text2sql.data import bundled
 from text2sql.errors import DataError
 from text2sql.evaluation.compare_runs import compare_runs, format_table, render_compare_html
 from text2sql.evaluation.evaluate import evaluate
-from html_support import check_html
 
 N = 40
 

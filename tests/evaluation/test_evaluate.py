@@ -22,8 +22,9 @@ def _gold_file(path, split):
 
 @pytest.mark.parametrize("split", ["test", "validation"])
 def test_gold_as_predictions_scores_one_on_every_bundled_database(tmp_path, split):
-    result = evaluate("bundled", tmp_path / "out", predictions=_gold_file(tmp_path / "gold.sql", split),
-                      split=split, progress=False)
+    result = evaluate(
+        "bundled", tmp_path / "out", predictions=_gold_file(tmp_path / "gold.sql", split), split=split, progress=False
+    )
     m = result.metrics
     assert {s.db_id for s in result.scored} == set(bundled.db_ids())
     assert m["execution_accuracy"] == 1.0 and m["exact_match"] == 1.0 and m["valid_sql_rate"] == 1.0
@@ -34,7 +35,13 @@ def test_gold_as_predictions_scores_one_on_every_bundled_database(tmp_path, spli
         assert all(s.execution_match == 1.0 for s in result.scored if s.db_id == db_id)
 
     out = tmp_path / "out"
-    assert {p.name for p in out.iterdir()} == {"results.csv", "predictions.jsonl", "metrics.json", "report.html", "stage.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "results.csv",
+        "predictions.jsonl",
+        "metrics.json",
+        "report.html",
+        "stage.json",
+    }
     with open(out / "results.csv", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames[:6] == SEED_000_COLUMNS and tuple(reader.fieldnames) == RESULTS_COLUMNS
@@ -55,12 +62,18 @@ def test_department_store_gold_queries_all_execute(shared_datasets, tmp_path):
     spider = tmp_path / "spider"
     (spider / "database" / "department_store").mkdir(parents=True)
     shutil.copy(source / "department_store.sqlite", spider / "database" / "department_store")
-    records = [{"db_id": "department_store", "question": f"gold query {i}", "query": line.split("\t")[0]}
-               for i, line in enumerate(lines)]
+    records = [
+        {"db_id": "department_store", "question": f"gold query {i}", "query": line.split("\t")[0]}
+        for i, line in enumerate(lines)
+    ]
     (spider / "train_spider.json").write_text(json.dumps(records), encoding="utf-8")
 
-    result = evaluate(str(spider / "train_spider.json"), tmp_path / "out",
-                      predictions=source / "train_gold_department_store.sql", progress=False)
+    result = evaluate(
+        str(spider / "train_spider.json"),
+        tmp_path / "out",
+        predictions=source / "train_gold_department_store.sql",
+        progress=False,
+    )
     m = result.metrics
     assert m["num_examples"] == 88 and m["num_execution_scored"] == 88
     assert m["execution_accuracy"] == 1.0 and m["gold_errors"] == 0
@@ -71,8 +84,19 @@ def test_spider_dev_without_databases_reports_em_f1_and_unexecuted_rows(shared_d
     from text2sql.cli import main
 
     spider = shared_datasets / "spider_en"
-    code = main(["evaluate", "--predictions", str(spider / "dev_gold.sql"), "--data", str(spider / "dev.json"),
-                 "--output", str(tmp_path / "out"), "--num-examples", "0"])
+    code = main(
+        [
+            "evaluate",
+            "--predictions",
+            str(spider / "dev_gold.sql"),
+            "--data",
+            str(spider / "dev.json"),
+            "--output",
+            str(tmp_path / "out"),
+            "--num-examples",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "1,034 of 1,034 rows could not be executed" in out
@@ -98,8 +122,9 @@ def test_jsonl_predictions_by_id_with_raw_model_output(tmp_path):
     assert result.scored[0].raw_output.startswith("<|assistant|>")
 
     # predictions.jsonl written by evaluate reads back as predictions
-    again = evaluate("bundled", tmp_path / "again", predictions=tmp_path / "out" / "predictions.jsonl",
-                     max_samples=6, progress=False)
+    again = evaluate(
+        "bundled", tmp_path / "again", predictions=tmp_path / "out" / "predictions.jsonl", max_samples=6, progress=False
+    )
     assert again.metrics["execution_accuracy"] == 1.0
 
 
@@ -109,7 +134,9 @@ def test_predictions_that_do_not_line_up_are_refused(tmp_path):
     with pytest.raises(DataError, match="2 prediction lines for 365 data rows"):
         evaluate("bundled", tmp_path / "a", predictions=short, progress=False)
     # the first N lines are used when --max-samples cuts the data
-    ok = evaluate("bundled", tmp_path / "b", predictions=_gold_file(tmp_path / "g.sql", "test"), max_samples=5, progress=False)
+    ok = evaluate(
+        "bundled", tmp_path / "b", predictions=_gold_file(tmp_path / "g.sql", "test"), max_samples=5, progress=False
+    )
     assert ok.metrics["num_examples"] == 5 and ok.metrics["execution_accuracy"] == 1.0
     partial = tmp_path / "p.jsonl"
     partial.write_text(json.dumps({"id": "airline-00009", "sql": "SELECT 1"}) + "\n")
@@ -156,8 +183,16 @@ def test_csv_rows_without_database_and_a_database_dir(tmp_path):
 
 
 def test_evaluate_a_tiny_model(tmp_path, tiny_llama_path):
-    result = evaluate("bundled", tmp_path / "out", model=str(tiny_llama_path), max_samples=6, batch_size=4,
-                      max_new_tokens=6, text_metrics=True, progress=False)
+    result = evaluate(
+        "bundled",
+        tmp_path / "out",
+        model=str(tiny_llama_path),
+        max_samples=6,
+        batch_size=4,
+        max_new_tokens=6,
+        text_metrics=True,
+        progress=False,
+    )
     m = result.metrics
     assert m["num_examples"] == 6 and m["num_execution_scored"] == 6
     assert m["loss"] > 0 and m["perplexity"] == pytest.approx(2.718281828 ** m["loss"], rel=1e-6)
@@ -168,18 +203,26 @@ def test_evaluate_a_tiny_model(tmp_path, tiny_llama_path):
 
 
 def test_loss_uses_prepared_labels_when_the_tokenizer_matches(tmp_path, tiny_llama_path):
-    from text2sql.config import load_config
     from stage_support import prepare_with_model
+    from text2sql.config import load_config
 
-    cfg = load_config(None, [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={tiny_llama_path}",
-                             "data.max_samples.train=20", "data.max_samples.test=4", "data.max_samples.validation=4"])
+    cfg = load_config(
+        None,
+        [
+            f"output_dir={tmp_path / 'run'}",
+            f"model.name_or_path={tiny_llama_path}",
+            "data.max_samples.train=20",
+            "data.max_samples.test=4",
+            "data.max_samples.validation=4",
+        ],
+    )
     prepared = prepare_with_model(cfg).path
     result = evaluate(str(prepared), tmp_path / "out", model=str(tiny_llama_path), max_new_tokens=4, progress=False)
     assert result.evalset.prepared and result.evalset.split == "test"
     assert result.metrics["loss_labels"] == "prepared" and result.metrics["num_examples"] == 4
     # the prompt builder rebuilt from the model folder reproduces training's token ids exactly
-    from text2sql.inference.loading import load_for_inference
     from text2sql.evaluation.loss import encode_rows
+    from text2sql.inference.loading import load_for_inference
 
     im = load_for_inference(str(tiny_llama_path), load_weights=False)
     rows = result.evalset.rows
@@ -197,6 +240,9 @@ def test_trimmed_loss_equals_full_loss(tiny_llama_path, monkeypatch):
     trimmed = loss_module.teacher_forced_loss(im.model, "decoder", encoded, pad_id=0, batch_size=3)
     monkeypatch.setattr(loss_module, "_accepts", lambda model, name: False)
     full = loss_module.teacher_forced_loss(im.model, "decoder", encoded, pad_id=0, batch_size=3)
-    assert trimmed["num_tokens"] == full["num_tokens"] == sum(
-        sum(label != -100 for label in labels[1:]) for _, labels in encoded)
+    assert (
+        trimmed["num_tokens"]
+        == full["num_tokens"]
+        == sum(sum(label != -100 for label in labels[1:]) for _, labels in encoded)
+    )
     assert trimmed["loss"] == pytest.approx(full["loss"], rel=1e-5)

@@ -22,8 +22,18 @@ def gold(tmp_path):
 
 
 def test_predictions_table_samples_and_report(capsys, tmp_path, gold):
-    code, out, _ = run(capsys, "evaluate", "--predictions", str(gold), "--data", "bundled",
-                       "--output", str(tmp_path / "out"), "--num-examples", "2")
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--predictions",
+        str(gold),
+        "--data",
+        "bundled",
+        "--output",
+        str(tmp_path / "out"),
+        "--num-examples",
+        "2",
+    )
     assert code == 0
     assert out.count("-> correct") == 2
     lines = out.splitlines()
@@ -35,8 +45,17 @@ def test_predictions_table_samples_and_report(capsys, tmp_path, gold):
 
 
 def test_the_same_evaluation_again_is_up_to_date_and_another_needs_force(capsys, tmp_path, gold):
-    args = ["evaluate", "--predictions", str(gold), "--data", "bundled", "--output", str(tmp_path / "out"),
-            "--num-examples", "0"]
+    args = [
+        "evaluate",
+        "--predictions",
+        str(gold),
+        "--data",
+        "bundled",
+        "--output",
+        str(tmp_path / "out"),
+        "--num-examples",
+        "0",
+    ]
     code, out, _ = run(capsys, *args, "--max-samples", "3")
     assert code == 0 and "up to date" not in out
     first = (tmp_path / "out" / "metrics.json").stat().st_mtime_ns
@@ -54,21 +73,60 @@ def test_the_same_evaluation_again_is_up_to_date_and_another_needs_force(capsys,
 
 def test_model_and_predictions_are_exclusive(capsys, tmp_path, gold):
     with pytest.raises(SystemExit):
-        main(["evaluate", "--model", "tiny:llama", "--predictions", str(gold), "--data", "bundled",
-              "--output", str(tmp_path / "o")])
+        main(
+            [
+                "evaluate",
+                "--model",
+                "tiny:llama",
+                "--predictions",
+                str(gold),
+                "--data",
+                "bundled",
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
     assert "not allowed with" in capsys.readouterr().err
 
 
 def test_vllm_backend_names_the_extra(capsys, tmp_path):
-    code, _, err = run(capsys, "evaluate", "--model", "tiny:llama", "--data", "bundled", "--output",
-                       str(tmp_path / "o"), "--backend", "vllm")
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "--model",
+        "tiny:llama",
+        "--data",
+        "bundled",
+        "--output",
+        str(tmp_path / "o"),
+        "--backend",
+        "vllm",
+    )
     assert code != 0 and "text2sql[vllm]" in err
 
 
 def test_model_on_the_command_line(capsys, tmp_path, tiny_llama_path):
-    code, out, _ = run(capsys, "evaluate", "--model", str(tiny_llama_path), "--data", "bundled", "--split",
-                       "validation", "--output", str(tmp_path / "out"), "--max-samples", "3",
-                       "--max-new-tokens", "3", "--batch-size", "2", "--num-examples", "1", "--no-loss")
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--model",
+        str(tiny_llama_path),
+        "--data",
+        "bundled",
+        "--split",
+        "validation",
+        "--output",
+        str(tmp_path / "out"),
+        "--max-samples",
+        "3",
+        "--max-new-tokens",
+        "3",
+        "--batch-size",
+        "2",
+        "--num-examples",
+        "1",
+        "--no-loss",
+    )
     assert code == 0 and "perplexity" not in out and "[airline-" in out
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["num_examples"] == 3 and metrics["run"]["data"]["split"] == "validation"

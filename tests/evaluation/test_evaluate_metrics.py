@@ -37,15 +37,30 @@ CASES = [
     ("SELECT a FROM t", "SELECT a FROM missing_table", "basic", "schema", 0.0, False),
     ("SELECT a FROM t", "SELECT abs(-9223372036854775808)", "basic", "runtime", 0.0, False),
     ("SELECT a FROM t", "DELETE FROM t", "basic", "forbidden", 0.0, False),
-    ("SELECT a FROM t", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT COUNT(*) FROM r",
-     "nested", "timeout", 0.0, False),
+    (
+        "SELECT a FROM t",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT COUNT(*) FROM r",
+        "nested",
+        "timeout",
+        0.0,
+        False,
+    ),
     ("SELECT * FROM wide", "SELECT * FROM wide", "basic", "", 1.0, True),  # wide result, same text
-    ("SELECT * FROM wide", "SELECT " + ", ".join(f"c{59 - i}" for i in range(60)) + " FROM wide", "basic", "", 1.0, True),
+    (
+        "SELECT * FROM wide",
+        "SELECT " + ", ".join(f"c{59 - i}" for i in range(60)) + " FROM wide",
+        "basic",
+        "",
+        1.0,
+        True,
+    ),
 ]
 
 
 def _rows(db, cases):
-    return [EvalRow(id=f"r{i}", question=f"q{i}", sql=g, db_path=db, complexity=c) for i, (g, _, c, *_r) in enumerate(cases)]
+    return [
+        EvalRow(id=f"r{i}", question=f"q{i}", sql=g, db_path=db, complexity=c) for i, (g, _, c, *_r) in enumerate(cases)
+    ]
 
 
 def test_every_error_category_on_hand_made_cases(db):
@@ -118,27 +133,45 @@ def test_empty_group_rates_are_none_not_zero():
 
 def test_length_buckets():
     assert [length_bucket(n) for n in (0, 1, 10, 11, 40, 41, 80, 81, 500)] == [
-        "1-10", "1-10", "1-10", "11-20", "21-40", "41-80", "41-80", "81+", "81+"]
+        "1-10",
+        "1-10",
+        "1-10",
+        "11-20",
+        "21-40",
+        "41-80",
+        "41-80",
+        "81+",
+        "81+",
+    ]
 
 
-@pytest.mark.parametrize("sql, label", [
-    ("select a from t", "basic"),
-    ("SELECT count(*) FROM t", "aggregation"),
-    ("SELECT a FROM t ORDER BY a", "ordering"),
-    ("SELECT a FROM t JOIN u ON t.a = u.a", "join"),
-    ("SELECT a FROM t WHERE a IN (SELECT a FROM u)", "nested"),
-    ("SELECT a FROM t UNION SELECT a FROM u", "set operation"),
-])
+@pytest.mark.parametrize(
+    "sql, label",
+    [
+        ("select a from t", "basic"),
+        ("SELECT count(*) FROM t", "aggregation"),
+        ("SELECT a FROM t ORDER BY a", "ordering"),
+        ("SELECT a FROM t JOIN u ON t.a = u.a", "join"),
+        ("SELECT a FROM t WHERE a IN (SELECT a FROM u)", "nested"),
+        ("SELECT a FROM t UNION SELECT a FROM u", "set operation"),
+    ],
+)
 def test_derived_complexity(sql, label):
     assert derive_complexity(sql) == label
 
 
 # Reference values computed with sacrebleu 2.6 (tokenize="none"; sentence: smooth_method="add-k",
 # smooth_value=1) and rouge-score 0.1.2 (rougeL, whitespace tokenizer) on sql_tokenize'd text.
-PREDS = ["SELECT name FROM airports WHERE country = 'UK'", "SELECT COUNT(*) FROM flights",
-         "SELECT a , b FROM t ORDER BY a DESC LIMIT 3"]
-GOLDS = ["SELECT name FROM airports WHERE country = 'United Kingdom'", "SELECT COUNT(*) FROM flights WHERE x > 3",
-         "SELECT a , b FROM t ORDER BY b DESC LIMIT 3"]
+PREDS = [
+    "SELECT name FROM airports WHERE country = 'UK'",
+    "SELECT COUNT(*) FROM flights",
+    "SELECT a , b FROM t ORDER BY a DESC LIMIT 3",
+]
+GOLDS = [
+    "SELECT name FROM airports WHERE country = 'United Kingdom'",
+    "SELECT COUNT(*) FROM flights WHERE x > 3",
+    "SELECT a , b FROM t ORDER BY b DESC LIMIT 3",
+]
 
 
 def test_bleu_matches_sacrebleu():

@@ -30,7 +30,16 @@ def test_exact_match_ignores_case_and_surrounding_whitespace_only():
 
 def test_sql_tokenize_matches_seed_000():
     assert sql_tokenize("SELECT name, salary FROM employees WHERE salary > 50000") == [
-        "select", "name", ",", "salary", "from", "employees", "where", "salary", ">", "50000",
+        "select",
+        "name",
+        ",",
+        "salary",
+        "from",
+        "employees",
+        "where",
+        "salary",
+        ">",
+        "50000",
     ]
     assert sql_tokenize("COUNT(*);") == ["count", "(", "*", ")", ";"]
 

@@ -5,27 +5,47 @@ import json
 
 import pytest
 
+from html_support import check_html
 from text2sql.evaluation import charts
 from text2sql.evaluation.aggregate import aggregate
 from text2sql.evaluation.report import find_training_log, loss_chart, render_report
 from text2sql.evaluation.scoring import ScoredExample
 
-from html_support import check_html
 
 def example(i, *, error="", match=1.0, f1=1.0, complexity="basic", pred="SELECT 1", gold="SELECT 1", length=4):
     return ScoredExample(
-        id=f"ex{i}", question=f"question {i}", gold_sql=gold, predicted_sql=pred, complexity=complexity,
-        db_id="shop", exact_match=1.0 if pred == gold else 0.0, normalized_exact_match=0.0, f1_score=f1,
-        token_jaccard=f1, execution_match=match, valid_sql=error not in ("syntax", "schema"), error=error,
-        error_detail="near \"SELEC\": syntax error" if error == "syntax" else "", gold_length=length,
+        id=f"ex{i}",
+        question=f"question {i}",
+        gold_sql=gold,
+        predicted_sql=pred,
+        complexity=complexity,
+        db_id="shop",
+        exact_match=1.0 if pred == gold else 0.0,
+        normalized_exact_match=0.0,
+        f1_score=f1,
+        token_jaccard=f1,
+        execution_match=match,
+        valid_sql=error not in ("syntax", "schema"),
+        error=error,
+        error_detail='near "SELEC": syntax error' if error == "syntax" else "",
+        gold_length=length,
     )
 
 
 @pytest.fixture
 def scored():
     rows = [example(i) for i in range(6)]
-    rows += [example(10, error="syntax", match=0.0, f1=0.2, complexity="join",
-                     pred="SELEC <script>alert('x')</script> FROM t", length=25)]
+    rows += [
+        example(
+            10,
+            error="syntax",
+            match=0.0,
+            f1=0.2,
+            complexity="join",
+            pred="SELEC <script>alert('x')</script> FROM t",
+            length=25,
+        )
+    ]
     rows += [example(11, error="wrong_result", match=0.0, f1=0.7, complexity="nested", pred="SELECT 2", length=50)]
     rows += [example(12, error="no_database", match=None, f1=0.5, complexity="join", pred="SELECT 3")]
     return rows
@@ -33,16 +53,29 @@ def scored():
 
 def test_report_is_self_contained_escaped_and_complete(tmp_path, scored):
     metrics = aggregate(scored)
-    path = render_report(metrics, scored, tmp_path / "report.html",
-                         info={"subject_label": "model", "subject": "runs/<x>", "data": "bundled", "split": "test"})
+    path = render_report(
+        metrics,
+        scored,
+        tmp_path / "report.html",
+        info={"subject_label": "model", "subject": "runs/<x>", "data": "bundled", "split": "test"},
+    )
     text = path.read_text(encoding="utf-8")
     checker = check_html(text)
     assert "&lt;script&gt;alert(" in text  # predicted SQL is shown as text, never run as markup
     assert "runs/&lt;x&gt;" in text
     assert checker.tags.count("svg") == 3  # complexity, errors, length; no loss curve without a log
-    for needle in ("Execution accuracy", "Exact match", "Token F1", "Valid SQL", "Accuracy by complexity",
-                   "Error categories", "Accuracy by gold query length", "Worst examples", "wrong_result",
-                   "1 of 9 rows could not be executed"):
+    for needle in (
+        "Execution accuracy",
+        "Exact match",
+        "Token F1",
+        "Valid SQL",
+        "Accuracy by complexity",
+        "Error categories",
+        "Accuracy by gold query length",
+        "Worst examples",
+        "wrong_result",
+        "1 of 9 rows could not be executed",
+    ):
         assert needle in text, needle
     ex = 6 / 8
     assert f"{ex * 100:.1f}%" in text
@@ -58,8 +91,9 @@ def test_loss_curve_from_training_log(tmp_path, scored):
     (model / "training_log.json").write_text(json.dumps(log))
     found, source = find_training_log(model)
     assert len(found) == 30 and source.endswith("training_log.json")
-    text = render_report(aggregate(scored), scored, tmp_path / "r.html",
-                         info={"subject": "m", "data": "d", "model_path": str(model)}).read_text()
+    text = render_report(
+        aggregate(scored), scored, tmp_path / "r.html", info={"subject": "m", "data": "d", "model_path": str(model)}
+    ).read_text()
     check_html(text)
     assert "Training loss" in text and "polyline" in text and "eval loss" in text
 

@@ -21,12 +21,19 @@ def run_dir(tmp_path_factory, tiny_llama_path):
     from transformers import AutoModelForCausalLM
 
     run = tmp_path_factory.mktemp("run")
-    cfg = load_config(None, ["prompt.system=Answer in SQL, nothing else.", "data.schema_format=compact",
-                             f"model.name_or_path={tiny_llama_path}"])
+    cfg = load_config(
+        None,
+        [
+            "prompt.system=Answer in SQL, nothing else.",
+            "data.schema_format=compact",
+            f"model.name_or_path={tiny_llama_path}",
+        ],
+    )
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_path)
     torch.manual_seed(0)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                                  init_lora_weights=False))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     peft_model.save_pretrained(run / "adapter")
     save_config(cfg, run / "adapter")
     save_config(cfg, run)
@@ -90,8 +97,10 @@ def test_batched_generation_equals_one_at_a_time(spec):
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.3)
     rows = list(bundled.iter_rows("test"))[::23][:12]
     # two thirds with their database's schema (shared prefixes), the rest without (pooled)
-    prompts = [im.builder.prompt_text(r["question"], schema_text(bundled.db_path(r["db_id"]), "compact") if i % 3 else "")
-               for i, r in enumerate(rows)]
+    prompts = [
+        im.builder.prompt_text(r["question"], schema_text(bundled.db_path(r["db_id"]), "compact") if i % 3 else "")
+        for i, r in enumerate(rows)
+    ]
     ids = im.builder.encode_prompts(prompts)
     assert len({len(i) for i in ids}) > 3  # lengths differ, so batches need padding
     one = HFGenerator(im.model, im.tokenizer, im.kind).generate_texts(ids, 6, batch_size=1)
@@ -109,9 +118,11 @@ def test_plan_batches_groups_prompts_by_shared_prefix():
 
     system = list(range(100, 120))
     schema_a, schema_b = list(range(200, 260)), list(range(300, 340))
-    prompts = ([system + schema_a + [i] * (1 + i % 3) for i in range(7)]
-               + [system + schema_b + [50 + i] for i in range(5)]
-               + [system + [70 + i] * 3 for i in range(2)])
+    prompts = (
+        [system + schema_a + [i] * (1 + i % 3) for i in range(7)]
+        + [system + schema_b + [50 + i] for i in range(5)]
+        + [system + [70 + i] * 3 for i in range(2)]
+    )
     plan = plan_batches(prompts, 4)
     assert sorted(i for batch, _ in plan for i in batch) == list(range(len(prompts)))
     for batch, prefix in plan:

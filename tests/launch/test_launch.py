@@ -20,11 +20,29 @@ from text2sql.launch.vertex import staged_config_uri, submit, vertex_job_spec
 # in the snake_case spelling the Python client takes.
 CUSTOM_JOB_FIELDS = {"display_name", "job_spec", "labels", "encryption_spec"}
 JOB_SPEC_FIELDS = {
-    "worker_pool_specs", "scheduling", "service_account", "network", "reserved_ip_ranges",
-    "base_output_directory", "protected_artifact_location_id", "tensorboard", "enable_web_access",
-    "enable_dashboard_access", "experiment", "experiment_run", "models", "persistent_resource_id",
+    "worker_pool_specs",
+    "scheduling",
+    "service_account",
+    "network",
+    "reserved_ip_ranges",
+    "base_output_directory",
+    "protected_artifact_location_id",
+    "tensorboard",
+    "enable_web_access",
+    "enable_dashboard_access",
+    "experiment",
+    "experiment_run",
+    "models",
+    "persistent_resource_id",
 }
-WORKER_POOL_FIELDS = {"container_spec", "python_package_spec", "machine_spec", "replica_count", "nfs_mounts", "disk_spec"}
+WORKER_POOL_FIELDS = {
+    "container_spec",
+    "python_package_spec",
+    "machine_spec",
+    "replica_count",
+    "nfs_mounts",
+    "disk_spec",
+}
 MACHINE_SPEC_FIELDS = {"machine_type", "accelerator_type", "accelerator_count", "tpu_topology", "reservation_affinity"}
 CONTAINER_SPEC_FIELDS = {"image_uri", "command", "args", "env"}
 
@@ -34,12 +52,16 @@ IMAGE = "us-docker.pkg.dev/proj/train/text2sql:1"
 @pytest.fixture
 def config_file(tmp_path):
     path = tmp_path / "vertex.yaml"
-    path.write_text(yaml.safe_dump({
-        "output_dir": "gs://bkt/runs/t5-sql",
-        "model": {"name_or_path": "gs://bkt/models/t5-large"},
-        "data": {"train": "gs://bkt/data/train.csv", "validation": "gs://bkt/data/val.csv"},
-        "launch": {"project": "proj", "image_uri": IMAGE, "staging_bucket": "gs://bkt/staging"},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "output_dir": "gs://bkt/runs/t5-sql",
+                "model": {"name_or_path": "gs://bkt/models/t5-large"},
+                "data": {"train": "gs://bkt/data/train.csv", "validation": "gs://bkt/data/val.csv"},
+                "launch": {"project": "proj", "image_uri": IMAGE, "staging_bucket": "gs://bkt/staging"},
+            }
+        )
+    )
     return path
 
 
@@ -74,14 +96,21 @@ def test_dry_run_prints_seed_000_job(config_file, capsys):
     assert spec == {
         "display_name": "text2sql-run-t5-sql",
         "job_spec": {
-            "worker_pool_specs": [{
-                "machine_spec": {"machine_type": "g2-standard-4", "accelerator_type": "NVIDIA_L4", "accelerator_count": 1},
-                "replica_count": 1,
-                "container_spec": {
-                    "image_uri": IMAGE, "command": ["text2sql"],
-                    "args": ["run", uri, "finetune.r=8", "training.num_train_epochs=1"],
-                },
-            }],
+            "worker_pool_specs": [
+                {
+                    "machine_spec": {
+                        "machine_type": "g2-standard-4",
+                        "accelerator_type": "NVIDIA_L4",
+                        "accelerator_count": 1,
+                    },
+                    "replica_count": 1,
+                    "container_spec": {
+                        "image_uri": IMAGE,
+                        "command": ["text2sql"],
+                        "args": ["run", uri, "finetune.r=8", "training.num_train_epochs=1"],
+                    },
+                }
+            ],
             "base_output_directory": {"output_uri_prefix": "gs://bkt/runs/t5-sql"},
         },
     }
@@ -99,18 +128,48 @@ def test_staged_uri_follows_the_content(config_file):
 
 
 def test_multi_gpu_and_multi_node(config_file, capsys):
-    spec, _ = _dry_run(capsys, str(config_file), "--accelerator-count", "4", "--accelerator-type",
-                       "NVIDIA_TESLA_A100", "--machine-type", "a2-highgpu-4g", "--verb", "train")
+    spec, _ = _dry_run(
+        capsys,
+        str(config_file),
+        "--accelerator-count",
+        "4",
+        "--accelerator-type",
+        "NVIDIA_TESLA_A100",
+        "--machine-type",
+        "a2-highgpu-4g",
+        "--verb",
+        "train",
+    )
     _check_shape(spec)
     (pool,) = spec["job_spec"]["worker_pool_specs"]
     assert pool["machine_spec"] == {
-        "machine_type": "a2-highgpu-4g", "accelerator_type": "NVIDIA_TESLA_A100", "accelerator_count": 4,
+        "machine_type": "a2-highgpu-4g",
+        "accelerator_type": "NVIDIA_TESLA_A100",
+        "accelerator_count": 4,
     }
-    assert pool["container_spec"]["command"] == ["accelerate", "launch", "--multi_gpu", "--num_processes", "4", "-m", "text2sql"]
+    assert pool["container_spec"]["command"] == [
+        "accelerate",
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "4",
+        "-m",
+        "text2sql",
+    ]
     assert pool["container_spec"]["args"][0] == "train"
 
-    spec, _ = _dry_run(capsys, str(config_file), "--replica-count", "3", "--accelerator-count", "2",
-                       "--machine-type", "g2-standard-24", "--image", "gcr.io/other/image:2")
+    spec, _ = _dry_run(
+        capsys,
+        str(config_file),
+        "--replica-count",
+        "3",
+        "--accelerator-count",
+        "2",
+        "--machine-type",
+        "g2-standard-24",
+        "--image",
+        "gcr.io/other/image:2",
+    )
     _check_shape(spec)
     primary, workers = spec["job_spec"]["worker_pool_specs"]
     assert (primary["replica_count"], workers["replica_count"]) == (1, 2)  # Vertex: pool 0 holds exactly one
@@ -152,13 +211,23 @@ def test_problems_are_found_before_anything_is_sent(config_file, capsys, tmp_pat
 
 
 def test_spec_defaults_from_the_launch_section():
-    cfg = load_config(None, ["output_dir=gs://b/r", f"launch.image_uri={IMAGE}", "launch.accelerator_type=NVIDIA_TESLA_T4",
-                             "launch.machine_type=n1-standard-8", "launch.replica_count=2"])
+    cfg = load_config(
+        None,
+        [
+            "output_dir=gs://b/r",
+            f"launch.image_uri={IMAGE}",
+            "launch.accelerator_type=NVIDIA_TESLA_T4",
+            "launch.machine_type=n1-standard-8",
+            "launch.replica_count=2",
+        ],
+    )
     spec = vertex_job_spec(cfg, config_uri="gs://b/c.yaml", command="train", display_name="mine")
     pools = spec["job_spec"]["worker_pool_specs"]
     assert spec["display_name"] == "mine" and [p["replica_count"] for p in pools] == [1, 1]
     assert pools[0]["machine_spec"] == {
-        "machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 1,
+        "machine_type": "n1-standard-8",
+        "accelerator_type": "NVIDIA_TESLA_T4",
+        "accelerator_count": 1,
     }
     with pytest.raises(ConfigError, match="must be one of run, train"):
         vertex_job_spec(cfg, config_uri="gs://b/c.yaml", command="serve")
@@ -166,7 +235,9 @@ def test_spec_defaults_from_the_launch_section():
 
 def test_missing_vertex_extra_names_the_pip_command(config_file, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.cloud.aiplatform_v1", None)  # `import` now fails
-    with pytest.raises(MissingExtraError, match=r"needs the 'google-cloud-aiplatform' package: pip install 'text2sql\[vertex\]'"):
+    with pytest.raises(
+        MissingExtraError, match=r"needs the 'google-cloud-aiplatform' package: pip install 'text2sql\[vertex\]'"
+    ):
         submit({"display_name": "x", "job_spec": {}}, "proj", "us-central1")
     assert main(["launch", "vertex", str(config_file)]) == 2  # fails before uploading the config
     assert "pip install 'text2sql[vertex]'" in capsys.readouterr().err

@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from cli_support import assert_one_line_error, run_cli
-
 from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.models import merge as merge_module
 from text2sql.models.merge import MergeMismatchError, default_dtype, merge_adapter, verification_examples
@@ -92,8 +91,8 @@ def merged(tmp_path_factory):
 def teacher_forced(arch: str, tokenizer, seq2seq: bool):
     """A check input unlike the merge's own: the last bundled test question, compact schema."""
     from text2sql.data import bundled
-    from text2sql.data.prompt import PromptBuilder
     from text2sql.data.example import Example
+    from text2sql.data.prompt import PromptBuilder
     from text2sql.data.schema import schema_text
 
     row = list(bundled.iter_rows("test"))[-1]
@@ -115,7 +114,10 @@ def logits_of(model, encoded, seq2seq: bool):
 def greedy(model, prompt, tokenizer):
     with torch.no_grad():
         out = model.generate(
-            input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12, do_sample=False,
+            input_ids=prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=12,
+            do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
         )
     return out[0].tolist()
@@ -157,8 +159,14 @@ def test_merged_model_computes_what_the_adapter_model_computes(merged, arch, met
 def test_merged_folder_is_complete_and_readable(merged):
     _, result = merged("llama")
     names = {p.name for p in result.path.iterdir()}
-    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
-            "README.md", "merge_report.json"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "README.md",
+        "merge_report.json",
+    } <= names
     assert "adapter_config.json" not in names and "adapter_model.safetensors" not in names
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in result.path.iterdir())
     assert result.path.stat().st_mode & 0o777 == 0o755
@@ -239,8 +247,8 @@ def test_merged_model_loads_and_generates_without_peft(merged):
         from transformers.utils import is_peft_available
 
         assert not is_peft_available()
-        for auto, folder in ((AutoModelForCausalLM, {str(folders['causal'])!r}),
-                             (AutoModelForSeq2SeqLM, {str(folders['seq2seq'])!r})):
+        for auto, folder in ((AutoModelForCausalLM, {str(folders["causal"])!r}),
+                             (AutoModelForSeq2SeqLM, {str(folders["seq2seq"])!r})):
             tok = AutoTokenizer.from_pretrained(folder)
             model = auto.from_pretrained(folder)
             ids = tok(["Question: how many rows?"], return_tensors="pt")
@@ -274,8 +282,10 @@ def test_run_config_tokenizer_and_generation_ids_come_along(tmp_path, tiny_llama
     shutil.copytree(tiny_llama_path, base)
     (base / "generation_config.json").write_text(json.dumps({"bos_token_id": 1}))
     adapter = make_adapter("llama", tmp_path / "adapter", base_spec=str(base))
-    cfg = load_config(None, [f"model.name_or_path={base}", "model.dtype=bfloat16", "prompt.system=Only SQL.",
-                             "data.schema_format=compact"])
+    cfg = load_config(
+        None,
+        [f"model.name_or_path={base}", "model.dtype=bfloat16", "prompt.system=Only SQL.", "data.schema_format=compact"],
+    )
     save_config(cfg, adapter)
     tokenizer = AutoTokenizer.from_pretrained(base, model_max_length=77)
     tokenizer.save_pretrained(adapter)
@@ -312,9 +322,19 @@ def test_model_card_names_a_hub_base_only():
     from text2sql.models.merge_card import model_card
 
     result = SimpleNamespace(
-        kind="seq2seq", base="google/flan-t5-small", adapter="/runs/x/adapter", dtype="bf16", prompts=[{}],
-        tokens_checked=10, logit_scale=30.0, max_abs_diff=1e-6, tolerance=3e-3, saved_max_abs_diff=0.2,
-        saved_tolerance=3.0, adapter_effect=2.0, path="/runs/x/merged",
+        kind="seq2seq",
+        base="google/flan-t5-small",
+        adapter="/runs/x/adapter",
+        dtype="bf16",
+        prompts=[{}],
+        tokens_checked=10,
+        logit_scale=30.0,
+        max_abs_diff=1e-6,
+        tolerance=3e-3,
+        saved_max_abs_diff=0.2,
+        saved_tolerance=3.0,
+        adapter_effect=2.0,
+        path="/runs/x/merged",
     )
     card = model_card(result, has_config=True)
     assert card.startswith("---\nbase_model: google/flan-t5-small\n") and "AutoModelForSeq2SeqLM" in card
@@ -344,8 +364,18 @@ def test_cli_merges_with_base_override(capsys, tmp_path, tiny_llama_path):
     code, _, err = run_cli(capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "a"))
     assert_one_line_error(code, err, "/cluster/models/llama")
 
-    code, out, err = run_cli(capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "b"),
-                         "--base", str(tiny_llama_path), "--dtype", "fp16")
+    code, out, err = run_cli(
+        capsys,
+        "merge",
+        "--adapter",
+        str(adapter),
+        "--output",
+        str(tmp_path / "b"),
+        "--base",
+        str(tiny_llama_path),
+        "--dtype",
+        "fp16",
+    )
     assert code == 0, err
     assert f"written to {tmp_path / 'b'}" in out and "largest logit difference" in out
     report = json.loads((tmp_path / "b" / "merge_report.json").read_text())
@@ -390,7 +420,9 @@ def test_cli_refuses_output_inside_or_around_the_adapter(capsys, merged, where):
 
 def test_wrong_base_and_bad_dtype_are_one_line_errors(capsys, merged, tmp_path):
     adapter, _ = merged("gpt2")
-    code, _, err = run_cli(capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "o"), "--base", "tiny:t5")
+    code, _, err = run_cli(
+        capsys, "merge", "--adapter", str(adapter), "--output", str(tmp_path / "o"), "--base", "tiny:t5"
+    )
     assert_one_line_error(code, err, "cannot apply adapter", "--base")
     with pytest.raises(ConfigError, match="unknown merge dtype 'int8'"):
         merge_adapter(adapter, tmp_path / "o", dtype="int8")

@@ -63,7 +63,7 @@ def test_reloads_trains_and_generates(arch, tiny_dirs):
     loss.backward()
 
     out = model.generate(**batch, max_new_tokens=4, do_sample=False)
-    new_tokens = out if kind == "seq2seq" else out[:, batch.input_ids.shape[1]:]
+    new_tokens = out if kind == "seq2seq" else out[:, batch.input_ids.shape[1] :]
     assert 1 <= new_tokens.shape[1] <= 5
     assert out.max().item() < len(tokenizer)
 
@@ -124,9 +124,7 @@ def test_decoder_chat_template_renders(arch, tiny_dirs):
     assert tokenizer.chat_template
     messages = [{"role": "system", "content": "Answer with SQL."}, {"role": "user", "content": "How many?"}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(
-        [*messages, {"role": "assistant", "content": "SELECT 1"}], tokenize=False
-    )
+    full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": "SELECT 1"}], tokenize=False)
     assert "How many?" in prompt and "How many?" in full and full.endswith("SELECT 1</s>")
     # Template markers are single special tokens, never split into bytes.
     for marker in TEMPLATE_SPECIAL_TOKENS:

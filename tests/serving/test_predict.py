@@ -34,8 +34,18 @@ def answers(monkeypatch, tiny_llama_path):
 
 def test_prints_the_sql_and_nothing_else_with_the_real_model(capsys, tiny_llama_path):
     expected = predict(str(tiny_llama_path), "How many flights are there?", db=AIRLINE, max_new_tokens=6).sql
-    code = main(["predict", "--model", str(tiny_llama_path), "--db", AIRLINE, "How many flights are there?",
-                 "--max-new-tokens", "6"])
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(tiny_llama_path),
+            "--db",
+            AIRLINE,
+            "How many flights are there?",
+            "--max-new-tokens",
+            "6",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0
     assert out == expected + "\n"
@@ -43,7 +53,9 @@ def test_prints_the_sql_and_nothing_else_with_the_real_model(capsys, tiny_llama_
 
 
 def test_execute_prints_an_aligned_table(capsys, tiny_llama_path, answers):
-    answers.text = "Here is the query:\n```sql\nSELECT flight_id, flight_number FROM flights ORDER BY flight_id LIMIT 3;\n```"
+    answers.text = (
+        "Here is the query:\n```sql\nSELECT flight_id, flight_number FROM flights ORDER BY flight_id LIMIT 3;\n```"
+    )
     code = main(["predict", "--model", str(tiny_llama_path), "--db", AIRLINE, "Three flights?", "--execute"])
     out, _ = capsys.readouterr()
     assert code == 0
@@ -59,8 +71,9 @@ def test_execute_prints_an_aligned_table(capsys, tiny_llama_path, answers):
 
 def test_execute_caps_rows_shown(capsys, tiny_llama_path, answers):
     answers.text = "SELECT flight_id FROM flights"
-    code = main(["predict", "--model", str(tiny_llama_path), "--db", AIRLINE, "All flights?", "--execute",
-                 "--rows", "2"])
+    code = main(
+        ["predict", "--model", str(tiny_llama_path), "--db", AIRLINE, "All flights?", "--execute", "--rows", "2"]
+    )
     out, _ = capsys.readouterr()
     with sqlite3.connect(AIRLINE) as conn:
         total = conn.execute("SELECT COUNT(*) FROM flights").fetchone()[0]

@@ -17,15 +17,15 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
-from serving_support import ScriptedBackend, running
 
+from serving_support import ScriptedBackend, running
 from text2sql.config import ServingConfig, load_config, save_config
 from text2sql.data.bundled import db_ids, db_path
 from text2sql.data.schema import schema_text
 from text2sql.errors import MissingExtraError
+from text2sql.inference.generate import RawOutput, Sampling
 from text2sql.inference.loading import load_for_inference
 from text2sql.serving.app import ServerSettings, create_app
-from text2sql.inference.generate import RawOutput, Sampling
 from text2sql.serving.engine import Engine, EngineBusy, GenerationRequest
 from text2sql.serving.repair import repair_question
 from text2sql.serving.server import build_server
@@ -48,8 +48,12 @@ def merged_model(tmp_path_factory, tiny_llama_path):
 def real(merged_model):
     server = build_server(str(merged_model), api_key=KEY, model_name="tiny-merged", max_body_bytes=4096)
     with running(server.app) as url:
-        yield SimpleNamespace(url=url, server=server, builder=server.engine.builder,
-                              client=OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0))
+        yield SimpleNamespace(
+            url=url,
+            server=server,
+            builder=server.engine.builder,
+            client=OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0),
+        )
     server.engine.close()
 
 
@@ -67,7 +71,8 @@ def test_health_is_open_and_saved_settings_apply(real):
 def test_openai_chat_completion_with_real_token_counts(real):
     question = "How many heads of the departments are older than 56?"
     out = real.client.chat.completions.create(
-        model="anything", messages=[{"role": "system", "content": HEAD}, {"role": "user", "content": question}],
+        model="anything",
+        messages=[{"role": "system", "content": HEAD}, {"role": "user", "content": question}],
     )
     assert out.object == "chat.completion" and out.model == "tiny-merged"
     choice = out.choices[0]
@@ -83,7 +88,9 @@ def test_openai_chat_completion_with_real_token_counts(real):
 def test_openai_completions_and_models(real):
     assert [m.id for m in real.client.models.list()] == ["tiny-merged"]
     out = real.client.completions.create(
-        model="tiny-merged", prompt=["How many flights are there?", "List airport names."], max_tokens=3,
+        model="tiny-merged",
+        prompt=["How many flights are there?", "List airport names."],
+        max_tokens=3,
         extra_body={"db_id": "airline"},
     )
     assert [c.index for c in out.choices] == [0, 1]
@@ -96,8 +103,9 @@ def test_sql_over_http_with_and_without_execute(real):
     body = r.json()
     assert isinstance(body["sql"], str) and body["columns"] is None and body["rows"] is None
     assert body["attempts"] == 1 and body["usage"]["prompt_tokens"] > 100
-    r = httpx.post(f"{real.url}/v1/sql", headers=AUTH,
-                   json={"question": "How many flights?", "db_id": "airline", "execute": True})
+    r = httpx.post(
+        f"{real.url}/v1/sql", headers=AUTH, json={"question": "How many flights?", "db_id": "airline", "execute": True}
+    )
     assert r.status_code == 200
     body = r.json()
     # a random model's SQL rarely runs; either way the answer is consistent
@@ -110,11 +118,15 @@ def test_concurrent_requests_all_succeed_and_are_batched(real):
 
     async def fire():
         async with httpx.AsyncClient(base_url=real.url, headers=AUTH, timeout=120) as client:
-            return await asyncio.gather(*(
-                client.post("/v1/sql", json={"question": f"How many flights leave gate {i}?", "db_id": "airline",
-                                             "max_tokens": 4})
-                for i in range(20)
-            ))
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/sql",
+                        json={"question": f"How many flights leave gate {i}?", "db_id": "airline", "max_tokens": 4},
+                    )
+                    for i in range(20)
+                )
+            )
 
     responses = asyncio.run(fire())
     assert [r.status_code for r in responses] == [200] * 20
@@ -124,11 +136,16 @@ def test_concurrent_requests_all_succeed_and_are_batched(real):
     assert after["max_batch"] > 1
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY},
-                                     {"Authorization": f"Basic {KEY}"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": f"Basic {KEY}"}]
+)
 def test_missing_or_wrong_key_is_401(real, headers):
-    for method, path in (("GET", "/v1/models"), ("POST", "/v1/sql"), ("POST", "/v1/chat/completions"),
-                         ("POST", "/v1/completions")):
+    for method, path in (
+        ("GET", "/v1/models"),
+        ("POST", "/v1/sql"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/completions"),
+    ):
         r = httpx.request(method, f"{real.url}{path}", json={"question": "q", "db_id": "airline"}, headers=headers)
         assert r.status_code == 401, path
         assert r.json()["error"]["type"] == "authentication_error"
@@ -158,17 +175,21 @@ def test_unknown_db_id_is_404_with_the_known_ids(real):
     error = r.json()["error"]
     assert error["known_ids"] == db_ids() and "airline" in error["message"]
     with pytest.raises(openai.NotFoundError):
-        real.client.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}],
-                                            extra_body={"db_id": "nope"})
+        real.client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "q"}], extra_body={"db_id": "nope"}
+        )
 
 
-@pytest.mark.parametrize("body, needle", [
-    ({"db_id": "airline"}, "question"),
-    ({"question": "q"}, "either db_id"),
-    ({"question": "q", "db_id": "airline", "schema": HEAD}, "either db_id"),
-    ({"question": "q", "schema": HEAD, "execute": True}, "execute needs a db_id"),
-    ({"question": "q", "db_id": "airline", "max_tokens": 100000}, "limit of 512"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ({"db_id": "airline"}, "question"),
+        ({"question": "q"}, "either db_id"),
+        ({"question": "q", "db_id": "airline", "schema": HEAD}, "either db_id"),
+        ({"question": "q", "schema": HEAD, "execute": True}, "execute needs a db_id"),
+        ({"question": "q", "db_id": "airline", "max_tokens": 100000}, "limit of 512"),
+    ],
+)
 def test_bad_sql_requests_are_422(real, body, needle):
     r = httpx.post(f"{real.url}/v1/sql", json=body, headers=AUTH)
     assert r.status_code == 422 and needle in r.json()["error"]["message"]
@@ -215,11 +236,17 @@ def scripted(merged_model, tmp_path_factory):
     shutil.copytree(db_path("airline").parent, db_dir / "airline")
     backend = ScriptedBackend(im.tokenizer, script)
     engine = Engine(backend, im.builder, context_length=1024, batch_size=8, batch_wait_ms=5)
-    settings = ServerSettings(model_name="scripted", db_dir=db_dir,
-                              serving=ServingConfig(max_repairs=2, max_tokens=64, max_rows=5))
+    settings = ServerSettings(
+        model_name="scripted", db_dir=db_dir, serving=ServingConfig(max_repairs=2, max_tokens=64, max_rows=5)
+    )
     with running(create_app(engine, settings)) as url:
-        yield SimpleNamespace(url=url, backend=backend, builder=im.builder, db=db_dir / "airline" / "airline.sqlite",
-                              client=OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0))
+        yield SimpleNamespace(
+            url=url,
+            backend=backend,
+            builder=im.builder,
+            db=db_dir / "airline" / "airline.sqlite",
+            client=OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0),
+        )
     engine.close()
 
 
@@ -232,16 +259,20 @@ def sql_request(scripted, **body) -> dict:
 def test_answer_is_sql_only_and_the_prompt_is_the_training_prompt(scripted):
     question = "Q_CHATTY how many flights?"
     out = scripted.client.chat.completions.create(
-        model="m", messages=[{"role": "system", "content": f"Only SQL. Context --> {HEAD}"},
-                             {"role": "user", "content": question}],
+        model="m",
+        messages=[
+            {"role": "system", "content": f"Only SQL. Context --> {HEAD}"},
+            {"role": "user", "content": question},
+        ],
     )
     assert out.choices[0].message.content == "SELECT COUNT(*) FROM flights"
     assert scripted.backend.prompts[-1] == scripted.builder.prompt_text(question, HEAD + ";")
 
 
 def test_chat_db_id_extension_reads_the_schema(scripted):
-    scripted.client.chat.completions.create(model="m", messages=[{"role": "user", "content": "How many flights?"}],
-                                            extra_body={"db_id": "airline"})
+    scripted.client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "How many flights?"}], extra_body={"db_id": "airline"}
+    )
     assert schema_text(scripted.db) in scripted.backend.prompts[-1]
 
 
@@ -291,8 +322,9 @@ def test_repair_loop_gives_up_after_max_repairs(scripted):
 
 def test_stop_strings_cut_the_answer_and_its_token_count(scripted):
     full = scripted.client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Q_STOP"}])
-    cut = scripted.client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Q_STOP"}],
-                                                  stop=["STOP"])
+    cut = scripted.client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Q_STOP"}], stop=["STOP"]
+    )
     assert cut.choices[0].message.content == "SELECT 1 AS a"
     assert cut.choices[0].finish_reason == "stop"
     assert cut.usage.completion_tokens < full.usage.completion_tokens

@@ -156,7 +156,7 @@ def test_failed_or_truncated_execution_never_matches():
         ("SELECT a FROM t WHERE a IN (SELECT a FROM u ORDER BY a LIMIT 2)", False),
         ("SELECT a FROM t UNION SELECT b FROM u ORDER BY 1", True),
         ("SELECT 'order by' FROM t", False),
-        ("SELECT \"order by\" FROM t", False),
+        ('SELECT "order by" FROM t', False),
         ("(SELECT a FROM t ORDER BY a)", True),
         # sqlglot cannot parse these; the regex fallback decides.
         ("SELECT a FROM t WHERE (b = ORDER BY a", True),

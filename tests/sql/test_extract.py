@@ -64,8 +64,7 @@ def test_think_block_is_ignored():
     [
         "<|assistant|>\nSELECT a FROM b</s>",
         # The decoded text still holds the prompt (seed 002's template).
-        "<|system|>\nCREATE TABLE b(a INTEGER)</s>\n<|user|>\nAll a?</s>\n"
-        "<|assistant|>\nSELECT a FROM b</s>",
+        "<|system|>\nCREATE TABLE b(a INTEGER)</s>\n<|user|>\nAll a?</s>\n<|assistant|>\nSELECT a FROM b</s>",
         "<|im_start|>assistant\nSELECT a FROM b<|im_end|>\n<|im_start|>user\nthanks",
         "[INST] All a? [/INST] SELECT a FROM b </s>",
         "<|start_header_id|>assistant<|end_header_id|>\n\nSELECT a FROM b<|eot_id|>",

@@ -9,15 +9,14 @@ import hashlib
 import json
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from s3_support import free_port
 from text2sql import storage
 from text2sql.errors import MissingExtraError
-from s3_support import _free_port, bucket, locked_endpoint, moto_endpoint  # noqa: F401  (pytest fixtures)
 from text2sql.storage import COMPLETE_MARKER, RemoteMirror, StorageError, fetch, is_remote, join, upload
 
 FAST_FAIL = {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1, "read_timeout": 2}}
@@ -46,7 +45,8 @@ def _model_folder(root: Path) -> Path:
 def _digests(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -55,7 +55,7 @@ def _keys(url: str) -> list[str]:
     path = url.split("://", 1)[1]
     fs.invalidate_cache()
     prefix = fs._strip_protocol(url).rstrip("/") + "/"
-    return sorted(name[len(prefix):] for name in fs.find(path))
+    return sorted(name[len(prefix) :] for name in fs.find(path))
 
 
 class _Flaky:
@@ -235,9 +235,14 @@ def test_failed_upload_never_looks_complete(bucket, tmp_path, monkeypatch):
 
 def test_no_such_bucket_is_one_line(bucket, tmp_path):
     (tmp_path / "f.txt").write_text("x")
-    for call in (lambda: upload(tmp_path / "f.txt", "s3://no-such-bucket-t2s/f.txt", ),
-                 lambda: fetch("s3://no-such-bucket-t2s/models/m", cache_dir=tmp_path / "cache"),
-                 lambda: storage.check_destination("s3://no-such-bucket-t2s/ckpt", probe=True)):
+    for call in (
+        lambda: upload(
+            tmp_path / "f.txt",
+            "s3://no-such-bucket-t2s/f.txt",
+        ),
+        lambda: fetch("s3://no-such-bucket-t2s/models/m", cache_dir=tmp_path / "cache"),
+        lambda: storage.check_destination("s3://no-such-bucket-t2s/ckpt", probe=True),
+    ):
         with pytest.raises(StorageError) as info:
             call()
         message = str(info.value)
@@ -247,10 +252,18 @@ def test_no_such_bucket_is_one_line(bucket, tmp_path):
         fetch(f"s3://{bucket}/nothing/here", cache_dir=tmp_path / "cache")
 
 
-def test_unauthorised_client_is_one_line(locked_endpoint, tmp_path, caplog):  # noqa: F811
+def test_unauthorised_client_is_one_line(locked_endpoint, tmp_path, caplog):
     (tmp_path / "f.txt").write_text("x")
-    for action, call in (("write to", lambda: upload(tmp_path / "f.txt", "s3://bkt/f.txt", )),
-                         ("read", lambda: fetch("s3://bkt/models/m", cache_dir=tmp_path / "cache"))):
+    for action, call in (
+        (
+            "write to",
+            lambda: upload(
+                tmp_path / "f.txt",
+                "s3://bkt/f.txt",
+            ),
+        ),
+        ("read", lambda: fetch("s3://bkt/models/m", cache_dir=tmp_path / "cache")),
+    ):
         with pytest.raises(StorageError) as info:
             call()
         message = str(info.value)
@@ -264,7 +277,7 @@ def test_unreachable_endpoint_is_one_line(tmp_path, monkeypatch):
     pytest.importorskip("s3fs")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    closed = f"http://127.0.0.1:{_free_port()}"  # nothing listens there any more
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there any more
     (tmp_path / "f.txt").write_text("x")
     with pytest.raises(StorageError) as info:
         upload(tmp_path / "f.txt", "s3://bkt/f.txt", endpoint_url=closed, storage_options=FAST_FAIL)

@@ -7,14 +7,20 @@ import torch
 from text2sql.data import bundled
 from text2sql.data.example import Example
 from text2sql.data.prompt import IGNORE_INDEX
-from text2sql.training.accuracy import METRIC, ExecutionAccuracyCallback
 from text2sql.inference.loading import build_prompt_builder
+from text2sql.training.accuracy import METRIC, ExecutionAccuracyCallback
 
 
 def _examples(split, n):
     return [
-        Example(question=r["question"], sql=r["sql"], db_id=r["db_id"], db_path=str(bundled.db_path(r["db_id"])),
-                schema="", id=r["id"])
+        Example(
+            question=r["question"],
+            sql=r["sql"],
+            db_id=r["db_id"],
+            db_path=str(bundled.db_path(r["db_id"])),
+            schema="",
+            id=r["id"],
+        )
         for r in list(bundled.iter_rows(split))[:n]
     ]
 
@@ -64,13 +70,31 @@ def test_callback_in_a_trainer_run(setup, tmp_path):
     callback = ExecutionAccuracyCallback(valid, builder, num_samples=4, batch_size=4, max_new_tokens=6)
     assert len(callback.rows) == 4
     args = TrainingArguments(
-        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, per_device_eval_batch_size=4,
-        eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2, logging_steps=1,
-        metric_for_best_model=METRIC, greater_is_better=True, load_best_model_at_end=True,
-        report_to="none", use_cpu=True, disable_tqdm=True, save_total_limit=1,
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        eval_strategy="steps",
+        eval_steps=2,
+        save_strategy="steps",
+        save_steps=2,
+        logging_steps=1,
+        metric_for_best_model=METRIC,
+        greater_is_better=True,
+        load_best_model_at_end=True,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        save_total_limit=1,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=_Rows(builder.encode_batch(valid[:4])),
-                      data_collator=_collate, callbacks=[callback, EarlyStoppingCallback(early_stopping_patience=3)])
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=_Rows(builder.encode_batch(valid[:4])),
+        data_collator=_collate,
+        callbacks=[callback, EarlyStoppingCallback(early_stopping_patience=3)],
+    )
     trainer.train()
     evals = [e for e in trainer.state.log_history if "eval_loss" in e]
     assert len(evals) == 1 and all(METRIC in e and 0.0 <= e[METRIC] <= 1.0 for e in evals)

@@ -93,16 +93,30 @@ def test_rerun_is_up_to_date_and_other_settings_need_force(tmp_path):
 
 def test_loss_goes_down_with_full_finetuning_on_bundled_data(tmp_path):
     # LoRA on a randomly initialised base barely learns (FACTS.md); full fine-tuning shows learning.
-    cfg = load_config(None, [
-        f"output_dir={tmp_path / 'run'}", "finetune.method=full", "data.schema_format=compact",
-        "data.max_samples.train=64", "data.max_samples.validation=16", "data.max_samples.test=8",
-        "training.max_steps=12", "training.per_device_train_batch_size=8", "training.learning_rate=3e-3",
-        "training.warmup_steps=0", "training.lr_scheduler_type=constant", "training.logging_steps=1",
-        "training.save_steps=1000", "callbacks.progress=lines",
-        # the evaluation stage's callback: generated SQL executed on the bundled databases
-        "training.eval_strategy=steps", "training.eval_steps=12", "callbacks.execution_accuracy_samples=4",
-        "evaluation.max_new_tokens=16",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"output_dir={tmp_path / 'run'}",
+            "finetune.method=full",
+            "data.schema_format=compact",
+            "data.max_samples.train=64",
+            "data.max_samples.validation=16",
+            "data.max_samples.test=8",
+            "training.max_steps=12",
+            "training.per_device_train_batch_size=8",
+            "training.learning_rate=3e-3",
+            "training.warmup_steps=0",
+            "training.lr_scheduler_type=constant",
+            "training.logging_steps=1",
+            "training.save_steps=1000",
+            "callbacks.progress=lines",
+            # the evaluation stage's callback: generated SQL executed on the bundled databases
+            "training.eval_strategy=steps",
+            "training.eval_steps=12",
+            "callbacks.execution_accuracy_samples=4",
+            "evaluation.max_new_tokens=16",
+        ],
+    )
     result = train(cfg)
     history = json.loads((result.path / "training_log.json").read_text())
     losses = [e["loss"] for e in history if "loss" in e]
@@ -156,10 +170,12 @@ def test_the_model_sees_exactly_the_prepared_labels(arch, tmp_path):
 def test_collator_masks_by_length_when_pad_is_eos():
     eos = 2
     collate = PaddingCollator(pad_token_id=eos)
-    batch = collate([
-        {"input_ids": [5, 6, 7, eos], "labels": [-100, -100, 7, eos], "length": 4},
-        {"input_ids": [5, eos], "labels": [-100, eos], "length": 2},
-    ])
+    batch = collate(
+        [
+            {"input_ids": [5, 6, 7, eos], "labels": [-100, -100, 7, eos], "length": 4},
+            {"input_ids": [5, eos], "labels": [-100, eos], "length": 2},
+        ]
+    )
     assert batch["input_ids"].tolist() == [[5, 6, 7, eos], [5, eos, eos, eos]]
     # The real EOS of row 2 is attended to and learnt; only the padding is masked.
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
@@ -242,7 +258,9 @@ def test_trust_remote_code_stays_off_unless_configured(tmp_path, monkeypatch):
     assert seen == [False]
     assert model.dtype == torch.float32 and model.config._attn_implementation == "sdpa"
     with pytest.raises(ConfigError, match="flash-attn package and a CUDA GPU"):
-        load_base_model(run_config("tiny:llama", tmp_path / "run", "model.attn_implementation=flash_attention_2"), "decoder")
+        load_base_model(
+            run_config("tiny:llama", tmp_path / "run", "model.attn_implementation=flash_attention_2"), "decoder"
+        )
 
 
 def test_progress_lines_unless_a_terminal():
@@ -269,17 +287,23 @@ def test_managed_training_arguments(tmp_path, monkeypatch):
     assert (args.bf16, args.fp16, args.activation_checkpointing) == (False, False, False)
     # Random batches by default: length-grouped ones slow learning on templated data.
     assert args.train_sampling_strategy == "random" and args.length_column_name == "length"
-    assert args.packing is False and args.padding_free is False and args.dataset_kwargs == {"skip_prepare_dataset": True}
+    assert (
+        args.packing is False and args.padding_free is False and args.dataset_kwargs == {"skip_prepare_dataset": True}
+    )
     assert args.disable_tqdm is True and args.logging_steps == 5 and args.remove_unused_columns is False
     assert args.run_name == "run"
     t5 = build_training_arguments(
         load_config(None, [f"output_dir={tmp_path / 'run'}", "training.gradient_checkpointing=true"]),
-        "seq2seq", progress_lines=False, has_validation=False,
+        "seq2seq",
+        progress_lines=False,
+        has_validation=False,
     )
     assert type(t5).__name__ == "Seq2SeqTrainingArguments" and t5.activation_checkpointing is True
     grouped = build_training_arguments(
         load_config(None, ["training.train_sampling_strategy=group_by_length"]),
-        "decoder", progress_lines=False, has_validation=False,
+        "decoder",
+        progress_lines=False,
+        has_validation=False,
     )
     assert grouped.train_sampling_strategy == "group_by_length" and grouped.length_column_name == "length"
     with pytest.raises(ConfigError, match="needs a validation split"):

@@ -13,12 +13,10 @@ from pathlib import Path
 import pytest
 
 from cli_support import assert_one_line_error, run_cli
-
+from repo import ROOT
 from text2sql.cli import build_parser, main
 from text2sql.config import save_config
 from training_support import data_files, run_config
-from repo import ROOT
-
 
 
 def test_seed_000_command_works_as_written(capsys, tmp_path, tiny_t5_path):
@@ -26,12 +24,30 @@ def test_seed_000_command_works_as_written(capsys, tmp_path, tiny_t5_path):
     out = tmp_path / "finetuned-model"
     # Seed 000's README, with `text2sql train` for `python train.py` and local paths; both flag forms.
     code, stdout, err = run_cli(
-        capsys, "train",
-        f"--model_dir={tiny_t5_path}", f"--train_data={train_csv}", f"--val_data={val_csv}", f"--output_dir={out}",
-        "--num_train_epochs=1", "--per_device_train_batch_size=16", "--per_device_eval_batch_size", "16",
-        "--learning_rate=5e-5", "--warmup_steps", "1", "--weight_decay=0.01",
-        "--lora_r=16", "--lora_alpha=32", "--lora_dropout", "0.1", "--target_modules", "q", "v",
-        "--max_source_length", "512", "--max_target_length=256",
+        capsys,
+        "train",
+        f"--model_dir={tiny_t5_path}",
+        f"--train_data={train_csv}",
+        f"--val_data={val_csv}",
+        f"--output_dir={out}",
+        "--num_train_epochs=1",
+        "--per_device_train_batch_size=16",
+        "--per_device_eval_batch_size",
+        "16",
+        "--learning_rate=5e-5",
+        "--warmup_steps",
+        "1",
+        "--weight_decay=0.01",
+        "--lora_r=16",
+        "--lora_alpha=32",
+        "--lora_dropout",
+        "0.1",
+        "--target_modules",
+        "q",
+        "v",
+        "--max_source_length",
+        "512",
+        "--max_target_length=256",
     )
     assert code == 0, err
     assert "adapter written to" in stdout and "final train loss" in stdout
@@ -39,7 +55,11 @@ def test_seed_000_command_works_as_written(capsys, tmp_path, tiny_t5_path):
     assert cfg["model"]["name_or_path"] == str(tiny_t5_path) and cfg["model"]["trust_remote_code"] is False
     assert cfg["finetune"] == {**cfg["finetune"], "r": 16, "alpha": 32, "dropout": 0.1, "target_modules": ["q", "v"]}
     training = cfg["training"]
-    assert (training["num_train_epochs"], training["per_device_train_batch_size"], training["per_device_eval_batch_size"]) == (1, 16, 16)
+    assert (
+        training["num_train_epochs"],
+        training["per_device_train_batch_size"],
+        training["per_device_eval_batch_size"],
+    ) == (1, 16, 16)
     assert (training["learning_rate"], training["warmup_steps"], training["weight_decay"]) == (5e-5, 1, 0.01)
     data = (out / "config.yaml").read_text()
     assert "max_source_length: 512" in data and "max_target_length: 256" in data and str(val_csv) in data
@@ -48,12 +68,32 @@ def test_seed_000_command_works_as_written(capsys, tmp_path, tiny_t5_path):
     assert json.loads((out / "adapter" / "stage.json").read_text())["global_step"] == 3  # 48 rows / 16
 
     # Again: nothing to do.
-    code, stdout, _ = run_cli(capsys, "train", f"--model_dir={tiny_t5_path}", f"--train_data={train_csv}",
-                              f"--val_data={val_csv}", f"--output_dir={out}", "--num_train_epochs=1",
-                              "--per_device_train_batch_size=16", "--per_device_eval_batch_size", "16",
-                              "--learning_rate=5e-5", "--warmup_steps", "1", "--weight_decay=0.01", "--lora_r=16",
-                              "--lora_alpha=32", "--lora_dropout", "0.1", "--target_modules", "q", "v",
-                              "--max_source_length", "512", "--max_target_length=256")
+    code, stdout, _ = run_cli(
+        capsys,
+        "train",
+        f"--model_dir={tiny_t5_path}",
+        f"--train_data={train_csv}",
+        f"--val_data={val_csv}",
+        f"--output_dir={out}",
+        "--num_train_epochs=1",
+        "--per_device_train_batch_size=16",
+        "--per_device_eval_batch_size",
+        "16",
+        "--learning_rate=5e-5",
+        "--warmup_steps",
+        "1",
+        "--weight_decay=0.01",
+        "--lora_r=16",
+        "--lora_alpha=32",
+        "--lora_dropout",
+        "0.1",
+        "--target_modules",
+        "q",
+        "v",
+        "--max_source_length",
+        "512",
+        "--max_target_length=256",
+    )
     assert code == 0 and "up to date" in stdout
 
 
@@ -107,8 +147,13 @@ def test_data_prepared_for_another_tokenizer(capsys, tmp_path, tiny_llama_path, 
     model = tmp_path / "model"
     shutil.copytree(tiny_llama_path, model)
     train_csv, val_csv = data_files()
-    args = [f"model.name_or_path={model}", f"data.train={train_csv}", f"data.validation={val_csv}",
-            f"output_dir={tmp_path / 'run'}", "data.test_size=0"]
+    args = [
+        f"model.name_or_path={model}",
+        f"data.train={train_csv}",
+        f"data.validation={val_csv}",
+        f"output_dir={tmp_path / 'run'}",
+        "data.test_size=0",
+    ]
     assert main(["prepare", *args]) == 0
     for name in ("tokenizer.json", "tokenizer_config.json"):  # the model folder gets another tokenizer
         shutil.copy(tiny_t5_path / name, model / name)
@@ -127,9 +172,27 @@ def test_two_processes_under_accelerate_launch(tmp_path):
     save_config(cfg, tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [str(accelerate), "launch", "--config_file", str(ROOT / "configs/accelerate/ddp.yaml"), "--num_processes", "2",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "text2sql", "train", str(tmp_path / "config.yaml")],
-        capture_output=True, text=True, env=env, timeout=300, cwd=ROOT,
+        [
+            str(accelerate),
+            "launch",
+            "--config_file",
+            str(ROOT / "configs/accelerate/ddp.yaml"),
+            "--num_processes",
+            "2",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "text2sql",
+            "train",
+            str(tmp_path / "config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr

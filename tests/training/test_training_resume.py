@@ -59,10 +59,15 @@ def test_resume_continues_at_the_saved_step(tmp_path, caplog):
     assert all((checkpoints / c / MARKER).is_file() for c in ("checkpoint-2", "checkpoint-4"))
     # seed 001/003: every saved checkpoint copied, marker included
     assert sorted(p.name for p in sync.iterdir()) == ["checkpoint-2", "checkpoint-4"]
-    assert (sync / "checkpoint-2" / "adapter_model.safetensors").is_file() and (sync / "checkpoint-2" / MARKER).is_file()
+    assert (sync / "checkpoint-2" / "adapter_model.safetensors").is_file() and (
+        sync / "checkpoint-2" / MARKER
+    ).is_file()
     # seed 003: plain progress lines with step, loss, learning rate, speed and ETA
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
-    assert any(re.fullmatch(r"step 1/4 \| loss \d+\.\d{4} \| lr \d\.\de[-+]\d\d \| .+ \| ETA \d+:\d\d:\d\d \| rss .+", x) for x in lines), lines
+    assert any(
+        re.fullmatch(r"step 1/4 \| loss \d+\.\d{4} \| lr \d\.\de[-+]\d\d \| .+ \| ETA \d+:\d\d:\d\d \| rss .+", x)
+        for x in lines
+    ), lines
 
     # Simulate a crash while checkpoint-4 was being written: no marker, no final adapter.
     (checkpoints / "checkpoint-4" / MARKER).unlink()
@@ -103,7 +108,9 @@ def test_init_from_starts_at_step_zero_with_the_adapter_weights(tmp_path):
 
     saved = load_file(str(source.path / "adapter_model.safetensors"))
     probe = Probe()
-    result = train(run_config("tiny:llama", tmp_path / "b", "training.max_steps=2"), init_from=source.path, callbacks=[probe])
+    result = train(
+        run_config("tiny:llama", tmp_path / "b", "training.max_steps=2"), init_from=source.path, callbacks=[probe]
+    )
     assert probe.step == 0 and probe.scheduler_epoch == 0 and probe.exp_avg == {}
     lora = lora_only(probe.weights)
     assert len(lora) == len(saved)
@@ -123,8 +130,14 @@ def test_init_from_starts_at_step_zero_with_the_adapter_weights(tmp_path):
 
 def test_early_stopping_stops_when_eval_loss_stops_improving(tmp_path):
     cfg = run_config(
-        "tiny:llama", tmp_path / "run", "finetune.method=full", "training.max_steps=30", "training.learning_rate=0.5",
-        "training.eval_strategy=steps", "training.eval_steps=1", "callbacks.early_stopping_patience=1",
+        "tiny:llama",
+        tmp_path / "run",
+        "finetune.method=full",
+        "training.max_steps=30",
+        "training.learning_rate=0.5",
+        "training.eval_strategy=steps",
+        "training.eval_steps=1",
+        "callbacks.early_stopping_patience=1",
     )
     result = train(cfg)
     assert result.global_step < 30

@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from cli_support import assert_one_line_error, run_cli
-
 from text2sql.cli import main
 from text2sql.config import load_config
 from text2sql.tuning.trial import TrialOutcome
@@ -81,7 +80,11 @@ def test_study_writes_trials_csv_table_and_best_config(study):
         assert float(r["training.weight_decay"]) in (0.0, 0.1)
         assert 0.0 <= float(r["execution_accuracy"]) <= 1.0 and float(r["loss"]) > 0
     # one progress line per trial, then the table sorted by the metric
-    assert re.findall(r"^trial (\d+/\d+) \(#(\d+)\)", study.out, flags=re.M) == [("1/3", "0"), ("2/3", "1"), ("3/3", "2")]
+    assert re.findall(r"^trial (\d+/\d+) \(#(\d+)\)", study.out, flags=re.M) == [
+        ("1/3", "0"),
+        ("2/3", "1"),
+        ("3/3", "2"),
+    ]
     table = study.out.split("trial  state", 1)[1]
     assert len(re.findall(r"^#\d+ +complete ", table, flags=re.M)) == 3 and "best config:" in table
 
@@ -231,19 +234,33 @@ def test_default_space_and_direction(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize(
     ("override", "needles"),
     [
-        ("tuning.search_space.training.learnin_rate={type: float, low: 1.0e-5, high: 1.0e-3}",
-         ["tuning.search_space.training.learnin_rate", "did you mean 'training.learning_rate'"]),
+        (
+            "tuning.search_space.training.learnin_rate={type: float, low: 1.0e-5, high: 1.0e-3}",
+            ["tuning.search_space.training.learnin_rate", "did you mean 'training.learning_rate'"],
+        ),
         ("tuning.search_space.lora.rr=[8, 16]", ["did you mean 'finetune.r'"]),
-        ("tuning.search_space.training.learning_rate={type: float, low: 1.0e-3, high: 1.0e-5}",
-         ["low (0.001) must be below high"]),
-        ("tuning.search_space.training.learning_rate={type: float, low: 0, high: 1.0e-3, log: true}",
-         ["log: true needs low > 0"]),
-        ("tuning.search_space.training.learning_rate={low: 1.0e-5, high: 1.0e-3}", ["give type: float, int or categorical"]),
+        (
+            "tuning.search_space.training.learning_rate={type: float, low: 1.0e-3, high: 1.0e-5}",
+            ["low (0.001) must be below high"],
+        ),
+        (
+            "tuning.search_space.training.learning_rate={type: float, low: 0, high: 1.0e-3, log: true}",
+            ["log: true needs low > 0"],
+        ),
+        (
+            "tuning.search_space.training.learning_rate={low: 1.0e-5, high: 1.0e-3}",
+            ["give type: float, int or categorical"],
+        ),
         ("tuning.search_space.training.learning_rate={type: float, lo: 1.0e-5, high: 1.0e-3}", ["did you mean 'low'"]),
-        ("tuning.search_space.training.per_device_train_batch_size={type: int, low: 0, high: 8}",
-         ["low 0 is not a valid training.per_device_train_batch_size"]),
+        (
+            "tuning.search_space.training.per_device_train_batch_size={type: int, low: 0, high: 8}",
+            ["low 0 is not a valid training.per_device_train_batch_size"],
+        ),
         ("tuning.search_space.training.seed={type: int, low: 1, high: 10, step: 4}", ["whole number of steps"]),
-        ("tuning.search_space.finetune.dropout={type: float, low: 0.0, high: 1.0}", ["high 1.0 is not a valid finetune.dropout"]),
+        (
+            "tuning.search_space.finetune.dropout={type: float, low: 0.0, high: 1.0}",
+            ["high 1.0 is not a valid finetune.dropout"],
+        ),
         ("tuning.search_space.data.max_length=[128, 256]", ["changes data preparation"]),
         ("tuning.search_space.evaluation.split=[validation, test]", ["validation split"]),
         ("tuning.search_space.finetune.r=[8, 16]", ["no effect with finetune.method=full"]),

@@ -5,8 +5,19 @@ libraries a verb needs (torch, transformers) inside `run`."""
 
 # verb → module, in the order `text2sql --help` lists them.
 VERBS = (
-    "run", "config", "validate", "prepare", "train", "merge", "evaluate", "compare", "predict", "serve",
-    "tune", "launch", "init-model",
+    "run",
+    "config",
+    "validate",
+    "prepare",
+    "train",
+    "merge",
+    "evaluate",
+    "compare",
+    "predict",
+    "serve",
+    "tune",
+    "launch",
+    "init-model",
 )
 
 

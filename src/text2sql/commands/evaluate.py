@@ -16,19 +16,29 @@ FIELDS = ("split", "batch_size", "max_samples", "max_new_tokens", "num_beams", "
 def add_arguments(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument(
-        "--model", metavar="M",
+        "--model",
+        metavar="M",
         help="a merged model folder, an adapter folder (base + adapter), a run folder, a base model folder, "
         "a hub id, or tiny:<arch>",
     )
     what.add_argument(
-        "--predictions", metavar="FILE",
+        "--predictions",
+        metavar="FILE",
         help="score another system's SQL without a model: a text file with one SQL per line in the data's "
         "order, or JSONL with an id and the SQL",
     )
-    p.add_argument("--data", required=True, metavar="D",
-                   help="anything 'prepare' reads ('bundled', a CSV, Spider dev.json, ...) or prepared data")
-    p.add_argument("--output", required=True, metavar="DIR",
-                   help="folder for results.csv, predictions.jsonl, metrics.json, report.html")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="D",
+        help="anything 'prepare' reads ('bundled', a CSV, Spider dev.json, ...) or prepared data",
+    )
+    p.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="folder for results.csv, predictions.jsonl, metrics.json, report.html",
+    )
     p.add_argument("--db-dir", help="folder holding <db_id>/<db_id>.sqlite databases")
     p.add_argument("--base", help="adapters: base model to load instead of the one the adapter records")
     p.add_argument("--checkpoint", help="a checkpoint folder inside or beside --model, e.g. checkpoint-500")
@@ -43,8 +53,16 @@ def run(args: argparse.Namespace) -> int:
 
     settings = section_from_args(EvaluationConfig(), args, FIELDS)
     result = evaluate(
-        args.data, args.output, model=args.model, predictions=args.predictions, settings=settings, base=args.base,
-        checkpoint=args.checkpoint, db_dir=args.db_dir, compute_loss=not args.no_loss, force=args.force,
+        args.data,
+        args.output,
+        model=args.model,
+        predictions=args.predictions,
+        settings=settings,
+        base=args.base,
+        checkpoint=args.checkpoint,
+        db_dir=args.db_dir,
+        compute_loss=not args.no_loss,
+        force=args.force,
     )
     if result.skipped:
         print(f"evaluation up to date, skipped: {result.output_dir} (--force evaluates again)")

@@ -30,8 +30,13 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and args.force:
         shutil.rmtree(out)
     path = build_tiny_model(
-        args.arch, out, hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
-        vocab_size=args.vocab_size, seed=args.seed,
+        args.arch,
+        out,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        vocab_size=args.vocab_size,
+        seed=args.seed,
     )
     print(f"tiny {args.arch} model written to {path}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 
 from text2sql.commands.common import load_run_config
 from text2sql.config import split_config_args
@@ -15,22 +16,33 @@ from text2sql.storage import is_remote, upload
 HELP = "launch a run on a cloud platform (Vertex AI custom job)"
 
 
-def add_arguments(p: argparse.ArgumentParser, parents: list[argparse.ArgumentParser] = ()) -> None:
+def add_arguments(p: argparse.ArgumentParser, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
     targets = p.add_subparsers(dest="target", metavar="TARGET", required=True)
     v = targets.add_parser(
-        "vertex", parents=list(parents),
+        "vertex",
+        parents=list(parents),
         help="a Vertex AI custom job running the training image (defaults: the config's launch section)",
     )
     v.add_argument(
-        "config_and_overrides", nargs="+", metavar="CONFIG.yaml [key=value ...]",
+        "config_and_overrides",
+        nargs="+",
+        metavar="CONFIG.yaml [key=value ...]",
         help="a local or gs:// YAML config followed by dotted overrides; a local file is uploaded to launch.staging_bucket",
     )
-    v.add_argument("--dry-run", action="store_true", help="validate and print the job as JSON; upload and submit nothing")
-    v.add_argument("--verb", choices=vertex.VERBS, default="run", help="what the job runs: the whole pipeline or training only")
+    v.add_argument(
+        "--dry-run", action="store_true", help="validate and print the job as JSON; upload and submit nothing"
+    )
+    v.add_argument(
+        "--verb", choices=vertex.VERBS, default="run", help="what the job runs: the whole pipeline or training only"
+    )
     v.add_argument("--machine-type", help="Vertex AI machine type, e.g. g2-standard-4 (launch.machine_type)")
     v.add_argument("--accelerator-type", help="GPU type, e.g. NVIDIA_L4, NVIDIA_TESLA_A100 (launch.accelerator_type)")
-    v.add_argument("--accelerator-count", type=int, metavar="N", help="GPUs per machine; 0 for none (launch.accelerator_count)")
-    v.add_argument("--replica-count", type=int, metavar="N", help="machines; above 1 trains multi-node (launch.replica_count)")
+    v.add_argument(
+        "--accelerator-count", type=int, metavar="N", help="GPUs per machine; 0 for none (launch.accelerator_count)"
+    )
+    v.add_argument(
+        "--replica-count", type=int, metavar="N", help="machines; above 1 trains multi-node (launch.replica_count)"
+    )
     v.add_argument("--image", dest="image_uri", metavar="URI", help="training image URI (launch.image_uri)")
     v.add_argument("--display-name", help="job name in the console (default: text2sql-VERB-RUN)")
     v.set_defaults(func=run)
@@ -48,9 +60,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot launch on Vertex AI ({len(problems)} problem(s)): " + "; ".join(problems))
     config_uri = path if is_remote(path) else vertex.staged_config_uri(path, cfg.launch.staging_bucket)
     spec = vertex.vertex_job_spec(
-        cfg, config_uri=config_uri, overrides=overrides, command=args.verb, machine_type=args.machine_type,
-        accelerator_type=args.accelerator_type, accelerator_count=args.accelerator_count,
-        replica_count=args.replica_count, image_uri=args.image_uri, display_name=args.display_name,
+        cfg,
+        config_uri=config_uri,
+        overrides=overrides,
+        command=args.verb,
+        machine_type=args.machine_type,
+        accelerator_type=args.accelerator_type,
+        accelerator_count=args.accelerator_count,
+        replica_count=args.replica_count,
+        image_uri=args.image_uri,
+        display_name=args.display_name,
     )
     checked = vertex.validate_with_api_types(spec)
     where = f"projects/{cfg.launch.project or '<launch.project is unset>'}/locations/{cfg.launch.region}"

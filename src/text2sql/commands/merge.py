@@ -9,14 +9,20 @@ HELP = "merge a LoRA/DoRA adapter into its base, verify the logits, save a stand
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--adapter", required=True, help="adapter folder written by 'text2sql train' (holds adapter_config.json)")
+    p.add_argument(
+        "--adapter", required=True, help="adapter folder written by 'text2sql train' (holds adapter_config.json)"
+    )
     p.add_argument("--output", required=True, help="folder to write the merged model to")
     p.add_argument(
-        "--dtype", choices=("bf16", "fp16", "fp32"), default=None,
+        "--dtype",
+        choices=("bf16", "fp16", "fp32"),
+        default=None,
         help="dtype of the saved weights (default: the run config's model.dtype, else the base model's own)",
     )
     p.add_argument("--base", help="base model to merge into (default: the one recorded in the adapter)")
-    p.add_argument("--force", action="store_true", help="redo the merge, replacing the output once the new one is complete")
+    p.add_argument(
+        "--force", action="store_true", help="redo the merge, replacing the output once the new one is complete"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,14 +18,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
-        "--db", metavar="FILE.sqlite",
+        "--db",
+        metavar="FILE.sqlite",
         help="the database: its schema goes into the prompt (or a bundled one by name: airline, clinic, retail, university)",
     )
     where.add_argument("--schema", metavar="FILE.sql", help="a file of CREATE TABLE statements (no database)")
     p.add_argument("--execute", action="store_true", help="run the SQL read-only on --db and print the rows")
     p.add_argument("--max-new-tokens", type=int, default=_D.max_tokens, help="longest answer generated, in tokens")
-    p.add_argument("--max-repairs", type=int, default=0, metavar="N",
-                   help="when the SQL fails to compile or run, ask again with the error up to N times")
+    p.add_argument(
+        "--max-repairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="when the SQL fails to compile or run, ask again with the error up to N times",
+    )
     p.add_argument("--timeout", type=float, default=_D.timeout, help="seconds the query may run")
     p.add_argument("--rows", type=int, default=20, metavar="N", help="rows of the result to print")
 
@@ -34,9 +40,17 @@ def run(args: argparse.Namespace) -> int:
     from text2sql.serving.predict import format_table, predict
 
     p = predict(
-        args.model, args.question, db=args.db, schema=args.schema, execute=args.execute, base=args.base,
-        checkpoint=args.checkpoint, max_new_tokens=args.max_new_tokens, max_repairs=args.max_repairs,
-        timeout=args.timeout, max_rows=_D.max_rows,
+        args.model,
+        args.question,
+        db=args.db,
+        schema=args.schema,
+        execute=args.execute,
+        base=args.base,
+        checkpoint=args.checkpoint,
+        max_new_tokens=args.max_new_tokens,
+        max_repairs=args.max_repairs,
+        timeout=args.timeout,
+        max_rows=_D.max_rows,
     )
     print(p.sql)
     if p.attempts > 1:

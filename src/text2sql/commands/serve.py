@@ -11,30 +11,54 @@ HELP = "serve a model over HTTP: OpenAI-compatible chat/completions and /v1/sql"
 
 # Settings a flag overrides (over the `serving` section saved beside the model, over the defaults).
 FIELDS = (
-    "backend", "max_repairs", "batch_size", "batch_wait_ms", "max_queue", "max_tokens", "max_tokens_limit",
-    "max_body_bytes", "timeout", "max_rows",
+    "backend",
+    "max_repairs",
+    "batch_size",
+    "batch_wait_ms",
+    "max_queue",
+    "max_tokens",
+    "max_tokens_limit",
+    "max_body_bytes",
+    "timeout",
+    "max_rows",
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--db-dir", help="folder of <db_id>/<db_id>.sqlite databases for /v1/sql (default: the bundled ones)")
+    p.add_argument(
+        "--db-dir", help="folder of <db_id>/<db_id>.sqlite databases for /v1/sql (default: the bundled ones)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
-    p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every endpoint but /health "
-                   "(default: $TEXT2SQL_API_KEY; the variable keeps the key out of the process list)")
+    p.add_argument(
+        "--api-key",
+        help="require 'Authorization: Bearer KEY' on every endpoint but /health "
+        "(default: $TEXT2SQL_API_KEY; the variable keeps the key out of the process list)",
+    )
     p.add_argument("--served-model-name", help="the model id /v1/models reports (default: --model)")
     add_section_flags(p, ServingConfig, FIELDS)
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
-                   help="uvicorn log level (info shows one line per request)")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="uvicorn log level (info shows one line per request)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from text2sql.serving.server import serve
 
     serve(
-        args.model, host=args.host, port=args.port, log_level=args.log_level, db_dir=args.db_dir,
-        api_key=args.api_key, base=args.base, checkpoint=args.checkpoint, model_name=args.served_model_name,
+        args.model,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        db_dir=args.db_dir,
+        api_key=args.api_key,
+        base=args.base,
+        checkpoint=args.checkpoint,
+        model_name=args.served_model_name,
         **{name: getattr(args, name) for name in FIELDS},
     )
     return 0

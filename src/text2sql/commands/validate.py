@@ -14,7 +14,10 @@ HELP = "check a config, its data files and databases (no model)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_argument(p)
     p.add_argument(
-        "--gold-limit", type=int, default=500, metavar="N",
+        "--gold-limit",
+        type=int,
+        default=500,
+        metavar="N",
         help="execute the gold SQL of up to N rows per split on their databases (0: skip)",
     )
 

@@ -35,9 +35,11 @@ _MANAGED_TRAINING_KEYS = {"output_dir": "output_dir"}
 _TRAINING_ALIASES = {"warmup_ratio": "warmup_steps", "evaluation_strategy": "eval_strategy"}
 
 
-@functools.lru_cache(maxsize=None)  # once per process, however many configs use the alias
+@functools.cache  # once per process, however many configs use the alias
 def _note_alias(alias: str) -> None:
-    log.info("training.%s is an alias of training.%s; configs are saved with the latter", alias, _TRAINING_ALIASES[alias])
+    log.info(
+        "training.%s is an alias of training.%s; configs are saved with the latter", alias, _TRAINING_ALIASES[alias]
+    )
 
 
 def check_training(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -61,9 +63,7 @@ def check_training(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         try:
             checked[key] = TypeAdapter(types[key]).validate_python(value)
         except ValidationError:
-            problems.append(
-                f"training.{key}: {value!r} is not a valid {_type_name(types[key])}; fix the value"
-            )
+            problems.append(f"training.{key}: {value!r} is not a valid {_type_name(types[key])}; fix the value")
             continue
         if hasattr(checked[key], "value"):  # enums back to their plain YAML value
             checked[key] = checked[key].value
@@ -82,7 +82,6 @@ def check_training(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
 
 
 def suggest(key: str, candidates: Any, prefix: str = "") -> str:
@@ -156,5 +155,3 @@ def check_value(cfg: Config, key: str, value: Any) -> str | None:
     except ValidationError as exc:
         return exc.errors()[0]["msg"].lower()
     return None
-
-

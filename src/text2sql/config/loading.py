@@ -37,7 +37,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _format_error(err: dict[str, Any]) -> str:
+def _format_error(err: Any) -> str:
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         parent = err["loc"][:-1]
@@ -79,23 +79,33 @@ def _check_tuning(cfg: Config) -> list[str]:
     t = cfg.tuning
     problems: list[str] = []
     if t.metric not in TUNING_METRICS:
-        problems.append(f"tuning.metric: unknown metric {t.metric!r}{suggest(t.metric, TUNING_METRICS)} "
-                        f"(one of {', '.join(TUNING_METRICS)})")
+        problems.append(
+            f"tuning.metric: unknown metric {t.metric!r}{suggest(t.metric, TUNING_METRICS)} "
+            f"(one of {', '.join(TUNING_METRICS)})"
+        )
     elif t.metric in ("bleu", "sentence_bleu", "rouge_l") and not cfg.evaluation.text_metrics:
         problems.append(f"tuning.metric={t.metric} needs evaluation.text_metrics: true")
     if t.pruner == "median":
         if str(cfg.training.get("eval_strategy", "no")) == "no":
-            problems.append("tuning.pruner=median prunes on evaluations during training; set "
-                            "training.eval_strategy=steps and training.eval_steps, or tuning.pruner=none")
+            problems.append(
+                "tuning.pruner=median prunes on evaluations during training; set "
+                "training.eval_strategy=steps and training.eval_steps, or tuning.pruner=none"
+            )
         if t.metric not in ("loss", "execution_accuracy"):
-            problems.append(f"tuning.pruner=median: training reports only loss and execution_accuracy, not "
-                            f"{t.metric}; use one of those as tuning.metric, or tuning.pruner=none")
+            problems.append(
+                f"tuning.pruner=median: training reports only loss and execution_accuracy, not "
+                f"{t.metric}; use one of those as tuning.metric, or tuning.pruner=none"
+            )
         elif t.metric == "execution_accuracy" and not cfg.callbacks.execution_accuracy_samples:
-            problems.append("tuning.pruner=median with tuning.metric=execution_accuracy needs "
-                            "callbacks.execution_accuracy_samples > 0 (measured at each evaluation)")
+            problems.append(
+                "tuning.pruner=median with tuning.metric=execution_accuracy needs "
+                "callbacks.execution_accuracy_samples > 0 (measured at each evaluation)"
+            )
     if t.storage is not None and "://" not in t.storage:
-        problems.append(f"tuning.storage: {t.storage!r} is not a database URL; write it like "
-                        "sqlite:///path/study.db or postgresql://host/db")
+        problems.append(
+            f"tuning.storage: {t.storage!r} is not a database URL; write it like "
+            "sqlite:///path/study.db or postgresql://host/db"
+        )
     space, space_problems = check_search_space(cfg, t.search_space)
     problems.extend(space_problems)
     if not space_problems:  # saved configs show each spec whole (defaults filled in)

@@ -9,7 +9,7 @@ from typing import Any
 
 from text2sql.config.keys import check_key, check_value
 from text2sql.config.sections import Config
-from text2sql.config.space import Choices, FloatRange, Spec, SpaceError, parse_spec
+from text2sql.config.space import Choices, FloatRange, SpaceError, Spec, parse_spec
 
 
 def _not_tunable(key: str) -> str | None:
@@ -55,8 +55,10 @@ def check_search_space(cfg: Config, raw: dict[str, Any]) -> tuple[dict[str, Spec
     if cfg.finetune.method == "full" and "finetune.method" not in specs:
         idle = [k for k in specs if k.startswith("finetune.")]
         if idle:
-            problems.append(f"tuning.search_space.{idle[0]}: has no effect with finetune.method=full; remove it "
-                            "or choose a LoRA method")
+            problems.append(
+                f"tuning.search_space.{idle[0]}: has no effect with finetune.method=full; remove it "
+                "or choose a LoRA method"
+            )
     return specs, problems
 
 
@@ -79,5 +81,3 @@ def resolve_space(cfg: Config) -> tuple[dict[str, Spec], bool]:
     if cfg.tuning.search_space:
         return {key: parse_spec(raw) for key, raw in cfg.tuning.search_space.items()}, False
     return default_space(cfg), True
-
-

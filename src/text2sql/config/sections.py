@@ -19,7 +19,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-@functools.lru_cache(maxsize=None)  # one note per process, however many configs are loaded
+@functools.cache  # one note per process, however many configs are loaded
 def _note_renamed(old: str, new: str) -> None:
     log.warning("config section '%s:' is now called '%s:'; rename it (the old name still works)", old, new)
 
@@ -73,8 +73,9 @@ class DataConfig(_Section):
     hf_split: str | None = Field(None, description="Split to read from a Hugging Face dataset.")
     hf_config: str | None = Field(None, description="Configuration name of a Hugging Face hub dataset.")
     schema_format: Literal["sql", "compact", "tables"] = Field(
-        "sql", description="Schema in prompts: CREATE TABLE statements (sql), one line per table (compact), "
-        "or table names only (tables: for models trained on a fixed set of databases)."
+        "sql",
+        description="Schema in prompts: CREATE TABLE statements (sql), one line per table (compact), "
+        "or table names only (tables: for models trained on a fixed set of databases).",
     )
     schema_sample_rows: int = Field(0, ge=0, description="Append the first N rows of each table to the schema.")
     require_reasoning: bool = Field(False, description="Drop rows whose target has no reasoning (seed 001).")
@@ -133,7 +134,9 @@ class CallbacksConfig(_Section):
         "auto", description="Training progress: a bar on a terminal, plain lines with ETA in logs (auto picks)."
     )
     execution_accuracy_samples: int = Field(
-        0, ge=0, description="At each evaluation, generate SQL for this many validation rows and log "
+        0,
+        ge=0,
+        description="At each evaluation, generate SQL for this many validation rows and log "
         "eval_execution_accuracy (0: off).",
     )
 
@@ -167,7 +170,7 @@ class ServingConfig(_Section):
     backend: Literal["hf", "vllm"] = Field("hf", description="Generation backend: transformers, or vLLM (an extra).")
 
     @model_validator(mode="after")
-    def _default_within_limit(self) -> "ServingConfig":
+    def _default_within_limit(self) -> ServingConfig:
         if self.max_tokens > self.max_tokens_limit:
             raise ValueError(
                 f"serving.max_tokens ({self.max_tokens}) is above serving.max_tokens_limit "
@@ -202,8 +205,17 @@ class LaunchConfig(_Section):
 
 
 TUNING_METRICS = (
-    "execution_accuracy", "exact_match", "normalized_exact_match", "f1_score", "token_jaccard",
-    "valid_sql_rate", "loss", "perplexity", "bleu", "sentence_bleu", "rouge_l",
+    "execution_accuracy",
+    "exact_match",
+    "normalized_exact_match",
+    "f1_score",
+    "token_jaccard",
+    "valid_sql_rate",
+    "loss",
+    "perplexity",
+    "bleu",
+    "sentence_bleu",
+    "rouge_l",
 )
 # Lower is better for these; every other metric is a rate or a score where higher is better.
 MINIMIZED_METRICS = ("loss", "perplexity")
@@ -245,7 +257,7 @@ class TuningConfig(_Section):
         flat = flatten_space(value)
         if any(key.startswith("lora.") for key in flat):
             _note_renamed("lora", "finetune")
-        return {("finetune." + key[len("lora."):] if key.startswith("lora.") else key): v for key, v in flat.items()}
+        return {("finetune." + key[len("lora.") :] if key.startswith("lora.") else key): v for key, v in flat.items()}
 
     def resolved_direction(self) -> str:
         return self.direction or ("minimize" if self.metric in MINIMIZED_METRICS else "maximize")

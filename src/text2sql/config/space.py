@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Union
+from typing import Any
 
 SPEC_KEYS = {"type", "low", "high", "log", "step", "choices"}
-_ALLOWED = {"float": ("type", "low", "high", "log", "step"), "int": ("type", "low", "high", "log", "step"),
-            "categorical": ("type", "choices")}
+_ALLOWED = {
+    "float": ("type", "low", "high", "log", "step"),
+    "int": ("type", "low", "high", "log", "step"),
+    "categorical": ("type", "choices"),
+}
 
 
 class SpaceError(ValueError):
@@ -50,8 +53,13 @@ class FloatRange:
         return f"float [{self.low:g}, {self.high:g}]" + (" log" if self.log else "") + step
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "low": self.low, "high": self.high, "log": self.log,
-                **({"step": self.step} if self.step else {})}
+        return {
+            "type": self.type,
+            "low": self.low,
+            "high": self.high,
+            "log": self.log,
+            **({"step": self.step} if self.step else {}),
+        }
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ class Choices:
         return {"type": self.type, "choices": list(d["choices"])}
 
 
-Spec = Union[FloatRange, IntRange, Choices]
+Spec = FloatRange | IntRange | Choices
 
 
 # ------------------------------------------------------------------------------------------ parsing

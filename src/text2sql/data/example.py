@@ -30,7 +30,7 @@ class Example:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> "Example":
+    def from_dict(cls, row: dict[str, Any]) -> Example:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in row.items() if k in known})
 

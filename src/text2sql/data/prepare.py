@@ -13,9 +13,10 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from text2sql.config import Config
 from text2sql.data.example import Example
@@ -214,13 +215,15 @@ def _overlap(splits: dict[str, Any], report: PrepareReport, drop: bool) -> None:
             splits[split] = splits[split].select([i for i in range(len(keys)) if i not in hit])
             report.drop(split, "also_in_train", len(hits))
         elif hits:
-            log.warning("%d %s rows also occur in train (set data.drop_test_overlap=true to drop them)", len(hits), split)
+            log.warning(
+                "%d %s rows also occur in train (set data.drop_test_overlap=true to drop them)", len(hits), split
+            )
 
 
 def _tokenize(ds, builder: PromptBuilder, cfg: Config):
     import pyarrow as pa
 
-    def encode(table: "pa.Table") -> "pa.Table":
+    def encode(table: pa.Table) -> pa.Table:
         batch = table.select(["question", "sql", "schema", "evidence", "reasoning"]).to_pydict()
         n = len(batch["question"])
         examples = [
@@ -249,19 +252,26 @@ def _tokenize(ds, builder: PromptBuilder, cfg: Config):
             table = table.append_column(name, values)
         return table
 
-    return ds.with_format("arrow").map(
-        encode,
-        batched=True,
-        batch_size=1000,
-        num_proc=cfg.data.num_proc,
-        desc="tokenizing",
-    ).with_format(None)
+    return (
+        ds.with_format("arrow")
+        .map(
+            encode,
+            batched=True,
+            batch_size=1000,
+            num_proc=cfg.data.num_proc,
+            desc="tokenizing",
+        )
+        .with_format(None)
+    )
 
 
 def _length_filter(ds, split: str, builder: PromptBuilder, cfg: Config, report: PrepareReport):
     d = cfg.data
     if builder.kind == "seq2seq":
-        checks = [("source_too_long", "length", d.max_source_length), ("target_too_long", "target_length", d.max_target_length)]
+        checks = [
+            ("source_too_long", "length", d.max_source_length),
+            ("target_too_long", "target_length", d.max_target_length),
+        ]
     else:
         checks = [("too_long", "length", d.max_length)]
     for reason, name, limit in checks:
@@ -360,7 +370,9 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
             out[split] = ds
 
         if not out.get("train") or len(out["train"]) == 0:
-            raise DataError("no training rows left after preparation; see the drops in the log and raise data.max_length")
+            raise DataError(
+                "no training rows left after preparation; see the drops in the log and raise data.max_length"
+            )
         target = staged / "dataset"
         with progress_bars_disabled():
             DatasetDict(out).save_to_disk(str(target))

@@ -13,8 +13,9 @@ Seq2seq models (T5): the encoder input is the user message; the decoder target i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from text2sql.config import DEFAULT_SYSTEM_PROMPT, Config
 from text2sql.data.example import Example
@@ -192,7 +193,7 @@ class PromptBuilder:
         """Call the Rust tokenizer directly (skips ~40% Python overhead) when it gives the same ids."""
         if self._fast_ids is None:
             backend = getattr(self.tokenizer, "backend_tokenizer", None)
-            probe = ["Database schema:\nCREATE TABLE \"naïve\" (a)\n\nQuestion: Zoë's café?", "SELECT 1"]
+            probe = ['Database schema:\nCREATE TABLE "naïve" (a)\n\nQuestion: Zoë\'s café?', "SELECT 1"]
             self._fast_ids = False
             if backend is not None and hasattr(backend, "encode_batch_fast"):
                 for add_special in (False, True):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sqlglot.dialects.sqlite import SQLite
 
@@ -29,8 +30,7 @@ _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # sqlglot lists multi-word keywords ("ORDER BY", "PRIMARY KEY"); each word must be quoted on its own
 # (a column named `order` or `primary` breaks a naive CREATE TABLE).
 _KEYWORDS = frozenset(
-    word for keyword in SQLite.Tokenizer.KEYWORDS for word in keyword.upper().split()
-    if _PLAIN_IDENTIFIER.match(word)
+    word for keyword in SQLite.Tokenizer.KEYWORDS for word in keyword.upper().split() if _PLAIN_IDENTIFIER.match(word)
 )
 
 
@@ -93,10 +93,12 @@ def read_sqlite_schema(db_path: str | Path) -> Schema:
     path = Path(db_path)
     conn = connect_readonly(path)
     try:
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 7) != 'sqlite_' "
-            "ORDER BY rowid"
-        )]
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 7) != 'sqlite_' ORDER BY rowid"
+            )
+        ]
         tables = []
         for name in names:
             info = conn.execute("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", (name,)).fetchall()
@@ -213,7 +215,7 @@ def _render_sql_table(table: Table, rows: list[tuple]) -> str:
     for fk in table.foreign_keys:
         ref = quote_identifier(fk.ref_table) + (f" ({_names(fk.ref_columns)})" if fk.ref_columns else "")
         lines.append(f"FOREIGN KEY ({_names(fk.columns)}) REFERENCES {ref}")
-    text = f"CREATE TABLE {quote_identifier(table.name)} (\n" + ",\n".join("  " + l for l in lines) + "\n);"
+    text = f"CREATE TABLE {quote_identifier(table.name)} (\n" + ",\n".join("  " + line for line in lines) + "\n);"
     if rows:
         # '*/' inside a value would end the comment early.
         body = "\n".join(_row_literal(r).replace("*/", "* /") for r in rows)
@@ -224,11 +226,11 @@ def _render_sql_table(table: Table, rows: list[tuple]) -> str:
 def _render_compact_table(table: Table, rows: list[tuple]) -> str:
     refs: dict[str, list[str]] = {}
     for fk in table.foreign_keys:
-        for i, col in enumerate(fk.columns):
+        for i, name in enumerate(fk.columns):
             target = quote_identifier(fk.ref_table)
             if i < len(fk.ref_columns):
                 target += "." + quote_identifier(fk.ref_columns[i])
-            refs.setdefault(col, []).append(target)
+            refs.setdefault(name, []).append(target)
     parts = []
     for col in table.columns:
         text = quote_identifier(col.name)

@@ -88,10 +88,17 @@ DEFAULT_TEMPLATE_BY_MODEL_TYPE: dict[str, str] = {
 # Every marker any built-in template uses; tiny tokenizers carry all of them as special tokens so
 # that any template works with any tiny model.
 TEMPLATE_SPECIAL_TOKENS = [
-    "<|system|>", "<|user|>", "<|assistant|>",
-    "[INST]", "[/INST]",
-    "<|im_start|>", "<|im_end|>",
-    "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "[INST]",
+    "[/INST]",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
 ]
 
 

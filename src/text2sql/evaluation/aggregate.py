@@ -13,7 +13,8 @@ A rate whose denominator is 0 is None (null in JSON), not 0.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from text2sql.evaluation.scoring import ScoredExample
 from text2sql.sql.match import ERROR_CATEGORIES, GOLD_ERROR
@@ -23,17 +24,28 @@ LENGTH_BUCKETS = (("1-10", 1, 10), ("11-20", 11, 20), ("21-40", 21, 40), ("41-80
 
 # Known label orders (bundled, BIRD difficulty, Spider hardness); other labels follow, sorted.
 COMPLEXITY_ORDER = (
-    "basic", "aggregation", "ordering", "join", "nested", "set operation",
-    "simple", "moderate", "challenging",
-    "easy", "medium", "hard", "extra",
+    "basic",
+    "aggregation",
+    "ordering",
+    "join",
+    "nested",
+    "set operation",
+    "simple",
+    "moderate",
+    "challenging",
+    "easy",
+    "medium",
+    "hard",
+    "extra",
 )
 
 HEADLINE = ("execution_accuracy", "exact_match", "normalized_exact_match", "f1_score", "valid_sql_rate")
 
 
-def _mean(values: Iterable[float]) -> float | None:
-    values = list(values)
-    return sum(values) / len(values) if values else None
+def _mean(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are there; None when there are none."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
 
 
 def summarize(scored: Sequence[ScoredExample]) -> dict[str, Any]:
@@ -86,9 +98,7 @@ def aggregate(scored: Sequence[ScoredExample], *, text_metrics: bool = False) ->
     by_length: dict[str, list[ScoredExample]] = {}
     for s in scored:
         by_length.setdefault(length_bucket(s.gold_length), []).append(s)
-    metrics["by_length"] = {
-        label: summarize(by_length[label]) for label, _, _ in LENGTH_BUCKETS if label in by_length
-    }
+    metrics["by_length"] = {label: summarize(by_length[label]) for label, _, _ in LENGTH_BUCKETS if label in by_length}
     if text_metrics:
         from text2sql.evaluation.text_metrics import corpus_bleu
 
@@ -103,8 +113,7 @@ def notes(metrics: dict[str, Any]) -> list[str]:
     missing = metrics["num_not_executable"]
     if missing:
         out.append(
-            f"{missing:,} of {n:,} rows could not be executed (no database): they are scored by exact "
-            "match and F1 only"
+            f"{missing:,} of {n:,} rows could not be executed (no database): they are scored by exact match and F1 only"
         )
     if metrics.get("gold_errors"):
         out.append(

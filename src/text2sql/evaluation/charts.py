@@ -6,8 +6,8 @@ no fonts or libraries from a CDN. Every label is escaped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
 
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0891b2", "#db2777", "#65a30d")
 _FONT = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif"'
@@ -62,18 +62,28 @@ def bar_chart(
             value = vals[gi]
             x = gx + si * bar_w
             if value is None:
-                out.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - 4}" font-size="9" text-anchor="middle" fill="#9ca3af" {_FONT}>n/a</text>')
+                out.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - 4}" font-size="9" text-anchor="middle" fill="#9ca3af" {_FONT}>n/a</text>'
+                )
                 continue
             h = plot_h * min(max(value / top_value, 0.0), 1.0)
             y = top + plot_h - h
             color = PALETTE[si % len(PALETTE)]
-            out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" fill="{color}"><title>{escape(category)}: {escape(_fmt(value, percent))}</title></rect>')
-            out.append(f'<text x="{x + bar_w / 2 - 1:.1f}" y="{y - 3:.1f}" font-size="9" text-anchor="middle" {_FONT}>{escape(_fmt(value, percent))}</text>')
+            out.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" fill="{color}"><title>{escape(category)}: {escape(_fmt(value, percent))}</title></rect>'
+            )
+            out.append(
+                f'<text x="{x + bar_w / 2 - 1:.1f}" y="{y - 3:.1f}" font-size="9" text-anchor="middle" {_FONT}>{escape(_fmt(value, percent))}</text>'
+            )
         label = category if len(category) <= 14 else category[:13] + "…"
         cx = left + gi * group_w + group_w / 2
-        out.append(f'<text x="{cx:.1f}" y="{top + plot_h + 15}" font-size="11" text-anchor="middle" {_FONT}>{escape(label)}</text>')
+        out.append(
+            f'<text x="{cx:.1f}" y="{top + plot_h + 15}" font-size="11" text-anchor="middle" {_FONT}>{escape(label)}</text>'
+        )
         if counts is not None:
-            out.append(f'<text x="{cx:.1f}" y="{top + plot_h + 28}" font-size="9" text-anchor="middle" fill="#6b7280" {_FONT}>n={counts[gi]:,}</text>')
+            out.append(
+                f'<text x="{cx:.1f}" y="{top + plot_h + 28}" font-size="9" text-anchor="middle" fill="#6b7280" {_FONT}>n={counts[gi]:,}</text>'
+            )
     out.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#9ca3af"/>')
     if len(series) > 1:
         out.append(_legend([name for name, _ in series], left, height - 6))
@@ -95,7 +105,9 @@ def hbar_chart(items: Sequence[tuple[str, int]], *, width: int = 560, color: str
         w = (width - left - right) * count / peak
         out.append(f'<text x="{left - 8}" y="{y + 15}" font-size="12" text-anchor="end" {_FONT}>{escape(label)}</text>')
         out.append(f'<rect x="{left}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row_h - 8}" fill="{color}" rx="2"/>')
-        out.append(f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="11" {_FONT}>{count:,} ({count / total:.0%})</text>')
+        out.append(
+            f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="11" {_FONT}>{count:,} ({count / total:.0%})</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -129,13 +141,21 @@ def line_chart(
         value = y0 + (y1 - y0) * k / 4
         y = sy(value)
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" fill="#6b7280" {_FONT}>{value:.3g}</text>')
+        out.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" fill="#6b7280" {_FONT}>{value:.3g}</text>'
+        )
     for k in range(5):
         value = x0 + (x1 - x0) * k / 4
-        out.append(f'<text x="{sx(value):.1f}" y="{top + plot_h + 14}" font-size="10" text-anchor="middle" fill="#6b7280" {_FONT}>{value:,.0f}</text>')
-    out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 14}" font-size="11" text-anchor="middle" {_FONT}>{escape(x_label)}</text>')
+        out.append(
+            f'<text x="{sx(value):.1f}" y="{top + plot_h + 14}" font-size="10" text-anchor="middle" fill="#6b7280" {_FONT}>{value:,.0f}</text>'
+        )
+    out.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 14}" font-size="11" text-anchor="middle" {_FONT}>{escape(x_label)}</text>'
+    )
     if y_label:
-        out.append(f'<text x="12" y="{top + plot_h / 2:.1f}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {top + plot_h / 2:.1f})" {_FONT}>{escape(y_label)}</text>')
+        out.append(
+            f'<text x="12" y="{top + plot_h / 2:.1f}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {top + plot_h / 2:.1f})" {_FONT}>{escape(y_label)}</text>'
+        )
     for i, (_, pts) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in sorted(pts))

@@ -9,9 +9,10 @@ it. A row is *right* by execution when it could be executed, else by exact match
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from text2sql.errors import DataError
 from text2sql.evaluation.aggregate import HEADLINE, complexity_order
@@ -88,9 +89,11 @@ def compare_runs(paths: Sequence[str | Path]) -> Comparison:
     metric = "execution_accuracy" if has_ex else "exact_match"
     labels = complexity_order(label for r in runs for label in r.metrics.get("by_complexity", {}))
     by_complexity = [
-        (label,
-         [r.metrics.get("by_complexity", {}).get(label, {}).get(metric) for r in runs],
-         [r.metrics.get("by_complexity", {}).get(label, {}).get("num_examples", 0) for r in runs])
+        (
+            label,
+            [r.metrics.get("by_complexity", {}).get(label, {}).get(metric) for r in runs],
+            [r.metrics.get("by_complexity", {}).get(label, {}).get("num_examples", 0) for r in runs],
+        )
         for label in labels
     ]
     notes = []
@@ -204,11 +207,23 @@ def render_compare_html(c: Comparison, path: str | Path) -> Path:
     ref = c.runs[0]
     pairs = []
     for pair, run in zip(c.pairs, c.runs[1:]):
-        pairs.append({"pair": pair, "wins": _side_by_side(ref, run, pair.wins),
-                      "losses": _side_by_side(ref, run, pair.losses)})
-    html = environment().get_template("compare.html.j2").render(
-        css=css(), c=c, chart=Markup(chart), pairs=pairs, fmt=_value, delta=_delta,
-        created=time.strftime("%Y-%m-%d %H:%M"), version=__version__, shown=SHOWN_EXAMPLES,
+        pairs.append(
+            {"pair": pair, "wins": _side_by_side(ref, run, pair.wins), "losses": _side_by_side(ref, run, pair.losses)}
+        )
+    html = (
+        environment()
+        .get_template("compare.html.j2")
+        .render(
+            css=css(),
+            c=c,
+            chart=Markup(chart),
+            pairs=pairs,
+            fmt=_value,
+            delta=_delta,
+            created=time.strftime("%Y-%m-%d %H:%M"),
+            version=__version__,
+            shown=SHOWN_EXAMPLES,
+        )
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

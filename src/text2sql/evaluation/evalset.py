@@ -11,9 +11,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from text2sql.data.example import Example
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
@@ -46,8 +47,12 @@ class EvalSet:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "source": self.source, "split": self.split, "prepared": self.prepared, "rows": len(self.rows),
-            "complexity_source": self.complexity_source, "read_stats": self.read_stats,
+            "source": self.source,
+            "split": self.split,
+            "prepared": self.prepared,
+            "rows": len(self.rows),
+            "complexity_source": self.complexity_source,
+            "read_stats": self.read_stats,
         }
 
 
@@ -125,32 +130,66 @@ def _pick_split(available: list[str], requested: str | None, path: Path) -> str:
     raise DataError(f"{path}: no split {requested!r} (splits: {', '.join(available)}); pass --split with one of them")
 
 
-def _load_prepared(folder: Path, split: str | None, record_dir: Path, opts: ReadOptions, max_samples: int | None) -> EvalSet:
+def _load_prepared(
+    folder: Path, split: str | None, record_dir: Path, opts: ReadOptions, max_samples: int | None
+) -> EvalSet:
     import datasets
 
     try:
         ds = datasets.load_from_disk(str(folder))
     except Exception as exc:  # a damaged folder fails in many ways inside datasets/pyarrow
-        raise DataError(f"{folder}: cannot load the prepared split ({type(exc).__name__}: {exc}); prepare it again") from None
-    limited = max_samples is not None and len(ds) > max_samples
-    if limited:
+        raise DataError(
+            f"{folder}: cannot load the prepared split ({type(exc).__name__}: {exc}); prepare it again"
+        ) from None
+    if max_samples is not None and len(ds) > max_samples:
+        limited = True
         ds = ds.select(range(max_samples))
-    wanted = [c for c in ("id", "question", "sql", "schema", "db_id", "db_path", "complexity", "evidence",
-                          "reasoning", "input_ids", "labels") if c in ds.column_names]
+    else:
+        limited = False
+    wanted = [
+        c
+        for c in (
+            "id",
+            "question",
+            "sql",
+            "schema",
+            "db_id",
+            "db_path",
+            "complexity",
+            "evidence",
+            "reasoning",
+            "input_ids",
+            "labels",
+        )
+        if c in ds.column_names
+    ]
     columns = ds.select_columns(wanted).with_format("arrow")[:].to_pydict()
     n = len(ds)
     rows = []
     for i in range(n):
         value = {c: columns[c][i] for c in wanted}
         db_path = _relocate(value.get("db_path"), value.get("db_id"), opts.db_dir)
-        rows.append(EvalRow(
-            id=value.get("id") or f"{split}-{i}", question=value.get("question") or "", sql=value.get("sql") or "",
-            schema=value.get("schema") or "", db_id=value.get("db_id"), db_path=db_path,
-            complexity=value.get("complexity"), evidence=value.get("evidence"), reasoning=value.get("reasoning"),
-            input_ids=value.get("input_ids"), labels=value.get("labels"),
-        ))
+        rows.append(
+            EvalRow(
+                id=value.get("id") or f"{split}-{i}",
+                question=value.get("question") or "",
+                sql=value.get("sql") or "",
+                schema=value.get("schema") or "",
+                db_id=value.get("db_id"),
+                db_path=db_path,
+                complexity=value.get("complexity"),
+                evidence=value.get("evidence"),
+                reasoning=value.get("reasoning"),
+                input_ids=value.get("input_ids"),
+                labels=value.get("labels"),
+            )
+        )
     return EvalSet(
-        rows, str(folder), split, prepared=True, tokenizer_fingerprint=_prepared_tokenizer(record_dir),
+        rows,
+        str(folder),
+        split,
+        prepared=True,
+        tokenizer_fingerprint=_prepared_tokenizer(record_dir),
         limited=limited,
     )
 

@@ -16,9 +16,10 @@ import csv
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -40,8 +41,18 @@ from text2sql.sql.extract import extract_sql
 log = logging.getLogger(__name__)
 
 RESULTS_COLUMNS = (
-    "input_text", "expected_sql", "predicted_sql", "sql_complexity", "exact_match", "f1_score",
-    "execution_match", "valid_sql", "error", "id", "db_id", "error_detail",
+    "input_text",
+    "expected_sql",
+    "predicted_sql",
+    "sql_complexity",
+    "exact_match",
+    "f1_score",
+    "execution_match",
+    "valid_sql",
+    "error",
+    "id",
+    "db_id",
+    "error_detail",
 )
 OUTPUT_FILES = ("results.csv", "predictions.jsonl", "metrics.json", "report.html")
 
@@ -75,8 +86,15 @@ def settings_with(settings: EvaluationConfig | None, overrides: dict[str, Any]) 
 
 
 def evaluation_depends_on(
-    data: str, settings: EvaluationConfig, *, model: str | None, predictions: str | Path | None,
-    base: str | None, checkpoint: str | None, db_dir: str | None, compute_loss: bool,
+    data: str,
+    settings: EvaluationConfig,
+    *,
+    model: str | None,
+    predictions: str | Path | None,
+    base: str | None,
+    checkpoint: str | None,
+    db_dir: str | None,
+    compute_loss: bool,
 ) -> dict[str, Any]:
     """What an evaluation's outputs depend on: the model (the fingerprint of a trained one, else its
     files or its name) or the predictions file, the data, and the settings."""
@@ -131,7 +149,13 @@ def evaluate(
         raise OutputExistsError(f"--output {out} holds the current folder; give a folder of its own for the results")
     stage = StageFolder(out, "evaluation")
     depends_on = evaluation_depends_on(
-        data, settings, model=model, predictions=predictions, base=base, checkpoint=checkpoint, db_dir=db_dir,
+        data,
+        settings,
+        model=model,
+        predictions=predictions,
+        base=base,
+        checkpoint=checkpoint,
+        db_dir=db_dir,
         compute_loss=compute_loss,
     )
     if not stage.guard(depends_on, force):
@@ -152,16 +176,23 @@ def evaluate(
     evalset = load_eval_set(data, split=settings.split, read_options=opts, max_samples=settings.max_samples)
     rows = evalset.rows
 
+    raw_outputs: list[str | None]
     if im is not None:
-        raw_outputs, preds = _generate(im, rows, settings, progress, timing)
+        raw_texts, preds = _generate(im, rows, settings, progress, timing)
+        raw_outputs = list(raw_texts)
     else:
+        assert predictions is not None  # exactly one of model and predictions, checked above
         preds, raw_outputs = read_predictions(predictions, rows, limited=evalset.limited)
         extra_notes.append("loss and perplexity need a model: not computed for --predictions")
 
     start = time.perf_counter()
     scored = score_predictions(
-        rows, preds, raw_outputs=raw_outputs, timeout=settings.timeout,
-        text_metrics=settings.text_metrics, progress=progress,
+        rows,
+        preds,
+        raw_outputs=raw_outputs,
+        timeout=settings.timeout,
+        text_metrics=settings.text_metrics,
+        progress=progress,
     )
     timing["scoring_seconds"] = time.perf_counter() - start
 
@@ -178,9 +209,14 @@ def evaluate(
         "model": im.describe() if im is not None else None,
         "predictions": str(predictions) if predictions is not None else None,
         "data": evalset.describe(),
-        "generation": {"backend": settings.backend, "batch_size": settings.batch_size,
-                       "max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams}
-        if im is not None else None,
+        "generation": {
+            "backend": settings.backend,
+            "batch_size": settings.batch_size,
+            "max_new_tokens": settings.max_new_tokens,
+            "num_beams": settings.num_beams,
+        }
+        if im is not None
+        else None,
         "timeout": settings.timeout,
     }
     if stage.record() is None and out.is_dir() and any(out.iterdir()):
@@ -209,13 +245,18 @@ def _up_to_date(out: Path) -> EvaluationResult:
     return EvaluationResult(out, metrics, scored, None, files["report.html"], files, skipped=True)
 
 
-def _generate(im, rows, settings: EvaluationConfig, progress: bool, timing: dict[str, float]) -> tuple[list[str], list[str]]:
+def _generate(
+    im, rows, settings: EvaluationConfig, progress: bool, timing: dict[str, float]
+) -> tuple[list[str], list[str]]:
     prompts = [im.builder.prompt_text(r.question, r.schema, r.evidence) for r in rows]
     prompt_ids = im.builder.encode_prompts(prompts)
     generator = im.generator(settings.backend)
     start = time.perf_counter()
     outputs = generator.generate(
-        prompt_ids, settings.max_new_tokens, batch_size=settings.batch_size, num_beams=settings.num_beams,
+        prompt_ids,
+        settings.max_new_tokens,
+        batch_size=settings.batch_size,
+        num_beams=settings.num_beams,
         progress=progress,
     )
     elapsed = time.perf_counter() - start
@@ -251,10 +292,22 @@ def write_outputs(out: Path, scored: Sequence[ScoredExample], metrics: dict[str,
         writer = csv.writer(f)
         writer.writerow(RESULTS_COLUMNS)
         for s in scored:
-            writer.writerow([
-                s.question, s.gold_sql, s.predicted_sql, s.complexity, s.exact_match, round(s.f1_score, 6),
-                _fmt_flag(s.execution_match), _fmt_flag(s.valid_sql), s.error, s.id, s.db_id or "", s.error_detail,
-            ])
+            writer.writerow(
+                [
+                    s.question,
+                    s.gold_sql,
+                    s.predicted_sql,
+                    s.complexity,
+                    s.exact_match,
+                    round(s.f1_score, 6),
+                    _fmt_flag(s.execution_match),
+                    _fmt_flag(s.valid_sql),
+                    s.error,
+                    s.id,
+                    s.db_id or "",
+                    s.error_detail,
+                ]
+            )
     with open(files["predictions.jsonl"], "w", encoding="utf-8") as f:
         for s in scored:
             f.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
@@ -282,6 +335,7 @@ def _report(out, metrics, scored, im, predictions, evalset: EvalSet, timeout: fl
 
 def format_summary(metrics: dict[str, Any]) -> str:
     """A short table for the terminal: overall, then one line per complexity label."""
+
     def pct(value: float | None) -> str:
         return "  n/a" if value is None else f"{value * 100:5.1f}"
 
@@ -289,8 +343,10 @@ def format_summary(metrics: dict[str, Any]) -> str:
     lines = [header]
 
     def line(label: str, g: dict[str, Any]) -> str:
-        return (f"{label[:15]:<16}{g['num_examples']:>7,}{g['num_execution_scored']:>7,}{pct(g['execution_accuracy']):>7}"
-                f"{pct(g['exact_match']):>7}{pct(g['f1_score']):>7}{pct(g['valid_sql_rate']):>9}")
+        return (
+            f"{label[:15]:<16}{g['num_examples']:>7,}{g['num_execution_scored']:>7,}{pct(g['execution_accuracy']):>7}"
+            f"{pct(g['exact_match']):>7}{pct(g['f1_score']):>7}{pct(g['valid_sql_rate']):>9}"
+        )
 
     lines.append(line("all", metrics))
     for label, group in metrics["by_complexity"].items():

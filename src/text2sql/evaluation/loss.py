@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from text2sql.data.example import Example
 from text2sql.data.prompt import IGNORE_INDEX, PromptBuilder
@@ -18,7 +19,9 @@ from text2sql.evaluation.evalset import EvalRow
 from text2sql.inference.generate import length_sorted_batches, pad_batch
 
 
-def encode_rows(rows: Sequence[EvalRow], builder: PromptBuilder, *, use_prepared: bool) -> list[tuple[list[int], list[int]]]:
+def encode_rows(
+    rows: Sequence[EvalRow], builder: PromptBuilder, *, use_prepared: bool
+) -> list[tuple[list[int], list[int]]]:
     """(input_ids, labels) per row: the prepared ids when `use_prepared` and present, else encoded
     with the PromptBuilder."""
     out: list[tuple[list[int], list[int]] | None] = [None] * len(rows)
@@ -30,8 +33,13 @@ def encode_rows(rows: Sequence[EvalRow], builder: PromptBuilder, *, use_prepared
             todo.append(i)
     if todo:
         examples = [
-            Example(question=rows[i].question, sql=rows[i].sql, schema=rows[i].schema,
-                    evidence=rows[i].evidence, reasoning=rows[i].reasoning)
+            Example(
+                question=rows[i].question,
+                sql=rows[i].sql,
+                schema=rows[i].schema,
+                evidence=rows[i].evidence,
+                reasoning=rows[i].reasoning,
+            )
             for i in todo
         ]
         for i, encoded in zip(todo, builder.encode_batch(examples)):
@@ -77,15 +85,18 @@ def teacher_forced_loss(
             elif trim:
                 span = max(_target_span(encoded[i][1]) for i in batch)
                 positions = (mask.cumsum(-1) - 1).clamp(min=0)
-                logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                               logits_to_keep=span + 1).logits[:, :-1]
+                logits = model(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=span + 1
+                ).logits[:, :-1]
                 targets = labels[:, -span:] if span else labels[:, :0]
             else:
                 logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
                 targets = labels[:, 1:]
             total += F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                ignore_index=IGNORE_INDEX, reduction="sum",
+                logits.reshape(-1, logits.shape[-1]).float(),
+                targets.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
             ).item()
             tokens += int((targets != IGNORE_INDEX).sum())
     if tokens == 0:

@@ -13,8 +13,9 @@ Two formats:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from text2sql.errors import DataError
 from text2sql.evaluation.evalset import EvalRow, ids_unique
@@ -25,7 +26,9 @@ SQL_FIELDS = ("predicted_sql", "prediction", "pred", "sql", "query")
 RAW_FIELDS = ("raw_output", "output", "response", "completion", "generated_text")
 
 
-def read_predictions(path: str | Path, rows: Sequence[EvalRow], *, limited: bool = False) -> tuple[list[str], list[str | None]]:
+def read_predictions(
+    path: str | Path, rows: Sequence[EvalRow], *, limited: bool = False
+) -> tuple[list[str], list[str | None]]:
     """(SQL per row, raw text per row or None) for `rows`, in their order.
 
     `limited` says the rows are the first N of the data (--max-samples), so a text file may hold
@@ -76,16 +79,22 @@ def _from_jsonl(path: Path, text: str, rows: Sequence[EvalRow]) -> tuple[list[st
             raise DataError(f"{path} line {number}: expected a JSON object with an id and the SQL")
         key = _first(record, ID_FIELDS)
         if key is None:
-            raise DataError(f"{path} line {number}: no id field ({', '.join(ID_FIELDS)}); each prediction needs the row's id")
+            raise DataError(
+                f"{path} line {number}: no id field ({', '.join(ID_FIELDS)}); each prediction needs the row's id"
+            )
         if str(key) in by_id:
             raise DataError(f"{path} line {number}: id {key!r} appears twice; keep one prediction per row")
         by_id[str(key)] = _sql_of(record, path, number)
     if not ids_unique(rows):
-        raise DataError(f"{path}: the data's row ids are not unique, so predictions cannot be matched by id; use a text file in data order")
+        raise DataError(
+            f"{path}: the data's row ids are not unique, so predictions cannot be matched by id; use a text file in data order"
+        )
     missing = [r.id for r in rows if r.id not in by_id]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DataError(f"{path}: no prediction for {len(missing)} of {len(rows)} rows ({shown}); the ids must match the data's ids")
+        raise DataError(
+            f"{path}: no prediction for {len(missing)} of {len(rows)} rows ({shown}); the ids must match the data's ids"
+        )
     return [by_id[r.id][0] for r in rows], [by_id[r.id][1] for r in rows]
 
 

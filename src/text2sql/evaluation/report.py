@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from text2sql.evaluation import charts
 from text2sql.evaluation.aggregate import notes as metric_notes
@@ -48,20 +49,39 @@ def pct(value: float | None, digits: int = 1) -> str:
 def _cards(m: dict[str, Any]) -> list[dict[str, str]]:
     ex_sub = (
         f"{m['num_execution_scored']:,} of {m['num_examples']:,} rows executed"
-        if m["execution_accuracy"] is not None else "no row could be executed"
+        if m["execution_accuracy"] is not None
+        else "no row could be executed"
     )
     cards = [
         {"label": "Execution accuracy", "value": pct(m["execution_accuracy"]), "sub": ex_sub},
-        {"label": "Exact match", "value": pct(m["exact_match"]), "sub": f"normalized: {pct(m['normalized_exact_match'])}"},
-        {"label": "Token F1", "value": pct(m["f1_score"]), "sub": f"Jaccard (seed 000's 'F1'): {pct(m['token_jaccard'])}"},
-        {"label": "Valid SQL", "value": pct(m["valid_sql_rate"]), "sub": f"parses and runs, of {m['num_executable']:,}"},
+        {
+            "label": "Exact match",
+            "value": pct(m["exact_match"]),
+            "sub": f"normalized: {pct(m['normalized_exact_match'])}",
+        },
+        {
+            "label": "Token F1",
+            "value": pct(m["f1_score"]),
+            "sub": f"Jaccard (seed 000's 'F1'): {pct(m['token_jaccard'])}",
+        },
+        {
+            "label": "Valid SQL",
+            "value": pct(m["valid_sql_rate"]),
+            "sub": f"parses and runs, of {m['num_executable']:,}",
+        },
     ]
     if m.get("loss") is not None:
         cards.append({"label": "Loss", "value": f"{m['loss']:.3f}", "sub": f"perplexity {m['perplexity']:.2f}"})
     if m.get("bleu") is not None:
         cards.append({"label": "BLEU-4", "value": f"{m['bleu'] * 100:.1f}", "sub": f"ROUGE-L {pct(m.get('rouge_l'))}"})
     if m.get("examples_per_second"):
-        cards.append({"label": "Throughput", "value": f"{m['examples_per_second']:.1f}/s", "sub": "examples generated per second"})
+        cards.append(
+            {
+                "label": "Throughput",
+                "value": f"{m['examples_per_second']:.1f}/s",
+                "sub": "examples generated per second",
+            }
+        )
     return cards
 
 
@@ -112,7 +132,8 @@ def loss_chart(log_history: Sequence[dict[str, Any]]) -> str | None:
     series = []
     for key, name in (("loss", "train loss"), ("eval_loss", "eval loss")):
         points = [
-            (float(e["step"]), float(e[key])) for e in log_history
+            (float(e["step"]), float(e[key]))
+            for e in log_history
             if isinstance(e.get(key), (int, float)) and isinstance(e.get("step"), (int, float))
         ]
         if points:
@@ -138,8 +159,10 @@ def render_report(
     labels = list(by_c)
     complexity = charts.bar_chart(
         labels,
-        [("execution accuracy", [by_c[k]["execution_accuracy"] for k in labels]),
-         ("exact match", [by_c[k]["exact_match"] for k in labels])],
+        [
+            ("execution accuracy", [by_c[k]["execution_accuracy"] for k in labels]),
+            ("exact match", [by_c[k]["exact_match"] for k in labels]),
+        ],
         counts=[by_c[k]["num_examples"] for k in labels],
     )
     errors = charts.hbar_chart(list(m["error_counts"].items()))
@@ -147,37 +170,47 @@ def render_report(
     has_ex = m["execution_accuracy"] is not None
     length = charts.bar_chart(
         list(by_len),
-        [("execution accuracy" if has_ex else "exact match",
-          [g["execution_accuracy" if has_ex else "exact_match"] for g in by_len.values()])],
+        [
+            (
+                "execution accuracy" if has_ex else "exact match",
+                [g["execution_accuracy" if has_ex else "exact_match"] for g in by_len.values()],
+            )
+        ],
         counts=[g["num_examples"] for g in by_len.values()],
     )
     log = find_training_log(info.get("model_path"))
     loss = loss_chart(log[0]) if log else None
     wrong = [s for s in scored if not s.correct]
     worst = sorted(wrong, key=lambda s: (s.f1_score, s.id))[:WORST_EXAMPLES]
-    html = environment().get_template("report.html.j2").render(
-        title=str(info.get("subject", "")),
-        css=css(),
-        m=m,
-        cards=_cards(m),
-        notes=metric_notes(m),
-        subject_label=info.get("subject_label", "model"),
-        subject=info.get("subject", ""),
-        data=info.get("data", ""),
-        split=info.get("split"),
-        generation=info.get("generation"),
-        timeout=info.get("timeout", ""),
-        created=time.strftime("%Y-%m-%d %H:%M"),
-        complexity_source=info.get("complexity_source", "data"),
-        charts={
-            "complexity": Markup(complexity), "errors": Markup(errors), "length": Markup(length),
-            "loss": Markup(loss) if loss else None,
-        },
-        loss_source=log[1] if log else "",
-        length_metric="execution accuracy" if has_ex else "exact match",
-        worst=worst,
-        num_wrong=len(wrong),
-        version=__version__,
+    html = (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            title=str(info.get("subject", "")),
+            css=css(),
+            m=m,
+            cards=_cards(m),
+            notes=metric_notes(m),
+            subject_label=info.get("subject_label", "model"),
+            subject=info.get("subject", ""),
+            data=info.get("data", ""),
+            split=info.get("split"),
+            generation=info.get("generation"),
+            timeout=info.get("timeout", ""),
+            created=time.strftime("%Y-%m-%d %H:%M"),
+            complexity_source=info.get("complexity_source", "data"),
+            charts={
+                "complexity": Markup(complexity),
+                "errors": Markup(errors),
+                "length": Markup(length),
+                "loss": Markup(loss) if loss else None,
+            },
+            loss_source=log[1] if log else "",
+            length_metric="execution accuracy" if has_ex else "exact match",
+            worst=worst,
+            num_wrong=len(wrong),
+            version=__version__,
+        )
     )
     path = Path(path)
     path.write_text(html, encoding="utf-8")

@@ -12,8 +12,9 @@ Per-example `error` (empty when the prediction is right):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from text2sql.evaluation.evalset import EvalRow
 from text2sql.evaluation.metrics import exact_match, normalized_exact_match, sql_tokenize, token_f1, token_jaccard
@@ -85,8 +86,12 @@ def score_predictions(
 def _string_scores(row: EvalRow, pred: str, raw: str | None, text_metrics: bool) -> ScoredExample:
     pred = pred or ""
     example = ScoredExample(
-        id=row.id, question=row.question, gold_sql=row.sql, predicted_sql=pred,
-        complexity=row.complexity or "", db_id=row.db_id,
+        id=row.id,
+        question=row.question,
+        gold_sql=row.sql,
+        predicted_sql=pred,
+        complexity=row.complexity or "",
+        db_id=row.db_id,
         exact_match=exact_match(pred, row.sql),
         normalized_exact_match=normalized_exact_match(pred, row.sql),
         f1_score=token_f1(pred, row.sql),

@@ -16,8 +16,9 @@ tokenizer left in training's right-padding mode still generates correctly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from text2sql.errors import ConfigError
 from text2sql.inference import prefix as shared
@@ -144,7 +145,9 @@ class HFGenerator:
         try:
             with torch.inference_mode():
                 for batch, prefix in self._plan(prompts, batch_size, num_beams):
-                    rows = self._generate_batch([prompts[i] for i in batch], prefix, max_new_tokens, sampling, num_beams)
+                    rows = self._generate_batch(
+                        [prompts[i] for i in batch], prefix, max_new_tokens, sampling, num_beams
+                    )
                     for i, row in zip(batch, rows):
                         outputs[i] = cut_at_stop(row, self.stop_ids)
                     bar.update(len(batch))
@@ -159,7 +162,9 @@ class HFGenerator:
         """The decoded answers (special tokens removed), in order."""
         return [self.decode(o) for o in self.generate(prompts, max_new_tokens, **kwargs)]
 
-    def _plan(self, prompts: Sequence[Sequence[int]], batch_size: int | None, num_beams: int) -> list[tuple[list[int], int]]:
+    def _plan(
+        self, prompts: Sequence[Sequence[int]], batch_size: int | None, num_beams: int
+    ) -> list[tuple[list[int], int]]:
         sharing = self.share_prefix and num_beams == 1
         if batch_size is None:
             everything = list(range(len(prompts)))

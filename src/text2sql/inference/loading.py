@@ -84,8 +84,12 @@ class InferenceModel:
         from text2sql.inference.vllm import VllmGenerator
 
         if self.source == "adapter":
-            return VllmGenerator(resolve_model(self.base or ""), self.tokenizer, adapter_path=self.path,
-                                 trust_remote_code=self.trust_remote_code)
+            return VllmGenerator(
+                resolve_model(self.base or ""),
+                self.tokenizer,
+                adapter_path=self.path,
+                trust_remote_code=self.trust_remote_code,
+            )
         return VllmGenerator(self.path, self.tokenizer, trust_remote_code=self.trust_remote_code)
 
     def context_length(self) -> int | None:
@@ -94,8 +98,10 @@ class InferenceModel:
         if self.model is not None:
             config = self.model.config
         else:
-            config = load_config(resolve_model(self.base) if self.source == "adapter" and self.base else self.path,
-                                 trust_remote_code=self.trust_remote_code)
+            config = load_config(
+                resolve_model(self.base) if self.source == "adapter" and self.base else self.path,
+                trust_remote_code=self.trust_remote_code,
+            )
         for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
             value = getattr(config, name, None)
             if isinstance(value, int) and value > 0:
@@ -104,9 +110,15 @@ class InferenceModel:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "spec": self.spec, "path": self.path, "source": self.source, "kind": self.kind,
-            "model_type": self.model_type, "base": self.base, "prompt": self.builder.describe(),
-            "schema_format": self.schema_format, "schema_sample_rows": self.schema_sample_rows,
+            "spec": self.spec,
+            "path": self.path,
+            "source": self.source,
+            "kind": self.kind,
+            "model_type": self.model_type,
+            "base": self.base,
+            "prompt": self.builder.describe(),
+            "schema_format": self.schema_format,
+            "schema_sample_rows": self.schema_sample_rows,
         }
 
 
@@ -119,8 +131,12 @@ def resolve_model_folder(spec: str, checkpoint: str | None = None) -> str:
     """
     path = Path(spec).expanduser()
     if checkpoint:
-        candidates = (path / checkpoint, path / "checkpoints" / checkpoint, path.parent / checkpoint,
-                      path.parent / "checkpoints" / checkpoint)
+        candidates = (
+            path / checkpoint,
+            path / "checkpoints" / checkpoint,
+            path.parent / checkpoint,
+            path.parent / "checkpoints" / checkpoint,
+        )
         for candidate in candidates:
             if candidate.is_dir():
                 return str(candidate)
@@ -198,10 +214,18 @@ def load_for_inference(
     tokenizer = load_tokenizer(tokenizer_from, trust_remote_code=trust)
     builder = build_prompt_builder(tokenizer, kind, model_type, cfg)
     im = InferenceModel(
-        spec=spec, path=str(folder), source=source, kind=kind, model_type=model_type,
-        tokenizer=tokenizer, builder=builder, base=base_spec, config=cfg,
+        spec=spec,
+        path=str(folder),
+        source=source,
+        kind=kind,
+        model_type=model_type,
+        tokenizer=tokenizer,
+        builder=builder,
+        base=base_spec,
+        config=cfg,
         schema_format=cfg.data.schema_format if cfg else "sql",
-        schema_sample_rows=cfg.data.schema_sample_rows if cfg else 0, trust_remote_code=trust,
+        schema_sample_rows=cfg.data.schema_sample_rows if cfg else 0,
+        trust_remote_code=trust,
     )
     if not load_weights:
         return im

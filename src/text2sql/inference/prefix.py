@@ -16,7 +16,8 @@ With no shared prefix the layout is ordinary left padding.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 # A shorter shared prefix saves less than the extra forward call costs.
 MIN_SHARED_TOKENS = 16

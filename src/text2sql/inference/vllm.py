@@ -7,7 +7,8 @@ as `RawOutput`s cut by the same stop rule as `HFGenerator` (vLLM stops at the mo
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from text2sql.errors import ConfigError, MissingExtraError
 from text2sql.inference.generate import GREEDY, RawOutput, Sampling, cut_at_stop
@@ -22,8 +23,9 @@ class VllmGenerator:
     """vLLM's engine, built once; it batches the prompts it is given itself. An adapter folder is
     served as its base with LoRA enabled."""
 
-    def __init__(self, model_path: str, tokenizer: Any, *, adapter_path: str | None = None,
-                 trust_remote_code: bool = False):
+    def __init__(
+        self, model_path: str, tokenizer: Any, *, adapter_path: str | None = None, trust_remote_code: bool = False
+    ):
         require_vllm()
         from vllm import LLM  # type: ignore[import-not-found]
 
@@ -50,7 +52,9 @@ class VllmGenerator:
 
         if num_beams > 1:
             raise ConfigError("--backend vllm decodes greedily or samples; use --backend hf for beam search")
-        params = SamplingParams(temperature=max(sampling.temperature, 0.0), top_p=sampling.top_p, max_tokens=max_new_tokens)
+        params = SamplingParams(
+            temperature=max(sampling.temperature, 0.0), top_p=sampling.top_p, max_tokens=max_new_tokens
+        )
         results = self.llm.generate(
             [{"prompt_token_ids": list(p)} for p in prompts], params, lora_request=self.lora, use_tqdm=False
         )

@@ -73,8 +73,9 @@ def vertex_job_spec(
     }
     pools = [{"machine_spec": machine, "replica_count": 1, "container_spec": container}]
     if replica_count > 1:  # pool 0 is the primary replica; the other machines form pool 1
-        pools.append({"machine_spec": dict(machine), "replica_count": replica_count - 1,
-                      "container_spec": dict(container)})
+        pools.append(
+            {"machine_spec": dict(machine), "replica_count": replica_count - 1, "container_spec": dict(container)}
+        )
 
     name = display_name or f"text2sql-{command}-{cfg.tracking.run_name or Path(str(cfg.output_dir).rstrip('/')).name}"
     spec: dict[str, Any] = {"display_name": name[:MAX_DISPLAY_NAME], "job_spec": {"worker_pool_specs": pools}}
@@ -117,7 +118,9 @@ def launch_problems(cfg: Config) -> list[str]:
     }
     for key, value in sources.items():
         if value and _is_local_path(value):
-            problems.append(f"{key}={value} is a path on this machine; the job cannot read it: copy it to gs:// and set {key}=gs://...")
+            problems.append(
+                f"{key}={value} is a path on this machine; the job cannot read it: copy it to gs:// and set {key}=gs://..."
+            )
     return problems
 
 
@@ -151,7 +154,9 @@ def validate_with_api_types(spec: dict[str, Any]) -> bool:
     try:
         CustomJob(**spec)
     except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"the Vertex AI job is not valid: {exc}; check launch.machine_type / launch.accelerator_type") from None
+        raise ConfigError(
+            f"the Vertex AI job is not valid: {exc}; check launch.machine_type / launch.accelerator_type"
+        ) from None
     return True
 
 

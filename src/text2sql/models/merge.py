@@ -28,25 +28,26 @@ Memory: the base model in float32 (4 bytes per parameter) plus the adapter; merg
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
-import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from text2sql.atomic import is_populated, make_readable, publish, staged
 from text2sql.data import bundled
 from text2sql.data.example import Example
 from text2sql.data.prompt import PromptBuilder
 from text2sql.data.schema import schema_text
 from text2sql.errors import ConfigError, OutputExistsError, Text2SQLError
 from text2sql.models.adapters import ADAPTER_CONFIG, adapter_base, is_adapter_dir, run_config
-from text2sql.atomic import is_populated, make_readable, publish, staged
-from text2sql.progress import progress_bars_disabled
 from text2sql.models.loading import load_config as load_model_config
 from text2sql.models.loading import load_tokenizer, resolve_model
 from text2sql.models.merge_card import REPORT, write_merge_files
+from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import StageFolder, identity_of
 
 log = logging.getLogger("text2sql.merge")
@@ -204,7 +205,12 @@ def merge_adapter(
         saved = _reload(tmp, seq2seq, plan.dtype)
         saved_diff = max(_max_abs_diff(_logits(saved, item, seq2seq), m) for item, m in zip(items, merged))
         saved_tolerance = SAVED_RTOL[plan.dtype] * scale
-        _check(f"saved {plan.dtype} model vs float32 merged model", saved_diff, saved_tolerance, hint=_saved_hint(plan.dtype))
+        _check(
+            f"saved {plan.dtype} model vs float32 merged model",
+            saved_diff,
+            saved_tolerance,
+            hint=_saved_hint(plan.dtype),
+        )
         del saved, merged
 
         result = MergeResult(

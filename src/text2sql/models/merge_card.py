@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 REPORT = "merge_report.json"
 
@@ -48,7 +47,9 @@ def model_card(result, *, has_config: bool) -> str:
         )
     else:
         prompt_note = "Prompts must be built exactly as in training (the adapter came without a config.yaml)."
-    return "\n".join(front + ["---", ""]) + f"""
+    return (
+        "\n".join(front + ["---", ""])
+        + f"""
 # Merged text-to-SQL model
 
 A standalone model: the adapter `{result.adapter}` merged into `{result.base}` by `text2sql merge`,
@@ -75,6 +76,7 @@ model = {auto_class}.from_pretrained("{result.path}")
 
 {prompt_note}
 """
+    )
 
 
 def _is_hub_id(base: str) -> bool:

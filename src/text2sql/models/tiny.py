@@ -29,9 +29,9 @@ import shutil
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.atomic import is_populated as _is_populated
 from text2sql.atomic import make_readable, publish, staging_dir
+from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.paths import cache_root
 from text2sql.progress import progress_bars_disabled
 
@@ -123,7 +123,7 @@ def parse_tiny_spec(spec: str) -> tuple[str, dict[str, int]]:
     """`tiny:<arch>[?k=v&...]` -> (arch, all options with defaults filled in); ConfigError if bad."""
     if not spec.startswith(SPEC_PREFIX):
         raise ConfigError(f"'{spec}' is not a tiny model spec: write tiny:<arch>, arch one of {', '.join(ARCHS)}")
-    body = spec[len(SPEC_PREFIX):]
+    body = spec[len(SPEC_PREFIX) :]
     arch, _, query = body.partition("?")
     given: dict[str, int] = {}
     if query:
@@ -135,9 +135,7 @@ def parse_tiny_spec(spec: str) -> tuple[str, dict[str, int]]:
             ) from None
         for key, value in pairs:
             if key not in OPTION_DEFAULTS:
-                raise ConfigError(
-                    f"unknown tiny model option '{key}' in '{spec}': use {', '.join(OPTION_DEFAULTS)}"
-                )
+                raise ConfigError(f"unknown tiny model option '{key}' in '{spec}': use {', '.join(OPTION_DEFAULTS)}")
             if key in given:
                 raise ConfigError(f"tiny model option '{key}' is given twice in '{spec}'")
             try:
@@ -202,9 +200,7 @@ def _validate(arch: str, options: dict[str, int]) -> dict[str, int]:
 
 def _options_hash(arch: str, options: dict[str, int], corpus: list[str]) -> str:
     corpus_digest = hashlib.sha256("\x00".join(corpus).encode("utf-8")).hexdigest()
-    key = json.dumps(
-        {"arch": arch, "builder": BUILDER_VERSION, "corpus": corpus_digest, **options}, sort_keys=True
-    )
+    key = json.dumps({"arch": arch, "builder": BUILDER_VERSION, "corpus": corpus_digest, **options}, sort_keys=True)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 
@@ -371,7 +367,7 @@ def _model_config(arch: str, options: dict[str, int], *, vocab_size: int, tokeni
     else:
         from transformers import T5Config
 
-        config = T5Config(
+        config = T5Config(  # type: ignore[call-arg]
             vocab_size=vocab_size,
             d_model=hidden,
             d_kv=hidden // heads,

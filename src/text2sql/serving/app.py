@@ -32,17 +32,30 @@ from fastapi.responses import JSONResponse
 
 from text2sql.config import ServingConfig
 from text2sql.data.schema import schema_text
-from text2sql.sql.extract import extract_sql
+from text2sql.inference.generate import Sampling
 from text2sql.serving import questions
 from text2sql.serving.databases import DatabaseDirectory, UnknownDatabase
-from text2sql.inference.generate import Sampling
 from text2sql.serving.engine import Engine, EngineBusy, GenerationRequest, PromptTooLong
 from text2sql.serving.guard import GuardMiddleware, error_body
 from text2sql.serving.openai_schema import (
-    MAX_PROMPTS, MAX_STOP, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionRequest, Completion,
-    CompletionChoice, CompletionRequest, ModelCard, ModelList, SqlRequest, SqlResponse, Usage, _Generation,
+    MAX_PROMPTS,
+    MAX_STOP,
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Completion,
+    CompletionChoice,
+    CompletionRequest,
+    ModelCard,
+    ModelList,
+    SqlRequest,
+    SqlResponse,
+    Usage,
+    _Generation,
 )
 from text2sql.serving.repair import answer
+from text2sql.sql.extract import extract_sql
 
 
 @dataclass
@@ -158,9 +171,14 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         prompt = await prompt_for(question, body.db_id)
         [gen] = await generate([GenerationRequest(prompt, limit, sampling(body), body.stop_list())])
         return ChatCompletion(
-            id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=settings.model_name,
-            choices=[ChatChoice(index=0, message=AssistantMessage(content=extract_sql(gen.text)),
-                                finish_reason=gen.finish_reason)],
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=settings.model_name,
+            choices=[
+                ChatChoice(
+                    index=0, message=AssistantMessage(content=extract_sql(gen.text)), finish_reason=gen.finish_reason
+                )
+            ],
             usage=Usage.of(gen.prompt_tokens, gen.completion_tokens),
         )
 
@@ -174,9 +192,13 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         texts = [await prompt_for(questions.from_prompt(p), body.db_id) for p in prompts]
         gens = await generate([GenerationRequest(t, limit, sampling(body), body.stop_list()) for t in texts])
         return Completion(
-            id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()), model=settings.model_name,
-            choices=[CompletionChoice(index=i, text=extract_sql(g.text), finish_reason=g.finish_reason)
-                     for i, g in enumerate(gens)],
+            id=f"cmpl-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=settings.model_name,
+            choices=[
+                CompletionChoice(index=i, text=extract_sql(g.text), finish_reason=g.finish_reason)
+                for i, g in enumerate(gens)
+            ],
             usage=Usage.of(sum(g.prompt_tokens for g in gens), sum(g.completion_tokens for g in gens)),
         )
 
@@ -197,15 +219,25 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             [gen] = await generate([GenerationRequest(prompt, limit)])
             return gen.text, gen.prompt_tokens, gen.completion_tokens
 
-        result = await answer(ask, body.question, db_path=path, execute=body.execute,
-                              max_repairs=serving.max_repairs, timeout=serving.timeout, max_rows=serving.max_rows)
-        ran = result.executed and result.result is not None and result.result.ok
+        result = await answer(
+            ask,
+            body.question,
+            db_path=path,
+            execute=body.execute,
+            max_repairs=serving.max_repairs,
+            timeout=serving.timeout,
+            max_rows=serving.max_rows,
+        )
+        ran = result.result if result.executed and result.result is not None and result.result.ok else None
         return SqlResponse(
             sql=result.sql,
-            columns=list(result.result.columns) if ran else None,
-            rows=[[json_value(v) for v in row] for row in result.result.rows] if ran else None,
-            error=result.error, error_category=result.category,
-            truncated=bool(ran and result.result.truncated), attempts=result.attempts, db_id=body.db_id,
+            columns=list(ran.columns) if ran else None,
+            rows=[[json_value(v) for v in row] for row in ran.rows] if ran else None,
+            error=result.error,
+            error_category=result.category,
+            truncated=bool(ran and ran.truncated),
+            attempts=result.attempts,
+            db_id=body.db_id,
             usage=Usage.of(result.prompt_tokens, result.completion_tokens),
         )
 

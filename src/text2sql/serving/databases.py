@@ -23,7 +23,9 @@ class DatabaseDirectory:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
-            raise ConfigError(f"database folder {root} does not exist; pass --db-dir with <db_id>/<db_id>.sqlite inside")
+            raise ConfigError(
+                f"database folder {root} does not exist; pass --db-dir with <db_id>/<db_id>.sqlite inside"
+            )
         self._lock = threading.Lock()
         self._paths = self._scan()
 

@@ -18,9 +18,10 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from text2sql.errors import ConfigError
 from text2sql.inference.generate import GREEDY, Generator, RawOutput, Sampling
@@ -67,8 +68,12 @@ class EngineStats:
         return max(self.batch_sizes, default=0)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "batches": self.batches, "max_batch": self.max_batch,
-                "batch_sizes": dict(sorted(self.batch_sizes.items()))}
+        return {
+            "requests": self.requests,
+            "batches": self.batches,
+            "max_batch": self.max_batch,
+            "batch_sizes": dict(sorted(self.batch_sizes.items())),
+        }
 
 
 class Engine:
@@ -103,7 +108,7 @@ class Engine:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> "Engine":
+    def start(self) -> Engine:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._worker, name="text2sql-engine", daemon=True)
@@ -257,9 +262,16 @@ def _tokens_until_stop(tokenizer: Any, tokens: list[int], stops: Sequence[str]) 
     return hi
 
 
-def build_engine(im: Any, *, backend: str = "hf", batch_size: int = 16, batch_wait_ms: float = 10.0,
-                 max_queue: int = 1024) -> Engine:
+def build_engine(
+    im: Any, *, backend: str = "hf", batch_size: int = 16, batch_wait_ms: float = 10.0, max_queue: int = 1024
+) -> Engine:
     """An engine over an `InferenceModel` from `load_for_inference` (weights loaded for "hf"; for
     "vllm" load it with `load_weights=False`: vLLM loads the weights itself)."""
-    return Engine(im.generator(backend), im.builder, context_length=im.context_length(), batch_size=batch_size,
-                  batch_wait_ms=batch_wait_ms, max_queue=max_queue)
+    return Engine(
+        im.generator(backend),
+        im.builder,
+        context_length=im.context_length(),
+        batch_size=batch_size,
+        batch_wait_ms=batch_wait_ms,
+        max_queue=max_queue,
+    )

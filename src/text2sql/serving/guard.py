@@ -12,13 +12,14 @@ A plain ASGI middleware, so it runs before FastAPI parses anything:
 from __future__ import annotations
 
 import hmac
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from starlette.responses import JSONResponse
 
 Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/health"})
 
@@ -41,9 +42,13 @@ class GuardMiddleware:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         if self.api_key is not None and scope.get("path") not in OPEN_PATHS and not self._authorized(headers):
             response = JSONResponse(
-                error_body("missing or wrong API key: send 'Authorization: Bearer <key>'",
-                           "authentication_error", "invalid_api_key"),
-                status_code=401, headers={"WWW-Authenticate": "Bearer"},
+                error_body(
+                    "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                    "authentication_error",
+                    "invalid_api_key",
+                ),
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
             )
             await response(scope, receive, send)
             return
@@ -84,9 +89,13 @@ class GuardMiddleware:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
-            error_body(f"request body is larger than this server's limit of {self.max_body_bytes} bytes",
-                       "invalid_request_error", "request_too_large"),
-            status_code=413, headers={"Connection": "close"},
+            error_body(
+                f"request body is larger than this server's limit of {self.max_body_bytes} bytes",
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            status_code=413,
+            headers={"Connection": "close"},
         )
         await response(scope, receive, send)
 
@@ -94,7 +103,7 @@ class GuardMiddleware:
 def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
-    async def replay() -> dict[str, Any]:
+    async def replay() -> MutableMapping[str, Any]:
         nonlocal sent
         if not sent:
             sent = True

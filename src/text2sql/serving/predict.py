@@ -11,13 +11,14 @@ the SQL runs only through `execute_sql` (read-only, with a timeout).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from text2sql.errors import DataError, Text2SQLError
-from text2sql.sql.execution import ExecutionResult
 from text2sql.serving.repair import SqlAnswer, answer
+from text2sql.sql.execution import ExecutionResult
 
 DEFAULT_SHOWN_ROWS = 20
 
@@ -92,8 +93,7 @@ def predict(
     from text2sql.data.schema import schema_text
     from text2sql.inference.loading import load_for_inference
     from text2sql.progress import progress_bars_disabled
-    from text2sql.serving.engine import build_engine
-    from text2sql.serving.engine import GenerationRequest
+    from text2sql.serving.engine import GenerationRequest, build_engine
 
     schema_str = schema_text(db, "sql") if db else read_schema_file(schema or "")  # validates the file early
     with progress_bars_disabled():
@@ -111,12 +111,14 @@ def predict(
     result = asyncio.run(
         answer(ask, question, db_path=db, execute=execute, max_repairs=max_repairs, timeout=timeout, max_rows=max_rows)
     )
-    return Prediction(sql=result.sql, attempts=result.attempts, result=result.result,
-                      executed=result.executed, answer=result)
+    return Prediction(
+        sql=result.sql, attempts=result.attempts, result=result.result, executed=result.executed, answer=result
+    )
 
 
-def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, limit: int = DEFAULT_SHOWN_ROWS,
-                 truncated: bool = False) -> str:
+def format_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, limit: int = DEFAULT_SHOWN_ROWS, truncated: bool = False
+) -> str:
     """Rows as an aligned text table; at most `limit` rows, then a line saying how many more."""
     shown = [[_cell(v) for v in row] for row in rows[:limit]]
     header = [str(c) for c in columns]

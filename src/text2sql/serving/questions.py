@@ -9,8 +9,8 @@ prompt is read like one user message.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from text2sql.data.readers.chat import split_user_turn
 from text2sql.data.readers.ddl import extract_create_tables

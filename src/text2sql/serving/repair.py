@@ -13,9 +13,10 @@ simply spends the extra attempts. The answer says how many attempts it took.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -53,9 +54,7 @@ class SqlAnswer:
         return self.result.category if self.result is not None else None
 
 
-def check_sql(
-    sql: str, db_path: str | Path | None, *, execute: bool, timeout: float, max_rows: int
-) -> ExecutionResult:
+def check_sql(sql: str, db_path: str | Path | None, *, execute: bool, timeout: float, max_rows: int) -> ExecutionResult:
     """Run, compile or parse `sql` (see module docstring); never raises."""
     if not sql.strip():
         return ExecutionResult(error="the model produced no SQL", category=SYNTAX)
@@ -112,9 +111,7 @@ async def answer(
     for attempt in range(max_repairs + 1):
         text, prompt_tokens, completion_tokens = await ask(asked)
         sql = extract_sql(text)
-        checked = await asyncio.to_thread(
-            check_sql, sql, db_path, execute=execute, timeout=timeout, max_rows=max_rows
-        )
+        checked = await asyncio.to_thread(check_sql, sql, db_path, execute=execute, timeout=timeout, max_rows=max_rows)
         result.sql, result.result, result.attempts = sql, checked, attempt + 1
         result.executed = execute and db_path is not None
         result.prompt_tokens += prompt_tokens

@@ -64,11 +64,20 @@ def build_server(
     with progress_bars_disabled():
         im = load_for_inference(model, base=base, checkpoint=checkpoint, load_weights=backend == "hf")
     serving = serving_config(im.config.serving if im.config is not None else ServingConfig(), overrides)
-    engine = build_engine(im, backend=serving.backend, batch_size=serving.batch_size,
-                          batch_wait_ms=serving.batch_wait_ms, max_queue=serving.max_queue)
+    engine = build_engine(
+        im,
+        backend=serving.backend,
+        batch_size=serving.batch_size,
+        batch_wait_ms=serving.batch_wait_ms,
+        max_queue=serving.max_queue,
+    )
     settings = ServerSettings(
-        model_name=model_name or model, serving=serving, db_dir=db_dir, api_key=api_key or None,
-        schema_format=im.schema_format, schema_sample_rows=im.schema_sample_rows,
+        model_name=model_name or model,
+        serving=serving,
+        db_dir=db_dir,
+        api_key=api_key or None,
+        schema_format=im.schema_format,
+        schema_sample_rows=im.schema_sample_rows,
     )
     return Server(app=create_app(engine, settings), engine=engine, settings=settings)
 
@@ -96,10 +105,16 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, log_level: s
         kwargs["api_key"] = os.environ.get(API_KEY_ENV) or None
     server = build_server(model, **kwargs)
     if server.settings.api_key is None and host not in _LOOPBACK:
-        print(f"warning: serving on {host} without an API key; anyone who can reach it can query "
-              f"the databases (set --api-key or {API_KEY_ENV})", file=sys.stderr)
-    print(f"serving {server.settings.model_name} at http://{host}:{port} "
-          "(POST /v1/chat/completions, /v1/completions, /v1/sql; GET /v1/models, /health)", file=sys.stderr)
+        print(
+            f"warning: serving on {host} without an API key; anyone who can reach it can query "
+            f"the databases (set --api-key or {API_KEY_ENV})",
+            file=sys.stderr,
+        )
+    print(
+        f"serving {server.settings.model_name} at http://{host}:{port} "
+        "(POST /v1/chat/completions, /v1/completions, /v1/sql; GET /v1/models, /health)",
+        file=sys.stderr,
+    )
     try:
         uvicorn.run(server.app, host=host, port=port, log_level=log_level)
     finally:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
 from functools import lru_cache
 from itertools import chain
-from typing import Any, Hashable, Iterable, Sequence
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -243,9 +244,7 @@ def gold_orders_results(sql: str) -> bool:
 
 
 # String literals, quoted identifiers and comments, whose text could spell "order by".
-_QUOTED = re.compile(
-    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|--[^\n]*|/\*.*?\*/", re.S
-)
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|--[^\n]*|/\*.*?\*/", re.S)
 _INNERMOST_PARENS = re.compile(r"\([^()]*\)")
 _ORDER_BY = re.compile(r"\border\s+by\b", re.I)
 

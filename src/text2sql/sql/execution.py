@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import TokenError
@@ -146,16 +146,14 @@ class ReadOnlyDatabase:
             raise FileNotFoundError(f"no SQLite database at {path}")
         self.path = path
         # as_uri percent-encodes characters ('?', '#', '%') that would otherwise end the path.
-        self._conn = sqlite3.connect(
-            f"{path.as_uri()}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None
-        )
+        self._conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None)
         self._conn.text_factory = _decode_text
         self._conn.execute("PRAGMA query_only=ON")
         if hasattr(self._conn, "enable_load_extension"):  # absent when Python is built without it
             self._conn.enable_load_extension(False)
         if hasattr(self._conn, "setlimit"):  # Python >= 3.11
-            self._conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-            self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _MAX_VALUE_BYTES)
+            self._conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)  # type: ignore[attr-defined]
+            self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _MAX_VALUE_BYTES)  # type: ignore[attr-defined]
         # Last: from here on the user's SQL can no longer issue PRAGMAs, ours included.
         self._conn.set_authorizer(_authorize)
 
@@ -173,9 +171,7 @@ class ReadOnlyDatabase:
             return timed_out  # a true value makes SQLite interrupt the statement
 
         def failure(message: str, category: str) -> ExecutionResult:
-            return ExecutionResult(
-                error=message, category=category, elapsed=time.monotonic() - start
-            )
+            return ExecutionResult(error=message, category=category, elapsed=time.monotonic() - start)
 
         # Trailing semicolons are the statement's end, not a second statement; sqlite3 would
         # reject `SELECT 1;;` as two.
@@ -216,7 +212,7 @@ class ReadOnlyDatabase:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "ReadOnlyDatabase":
+    def __enter__(self) -> ReadOnlyDatabase:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -62,9 +62,7 @@ _BARE_SELECT = re.compile(r"\bSELECT\b")
 
 # A prose line: starts with a capitalised word ("This query...", "In the above...", "Note:").
 _TITLE_WORD = re.compile(r"([A-Z][a-z]+)\b(?![(.])")
-_SQL_WORDS = frozenset(
-    {key.split()[0] for key in _SQLITE.tokenizer_class.KEYWORDS if key[:1].isalpha()} | {"BY"}
-)
+_SQL_WORDS = frozenset({key.split()[0] for key in _SQLITE.tokenizer_class.KEYWORDS if key[:1].isalpha()} | {"BY"})
 
 
 def extract_sql(text: str) -> str:
@@ -176,9 +174,7 @@ def _cut_commentary(sql: str) -> str:
         if not word:
             continue
         after_blank = not lines[i - 1].strip()
-        if (after_blank or word.group(1).upper() not in _SQL_WORDS) and _parses(
-            "\n".join(lines[:i])
-        ):
+        if (after_blank or word.group(1).upper() not in _SQL_WORDS) and _parses("\n".join(lines[:i])):
             return "\n".join(lines[:i])
     return sql
 

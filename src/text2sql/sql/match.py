@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from tqdm.auto import tqdm
 

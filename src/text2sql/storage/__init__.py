@@ -26,11 +26,28 @@ places (AWS_* variables or profiles; Google application-default credentials).
 
 from text2sql.storage.fetch import COMPLETE_MARKER, MANIFEST, PARTIAL_TAG, fetch
 from text2sql.storage.remote import (
-    StorageError, cache_root, check_destination, filesystem, is_remote, join, s3_endpoint,
+    StorageError,
+    cache_root,
+    check_destination,
+    filesystem,
+    is_remote,
+    join,
+    s3_endpoint,
 )
 from text2sql.storage.upload import RemoteMirror, upload
 
 __all__ = [
-    "COMPLETE_MARKER", "MANIFEST", "PARTIAL_TAG", "RemoteMirror", "StorageError", "cache_root",
-    "check_destination", "fetch", "filesystem", "is_remote", "join", "s3_endpoint", "upload",
+    "COMPLETE_MARKER",
+    "MANIFEST",
+    "PARTIAL_TAG",
+    "RemoteMirror",
+    "StorageError",
+    "cache_root",
+    "check_destination",
+    "fetch",
+    "filesystem",
+    "is_remote",
+    "join",
+    "s3_endpoint",
+    "upload",
 ]

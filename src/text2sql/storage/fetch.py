@@ -84,7 +84,7 @@ def _remote_listing(fs, path: str, url: str, require_complete: bool) -> tuple[st
     files: dict[str, dict[str, Any]] = {}
     prefix = path.rstrip("/") + "/"
     for name, meta in fs.find(path, detail=True).items():
-        rel = name[len(prefix):] if name.startswith(prefix) else ""
+        rel = name[len(prefix) :] if name.startswith(prefix) else ""
         if rel and PARTIAL_TAG not in PurePosixPath(rel).name and meta.get("type", "file") == "file":
             files[rel] = _signature(meta)
     marker = files.pop(COMPLETE_MARKER, None)
@@ -140,7 +140,9 @@ def _check_sizes(local: Path, kind: str, listing: dict[str, dict[str, Any]], url
         path = local if kind == "file" else local / rel
         size = path.stat().st_size if path.is_file() else -1
         if size != sig["size"]:
-            raise StorageError(f"download of {url} is truncated ({rel or path.name}: {size} of {sig['size']} bytes); retry")
+            raise StorageError(
+                f"download of {url} is truncated ({rel or path.name}: {size} of {sig['size']} bytes); retry"
+            )
 
 
 def _read_json(path: Path) -> Any:
@@ -154,5 +156,3 @@ def _write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(json.dumps(value, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
-
-

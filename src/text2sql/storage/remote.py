@@ -37,7 +37,7 @@ class StorageError(Text2SQLError):
 def is_remote(path: str | os.PathLike[str]) -> bool:
     """True for a URL with a scheme other than file:// (gs://, s3://, memory://, ...)."""
     match = _URL.match(str(path))
-    return bool(match) and match.group(1).lower() not in ("file", "local")
+    return match is not None and match.group(1).lower() not in ("file", "local")
 
 
 def join(base: str, *parts: str) -> str:
@@ -50,11 +50,12 @@ def join(base: str, *parts: str) -> str:
 
 def local_path(path: str | os.PathLike[str]) -> str:
     text = str(path)
-    return text[len("file://"):] if text.startswith("file://") else text
+    return text[len("file://") :] if text.startswith("file://") else text
 
 
 def url_scheme(url: str) -> str:
-    return _URL.match(url).group(1).lower()
+    match = _URL.match(url)
+    return match.group(1).lower() if match else ""
 
 
 def url_bucket(url: str) -> str:
@@ -110,8 +111,9 @@ def resolve(url: str, endpoint_url: str | None, storage_options: dict[str, Any] 
         ) from None
 
 
-def check_destination(url: str, *, probe: bool = False, endpoint_url: str | None = None,
-                      storage_options: dict[str, Any] | None = None) -> None:
+def check_destination(
+    url: str, *, probe: bool = False, endpoint_url: str | None = None, storage_options: dict[str, Any] | None = None
+) -> None:
     """Fail now, not hours into training, when `url` cannot be written: the extra must be installed,
     and with `probe` the bucket must exist and be reachable with the current credentials."""
     if not is_remote(url):
@@ -122,7 +124,6 @@ def check_destination(url: str, *, probe: bool = False, endpoint_url: str | None
             bucket = path.split("/", 1)[0]
             fs.invalidate_cache(bucket)
             fs.ls(bucket, detail=False)
-
 
 
 # ------------------------------------------------------------------------------------- errors
@@ -146,8 +147,10 @@ def _explain(exc: BaseException, url: str, action: str, fs) -> str | None:
     scheme, bucket = url_scheme(url), url_bucket(url)
     s3 = scheme in _S3
     creds = (
-        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE" if s3
-        else "GOOGLE_APPLICATION_CREDENTIALS or `gcloud auth application-default login`" if scheme in ("gs", "gcs")
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+        if s3
+        else "GOOGLE_APPLICATION_CREDENTIALS or `gcloud auth application-default login`"
+        if scheme in ("gs", "gcs")
         else "the credentials for this store"
     )
     endpoint = _endpoint_of(fs) if s3 else None
@@ -174,8 +177,17 @@ def _explain(exc: BaseException, url: str, action: str, fs) -> str | None:
 def _is_connection_error(exc: BaseException) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
     return bool(
-        names & {"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError", "ServerTimeoutError",
-                 "ConnectionError", "TimeoutError", "FSTimeoutError", "TransportError"}
+        names
+        & {
+            "EndpointConnectionError",
+            "ConnectTimeoutError",
+            "ClientConnectorError",
+            "ServerTimeoutError",
+            "ConnectionError",
+            "TimeoutError",
+            "FSTimeoutError",
+            "TransportError",
+        }
     )
 
 

@@ -16,7 +16,13 @@ from text2sql.atomic import publish, staged
 from text2sql.errors import first_line
 from text2sql.storage.fetch import COMPLETE_MARKER, PARTIAL_TAG
 from text2sql.storage.remote import (
-    StorageError, check_destination, is_remote, join, local_path, resolve, storage_errors,
+    StorageError,
+    check_destination,
+    is_remote,
+    join,
+    local_path,
+    resolve,
+    storage_errors,
 )
 
 log = logging.getLogger("text2sql.storage")
@@ -111,8 +117,13 @@ class RemoteMirror:
     """Copies folders (each saved checkpoint, say) under one destination, a local folder or a URL:
     `push(run/checkpoints/checkpoint-500)` writes `<destination>/checkpoint-500` through `upload`."""
 
-    def __init__(self, destination: str | os.PathLike[str], *, endpoint_url: str | None = None,
-                 storage_options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        destination: str | os.PathLike[str],
+        *,
+        endpoint_url: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ):
         self.destination = str(destination).rstrip("/") if is_remote(destination) else str(destination)
         self.endpoint_url = endpoint_url
         self.storage_options = storage_options
@@ -122,5 +133,6 @@ class RemoteMirror:
         return join(self.destination, Path(local_dir).name)
 
     def push(self, local_dir: str | os.PathLike[str]) -> str:
-        return upload(local_dir, self.target_for(local_dir), endpoint_url=self.endpoint_url,
-                      storage_options=self.storage_options)
+        return upload(
+            local_dir, self.target_for(local_dir), endpoint_url=self.endpoint_url, storage_options=self.storage_options
+        )

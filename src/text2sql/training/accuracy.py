@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from transformers import TrainerCallback
 
@@ -38,15 +39,22 @@ METRIC = "eval_execution_accuracy"
 def rows_from(data: Any) -> list[Example]:
     """Examples from a prepared `datasets.Dataset`, or a sequence of Examples or dicts."""
     if hasattr(data, "column_names") and hasattr(data, "select_columns"):
-        wanted = [c for c in ("id", "question", "sql", "schema", "db_id", "db_path", "evidence") if c in data.column_names]
+        wanted = [
+            c for c in ("id", "question", "sql", "schema", "db_id", "db_path", "evidence") if c in data.column_names
+        ]
         columns = data.select_columns(wanted).with_format("arrow")[:].to_pydict()
         records = [{c: columns[c][i] for c in wanted} for i in range(len(data))]
     else:
         records = [r if isinstance(r, dict) else vars(r) for r in data]
     return [
         Example(
-            id=str(r.get("id") or i), question=r.get("question") or "", sql=r.get("sql") or "",
-            schema=r.get("schema") or "", db_id=r.get("db_id"), db_path=r.get("db_path"), evidence=r.get("evidence"),
+            id=str(r.get("id") or i),
+            question=r.get("question") or "",
+            sql=r.get("sql") or "",
+            schema=r.get("schema") or "",
+            db_id=r.get("db_id"),
+            db_path=r.get("db_path"),
+            evidence=r.get("evidence"),
         )
         for i, r in enumerate(records)
     ]
@@ -93,9 +101,7 @@ class ExecutionAccuracyCallback(TrainerCallback):
         self.max_new_tokens = max_new_tokens
         self.timeout = timeout
         self.metric_name = metric_name
-        self._prompt_ids = builder.encode_prompts(
-            [builder.prompt_text(r.question, r.schema, r.evidence) for r in rows]
-        )
+        self._prompt_ids = builder.encode_prompts([builder.prompt_text(r.question, r.schema, r.evidence) for r in rows])
         self.last_predictions: list[str] = []
 
     def compute(self, model: Any) -> float:

@@ -111,7 +111,7 @@ def build_training_arguments(
 
         values.setdefault("predict_with_generate", False)
     else:
-        from trl import SFTConfig as Args
+        from trl import SFTConfig as Args  # type: ignore[assignment]
 
         # The data is already tokenized, prompt-masked and length-filtered by `prepare`: TRL must not
         # re-tokenize, truncate, pack or flatten it (padding-free batches are 2x slower on CPU).

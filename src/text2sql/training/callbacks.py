@@ -21,7 +21,6 @@ from text2sql.errors import ConfigError
 log = logging.getLogger("text2sql.train")
 
 
-
 def use_progress_lines(mode: str, stream: Any = None) -> bool:
     """`lines` → plain lines; `bar` → tqdm; `auto` → lines unless the output is a terminal."""
     if mode == "lines":
@@ -121,7 +120,10 @@ def peak_memory_mb() -> dict[str, float | None]:
             gpu = torch.cuda.max_memory_allocated() / 2**20
     except Exception:  # pragma: no cover - a broken CUDA setup must not stop logging
         gpu = None
-    return {"peak_rss_mb": round(rss, 1) if rss is not None else None, "peak_gpu_mb": round(gpu, 1) if gpu is not None else None}
+    return {
+        "peak_rss_mb": round(rss, 1) if rss is not None else None,
+        "peak_gpu_mb": round(gpu, 1) if gpu is not None else None,
+    }
 
 
 class PeakMemoryCallback(TrainerCallback):

@@ -36,7 +36,7 @@ def list_checkpoints(directory: str | Path) -> list[Path]:
     if not directory.is_dir():
         return []
     found = [p for p in directory.iterdir() if p.is_dir() and checkpoint_step(p) is not None]
-    return sorted(found, key=checkpoint_step)
+    return sorted(found, key=lambda p: checkpoint_step(p) or 0)
 
 
 def is_complete(checkpoint: str | Path) -> bool:

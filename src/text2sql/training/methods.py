@@ -111,8 +111,9 @@ def _targets_conv1d(model, targets: list[str] | str) -> bool:
     from transformers.pytorch_utils import Conv1D
 
     layers = _adaptable_layers(model)
+    chosen: list[Any]
     if targets == DECODER_DEFAULT_TARGETS:
-        chosen = layers.values()
+        chosen = list(layers.values())
     elif isinstance(targets, str):
         chosen = [m for n, m in layers.items() if re.fullmatch(targets, n)]
     else:
@@ -182,7 +183,4 @@ def parameter_summary(model) -> dict[str, Any]:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    return (
-        f"trainable parameters: {summary['trainable']:,} of {summary['total']:,} "
-        f"({summary['percent']:.2f}%)"
-    )
+    return f"trainable parameters: {summary['trainable']:,} of {summary['total']:,} ({summary['percent']:.2f}%)"

@@ -17,9 +17,10 @@ import json
 import logging
 import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from accelerate import PartialState
 
@@ -223,7 +224,12 @@ def train(
 
     with _quiet_library_warnings():
         setup = build_trainer(
-            cfg, model, prepared.path, init_from=init_from, extra_callbacks=callbacks, fingerprint=fp,
+            cfg,
+            model,
+            prepared.path,
+            init_from=init_from,
+            extra_callbacks=callbacks,
+            fingerprint=fp,
             resume=resume_from is not None,
         )
     log.info(format_summary(setup.parameters))

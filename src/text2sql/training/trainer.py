@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from text2sql.config import Config
 from text2sql.data.prompt import PromptBuilder
@@ -132,7 +133,7 @@ def load_init_adapter(model, init_from: str | Path, cfg: Config) -> None:
 
     weights = load_peft_weights(str(path), device="cpu")
     try:
-        result = set_peft_model_state_dict(model, weights)
+        result: Any = set_peft_model_state_dict(model, weights)
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1].strip()
         raise ConfigError(
@@ -235,7 +236,7 @@ def build_trainer(
     if kind == "seq2seq":
         from transformers import Seq2SeqTrainer
 
-        trainer = Seq2SeqTrainer(**common)
+        trainer: Any = Seq2SeqTrainer(**common)
     else:
         from trl import SFTTrainer
 

@@ -43,8 +43,17 @@ def _duration(seconds: float | None) -> str:
 
 
 def progress_line(
-    done: int, want: int, number: int, params: dict[str, Any], state: str, value: float | None,
-    error: str | None, seconds: float, best: TrialRow | None, metric: str, eta: float | None,
+    done: int,
+    want: int,
+    number: int,
+    params: dict[str, Any],
+    state: str,
+    value: float | None,
+    error: str | None,
+    seconds: float,
+    best: TrialRow | None,
+    metric: str,
+    eta: float | None,
 ) -> str:
     """trial 3/20 (#2) lr=3.2e-04 -> execution_accuracy 0.412 in 0:00:41 | best 0.455 (#1) | ETA 0:12:10"""
     if state == "COMPLETE":
@@ -63,7 +72,7 @@ def sorted_rows(rows: list[TrialRow], direction: str) -> list[TrialRow]:
 
     def key(r: TrialRow):
         done = r.state == "COMPLETE" and r.value is not None
-        return (_STATE_ORDER.get(r.state, 9), sign * r.value if done else 0.0, r.number)
+        return (_STATE_ORDER.get(r.state, 9), sign * r.value if done and r.value is not None else 0.0, r.number)
 
     return sorted(rows, key=key)
 
@@ -73,11 +82,20 @@ def format_table(result: TuneResult) -> str:
     header = ["trial", "state", result.metric, "time", *keys]
     table = [header]
     for r in sorted_rows(result.trials, result.direction):
-        table.append([f"#{r.number}", r.state.lower(), fmt_metric(r.value), _duration(r.seconds),
-                      *(fmt(r.params.get(k)) for k in keys)])
+        table.append(
+            [
+                f"#{r.number}",
+                r.state.lower(),
+                fmt_metric(r.value),
+                _duration(r.seconds),
+                *(fmt(r.params.get(k)) for k in keys),
+            ]
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in table]
+    lines = [
+        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in table
+    ]
     for r in result.trials:
         if r.error and r.state != "COMPLETE":
             lines.append(f"#{r.number} {r.state.lower()}: {r.error}")
@@ -90,12 +108,15 @@ def format_report(result: TuneResult) -> str:
     counts: dict[str, int] = {}
     for r in result.trials:
         counts[r.state.lower()] = counts.get(r.state.lower(), 0) + 1
-    lines.append(f"{len(result.trials)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
-                 f"{result.ran} run now")
+    lines.append(
+        f"{len(result.trials)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}); {result.ran} run now"
+    )
     if result.best is not None:
         b = result.best
-        lines.append(f"best: trial #{b.number}, {result.metric} {fmt_metric(b.value)} on the validation split: "
-                     f"{_params(b.params)}")
+        lines.append(
+            f"best: trial #{b.number}, {result.metric} {fmt_metric(b.value)} on the validation split: "
+            f"{_params(b.params)}"
+        )
         lines.append(f"best config: {result.best_config}  (next: text2sql run {result.best_config})")
     lines.append(f"all trials: {result.trials_csv}")
     return "\n".join(lines)
@@ -111,11 +132,18 @@ def write_trials_csv(path: Path, rows: list[TrialRow], space: dict[str, Spec], m
         writer = csv.writer(f)
         writer.writerow(["number", "state", metric, "seconds", "started", *keys, *extra, "error"])
         for r in sorted(rows, key=lambda r: r.number):
-            writer.writerow([
-                r.number, r.state, "" if r.value is None else r.value, "" if r.seconds is None else r.seconds,
-                r.started or "", *("" if r.params.get(k) is None else r.params[k] for k in keys),
-                *("" if r.metrics.get(m) is None else r.metrics[m] for m in extra), r.error or "",
-            ])
+            writer.writerow(
+                [
+                    r.number,
+                    r.state,
+                    "" if r.value is None else r.value,
+                    "" if r.seconds is None else r.seconds,
+                    r.started or "",
+                    *("" if r.params.get(k) is None else r.params[k] for k in keys),
+                    *("" if r.metrics.get(m) is None else r.metrics[m] for m in extra),
+                    r.error or "",
+                ]
+            )
     tmp.replace(path)
     return path
 

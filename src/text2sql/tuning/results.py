@@ -44,5 +44,3 @@ class TuneResult:
 def public_url(url: str) -> str:
     """A storage URL fit to print: without the password of postgresql://user:password@host/db."""
     return re.sub(r"//([^/@:]+):[^/]*@", r"//\1:***@", url)
-
-

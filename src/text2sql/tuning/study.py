@@ -15,12 +15,11 @@ import gc
 import json
 import logging
 import os
-import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from text2sql.config import Config, build_config, set_dotted
 from text2sql.config.search import check_search_space, resolve_space
@@ -130,8 +129,11 @@ def _check_same_study(study, identity: dict[str, Any], root: Path, name: str) ->
 def _what_changed(old: dict[str, Any], new: dict[str, Any]) -> str:
     keys = changed_keys(old.get("config", {}), new["config"])
     old_space, new_space = old.get("search_space", {}), new["search_space"]
-    keys += [f"tuning.search_space.{k}" for k in sorted(old_space.keys() | new_space.keys())
-             if old_space.get(k) != new_space.get(k)]
+    keys += [
+        f"tuning.search_space.{k}"
+        for k in sorted(old_space.keys() | new_space.keys())
+        if old_space.get(k) != new_space.get(k)
+    ]
     keys += [f"tuning.{k}" for k in ("metric", "direction") if old.get(k) != new[k]]
     return ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
 
@@ -196,11 +198,11 @@ def rows_of(study) -> list[TrialRow]:
 
 
 def _best(rows: list[TrialRow], direction: str) -> TrialRow | None:
-    done = [r for r in rows if r.state == "COMPLETE"]
+    done = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
     if not done:
         return None
     pick = max if direction == "maximize" else min
-    return pick(done, key=lambda r: r.value)
+    return pick(done, key=lambda r: r.value or 0.0)
 
 
 def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say) -> TuneResult:
@@ -210,8 +212,9 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
     if "://" in cfg.output_dir:
         raise ConfigError(f"output_dir={cfg.output_dir}: text2sql tune needs a local output_dir")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("text2sql tune runs trials one after another in one process; start it without "
-                          "accelerate launch / torchrun")
+        raise ConfigError(
+            "text2sql tune runs trials one after another in one process; start it without accelerate launch / torchrun"
+        )
 
     space, is_default = resolve_space(cfg)
     if is_default:  # the default space is checked like a written one
@@ -244,8 +247,10 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
             "set data.validation or data.validation_size > 0"
         )
     scored = min(val_rows, cfg.evaluation.max_samples or val_rows)
-    say(f"prepared data {'up to date' if prepared.skipped else 'written'}: {prepared.path} "
-        f"(each trial is scored on {scored} validation rows; the test split is not used)")
+    say(
+        f"prepared data {'up to date' if prepared.skipped else 'written'}: {prepared.path} "
+        f"(each trial is scored on {scored} validation rows; the test split is not used)"
+    )
 
     root.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
@@ -278,28 +283,53 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
         trial = study.ask()
         params = {key: spec.suggest(trial, key) for key, spec in space.items()}
         began = time.monotonic()
-        state, value, error = _run_one(optuna, study, trial, cfg, params, root / f"trial-{trial.number}", prepared.path,
-                                       model)
+        state, value, error = _run_one(
+            optuna, study, trial, cfg, params, root / f"trial-{trial.number}", prepared.path, model
+        )
         durations.append(time.monotonic() - began)
         done += 1
         ran += 1
-        say(report.progress_line(done, want, trial.number, params, state, value, error, durations[-1],
-                                 _best(rows_of(study), direction), metric, _eta(durations, want - done, cfg, start)))
+        say(
+            report.progress_line(
+                done,
+                want,
+                trial.number,
+                params,
+                state,
+                value,
+                error,
+                durations[-1],
+                _best(rows_of(study), direction),
+                metric,
+                _eta(durations, want - done, cfg, start),
+            )
+        )
 
     rows = rows_of(study)
     best = _best(rows, direction)
     csv_path = report.write_trials_csv(root / "trials.csv", rows, space, metric)
     result = TuneResult(
-        root=root, study_name=name, storage=storage, metric=metric, direction=direction, space=space,
-        default_space=is_default, trials=rows, best=best, best_config=None, trials_csv=csv_path,
-        data=prepared.path, ran=ran,
+        root=root,
+        study_name=name,
+        storage=storage,
+        metric=metric,
+        direction=direction,
+        space=space,
+        default_space=is_default,
+        trials=rows,
+        best=best,
+        best_config=None,
+        trials_csv=csv_path,
+        data=prepared.path,
+        ran=ran,
     )
     if best is None:
         finished_rows = [r for r in rows if r.state != "RUNNING"]
         last = next((r.error for r in reversed(finished_rows) if r.error), None)
         raise Text2SQLError(
             f"no trial of study '{name}' completed ({len(finished_rows)} failed or pruned"
-            + (f"; the last: {last}" if last else "") + f"); see {csv_path}"
+            + (f"; the last: {last}" if last else "")
+            + f"); see {csv_path}"
         )
     best_cfg = apply_params(cfg, best.params)  # output_dir stays: `run best.yaml` reuses the prepared data
     result.best_config = report.write_best_config(root / "best.yaml", best_cfg, result)

@@ -90,8 +90,9 @@ def metric_value(metrics: dict[str, Any], metric: str) -> float:
     return value
 
 
-def run_trial(cfg: Config, data_dir: Path, *, model: ResolvedModel | None = None, trial: Any = None,
-              pruning: bool = False) -> TrialOutcome:
+def run_trial(
+    cfg: Config, data_dir: Path, *, model: ResolvedModel | None = None, trial: Any = None, pruning: bool = False
+) -> TrialOutcome:
     """Train `cfg` (its output_dir is the trial folder) and score it on the validation split; `model`
     is cfg's base model, resolved once for the whole study."""
     out = Path(cfg.output_dir)
@@ -108,8 +109,13 @@ def run_trial(cfg: Config, data_dir: Path, *, model: ResolvedModel | None = None
         raise TrialFailed(f"training loss is {trained.train_loss} (learning rate too high?)")
 
     result = evaluate(
-        str(data_dir), out / "eval" / SPLIT, model=str(trained.path), settings=cfg.evaluation, split=SPLIT,
-        force=True, progress=False,
+        str(data_dir),
+        out / "eval" / SPLIT,
+        model=str(trained.path),
+        settings=cfg.evaluation,
+        split=SPLIT,
+        force=True,
+        progress=False,
     )
     value = metric_value(result.metrics, cfg.tuning.metric)
     flat = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -57,8 +57,16 @@ def generate(output_dir: Path = BUNDLED_DIR, seed: int = 0) -> dict[str, Counter
     counts: dict[str, Counter] = {"split": Counter(), "complexity": Counter(), "db_id": Counter()}
     for split in SPLITS:
         rows = sorted(
-            ({"id": ids[p.question], "db_id": p.db_id, "question": p.question, "sql": p.sql,
-              "sql_complexity": p.complexity} for p in splits[split]),
+            (
+                {
+                    "id": ids[p.question],
+                    "db_id": p.db_id,
+                    "question": p.question,
+                    "sql": p.sql,
+                    "sql_complexity": p.complexity,
+                }
+                for p in splits[split]
+            ),
             key=lambda row: row["id"],
         )
         with open(output_dir / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as f:

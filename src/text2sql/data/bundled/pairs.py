@@ -150,9 +150,7 @@ def _check_slots(template: Template, slot_sets: list[Slots]) -> None:
         if used - available:
             raise ValueError(f"template {template.name}: unknown slots {sorted(used - available)}")
         if from_database - used:
-            raise ValueError(
-                f"template {template.name}: {text!r} lacks database slots {sorted(from_database - used)}"
-            )
+            raise ValueError(f"template {template.name}: {text!r} lacks database slots {sorted(from_database - used)}")
     if not fields:
         raise ValueError(f"template {template.name}: SQL has no slots, so it yields one pair only")
 

@@ -40,9 +40,7 @@ def split_pairs(pairs: list[Pair], rng: random.Random) -> dict[str, list[Pair]]:
             groups.append(group)
             assignment.append(split)
 
-    in_train = {
-        (p.db_id, p.template, p.paraphrase) for g, s in zip(groups, assignment) if s == "train" for p in g
-    }
+    in_train = {(p.db_id, p.template, p.paraphrase) for g, s in zip(groups, assignment) if s == "train" for p in g}
     for index, group in enumerate(groups):
         missing = {(p.db_id, p.template, p.paraphrase) for p in group} - in_train
         if missing and assignment[index] != "train":

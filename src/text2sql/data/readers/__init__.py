@@ -30,7 +30,12 @@ from text2sql.data.readers.bundled import open_bundled
 from text2sql.data.readers.databases import Databases
 from text2sql.data.readers.files import check_file, first_record, iter_csv, iter_json, iter_jsonl
 from text2sql.data.readers.formats import (
-    FORMATS, ROW_FORMATS, check_format, format_from_fields, row_function, undetectable,
+    FORMATS,
+    ROW_FORMATS,
+    check_format,
+    format_from_fields,
+    row_function,
+    undetectable,
 )
 from text2sql.data.readers.hf import is_hf_source, is_hub_id, is_save_to_disk, open_hf
 from text2sql.data.readers.reasoning import split_reasoning
@@ -38,8 +43,16 @@ from text2sql.data.readers.spider import is_benchmark_folder, open_benchmark, sp
 from text2sql.errors import DataError
 
 __all__ = [
-    "FORMATS", "ROW_FORMATS", "ExampleStream", "ReadOptions", "ReadStats", "SkipRow", "detect_format",
-    "format_from_fields", "read_examples", "split_reasoning",
+    "FORMATS",
+    "ROW_FORMATS",
+    "ExampleStream",
+    "ReadOptions",
+    "ReadStats",
+    "SkipRow",
+    "detect_format",
+    "format_from_fields",
+    "read_examples",
+    "split_reasoning",
 ]
 
 

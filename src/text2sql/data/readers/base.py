@@ -8,8 +8,9 @@ each row, applies the rules common to all formats (`finish`), counts what it kee
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from text2sql.data.example import Example
 from text2sql.data.readers.reasoning import split_reasoning
@@ -44,7 +45,7 @@ class ReadOptions:
     hf_config: str | None = None  # configuration name of a HF hub dataset
 
     @classmethod
-    def from_config(cls, data: Any) -> "ReadOptions":
+    def from_config(cls, data: Any) -> ReadOptions:
         """Options from any object (e.g. the `data` config section) with attributes of these names."""
         return cls(**{name: getattr(data, name) for name in cls.__dataclass_fields__ if hasattr(data, name)})
 
@@ -79,8 +80,11 @@ class ReadStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "records": self.records, "kept": self.kept,
-            "dropped": dict(self.dropped), "without_database": self.without_database,
+            "source": self.source,
+            "records": self.records,
+            "kept": self.kept,
+            "dropped": dict(self.dropped),
+            "without_database": self.without_database,
         }
 
 

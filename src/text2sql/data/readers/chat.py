@@ -13,11 +13,18 @@ its CREATE TABLE statements) is kept in `extra["system"]`.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from text2sql.data.example import Example
 from text2sql.data.readers.base import (
-    NO_ASSISTANT_TURN, ReadOptions, RowFunction, SkipRow, missing_field, optional_text, row_id,
+    NO_ASSISTANT_TURN,
+    ReadOptions,
+    RowFunction,
+    SkipRow,
+    missing_field,
+    optional_text,
+    row_id,
 )
 from text2sql.data.readers.databases import Databases
 from text2sql.data.readers.ddl import extract_create_tables
@@ -25,13 +32,23 @@ from text2sql.errors import DataError
 
 _SECTION_GROUPS = {
     "question": "question",
-    "database schema": "schema", "schema": "schema", "tables": "schema", "context": "schema",
-    "external knowledge": "evidence", "evidence": "evidence", "hint": "evidence", "hints": "evidence",
-    "instructions": "other", "instruction": "other", "output format": "other", "database engine": "other",
+    "database schema": "schema",
+    "schema": "schema",
+    "tables": "schema",
+    "context": "schema",
+    "external knowledge": "evidence",
+    "evidence": "evidence",
+    "hint": "evidence",
+    "hints": "evidence",
+    "instructions": "other",
+    "instruction": "other",
+    "output format": "other",
+    "database engine": "other",
 }
 # A label at the start of a line, optionally in markdown (## Question:, **Question:**).
 _LABEL = re.compile(
-    r"^[ \t]*(?:#+[ \t]*)?\**[ \t]*(?P<label>" + "|".join(sorted(_SECTION_GROUPS, key=len, reverse=True))
+    r"^[ \t]*(?:#+[ \t]*)?\**[ \t]*(?P<label>"
+    + "|".join(sorted(_SECTION_GROUPS, key=len, reverse=True))
     + r")[ \t]*\**[ \t]*:[ \t]*\**[ \t]*",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -53,7 +70,7 @@ def split_user_turn(text: str) -> tuple[list[str], str, str | None]:
     sections: dict[str, str] = {}
     for i, (match, group) in enumerate(zip(matches, groups)):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(rest)
-        body = rest[match.end():end].strip()
+        body = rest[match.end() : end].strip()
         if body:  # a later section of the same kind wins: the question comes last in most prompts
             sections[group] = body
     if not statements and sections.get("schema"):
@@ -82,8 +99,14 @@ def chat_row_function(opts: ReadOptions, label: str, databases: Databases) -> Ro
             schema = schema or db_schema  # the prompt's own schema is what the data's author chose
         extra = {"system": system_rest.strip()} if system_rest.strip() else {}
         return Example(
-            question=question, sql=turns[target_at][1], schema=schema, db_id=db_id, db_path=db_path,
-            evidence=evidence, id=row_id(row, default_id), extra=extra,
+            question=question,
+            sql=turns[target_at][1],
+            schema=schema,
+            db_id=db_id,
+            db_path=db_path,
+            evidence=evidence,
+            id=row_id(row, default_id),
+            extra=extra,
         )
 
     return to_example

@@ -6,11 +6,12 @@ one statement per line. A context without CREATE TABLE statements is kept as wri
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from text2sql.data.example import Example
-from text2sql.data.readers.databases import Databases
 from text2sql.data.readers.base import ReadOptions, RowFunction, missing_field, optional_text, row_id, text_field
+from text2sql.data.readers.databases import Databases
 from text2sql.data.readers.ddl import extract_create_tables
 
 FIELDS = ("question", "context", "answer")

@@ -8,11 +8,19 @@ executable; without data.db_dir the db_id is kept but the row has no database), 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from text2sql.data.example import Example
 from text2sql.data.readers.base import (
-    EVIDENCE_FIELDS, REASONING_FIELDS, ReadOptions, RowFunction, first_text, missing_field, optional_text, row_id,
+    EVIDENCE_FIELDS,
+    REASONING_FIELDS,
+    ReadOptions,
+    RowFunction,
+    first_text,
+    missing_field,
+    optional_text,
+    row_id,
     text_field,
 )
 from text2sql.data.readers.databases import Databases

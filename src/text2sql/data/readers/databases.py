@@ -8,8 +8,9 @@ A db_id found in neither is an error: the row could not even be prompted.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from text2sql.data.readers.base import ReadOptions
 from text2sql.data.schema import render_schema, schema_from_tables_json, schema_text
@@ -36,7 +37,9 @@ def load_tables_json(path: Path) -> dict[str, dict[str, Any]]:
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; re-encode it as UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}); re-download Spider's tables.json") from None
+        raise DataError(
+            f"{path} line {exc.lineno}: not valid JSON ({exc.msg}); re-download Spider's tables.json"
+        ) from None
     if not isinstance(entries, list) or not all(isinstance(e, dict) and "db_id" in e for e in entries):
         raise DataError(f"{path}: expected a JSON array of objects with a 'db_id' (Spider's tables.json format)")
     return {entry["db_id"]: entry for entry in entries}
@@ -66,7 +69,7 @@ class Databases:
         self._resolved: dict[str, tuple[str | None, str]] = {}
 
     @classmethod
-    def from_options(cls, opts: ReadOptions) -> "Databases":
+    def from_options(cls, opts: ReadOptions) -> Databases:
         """Databases under data.db_dir only (for CSV / HF rows that carry a db_id)."""
         return cls([Path(opts.db_dir)] if opts.db_dir else [], opts)
 
@@ -109,7 +112,8 @@ class Databases:
     def missing_error(self, db_ids: list[str]) -> DataError:
         shown = ", ".join(repr(d) for d in db_ids[:5]) + (f" and {len(db_ids) - 5} more" if len(db_ids) > 5 else "")
         looked = (
-            f"no <db_id>/<db_id>.sqlite in {', '.join(str(f) for f in self.folders)}" if self.folders
+            f"no <db_id>/<db_id>.sqlite in {', '.join(str(f) for f in self.folders)}"
+            if self.folders
             else "data.db_dir is unset"
         )
         if self.tables_path:

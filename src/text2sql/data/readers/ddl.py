@@ -28,9 +28,9 @@ def extract_create_tables(text: str) -> tuple[list[str], str]:
         end = _statement_end(text, match.end())
         if end is None:
             continue
-        statement = text[match.start():end].strip()
+        statement = text[match.start() : end].strip()
         statements.append(statement if statement.endswith(";") else statement + ";")
-        rest.append(text[pos:match.start()])
+        rest.append(text[pos : match.start()])
         pos = end
     rest.append(text[pos:])
     return statements, "".join(rest)
@@ -62,5 +62,6 @@ def _statement_end(text: str, start: int) -> int | None:
         else:  # ")"
             depth -= 1
             if depth == 0:
-                return _TAIL.match(text, i).end()
+                tail = _TAIL.match(text, i)
+                return tail.end() if tail else i + 1
     return None

@@ -10,8 +10,9 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from text2sql.errors import DataError
 
@@ -26,7 +27,9 @@ def check_file(path: str | Path) -> Path:
     if not path.exists():
         raise DataError(f"{path}: file not found; check the path (relative paths start at the working directory)")
     if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a data file; point at the file, or set data.format for a dataset folder")
+        raise DataError(
+            f"{path}: is a folder, not a data file; point at the file, or set data.format for a dataset folder"
+        )
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; check that it was written completely")
     return path
@@ -80,7 +83,9 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
         except UnicodeDecodeError:
             raise not_utf8_error(path) from None
         except csv.Error as exc:
-            raise DataError(f"{path} line {reader.line_num}: malformed CSV ({exc}); fix the quoting on that line") from None
+            raise DataError(
+                f"{path} line {reader.line_num}: malformed CSV ({exc}); fix the quoting on that line"
+            ) from None
 
 
 def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -106,7 +111,9 @@ def json_loads(text: str, path: Path, line_no: int | None = None) -> Any:
     except json.JSONDecodeError as exc:
         line = line_no if line_no is not None else exc.lineno
         column = exc.colno
-        raise DataError(f"{path} line {line}: not valid JSON ({exc.msg}, column {column}); fix or remove that line") from None
+        raise DataError(
+            f"{path} line {line}: not valid JSON ({exc.msg}, column {column}); fix or remove that line"
+        ) from None
 
 
 def _object(value: Any, path: Path, line_no: int) -> dict[str, Any]:
@@ -130,7 +137,9 @@ def read_json_records(path: str | Path) -> list[dict[str, Any]] | None:
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             return None
-        raise DataError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}); fix the file") from None
+        raise DataError(
+            f"{path} line {exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}); fix the file"
+        ) from None
     if isinstance(value, dict):
         return None if "\n" not in text.strip() else _not_an_array(path, value)
     if not isinstance(value, list):

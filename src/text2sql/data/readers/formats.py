@@ -7,12 +7,12 @@ file of chat records go through the same `chat` row function.
 
 from __future__ import annotations
 
-from typing import Collection
+from collections.abc import Collection
 
 from text2sql.data.readers.base import ReadOptions, RowFunction
 from text2sql.data.readers.chat import chat_row_function
-from text2sql.data.readers.csv_rows import csv_row_function
 from text2sql.data.readers.create_context import create_context_row_function
+from text2sql.data.readers.csv_rows import csv_row_function
 from text2sql.data.readers.databases import Databases
 from text2sql.data.readers.spider import benchmark_row_function
 from text2sql.errors import DataError

@@ -9,8 +9,9 @@ a db_id find their databases under data.db_dir.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from text2sql.data.readers.base import ExampleStream, ReadOptions, ReadStats
 from text2sql.data.readers.databases import Databases
@@ -55,7 +56,9 @@ def open_hf(
     return ExampleStream(rows, to_example, opts, label=label, stem=stem, stats=stats)
 
 
-def load_rows(source: str, opts: ReadOptions, split: str | None) -> tuple[Iterator[dict[str, Any]], list[str], str, str]:
+def load_rows(
+    source: str, opts: ReadOptions, split: str | None
+) -> tuple[Iterator[dict[str, Any]], list[str], str, str]:
     """(lazy rows, column names, label for messages, stem for ids) of a HF source."""
     import datasets
 
@@ -68,7 +71,9 @@ def load_rows(source: str, opts: ReadOptions, split: str | None) -> tuple[Iterat
         try:
             dataset = datasets.Dataset.from_file(str(path))
         except Exception as exc:  # pyarrow and datasets raise many types for a bad file
-            raise DataError(f"{path}: not a readable Arrow dataset file ({_reason(exc)}); rewrite it with datasets") from None
+            raise DataError(
+                f"{path}: not a readable Arrow dataset file ({_reason(exc)}); rewrite it with datasets"
+            ) from None
         return _dataset_rows(dataset), dataset.column_names, str(path), path.stem
     if path.is_file():
         raise DataError(
@@ -81,7 +86,9 @@ def load_rows(source: str, opts: ReadOptions, split: str | None) -> tuple[Iterat
         try:
             loaded = datasets.load_from_disk(str(path))
         except Exception as exc:  # a partly written or foreign folder fails in many ways
-            raise DataError(f"{path}: cannot load with datasets.load_from_disk ({_reason(exc)}); save it again") from None
+            raise DataError(
+                f"{path}: cannot load with datasets.load_from_disk ({_reason(exc)}); save it again"
+            ) from None
         stem = path.name
         if isinstance(loaded, datasets.DatasetDict):
             name = _pick_split(list(loaded), opts.hf_split or split, str(path))
@@ -114,7 +121,9 @@ def _pick_split(available: list[str], requested: str | None, label: str) -> str:
     for name in SPLIT_NAMES.get(requested, (requested,)):
         if name in available:
             return name
-    raise DataError(f"{label}: no split {requested!r} (splits: {', '.join(available)}); set data.hf_split to one of them")
+    raise DataError(
+        f"{label}: no split {requested!r} (splits: {', '.join(available)}); set data.hf_split to one of them"
+    )
 
 
 def _dataset_rows(dataset) -> Iterator[dict[str, Any]]:

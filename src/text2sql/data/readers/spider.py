@@ -20,13 +20,24 @@ read only when passed explicitly).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from text2sql.data.example import Example
 from text2sql.data.readers.base import (
-    EVIDENCE_FIELDS, NO_DB_ID, REASONING_FIELDS, ExampleStream, ReadOptions, ReadStats, RowFunction, SkipRow, first_text,
-    missing_field, row_id, text_field,
+    EVIDENCE_FIELDS,
+    NO_DB_ID,
+    REASONING_FIELDS,
+    ExampleStream,
+    ReadOptions,
+    ReadStats,
+    RowFunction,
+    SkipRow,
+    first_text,
+    missing_field,
+    row_id,
+    text_field,
 )
 from text2sql.data.readers.databases import DATABASE_FOLDERS, Databases, find_tables_json
 from text2sql.data.readers.files import iter_jsonl, read_json_records
@@ -89,7 +100,7 @@ def is_benchmark_folder(folder: Path) -> bool:
 def split_file(folder: Path, split: str | None) -> Path:
     """The JSON file a Spider/BIRD folder holds for `split` (None: the dev/validation file)."""
     split = SPLIT_ALIASES.get(split, split)
-    names = SPLIT_FILES.get(split)
+    names = SPLIT_FILES.get(split) if split is not None else None
     if names is None:
         raise DataError(f"{folder}: no split {split!r} in a Spider/BIRD folder; use one of: {', '.join(SPLIT_FILES)}")
     for name in names:

@@ -51,25 +51,38 @@ SCHEMA = (
 
 # Department -> (building, course titles).
 DEPARTMENTS = {
-    "Computer Science": ("Turing Hall", (
-        "Introduction to Programming", "Data Structures", "Algorithms", "Operating Systems",
-        "Machine Learning")),
-    "Mathematics": ("Euler Hall", (
-        "Calculus I", "Linear Algebra", "Probability Theory", "Number Theory", "Real Analysis")),
-    "Physics": ("Curie Building", (
-        "Classical Mechanics", "Electromagnetism", "Quantum Physics", "Thermodynamics", "Astrophysics")),
-    "Biology": ("Darwin Hall", (
-        "Cell Biology", "Genetics", "Ecology", "Microbiology", "Evolutionary Biology")),
-    "Chemistry": ("Mendeleev Lab", (
-        "General Chemistry", "Organic Chemistry", "Biochemistry", "Physical Chemistry",
-        "Analytical Chemistry")),
-    "History": ("Gibbon House", (
-        "World History", "Ancient Rome", "Medieval Europe", "Modern China", "History of Science")),
-    "Economics": ("Keynes Hall", (
-        "Microeconomics", "Macroeconomics", "Econometrics", "Game Theory", "Public Finance")),
-    "Psychology": ("James Building", (
-        "Introduction to Psychology", "Cognitive Psychology", "Social Psychology",
-        "Developmental Psychology", "Research Methods")),
+    "Computer Science": (
+        "Turing Hall",
+        ("Introduction to Programming", "Data Structures", "Algorithms", "Operating Systems", "Machine Learning"),
+    ),
+    "Mathematics": (
+        "Euler Hall",
+        ("Calculus I", "Linear Algebra", "Probability Theory", "Number Theory", "Real Analysis"),
+    ),
+    "Physics": (
+        "Curie Building",
+        ("Classical Mechanics", "Electromagnetism", "Quantum Physics", "Thermodynamics", "Astrophysics"),
+    ),
+    "Biology": ("Darwin Hall", ("Cell Biology", "Genetics", "Ecology", "Microbiology", "Evolutionary Biology")),
+    "Chemistry": (
+        "Mendeleev Lab",
+        ("General Chemistry", "Organic Chemistry", "Biochemistry", "Physical Chemistry", "Analytical Chemistry"),
+    ),
+    "History": (
+        "Gibbon House",
+        ("World History", "Ancient Rome", "Medieval Europe", "Modern China", "History of Science"),
+    ),
+    "Economics": ("Keynes Hall", ("Microeconomics", "Macroeconomics", "Econometrics", "Game Theory", "Public Finance")),
+    "Psychology": (
+        "James Building",
+        (
+            "Introduction to Psychology",
+            "Cognitive Psychology",
+            "Social Psychology",
+            "Developmental Psychology",
+            "Research Methods",
+        ),
+    ),
 }
 GRADES = ("A", "B", "C", "D", "F")
 
@@ -92,7 +105,7 @@ def populate(rng: random.Random) -> Rows:
         (i + 1, names[32 + i], rng.randint(1, len(departments)), rng.randint(2019, 2024), gpa / 100)
         for i, gpa in enumerate(gpas)
     ]
-    courses = []
+    courses: list[tuple] = []
     for department_id, (_, (_, titles)) in enumerate(DEPARTMENTS.items(), start=1):
         staff = [row[0] for row in instructors if row[2] == department_id]
         for title in titles:
@@ -116,86 +129,104 @@ TEMPLATES = (
     Template(
         "instructors_paid_above",
         "SELECT name FROM instructors WHERE salary > {salary}",
-        ("Which instructors earn more than {salary}?",
-         "List the names of instructors with a salary above {salary}.",
-         "Show the instructors whose salary is greater than {salary}.",
-         "What are the names of instructors paid more than {salary}?"),
+        (
+            "Which instructors earn more than {salary}?",
+            "List the names of instructors with a salary above {salary}.",
+            "Show the instructors whose salary is greater than {salary}.",
+            "What are the names of instructors paid more than {salary}?",
+        ),
         values="SELECT salary FROM instructors",
     ),
     Template(
         "student_gpa",
         "SELECT gpa FROM students WHERE name = '{student}'",
-        ("What is the GPA of {student}?",
-         "Show the GPA of the student {student}.",
-         "Give the grade point average of {student}.",
-         "What GPA does {student} have?"),
+        (
+            "What is the GPA of {student}?",
+            "Show the GPA of the student {student}.",
+            "Give the grade point average of {student}.",
+            "What GPA does {student} have?",
+        ),
         values="SELECT name AS student FROM students",
     ),
     Template(
         "year_students_above_gpa",
         "SELECT name FROM students WHERE enrollment_year = {year} AND gpa > {gpa}",
-        ("Which students who enrolled in {year} have a GPA above {gpa}?",
-         "List the students enrolled in {year} with a GPA higher than {gpa}.",
-         "Show the names of students from the {year} intake whose GPA exceeds {gpa}.",
-         "What are the names of students who started in {year} with a GPA over {gpa}?"),
+        (
+            "Which students who enrolled in {year} have a GPA above {gpa}?",
+            "List the students enrolled in {year} with a GPA higher than {gpa}.",
+            "Show the names of students from the {year} intake whose GPA exceeds {gpa}.",
+            "What are the names of students who started in {year} with a GPA over {gpa}?",
+        ),
         values="SELECT enrollment_year AS year, CAST(gpa * 2 AS INTEGER) / 2.0 AS gpa FROM students",
     ),
     # aggregation
     Template(
         "count_students_of_year",
         "SELECT COUNT(*) FROM students WHERE enrollment_year = {year}",
-        ("How many students enrolled in {year}?",
-         "Count the students who started in {year}.",
-         "What is the number of students from the {year} intake?",
-         "How many students have {year} as their enrollment year?"),
+        (
+            "How many students enrolled in {year}?",
+            "Count the students who started in {year}.",
+            "What is the number of students from the {year} intake?",
+            "How many students have {year} as their enrollment year?",
+        ),
         values="SELECT enrollment_year AS year FROM students",
     ),
     Template(
         "salary_statistic_hired_after",
         "SELECT {agg}(salary) FROM instructors WHERE hire_year > {year}",
-        ("What is the {agg_word} salary of instructors hired after {year}?",
-         "Find the {agg_word} salary among instructors hired after {year}.",
-         "Show the {agg_word} instructor salary for hires after {year}.",
-         "For instructors hired after {year}, what is the {agg_word} salary?"),
+        (
+            "What is the {agg_word} salary of instructors hired after {year}?",
+            "Find the {agg_word} salary among instructors hired after {year}.",
+            "Show the {agg_word} instructor salary for hires after {year}.",
+            "For instructors hired after {year}, what is the {agg_word} salary?",
+        ),
         values="SELECT hire_year AS year FROM instructors",
         choices=(AGGREGATES,),
     ),
     Template(
         "count_per_year_above_gpa",
         "SELECT enrollment_year, COUNT(*) FROM students WHERE gpa > {gpa} GROUP BY enrollment_year",
-        ("For each enrollment year, how many students have a GPA above {gpa}?",
-         "Count the students with a GPA over {gpa} in each enrollment year.",
-         "How many students per enrollment year have a GPA higher than {gpa}?",
-         "Show each enrollment year with its number of students whose GPA exceeds {gpa}."),
+        (
+            "For each enrollment year, how many students have a GPA above {gpa}?",
+            "Count the students with a GPA over {gpa} in each enrollment year.",
+            "How many students per enrollment year have a GPA higher than {gpa}?",
+            "Show each enrollment year with its number of students whose GPA exceeds {gpa}.",
+        ),
         values="SELECT gpa FROM students",
     ),
     # ordering
     Template(
         "top_students_by_gpa",
         "SELECT name FROM students ORDER BY gpa {dir} LIMIT {k}",
-        ("Which {k} students have the {sup} GPA?",
-         "List the {k} students with the {sup} GPA.",
-         "Show the names of the {k} students with the {sup} grade point average.",
-         "Who are the {k} students with the {sup} GPA?"),
+        (
+            "Which {k} students have the {sup} GPA?",
+            "List the {k} students with the {sup} GPA.",
+            "Show the names of the {k} students with the {sup} grade point average.",
+            "Who are the {k} students with the {sup} GPA?",
+        ),
         choices=(superlatives("highest", "lowest"), TOP_K),
     ),
     Template(
         "extreme_salary_hired_after",
         "SELECT name FROM instructors WHERE hire_year > {year} ORDER BY salary {dir} LIMIT 1",
-        ("Who is the {sup} paid instructor hired after {year}?",
-         "Which instructor hired after {year} has the {sup} salary?",
-         "Find the instructor with the {sup} salary among those hired after {year}.",
-         "Show the name of the {sup} paid instructor hired after {year}."),
+        (
+            "Who is the {sup} paid instructor hired after {year}?",
+            "Which instructor hired after {year} has the {sup} salary?",
+            "Find the instructor with the {sup} salary among those hired after {year}.",
+            "Show the name of the {sup} paid instructor hired after {year}.",
+        ),
         values="SELECT hire_year AS year FROM instructors",
         choices=(superlatives("highest", "lowest"),),
     ),
     Template(
         "top_students_of_year_by_gpa",
         "SELECT name FROM students WHERE enrollment_year = {year} ORDER BY gpa {dir} LIMIT {k}",
-        ("Which {k} students enrolled in {year} have the {sup} GPA?",
-         "List the {k} students from the {year} intake with the {sup} GPA.",
-         "Show the {k} students with the {sup} GPA among those enrolled in {year}.",
-         "Who are the {k} students who started in {year} with the {sup} GPA?"),
+        (
+            "Which {k} students enrolled in {year} have the {sup} GPA?",
+            "List the {k} students from the {year} intake with the {sup} GPA.",
+            "Show the {k} students with the {sup} GPA among those enrolled in {year}.",
+            "Who are the {k} students who started in {year} with the {sup} GPA?",
+        ),
         values="SELECT enrollment_year AS year FROM students",
         choices=(superlatives("highest", "lowest"), TOP_K),
     ),
@@ -204,10 +235,12 @@ TEMPLATES = (
         "department_students_of_year",
         "SELECT T1.name FROM students AS T1 JOIN departments AS T2 ON T1.department_id = T2.department_id"
         " WHERE T2.name = '{department}' AND T1.enrollment_year = {year}",
-        ("Which {department} students enrolled in {year}?",
-         "List the students majoring in {department} who enrolled in {year}.",
-         "Show the names of {department} majors from the {year} intake.",
-         "What are the names of students in the {department} department who started in {year}?"),
+        (
+            "Which {department} students enrolled in {year}?",
+            "List the students majoring in {department} who enrolled in {year}.",
+            "Show the names of {department} majors from the {year} intake.",
+            "What are the names of students in the {department} department who started in {year}?",
+        ),
         values="SELECT T2.name AS department, T1.enrollment_year AS year FROM students AS T1"
         " JOIN departments AS T2 ON T1.department_id = T2.department_id",
     ),
@@ -215,10 +248,12 @@ TEMPLATES = (
         "courses_of_instructor",
         "SELECT T1.title FROM courses AS T1 JOIN instructors AS T2 ON T1.instructor_id = T2.instructor_id"
         " WHERE T2.name = '{instructor}'",
-        ("Which courses does {instructor} teach?",
-         "List the titles of courses taught by {instructor}.",
-         "Show the courses that {instructor} teaches.",
-         "What are the titles of the courses taught by {instructor}?"),
+        (
+            "Which courses does {instructor} teach?",
+            "List the titles of courses taught by {instructor}.",
+            "Show the courses that {instructor} teaches.",
+            "What are the titles of the courses taught by {instructor}?",
+        ),
         values="SELECT T2.name AS instructor FROM courses AS T1 JOIN instructors AS T2"
         " ON T1.instructor_id = T2.instructor_id",
     ),
@@ -226,20 +261,24 @@ TEMPLATES = (
         "count_students_in_course",
         "SELECT COUNT(*) FROM enrollments AS T1 JOIN courses AS T2 ON T1.course_id = T2.course_id"
         " WHERE T2.title = '{course}'",
-        ("How many students are enrolled in {course}?",
-         "Count the students taking {course}.",
-         "What is the number of enrollments in {course}?",
-         "How many students take the course {course}?"),
+        (
+            "How many students are enrolled in {course}?",
+            "Count the students taking {course}.",
+            "What is the number of enrollments in {course}?",
+            "How many students take the course {course}?",
+        ),
         values="SELECT title AS course FROM courses",
     ),
     # nested
     Template(
         "students_with_higher_gpa_than",
         "SELECT name FROM students WHERE gpa > (SELECT gpa FROM students WHERE name = '{student}')",
-        ("Which students have a higher GPA than {student}?",
-         "List the students whose GPA is above that of {student}.",
-         "Show the students who have a better GPA than {student}.",
-         "Who has a higher GPA than {student}?"),
+        (
+            "Which students have a higher GPA than {student}?",
+            "List the students whose GPA is above that of {student}.",
+            "Show the students who have a better GPA than {student}.",
+            "Who has a higher GPA than {student}?",
+        ),
         # Strong students only, so that answers stay a short list.
         values="SELECT name AS student FROM students WHERE gpa >= 3.2",
     ),
@@ -247,20 +286,24 @@ TEMPLATES = (
         "year_students_without_courses",
         "SELECT name FROM students WHERE enrollment_year = {year}"
         " AND student_id NOT IN (SELECT student_id FROM enrollments)",
-        ("Which students who enrolled in {year} are not taking any course?",
-         "List the students from the {year} intake with no course enrollments.",
-         "Show the students who started in {year} and have no enrollments.",
-         "Who enrolled in {year} but takes no courses?"),
+        (
+            "Which students who enrolled in {year} are not taking any course?",
+            "List the students from the {year} intake with no course enrollments.",
+            "Show the students who started in {year} and have no enrollments.",
+            "Who enrolled in {year} but takes no courses?",
+        ),
         values="SELECT enrollment_year AS year FROM students",
     ),
     Template(
         "year_students_with_grade",
         "SELECT name FROM students WHERE enrollment_year = {year}"
         " AND student_id IN (SELECT student_id FROM enrollments WHERE grade = '{grade}')",
-        ("Which students who enrolled in {year} received the grade {grade}?",
-         "List the students from the {year} intake who got grade {grade} in some course.",
-         "Show the students who started in {year} with at least one {grade} grade.",
-         "Who among the students enrolled in {year} has received grade {grade}?"),
+        (
+            "Which students who enrolled in {year} received the grade {grade}?",
+            "List the students from the {year} intake who got grade {grade} in some course.",
+            "Show the students who started in {year} with at least one {grade} grade.",
+            "Who among the students enrolled in {year} has received grade {grade}?",
+        ),
         values="SELECT T1.enrollment_year AS year, T2.grade FROM students AS T1 JOIN enrollments AS T2"
         " ON T1.student_id = T2.student_id",
     ),
