@@ -10,8 +10,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from text2sql import storage
 from text2sql.config import Config
+from text2sql.data.prepare import has_split, read_options
+from text2sql.data.readers import ReadStats, read_examples
 from text2sql.errors import Text2SQLError
+from text2sql.models.tiny import parse_tiny_spec
+from text2sql.sql.execution import execute_sql
 
 _SPLITS = ("train", "validation", "test")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -53,8 +58,6 @@ class ValidationReport:
 def _check_model(cfg: Config, report: ValidationReport) -> None:
     name = cfg.model.name_or_path
     if name.startswith("tiny:"):
-        from text2sql.models.tiny import parse_tiny_spec
-
         try:
             parse_tiny_spec(name)
         except Text2SQLError as exc:
@@ -79,7 +82,6 @@ def _is_hub_dataset(source: str) -> bool:
 
 
 def _sources(cfg: Config) -> dict[str, str]:
-    from text2sql.data.prepare import has_split
 
     sources = {"train": cfg.data.train}
     for split in ("validation", "test"):
@@ -92,10 +94,6 @@ def _sources(cfg: Config) -> dict[str, str]:
 
 
 def validate(cfg: Config, *, gold_limit: int = 500, timeout: float = 5.0) -> ValidationReport:
-    from text2sql import storage
-    from text2sql.data.prepare import read_options
-    from text2sql.data.readers import ReadStats, read_examples
-    from text2sql.sql.execution import execute_sql
 
     report = ValidationReport()
     _check_model(cfg, report)

@@ -140,3 +140,36 @@ def test_presets_validate():
         )
         assert preset.name in first, f"{preset.name}: the command must name the preset itself"
         load_config(preset)
+
+
+def test_old_lora_section_still_reads_with_one_note(tmp_path, caplog):
+    from text2sql.config import sections
+
+    sections._note_renamed.cache_clear()
+    path = tmp_path / "old.yaml"
+    path.write_text("lora:\n  method: full\n  r: 8\n")
+    with caplog.at_level("WARNING", logger="text2sql.config"):
+        cfg = load_config(path)
+        again = load_config(None, ["lora.r=4", "tuning.search_space.lora.dropout=[0.0, 0.1]"])
+    assert cfg.finetune.method == "full" and cfg.finetune.r == 8 and "lora" not in cfg.to_dict()
+    assert again.finetune.r == 4 and "finetune.dropout" in again.tuning.search_space
+    notes = [r.getMessage() for r in caplog.records if "is now called 'finetune:'" in r.getMessage()]
+    assert len(notes) == 1  # said once, however many configs use the old name
+    with pytest.raises(ConfigError, match="both finetune: and its old name lora:"):
+        load_config(None, ["lora.r=4", "finetune.r=8"])
+
+
+def test_trainer_key_aliases_are_saved_under_their_names_and_noted_once(caplog):
+    from text2sql.config import keys
+
+    keys._note_alias.cache_clear()
+    with caplog.at_level("INFO", logger="text2sql.config"):
+        first = load_config(None, ["training.warmup_ratio=0.1", "training.evaluation_strategy=epoch"])
+        load_config(None, ["training.warmup_ratio=0.2"])
+    assert first.training["warmup_steps"] == 0.1 and "warmup_ratio" not in first.training
+    assert first.training["eval_strategy"] == "epoch" and "evaluation_strategy" not in first.training
+    notes = [r.getMessage() for r in caplog.records if "is an alias of" in r.getMessage()]
+    assert notes == [
+        "training.warmup_ratio is an alias of training.warmup_steps; configs are saved with the latter",
+        "training.evaluation_strategy is an alias of training.eval_strategy; configs are saved with the latter",
+    ]

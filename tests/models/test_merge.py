@@ -21,8 +21,9 @@ import torch
 
 from cli_support import assert_one_line_error, run_cli
 from text2sql.errors import ConfigError, OutputExistsError
-from text2sql.models import merge as merge_module
-from text2sql.models.merge import MergeMismatchError, default_dtype, merge_adapter, verification_examples
+from text2sql.models import merge_checks
+from text2sql.models.merge import default_dtype, merge_adapter
+from text2sql.models.merge_checks import MergeMismatchError, verification_examples
 
 pytestmark = [
     # peft 0.21 on transformers 5: a deprecated call inside peft, and GPT-2's Conv1D layout note.
@@ -347,8 +348,8 @@ def test_mismatch_is_an_error_and_leaves_the_old_output(merged, tmp_path, monkey
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old model")
-    monkeypatch.setattr(merge_module, "FP32_RTOL", 0.0)
-    monkeypatch.setattr(merge_module, "_max_abs_diff", lambda a, b: 0.5)
+    monkeypatch.setattr(merge_checks, "FP32_RTOL", 0.0)
+    monkeypatch.setattr(merge_checks, "max_abs_diff", lambda a, b: 0.5)
     with pytest.raises(MergeMismatchError, match="largest logit difference 0.5 exceeds 0"):
         merge_adapter(adapter, out, force=True)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
@@ -407,6 +408,24 @@ def test_cli_refuses_existing_output_without_force_and_replaces_it_with(capsys, 
     assert code == 0, err
     assert not (out / "old.txt").exists() and (out / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_the_same_merge_again_is_up_to_date_and_other_settings_need_force(capsys, merged, tmp_path):
+    adapter, _ = merged("gpt2")
+    out = tmp_path / "out"
+    args = ["merge", "--adapter", str(adapter), "--output", str(out)]
+    assert run_cli(capsys, *args)[0] == 0
+    record = json.loads((out / "stage.json").read_text())
+    assert record["stage"] == "merged" and record["dtype"] == "fp32"
+    written = (out / "model.safetensors").stat().st_mtime_ns
+
+    code, text, _ = run_cli(capsys, *args)
+    assert code == 0 and "merged model up to date, skipped" in text
+    assert (out / "model.safetensors").stat().st_mtime_ns == written
+    code, _, err = run_cli(capsys, *args, "--dtype", "bf16")  # another merge of the same adapter
+    assert_one_line_error(code, err, "different run", "dtype", "--force")
+    code, text, _ = run_cli(capsys, *args, "--force")
+    assert code == 0 and "written to" in text and (out / "model.safetensors").stat().st_mtime_ns != written
 
 
 @pytest.mark.parametrize("where", ["inside", "itself", "parent"])

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from text2sql.data.prepare import summarize
+    from text2sql.data.prepare_report import summarize
     from text2sql.stages import Prepare, StageContext
 
     _, cfg = load_run_config(args.config_and_overrides)

@@ -78,7 +78,9 @@ class DataConfig(_Section):
         "or table names only (tables: for models trained on a fixed set of databases).",
     )
     schema_sample_rows: int = Field(0, ge=0, description="Append the first N rows of each table to the schema.")
-    require_reasoning: bool = Field(False, description="Drop rows whose target has no reasoning (seed 001).")
+    require_reasoning: bool = Field(
+        False, description="Drop rows whose target has no reasoning (for reasoning-then-SQL training)."
+    )
     keep_reasoning: bool = Field(
         True, description="Train on reasoning followed by a ```sql block when a row has reasoning; else SQL only."
     )

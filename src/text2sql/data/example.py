@@ -11,7 +11,7 @@ class Example:
     """One text-to-SQL pair with the context a prompt needs.
 
     `schema` is the schema text shown to the model (CREATE TABLE statements, possibly empty when the
-    source has none, as in seed-000 CSVs). `db_path` is the SQLite file the SQL runs on, or None when
+    source has none, as in CSVs of question and SQL only). `db_path` is the SQLite file the SQL runs on, or None when
     the row cannot be executed (no database available).
     """
 

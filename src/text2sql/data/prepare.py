@@ -14,12 +14,13 @@ import json
 import logging
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from text2sql.config import Config
 from text2sql.data.example import Example
+from text2sql.data.prepare_report import SPLITS, PrepareReport, percentiles
 from text2sql.data.prompt import PromptBuilder
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
 from text2sql.errors import DataError
@@ -28,9 +29,7 @@ from text2sql.rundir import RunDir, source_identity
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 STAGE = "data"
-PERCENTILES = (50, 90, 95, 99, 100)
 
 # Arrow schema of the raw (untokenized) rows; `extra` holds a JSON object as text because its keys
 # differ between sources.
@@ -120,39 +119,6 @@ def has_split(source: str, split: str) -> bool:
         except ValueError:
             return False
     return False
-
-
-# ------------------------------------------------------------------------------------------ report
-
-
-@dataclass
-class PrepareReport:
-    rows_in: dict[str, int] = field(default_factory=dict)
-    rows_out: dict[str, int] = field(default_factory=dict)
-    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
-    duplicates: dict[str, int] = field(default_factory=dict)
-    test_overlap: dict[str, int] = field(default_factory=dict)
-    not_executable: dict[str, int] = field(default_factory=dict)
-    token_lengths: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
-    prompt: dict[str, Any] = field(default_factory=dict)
-
-    def drop(self, split: str, reason: str, count: int) -> None:
-        if count:
-            bucket = self.dropped.setdefault(split, {})
-            bucket[reason] = bucket.get(reason, 0) + count
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-
-def _percentiles(values: list[int]) -> dict[str, int]:
-    import numpy as np
-
-    if not values:
-        return {}
-    arr = np.asarray(values)
-    return {("max" if p == 100 else f"p{p}"): int(np.percentile(arr, p, method="higher")) for p in PERCENTILES}
 
 
 # ------------------------------------------------------------------------------------------ steps
@@ -363,9 +329,9 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
             report.rows_out[split] = len(ds)
             report.not_executable[split] = sum(1 for p in column(ds, "db_path") if not p)
             report.token_lengths[split] = {
-                "prompt": _percentiles(column(ds, "prompt_length")),
-                "target": _percentiles(column(ds, "target_length")),
-                "total": _percentiles(column(ds, "length")),
+                "prompt": percentiles(column(ds, "prompt_length")),
+                "target": percentiles(column(ds, "target_length")),
+                "total": percentiles(column(ds, "length")),
             }
             out[split] = ds
 
@@ -391,24 +357,3 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
             extra={"kind": kind, "model_type": model_type, "tokenizer": depends_on["tokenizer"]},
         )
     return PrepareResult(path, report_dict, skipped=False)
-
-
-def summarize(report: dict[str, Any]) -> str:
-    """A short table of rows in/out and drops per split, for the terminal."""
-    lines = [f"{'split':<11}{'rows in':>9}{'rows out':>10}{'p50 tok':>9}{'max tok':>9}  dropped"]
-    for split in SPLITS:
-        if split not in report["rows_out"]:
-            continue
-        lengths = report["token_lengths"].get(split, {}).get("total", {})
-        drops = ", ".join(f"{k}={v}" for k, v in sorted(report["dropped"].get(split, {}).items())) or "-"
-        lines.append(
-            f"{split:<11}{report['rows_in'].get(split, 0):>9}{report['rows_out'][split]:>10}"
-            f"{lengths.get('p50', 0):>9}{lengths.get('max', 0):>9}  {drops}"
-        )
-    overlap = {k: v for k, v in report.get("test_overlap", {}).items() if v}
-    if overlap:
-        lines.append("rows also in train: " + ", ".join(f"{k}={v}" for k, v in overlap.items()))
-    dups = {k: v for k, v in report.get("duplicates", {}).items() if v}
-    if dups:
-        lines.append("exact duplicates: " + ", ".join(f"{k}={v}" for k, v in dups.items()))
-    return "\n".join(lines)

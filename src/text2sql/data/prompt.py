@@ -35,7 +35,7 @@ def user_message(question: str, schema: str = "", evidence: str | None = None) -
 
 
 def target_text(example: Example, keep_reasoning: bool = True) -> str:
-    """What the model learns to answer: the SQL, or reasoning then a ```sql block (seed 001)."""
+    """What the model learns to answer: the SQL, or reasoning then a ```sql block."""
     if keep_reasoning and example.reasoning and example.reasoning.strip():
         return f"{example.reasoning.strip()}\n\n```sql\n{example.sql.strip()}\n```"
     return example.sql.strip()

@@ -22,7 +22,7 @@ ZEPHYR = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
 
-# Mistral-Instruct: the system prompt is folded into the first user turn (seed 003's format
+# Mistral-Instruct: the system prompt is folded into the first user turn (the format
 # `<s>[INST] {system}\n{user} [/INST] {assistant}</s>`).
 MISTRAL = (
     "{{ bos_token }}"

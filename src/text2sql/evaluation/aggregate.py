@@ -1,7 +1,7 @@
 """Per-example scores → the numbers in metrics.json: overall, by complexity, by query length.
 
 Denominators, stated once:
-- exact_match, normalized_exact_match, f1_score (seed 000's names), token_jaccard, bleu, rouge_l:
+- exact_match, normalized_exact_match, f1_score (the names fine-tuning scripts use), token_jaccard, bleu, rouge_l:
   every row.
 - execution_accuracy: rows that have a database and whose gold SQL runs (`num_execution_scored`).
   Rows with no database (`num_not_executable`) and rows whose gold SQL fails (`gold_errors`) are
@@ -17,9 +17,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from text2sql.evaluation.scoring import ScoredExample
+from text2sql.evaluation.text_metrics import corpus_bleu
 from text2sql.sql.match import ERROR_CATEGORIES, GOLD_ERROR
 
-# Gold query length buckets, in seed 000 SQL tokens: (label, low, high inclusive or None).
+# Gold query length buckets, in `sql_tokenize` tokens: (label, low, high inclusive or None).
 LENGTH_BUCKETS = (("1-10", 1, 10), ("11-20", 11, 20), ("21-40", 21, 40), ("41-80", 41, 80), ("81+", 81, None))
 
 # Known label orders (bundled, BIRD difficulty, Spider hardness); other labels follow, sorted.
@@ -100,8 +101,6 @@ def aggregate(scored: Sequence[ScoredExample], *, text_metrics: bool = False) ->
         by_length.setdefault(length_bucket(s.gold_length), []).append(s)
     metrics["by_length"] = {label: summarize(by_length[label]) for label, _, _ in LENGTH_BUCKETS if label in by_length}
     if text_metrics:
-        from text2sql.evaluation.text_metrics import corpus_bleu
-
         metrics["bleu"] = corpus_bleu([s.predicted_sql for s in scored], [s.gold_sql for s in scored])
     return metrics
 

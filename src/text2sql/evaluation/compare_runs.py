@@ -1,6 +1,6 @@
 """`text2sql compare DIR_A DIR_B ...`: evaluation runs side by side.
 
-The first run is the reference (the baseline, seed 002's untuned model; or the trial to beat): every
+The first run is the reference (the baseline, the untuned model; or the trial to beat): every
 other run gets its metrics, its per-complexity accuracy and its per-example wins and losses against
 it. A row is *right* by execution when it could be executed, else by exact match (the rule
 `ScoredExample.correct` uses); rows are matched by id, over the ids both runs scored.
@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from text2sql import __version__
 from text2sql.errors import DataError
+from text2sql.evaluation import charts
 from text2sql.evaluation.aggregate import HEADLINE, complexity_order
+from text2sql.evaluation.report import css, environment
 
 COMPARED = HEADLINE + ("loss", "perplexity", "bleu", "rouge_l")
 SHOWN_EXAMPLES = 15
@@ -193,10 +196,6 @@ def render_compare_html(c: Comparison, path: str | Path) -> Path:
     import time
 
     from markupsafe import Markup
-
-    from text2sql import __version__
-    from text2sql.evaluation import charts
-    from text2sql.evaluation.report import css, environment
 
     chart = charts.bar_chart(
         [label for label, _, _ in c.by_complexity],

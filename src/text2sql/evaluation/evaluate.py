@@ -286,7 +286,7 @@ def _fmt_flag(value: Any) -> str:
 
 
 def write_outputs(out: Path, scored: Sequence[ScoredExample], metrics: dict[str, Any]) -> dict[str, Path]:
-    """results.csv (seed 000's columns first), predictions.jsonl and metrics.json in `out`."""
+    """results.csv (the classic input_text/expected_sql/predicted_sql/... columns first), predictions.jsonl and metrics.json in `out`."""
     files = {name: out / name for name in OUTPUT_FILES[:3]}
     with open(files["results.csv"], "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -362,7 +362,7 @@ def format_summary(metrics: dict[str, Any]) -> str:
 
 
 def format_samples(scored: Sequence[ScoredExample], n: int) -> str:
-    """The first `n` examples, question / gold / predicted / verdict (seed 001's --num-examples)."""
+    """The first `n` examples, question / gold / predicted / verdict (`--num-examples`)."""
     blocks = []
     for s in scored[:n]:
         verdict = "correct" if s.correct else (s.error or "wrong")

@@ -2,7 +2,7 @@
 F1 and token Jaccard.
 
 These compare text, not behaviour; execution accuracy (`compare.results_match`) is the metric that
-says whether a query is right. They are kept because seed 000 reports EM and token F1 and users
+says whether a query is right. They are kept because fine-tuning scripts report EM and token F1 and users
 compare runs against those numbers.
 """
 
@@ -16,7 +16,7 @@ from sqlglot.errors import SqlglotError
 
 
 def exact_match(pred: str, gold: str) -> float:
-    """1.0 when the strings are equal ignoring case and surrounding whitespace (seed 000's EM)."""
+    """1.0 when the strings are equal ignoring case and surrounding whitespace (the scripts' plain EM)."""
     return 1.0 if pred.strip().lower() == gold.strip().lower() else 0.0
 
 
@@ -61,7 +61,7 @@ def _normalize_text(sql: str) -> str:
 
 
 def sql_tokenize(sql: str) -> list[str]:
-    """Seed 000's tokenizer: lowercase, split on whitespace, with `( ) , ;` as tokens of their own."""
+    """SQL tokens for the string metrics: lowercase, split on whitespace, with `( ) , ;` as tokens of their own."""
     text = sql.lower().strip()
     for punct in ("(", ")", ",", ";"):
         text = text.replace(punct, f" {punct} ")
@@ -72,7 +72,7 @@ def token_f1(pred: str, gold: str) -> float:
     """F1 of the predicted token set against the gold token set: 2|P∩G| / (|P| + |G|).
 
     Tokens come from `sql_tokenize` and are compared as sets, so reordering the select list keeps
-    the score at 1.0. Both empty scores 1.0. Seed 000 reported a different number under the same
+    the score at 1.0. Both empty scores 1.0. Some scripts report a different number under the same
     name: see `token_jaccard`.
     """
     p, g = set(sql_tokenize(pred)), set(sql_tokenize(gold))
@@ -82,9 +82,9 @@ def token_f1(pred: str, gold: str) -> float:
 
 
 def token_jaccard(pred: str, gold: str) -> float:
-    """|P∩G| / |P∪G| over token sets: the number seed 000 reported as "F1".
+    """|P∩G| / |P∪G| over token sets: the number set-based scripts report as "F1".
 
-    Seed 000 built 0/1 presence vectors over the union of both token sets and called
+    Such scripts build 0/1 presence vectors over the union of both token sets and called
     `sklearn.metrics.f1_score(gold_vec, pred_vec, average="micro")`. Micro-averaged F1 over all
     classes equals accuracy, and since no position of the union is 0 in both vectors, accuracy is
     the share of union tokens present in both: the Jaccard index. Always <= `token_f1`. Both empty

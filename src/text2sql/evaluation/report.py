@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from text2sql import __version__
 from text2sql.evaluation import charts
 from text2sql.evaluation.aggregate import notes as metric_notes
 from text2sql.evaluation.scoring import ScoredExample
@@ -62,7 +63,7 @@ def _cards(m: dict[str, Any]) -> list[dict[str, str]]:
         {
             "label": "Token F1",
             "value": pct(m["f1_score"]),
-            "sub": f"Jaccard (seed 000's 'F1'): {pct(m['token_jaccard'])}",
+            "sub": f"Jaccard (the 'F1' of set-based scripts): {pct(m['token_jaccard'])}",
         },
         {
             "label": "Valid SQL",
@@ -151,8 +152,6 @@ def render_report(
     """Write report.html to `path`. `info`: subject_label, subject, data, split, generation,
     timeout, model_path (for the loss curve)."""
     from markupsafe import Markup
-
-    from text2sql import __version__
 
     m = metrics
     by_c = m["by_complexity"]

@@ -1,4 +1,4 @@
-"""BLEU and ROUGE-L on SQL text (seed 004), over seed 000's SQL tokens (`sql_tokenize`).
+"""BLEU and ROUGE-L on SQL text, over the string metrics' SQL tokens (`sql_tokenize`).
 
 Both say how much of the gold query's wording a prediction shares, not whether it is right; they
 are reported only when asked for (`--text-metrics`). Implemented here (a few lines each) rather than

@@ -24,6 +24,7 @@ from text2sql.data.prompt import PromptBuilder
 from text2sql.data.readers import ReadOptions
 from text2sql.errors import ConfigError
 from text2sql.inference.generate import Generator, HFGenerator
+from text2sql.inference.vllm import VllmGenerator
 from text2sql.models.adapters import adapter_base, is_adapter_dir, load_adapter_model, run_config
 from text2sql.models.loading import load_config, load_model, load_tokenizer, model_kind, resolve_model
 
@@ -81,7 +82,6 @@ class InferenceModel:
             raise ConfigError(f"unknown backend {backend!r}; use hf or vllm")
         if self.kind != "decoder":
             raise ConfigError("--backend vllm serves decoder models only; use --backend hf for seq2seq (T5) models")
-        from text2sql.inference.vllm import VllmGenerator
 
         if self.source == "adapter":
             return VllmGenerator(
@@ -125,7 +125,7 @@ class InferenceModel:
 def resolve_model_folder(spec: str, checkpoint: str | None = None) -> str:
     """The folder (or hub id) to load for `spec`.
 
-    `checkpoint` (seed 001's `--checkpoint checkpoint-500`) names a checkpoint folder inside `spec`
+    `checkpoint` (`--checkpoint checkpoint-500`) names a checkpoint folder inside `spec`
     or beside it. A run directory that holds no model itself is searched for merged/, model/,
     adapter/, final/ and checkpoints/final/, in that order.
     """

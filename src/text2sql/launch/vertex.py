@@ -3,7 +3,7 @@
 `vertex_job_spec` builds the job as a plain dict shaped like the Vertex AI REST `CustomJob` resource
 (snake_case field names, as `google.cloud.aiplatform_v1.types.CustomJob(**spec)` takes them), so
 that `--dry-run` prints exactly what `submit` sends. Defaults come from the config's `launch`
-section (seed 000's g2-standard-4 with one NVIDIA_L4); flags override them.
+section (a g2-standard-4 with one NVIDIA_L4 by default); flags override them.
 
 The job runs the image built from the repo's Dockerfile. One GPU: `text2sql VERB CONFIG ...`.
 Several GPUs on one machine: `accelerate launch --multi_gpu -m text2sql ...`, one process per GPU.

@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from text2sql.config import load_config
 from text2sql.errors import ConfigError
+from text2sql.models.loading import load_model, model_kind, resolve_model
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -37,7 +39,6 @@ def adapter_base(path: str | Path) -> str:
 
 def run_config(path: str | Path):
     """The resolved text2sql config saved beside a model or adapter, or None when there is none."""
-    from text2sql.config import load_config
 
     cfg_path = Path(path) / "config.yaml"
     if not cfg_path.is_file():
@@ -55,8 +56,6 @@ def load_adapter_model(
 ):
     """Base model + adapter as a `PeftModel`; `base` overrides the base recorded in the adapter."""
     from peft import PeftModel
-
-    from text2sql.models.loading import load_model, model_kind, resolve_model
 
     base_spec = base or adapter_base(adapter_dir)
     base_path = resolve_model(base_spec)

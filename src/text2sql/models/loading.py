@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.errors import ConfigError, first_line
+from text2sql.models.tiny import tiny_model_path
 from text2sql.storage import StorageError, fetch
 
 KINDS = ("decoder", "seq2seq")
@@ -41,8 +42,6 @@ def resolve_model(name_or_path: str) -> str:
     if not name:
         raise ConfigError("the model name is empty: give a hub id, a local directory or tiny:<arch>")
     if name.startswith("tiny:"):
-        from text2sql.models.tiny import tiny_model_path  # builds models with torch: imported when asked for
-
         return str(tiny_model_path(name))
     if _URL.match(name):
         return _fetch_remote(name)

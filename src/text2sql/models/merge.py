@@ -10,11 +10,11 @@
    SQL are checked too; for seq2seq models the SQL goes in as decoder input), first with the adapter
    switched off, then on, keeping the adapter model's logits;
 4. merges with `merge_and_unload()` in float32 and checks the merged logits against the adapter
-   logits (`FP32_RTOL`);
+   logits (`merge_checks.FP32_RTOL`);
 5. casts to the dtype asked for and saves model (safetensors), tokenizer and generation config
    (with pad/eos ids) into a temporary sibling of the output; reloads that folder with the plain
    `AutoModelFor...` class, as a user will, and checks its logits against the float32 merge
-   (`SAVED_RTOL`: half-precision rounding passes; overflow to inf/nan, which fp16 T5 is known for,
+   (`merge_checks.SAVED_RTOL`: half-precision rounding passes; overflow to inf/nan, which fp16 T5 is known for,
    and weights lost in saving fail);
 6. adds the run's config.yaml, a README.md model card and merge_report.json, and renames the folder
    into place (with `force`, the old output is replaced only now).
@@ -38,12 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.atomic import is_populated, make_readable, publish, staged
-from text2sql.data import bundled
 from text2sql.data.example import Example
-from text2sql.data.prompt import PromptBuilder
-from text2sql.data.schema import schema_text
-from text2sql.errors import ConfigError, OutputExistsError, Text2SQLError
-from text2sql.models.adapters import ADAPTER_CONFIG, adapter_base, is_adapter_dir, run_config
+from text2sql.errors import ConfigError, OutputExistsError
+from text2sql.models import merge_checks as checks
+from text2sql.models.adapters import ADAPTER_CONFIG, adapter_base, is_adapter_dir, load_adapter_model, run_config
 from text2sql.models.loading import load_config as load_model_config
 from text2sql.models.loading import load_tokenizer, resolve_model
 from text2sql.models.merge_card import REPORT, write_merge_files
@@ -55,27 +53,6 @@ log = logging.getLogger("text2sql.merge")
 # Short names (the CLI's) and the torch dtype names they stand for.
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 _ALIASES = {**{v: k for k, v in DTYPES.items()}, **{k: k for k in DTYPES}}
-
-# Merged vs adapter model, both float32: W + s·B·A computed once versus x·W + s·(x·A)·B on the fly
-# differ only by float32 rounding (unit roundoff 2^-24 = 6e-8) summed over the hidden size and the
-# layers: measured 3e-7..5e-7 of the logit scale on the tiny models. A merge that drops a module or
-# the LoRA scaling is off by the adapter's whole effect, orders of magnitude more.
-FP32_RTOL = 1e-4
-# Saved model (reloaded in its dtype) vs float32 merged model. bf16 keeps 8 significant bits (unit
-# roundoff 2^-8 = 3.9e-3) and fp16 11 (2^-11 = 4.9e-4), in weights *and* activations, and rounding
-# compounds over the layers: measured about 0.5% (bf16) and 0.06% (fp16) of the logit scale on the
-# tiny models with a realistic adapter; bf16-vs-fp32 logit gaps of 7B models reach a few percent.
-# The rates leave a 20-30x margin for deep models while still failing on what a cast or a save can
-# break: overflow to inf/nan (fp16 T5) or lost weights, off by the whole logit scale.
-SAVED_RTOL = {"fp32": FP32_RTOL, "bf16": 0.1, "fp16": 0.02}
-
-DEFAULT_VERIFY_COUNT = 4
-# Per check example; logits are kept for every position (tokens x vocab x 4 bytes, twice).
-MAX_VERIFY_TOKENS = 512
-
-
-class MergeMismatchError(Text2SQLError):
-    """The merged model does not compute what the adapter model computes."""
 
 
 @dataclass
@@ -160,8 +137,10 @@ def merge_adapter(
     if not force and stage.is_current(depends_on) and (output / REPORT).is_file():
         log.info("%s already holds this merge; nothing to do", output)
         return MergeResult.from_report(output)
+    if not force and stage.record() is not None:
+        stage.guard(depends_on, force)  # another merge: says which settings differ
     plan = _plan(adapter, output, dtype, base, force)
-    examples = list(verify_prompts) if verify_prompts is not None else verification_examples(plan.cfg)
+    examples = list(verify_prompts) if verify_prompts is not None else checks.verification_examples(plan.cfg)
     if not examples:
         raise ConfigError("verify_prompts is empty: give at least one Example to check the merge on")
 
@@ -170,24 +149,24 @@ def merge_adapter(
         tokenizer = _load_tokenizer(plan)
         seq2seq = plan.seq2seq
         model_type = peft_model.get_base_model().config.model_type
-        items, prompts = _encode(examples, tokenizer, seq2seq=seq2seq, model_type=model_type, cfg=plan.cfg)
+        items, prompts = checks.encode(examples, tokenizer, seq2seq=seq2seq, model_type=model_type, cfg=plan.cfg)
 
         log.info("checking the adapter model on %d prompts (%d tokens)", len(items), sum(p["tokens"] for p in prompts))
         effect, reference = 0.0, []
         for item in items:
             with peft_model.disable_adapter():
-                base_logits = _logits(peft_model, item, seq2seq)
-            adapter_logits = _logits(peft_model, item, seq2seq)
-            effect = max(effect, _max_abs_diff(adapter_logits, base_logits))
+                base_logits = checks.logits(peft_model, item, seq2seq)
+            adapter_logits = checks.logits(peft_model, item, seq2seq)
+            effect = max(effect, checks.max_abs_diff(adapter_logits, base_logits))
             reference.append(adapter_logits)
         scale = max(1.0, max(float(r.abs().max()) for r in reference))
 
         model = peft_model.merge_and_unload()
         model.eval()
-        merged = [_logits(model, item, seq2seq) for item in items]
-        diff = max(_max_abs_diff(m, r) for m, r in zip(merged, reference))
-        tolerance = FP32_RTOL * scale
-        _check("merged float32 model vs adapter model", diff, tolerance, hint=_MERGE_HINT)
+        merged = [checks.logits(model, item, seq2seq) for item in items]
+        diff = max(checks.max_abs_diff(m, r) for m, r in zip(merged, reference))
+        tolerance = checks.FP32_RTOL * scale
+        checks.check("merged float32 model vs adapter model", diff, tolerance, hint=checks.MERGE_HINT)
         if effect <= tolerance:
             log.warning(
                 "the adapter changes no logit by more than %.2g: it looks untrained (LoRA B still zero?)", effect
@@ -203,13 +182,13 @@ def merge_adapter(
         # Check what a user will load: the saved folder through the plain Auto class (a model cast in
         # memory is not quite that: its rotary tables are cast too, while a fresh load keeps them fp32).
         saved = _reload(tmp, seq2seq, plan.dtype)
-        saved_diff = max(_max_abs_diff(_logits(saved, item, seq2seq), m) for item, m in zip(items, merged))
-        saved_tolerance = SAVED_RTOL[plan.dtype] * scale
-        _check(
+        saved_diff = max(checks.max_abs_diff(checks.logits(saved, item, seq2seq), m) for item, m in zip(items, merged))
+        saved_tolerance = checks.SAVED_RTOL[plan.dtype] * scale
+        checks.check(
             f"saved {plan.dtype} model vs float32 merged model",
             saved_diff,
             saved_tolerance,
-            hint=_saved_hint(plan.dtype),
+            hint=checks.saved_hint(plan.dtype),
         )
         del saved, merged
 
@@ -229,7 +208,9 @@ def merge_adapter(
             tokens_checked=sum(p["tokens"] for p in prompts),
         )
         result.seconds = round(time.perf_counter() - started, 3)
-        write_merge_files(tmp, result, plan.cfg, rates={"fp32_rtol": FP32_RTOL, "saved_rtol": SAVED_RTOL[plan.dtype]})
+        write_merge_files(
+            tmp, result, plan.cfg, rates={"fp32_rtol": checks.FP32_RTOL, "saved_rtol": checks.SAVED_RTOL[plan.dtype]}
+        )
         make_readable(tmp)
         stage.write_record(tmp, depends_on, {"dtype": plan.dtype, "base": plan.base})
         try:
@@ -238,25 +219,6 @@ def merge_adapter(
             raise OutputExistsError(f"cannot move the merged model into {plan.output}: {exc}") from exc
     log.info("merged model written to %s", plan.output)
     return result
-
-
-def verification_examples(cfg=None, count: int = DEFAULT_VERIFY_COUNT) -> list[Example]:
-    """Default check examples: the first bundled test question of each database (up to `count`),
-    with its schema rendered as the run config says (`data.schema_format`, `data.schema_sample_rows`)."""
-    fmt = cfg.data.schema_format if cfg is not None else "sql"
-    sample_rows = cfg.data.schema_sample_rows if cfg is not None else 0
-    examples: list[Example] = []
-    seen: set[str] = set()
-    for row in bundled.iter_rows("test"):
-        if row["db_id"] in seen:
-            continue
-        seen.add(row["db_id"])
-        path = bundled.db_path(row["db_id"])
-        schema = schema_text(path, fmt, sample_rows)
-        examples.append(Example(question=row["question"], sql=row["sql"], schema=schema, db_id=row["db_id"]))
-        if len(examples) == count:
-            break
-    return examples
 
 
 # ------------------------------------------------------------------------------------------ checks up front
@@ -318,8 +280,6 @@ def default_dtype(cfg, base_config) -> str:
 def _load_adapter_model(plan: _Plan):
     import torch
 
-    from text2sql.models.adapters import load_adapter_model
-
     log.info("loading %s in float32 and applying adapter %s", plan.base, plan.adapter)
     try:
         with warnings.catch_warnings():
@@ -364,75 +324,6 @@ def _fill_generation_ids(model, tokenizer, seq2seq: bool) -> None:
     if seq2seq and gen.decoder_start_token_id is None:
         start = getattr(model.config, "decoder_start_token_id", None)
         gen.decoder_start_token_id = start if start is not None else tokenizer.pad_token_id
-
-
-# ------------------------------------------------------------------------------------------ logits
-
-
-def _encode(
-    examples: Sequence[Example], tokenizer, *, seq2seq: bool, model_type: str, cfg
-) -> tuple[list, list[dict[str, Any]]]:
-    """Teacher-forced inputs, built by the one prompt builder with the run's prompt settings."""
-    kind = "seq2seq" if seq2seq else "decoder"
-    options: dict[str, Any] = {"model_type": model_type}
-    if cfg is not None:
-        options.update(template=cfg.prompt.template, system=cfg.prompt.system, keep_reasoning=cfg.data.keep_reasoning)
-    builder = PromptBuilder(tokenizer, kind, **options)
-    items = builder.encode_batch(examples)
-    for item in items:
-        # Long schemas: the check needs realistic tokens, not every one of them.
-        item.input_ids = item.input_ids[:MAX_VERIFY_TOKENS]
-        item.labels = item.labels[:MAX_VERIFY_TOKENS]
-    prompts = [
-        {"question": e.question, "db_id": e.db_id, "tokens": len(i.input_ids) + (len(i.labels) if seq2seq else 0)}
-        for e, i in zip(examples, items)
-    ]
-    return items, prompts
-
-
-def _logits(model, item, seq2seq: bool):
-    """Float32 logits of every position of one teacher-forced example (batch of one: no padding)."""
-    import torch
-
-    ids = torch.tensor([item.input_ids])
-    if seq2seq:
-        # T5 shifts the labels right (after its decoder start token) to make the decoder input.
-        out = model(input_ids=ids, labels=torch.tensor([item.labels]), use_cache=False)
-    else:
-        out = model(input_ids=ids, use_cache=False)
-    return out.logits[0].float()
-
-
-def _max_abs_diff(a, b) -> float:
-    """Largest |a − b|; inf when either holds inf or nan (overflow is a mismatch, never a pass)."""
-    import torch
-
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        return float("inf")
-    return float((a - b).abs().max())
-
-
-_MERGE_HINT = (
-    "the merged weights do not reproduce the adapter model (float32 cannot hold a LoRA delta millions of "
-    "times the base weights; for a sane adapter, please report it with its adapter_config.json)"
-)
-
-
-def _saved_hint(dtype: str) -> str:
-    if dtype == "fp16":
-        return "fp16 overflows on some models (T5 is known for it): merge with --dtype bf16 or fp32"
-    if dtype == "bf16":
-        return "the model loses too much in bf16: merge with --dtype fp32"
-    return "the saved folder does not reload as the merged model (tied or missing weights?)"
-
-
-def _check(what: str, diff: float, tolerance: float, *, hint: str) -> None:
-    log.info("%s: largest logit difference %.3g (tolerance %.3g)", what, diff, tolerance)
-    if not diff <= tolerance:
-        shown = "inf/nan (non-finite logits)" if diff == float("inf") else f"{diff:.3g}"
-        raise MergeMismatchError(
-            f"merge check failed, {what}: largest logit difference {shown} exceeds {tolerance:.3g}; {hint}"
-        )
 
 
 def _reason(exc: BaseException, limit: int = 240) -> str:

@@ -31,6 +31,11 @@ from urllib.parse import parse_qsl
 
 from text2sql.atomic import is_populated as _is_populated
 from text2sql.atomic import make_readable, publish, staging_dir
+from text2sql.config import DEFAULT_SYSTEM_PROMPT
+from text2sql.data import bundled
+from text2sql.data.prompt import user_message
+from text2sql.data.schema import schema_text
+from text2sql.data.templates import CHAT_TEMPLATES, DEFAULT_TEMPLATE_BY_MODEL_TYPE, TEMPLATE_SPECIAL_TOKENS
 from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.paths import cache_root
 from text2sql.progress import progress_bars_disabled
@@ -59,7 +64,6 @@ _BYTE_ALPHABET_SIZE = 256
 def special_tokens() -> list[str]:
     """Special tokens of every tiny tokenizer, in id order: <pad>=0, <s>=1, </s>=2, <unk>=3, then
     every chat-template marker so that any built-in chat template works with any tiny model."""
-    from text2sql.data.templates import TEMPLATE_SPECIAL_TOKENS
 
     return [PAD, BOS, EOS, UNK, *TEMPLATE_SPECIAL_TOKENS]
 
@@ -209,10 +213,6 @@ def _bundled_corpus() -> list[str]:
     database's schema as prompts render it, and the fixed prompt scaffolding. The scaffolding is
     repeated so its words merge into whole tokens (merges need two sightings), which keeps every
     prompt short."""
-    from text2sql.config import DEFAULT_SYSTEM_PROMPT
-    from text2sql.data import bundled
-    from text2sql.data.prompt import user_message
-    from text2sql.data.schema import schema_text
 
     texts: list[str] = []
     for row in bundled.iter_rows("train"):
@@ -254,8 +254,6 @@ def _build(arch: str, options: dict[str, int], corpus: list[str], out: Path) -> 
         model_max_length=options["max_position_embeddings"],
     )
     if arch != "t5":
-        from text2sql.data.templates import CHAT_TEMPLATES, DEFAULT_TEMPLATE_BY_MODEL_TYPE
-
         tokenizer.chat_template = CHAT_TEMPLATES[DEFAULT_TEMPLATE_BY_MODEL_TYPE[arch]]
 
     config = _model_config(arch, options, vocab_size=len(tokenizer), tokenizer=tokenizer)

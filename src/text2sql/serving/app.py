@@ -31,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from text2sql.config import ServingConfig
+from text2sql.data.bundled import database_dir
 from text2sql.data.schema import schema_text
 from text2sql.inference.generate import Sampling
 from text2sql.serving import questions
@@ -79,7 +80,6 @@ class APIError(Exception):
 def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     """The FastAPI app over a (started or not yet started) engine; the app starts it on startup.
     The engine is not closed on shutdown: whoever built it owns it."""
-    from text2sql.data.bundled import database_dir
 
     serving = settings.serving
     databases = DatabaseDirectory(settings.db_dir or database_dir())

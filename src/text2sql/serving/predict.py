@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from text2sql.data import bundled
+from text2sql.data.readers.ddl import extract_create_tables
+from text2sql.data.schema import schema_text
 from text2sql.errors import DataError, Text2SQLError
+from text2sql.inference.loading import load_for_inference
+from text2sql.progress import progress_bars_disabled
+from text2sql.serving.engine import GenerationRequest, build_engine
 from text2sql.serving.repair import SqlAnswer, answer
 from text2sql.sql.execution import ExecutionResult
 
@@ -41,8 +47,6 @@ def check_inputs(db: str | None, schema: str | None, execute: bool) -> None:
     path = Path(db or schema or "")
     if not path.is_file():
         if db:
-            from text2sql.data import bundled
-
             names = ", ".join(bundled.db_ids())
             raise DataError(f"database {path} not found; give a SQLite file or a bundled database ({names})")
         raise DataError(f"schema file {path} not found; check the path")
@@ -52,13 +56,10 @@ def resolve_database(db: str | None) -> str | None:
     """A SQLite file as given, or the bundled database of that name (`--db airline`)."""
     if db is None or Path(db).is_file():
         return db
-    from text2sql.data import bundled
-
     return str(bundled.db_path(db)) if db in bundled.db_ids() else db
 
 
 def read_schema_file(path: str | Path) -> str:
-    from text2sql.data.readers.ddl import extract_create_tables
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -90,10 +91,6 @@ def predict(
     check_inputs(db, schema, execute)
     if not question.strip():
         raise Text2SQLError("the question is empty; pass it as the last argument, in quotes")
-    from text2sql.data.schema import schema_text
-    from text2sql.inference.loading import load_for_inference
-    from text2sql.progress import progress_bars_disabled
-    from text2sql.serving.engine import GenerationRequest, build_engine
 
     schema_str = schema_text(db, "sql") if db else read_schema_file(schema or "")  # validates the file early
     with progress_bars_disabled():

@@ -16,6 +16,10 @@ from typing import Any
 
 from text2sql.config import ServingConfig
 from text2sql.errors import ConfigError, MissingExtraError
+from text2sql.inference.loading import load_for_inference
+from text2sql.progress import progress_bars_disabled
+from text2sql.serving.databases import DatabaseDirectory
+from text2sql.serving.engine import build_engine
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +55,7 @@ def build_server(
     """Load `model` and build the app (not started). `overrides` are `ServingConfig` fields; None
     values are ignored, so unset command-line flags leave the model's saved settings alone."""
     require_serve_extra()
-    from text2sql.inference.loading import load_for_inference
-    from text2sql.progress import progress_bars_disabled
     from text2sql.serving.app import ServerSettings, create_app
-    from text2sql.serving.databases import DatabaseDirectory
-    from text2sql.serving.engine import build_engine
 
     serving_config(ServingConfig(), overrides)  # bad flags fail before the model loads
     if db_dir is not None:

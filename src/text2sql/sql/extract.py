@@ -1,8 +1,8 @@
 """Pull the one SQL statement out of whatever a model generated.
 
 Models wrap their answer in many ways: chat-template tokens (`<|assistant|>`, `</s>`, `[/INST]`),
-reasoning followed by a ```sql block (seed 001), a preamble such as "Here is the SQL query:" and
-an explanation after it (seed 002's untuned TinyLlama). `extract_sql` removes all of that and
+reasoning followed by a ```sql block (SynSQL-style data), a preamble such as "Here is the SQL query:" and
+an explanation after it (an untuned chat model). `extract_sql` removes all of that and
 returns a single statement without its `;`, so that the string scored and executed is the SQL the
 model meant, and nothing else.
 

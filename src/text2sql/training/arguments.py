@@ -16,6 +16,7 @@ from typing import Any
 
 from text2sql.config import Config
 from text2sql.errors import ConfigError, first_line
+from text2sql.tracking import setup_tracking
 
 CHECKPOINTS = "checkpoints"
 
@@ -82,8 +83,6 @@ def managed_values(cfg: Config, *, progress_lines: bool, has_validation: bool, r
 
     tracking = cfg.tracking
     if tracking.backend != "none":
-        from text2sql.tracking import setup_tracking
-
         # Checks the package (MissingExtraError naming the extra), exports what the integration reads.
         values["report_to"] = setup_tracking(cfg, resume=resume)
     values.setdefault("project", tracking.project)

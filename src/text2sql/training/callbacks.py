@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 
 from text2sql.config import Config
 from text2sql.errors import ConfigError
+from text2sql.storage import RemoteMirror, check_destination
 
 log = logging.getLogger("text2sql.train")
 
@@ -48,7 +49,7 @@ def _mb(value: float | None) -> str:
 
 
 class ProgressLinesCallback(TrainerCallback):
-    """One line per logging step, for logs that are not a terminal (seed 003):
+    """One line per logging step, for logs that are not a terminal (a cloud job's log):
 
         step 40/300 | loss 1.234 | lr 1.9e-04 | 12.3 it/s | ETA 0:00:21
 
@@ -127,7 +128,7 @@ def peak_memory_mb() -> dict[str, float | None]:
 
 
 class PeakMemoryCallback(TrainerCallback):
-    """Adds `peak_rss_mb` (and `peak_gpu_mb` on a GPU) to every log entry (seed 004).
+    """Adds `peak_rss_mb` (and `peak_gpu_mb` on a GPU) to every log entry (resource monitoring).
 
     Registered before the reporting integrations, so trackers see the values too.
     """
@@ -152,18 +153,15 @@ class PeakMemoryCallback(TrainerCallback):
 def check_sync_destination(dest: str | None) -> None:
     """Fail before training when the sync destination cannot be written (missing extra, no bucket)."""
     if dest:
-        from text2sql.storage import check_destination
-
         check_destination(dest, probe=True)
 
 
 class CheckpointSyncCallback(TrainerCallback):
     """Copies each saved checkpoint to `destination/checkpoint-<step>` (a folder, gs:// or s3://)
-    from the main process only (seed 001's S3 upload, seed 003's GCS sync). Uploads go through
+    from the main process only (checkpoints to S3 or GCS as a job trains). Uploads go through
     `storage.upload`: retried, and never a half-written checkpoint that looks complete."""
 
     def __init__(self, destination: str | Path):
-        from text2sql.storage import RemoteMirror
 
         self.mirror = RemoteMirror(destination)
         self.destination = destination

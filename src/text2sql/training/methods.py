@@ -4,8 +4,8 @@
 per output feature; rsLoRA scales by alpha / sqrt(r) instead of alpha / r). `qlora` is LoRA over a
 base quantized to 4 or 8 bits by bitsandbytes, which needs a CUDA GPU. `full` trains every weight.
 
-Default target modules: T5 adapts the attention query and value projections (`q`, `v`, seed 000);
-decoders adapt every linear layer but the output head (`all-linear`, seed 002). A requested name
+Default target modules: T5 adapts the attention query and value projections (`q`, `v`, as T5 LoRA recipes do);
+decoders adapt every linear layer but the output head (`all-linear`, as QLoRA recipes do). A requested name
 that matches no layer is an error that lists the layer names the model has.
 """
 
@@ -173,7 +173,7 @@ def apply_method(model, cfg: Config, kind: str, *, activation_checkpointing: boo
 
 
 def parameter_summary(model) -> dict[str, Any]:
-    """Trainable and total parameter counts (seed 003/004's summary); PEFT counts 4-bit weights right."""
+    """Trainable and total parameter counts (the usual summary); PEFT counts 4-bit weights right."""
     if hasattr(model, "get_nb_trainable_parameters"):
         trainable, total = model.get_nb_trainable_parameters()
     else:

@@ -6,9 +6,9 @@
     print(stats.summary())   # rows read, kept, dropped by reason, kept without a database
 
 Formats (data.format; "auto" detects, see `detect_format`):
-  csv             flat records: question + SQL columns (seed 000), from .csv (or .jsonl/.json/parquet)
+  csv             flat records: question + SQL columns, from .csv (or .jsonl/.json/parquet)
   chat            {"messages": [...]} records (seeds 001, 003), .jsonl/.json/parquet
-  create_context  {"question", "context", "answer"} (seed 002, b-mc2/sql-create-context)
+  create_context  {"question", "context", "answer"} (b-mc2/sql-create-context)
   spider / bird   a Spider/BIRD JSON file or folder with tables.json and databases beside it
   hf              a datasets.save_to_disk folder, .parquet/.arrow file, or hub id owner/name;
                   rows are mapped by their fields to one of the formats above

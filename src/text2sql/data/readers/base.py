@@ -40,7 +40,7 @@ class ReadOptions:
     db_dir: str | None = None  # databases as <db_dir>/<db_id>/<db_id>.sqlite
     schema_format: str = "sql"  # sql | compact
     schema_sample_rows: int = 0  # rows per table appended to schemas read from SQLite
-    require_reasoning: bool = False  # drop rows whose target has no reasoning (seed 001)
+    require_reasoning: bool = False  # drop rows whose target has no reasoning
     hf_split: str | None = None  # split of a HF dataset (hub id / save_to_disk DatasetDict)
     hf_config: str | None = None  # configuration name of a HF hub dataset
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from text2sql.data import bundled
 from text2sql.data.readers.base import ExampleStream, ReadOptions, ReadStats
 from text2sql.data.readers.databases import Databases
 from text2sql.data.readers.files import iter_jsonl
@@ -32,10 +33,6 @@ class _BundledDatabases(Databases):
 
 
 def open_bundled(opts: ReadOptions, split: str | None, stats: ReadStats | None) -> ExampleStream:
-    try:
-        from text2sql.data import bundled
-    except ImportError as exc:
-        raise DataError(f"the bundled dataset is not available ({exc}); reinstall text2sql") from None
     name = SPLIT_ALIASES.get(split or "train", split or "train")
     if name not in bundled.SPLITS:
         raise DataError(f"bundled: no split {name!r}; use one of: {', '.join(bundled.SPLITS)}")

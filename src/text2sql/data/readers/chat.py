@@ -1,6 +1,6 @@
-"""Chat records (seed 003): {"messages": [{"role": "system"|"user"|"assistant", "content": ...}]}.
+"""Chat records (OpenAI-style JSONL): {"messages": [{"role": "system"|"user"|"assistant", "content": ...}]}.
 
-The last assistant turn is the target (reasoning + ```sql block is split by `finish`, seed 001); the
+The last assistant turn is the target (reasoning + ```sql block is split by `finish`); the
 last user turn before it holds the question. CREATE TABLE statements found in the system or user
 turn become `schema`. A user turn structured with labels ("Question:", "External Knowledge:",
 "Instructions:", ...) yields the "Question:" section as the question and an "External Knowledge:" /

@@ -1,4 +1,4 @@
-"""sql-create-context records (seed 002, b-mc2/sql-create-context): question, context, answer.
+"""sql-create-context records (b-mc2/sql-create-context): question, context, answer.
 
 `context` holds CREATE TABLE statements, often several separated by '; '; they become `schema`,
 one statement per line. A context without CREATE TABLE statements is kept as written.

@@ -1,4 +1,4 @@
-"""Flat records: one question field and one SQL field per row (seed 000's CSV: input_text, sql,
+"""Flat records: one question field and one SQL field per row (a classic text-to-SQL CSV: input_text, sql,
 sql_complexity). The same mapping reads JSONL, parquet or HF rows with those fields.
 
 Optional fields: `db_id` (with data.db_dir: the row gets that database's schema and becomes

@@ -1,4 +1,4 @@
-"""Targets written as reasoning followed by a fenced SQL block (seed 001, SynSQL / OmniSQL style).
+"""Targets written as reasoning followed by a fenced SQL block (SynSQL / OmniSQL style).
 
     Let me find the singers first ...
     ```sql
