@@ -9,7 +9,7 @@ and only each row's own suffix is prefilled. Rows are laid out as
 
 so the prefix sits at the same cache slots in every row. transformers derives position ids from
 the attention mask during generation, so each suffix continues right after the prefix, exactly as
-without padding: greedy outputs equal plain left-padded batching (tests/test_evaluate_inference.py).
+without padding: greedy outputs equal plain left-padded batching (tests/inference/test_generate.py).
 With no shared prefix the layout is ordinary left padding.
 """
 
