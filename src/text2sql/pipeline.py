@@ -10,6 +10,7 @@ main process while the rest wait, and only the main process reports.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,14 +77,11 @@ def run_pipeline(cfg: Config, *, force: bool = False, say: Say = say_line) -> Ru
     result = RunResult(output_dir=cfg.output_dir)
 
     for number, stage in enumerate(pipeline_stages(work), start=1):
-        if not stage.all_processes:
+        if stage.processes == "main":
             state.wait_for_everyone()
             if not state.is_main_process:
                 return result
-        if stage.name == "prepare":
-            with state.main_process_first():
-                outcome = timed(stage, ctx, number)
-        else:
+        with state.main_process_first() if stage.processes == "main first" else contextlib.nullcontext():
             outcome = timed(stage, ctx, number)
         result.stages.append(outcome)
         if state.is_main_process and remote and outcome.path is not None:

@@ -71,7 +71,10 @@ class StageOutcome:
 
 class Stage(Protocol):
     name: str
-    all_processes: bool  # under `accelerate launch`: run on every process (else the main one only)
+    # Under `accelerate launch`: "all" processes run it together (training), "main first" runs it on
+    # the main process while the others wait, then on them (they find it current), "main" runs it on
+    # the main process only.
+    processes: str
 
     def run(self, ctx: StageContext) -> StageOutcome: ...
 
@@ -80,7 +83,7 @@ class Prepare:
     """Read, split and tokenize the data into `<output_dir>/data/`."""
 
     name = "prepare"
-    all_processes = True  # the main process prepares first; the others then find it current
+    processes = "main first"
 
     def run(self, ctx: StageContext) -> StageOutcome:
         result = prepare(ctx.cfg, ctx.model, force=ctx.force)
@@ -91,7 +94,7 @@ class Train:
     """Train into `<output_dir>/adapter/` (or `model/` for full fine-tuning), preparing data first."""
 
     name = "train"
-    all_processes = True
+    processes = "all"
 
     def __init__(
         self, *, resume: bool | str = "auto", init_from: str | Path | None = None, callbacks: Sequence[Any] = ()
@@ -120,7 +123,7 @@ class Merge:
     """Merge the trained adapter into its base (`<output_dir>/merged/`), verifying the logits."""
 
     name = "merge"
-    all_processes = False
+    processes = "main"
 
     def run(self, ctx: StageContext) -> StageOutcome:
         run = ctx.run
@@ -131,7 +134,7 @@ class Merge:
 class Evaluate:
     """Evaluate the fine-tuned model (or the base model, as a baseline) into `<output_dir>/eval/<label>/`."""
 
-    all_processes = False
+    processes = "main"
 
     def __init__(self, label: str):
         self.label = label
@@ -156,7 +159,7 @@ class Compare:
     """The baseline and the fine-tuned model side by side (`<output_dir>/eval/compare.html`)."""
 
     name = "compare"
-    all_processes = False
+    processes = "main"
 
     def run(self, ctx: StageContext) -> StageOutcome:
         run = ctx.run

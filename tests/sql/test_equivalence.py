@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import time
 
 import pytest
 
@@ -91,7 +90,23 @@ def test_columns_with_equal_values_in_every_row_context():
     assert not results_match(gold, other, order_matters=False)
 
 
-def test_wide_result_with_permuted_columns_is_fast():
+@pytest.fixture
+def comparisons(monkeypatch):
+    """Counts the multiset comparisons `results_match` makes: its work, whatever the machine's speed."""
+    from text2sql.sql import equivalence
+
+    calls = []
+    real = equivalence._same_multiset
+
+    def counted(a, b):
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(equivalence, "_same_multiset", counted)
+    return calls
+
+
+def test_wide_result_with_permuted_columns_takes_one_check_per_column(comparisons):
     rng = random.Random(12)
     gold = [tuple(rng.choice([0, 1, 2, None, 3.5]) for _ in range(30)) for _ in range(1000)]
     columns = list(range(30))
@@ -100,19 +115,17 @@ def test_wide_result_with_permuted_columns_is_fast():
     rng.shuffle(pred)
     wrong = [row[:-1] + (7,) for row in pred[:1]] + pred[1:]
 
-    start = time.perf_counter()
     assert results_match(gold, pred, order_matters=False)
+    assert len(comparisons) <= 5 + 30  # a few whole-result checks, then one forced check per column
     assert not results_match(gold, wrong, order_matters=False)
     assert not results_match(gold, pred, order_matters=True)
-    assert time.perf_counter() - start < 1.0
 
 
-def test_wide_result_of_identical_columns_is_fast():
+def test_wide_result_of_identical_columns_is_one_column(comparisons):
     # 30 interchangeable columns would be 30! permutations to a brute-force search.
     gold = [tuple([i % 2] * 30) for i in range(1000)]
-    start = time.perf_counter()
     assert results_match(gold, list(reversed(gold)), order_matters=False)
-    assert time.perf_counter() - start < 1.0
+    assert len(comparisons) <= 3
 
 
 @pytest.mark.parametrize(
