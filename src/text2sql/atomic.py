@@ -8,6 +8,7 @@ folder or the new one, never a half-written model that looks finished.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -22,10 +23,38 @@ def is_populated(path: Path) -> bool:
     return not path.is_dir() or any(path.iterdir())
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def clean_stale_siblings(target: Path) -> list[Path]:
+    """Remove the staging folders a killed process left beside `target` (named with their owner's
+    pid: `.<name>.<pid>.<random>.tmp`). The old copy an interrupted replace moved aside
+    (`.<name>.<pid>.old-<random>`) is kept unless `target` itself is back in place."""
+    removed = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        pid, _, rest = path.name[len(target.name) + 2 :].partition(".")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if rest.startswith("old-") and not target.exists():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def staging_dir(target: Path) -> Path:
-    """A fresh empty temporary sibling of `target` to build into (the caller removes it on failure)."""
+    """A fresh empty temporary sibling of `target` to build into (the caller removes it on failure);
+    staging folders of killed processes are cleaned up first."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    clean_stale_siblings(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
     # mkdtemp makes the directory private (0700); a model directory is as readable as any other.
     tmp.chmod(0o755)
     return tmp
@@ -46,7 +75,7 @@ def publish(tmp: Path, target: Path, *, replace: bool = False) -> Path:
     aside first and deleted only once the new folder is in place; without it, a populated `target`
     makes the rename fail (OSError). Returns `target`."""
     if replace and is_populated(target):
-        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.old-", dir=target.parent))
         os.replace(target, trash / "old")
         try:
             os.replace(tmp, target)

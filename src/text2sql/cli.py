@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from text2sql import __version__
 from text2sql.commands import VERBS, module_name
-from text2sql.errors import Text2SQLError
+from text2sql.errors import Text2SQLError, filesystem_error
 
 
 class _IntermixedParser(argparse.ArgumentParser):
@@ -61,6 +61,11 @@ def _setup_logging(debug: bool) -> None:
     )
     logging.getLogger("text2sql").setLevel(logging.DEBUG if debug else logging.INFO)
     if not debug:
+        # transformers and datasets set their own level when imported (later, by the verb): tell them
+        # now. Their warnings are notes for library developers (e.g. the tied lm_head.weight that every
+        # resumed checkpoint "misses"); --debug shows them.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DATASETS_VERBOSITY", "error")
         for noisy in ("transformers", "datasets", "httpx", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
@@ -79,13 +84,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # The reader went away (`text2sql config --keys | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        message = filesystem_error(exc)
+        if message is None or args.debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return Text2SQLError.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

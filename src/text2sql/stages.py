@@ -127,7 +127,9 @@ class Merge:
 
     def run(self, ctx: StageContext) -> StageOutcome:
         run = ctx.run
-        result = merge_adapter(run.stage_dir("adapter"), final_model(ctx.cfg), force=ctx.force)
+        result = merge_adapter(
+            run.stage_dir("adapter"), final_model(ctx.cfg), force=ctx.force, threads=ctx.cfg.model.threads
+        )
         return StageOutcome(self.name, result.path, result.skipped, result=result)
 
 

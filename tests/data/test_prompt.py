@@ -2,9 +2,11 @@
 
 import pytest
 
+from text2sql.config import load_config
 from text2sql.data.example import Example
 from text2sql.data.prompt import IGNORE_INDEX, PromptBuilder, target_text, user_message
 from text2sql.data.templates import CHAT_TEMPLATES
+from text2sql.errors import ConfigError
 from text2sql.models.loading import load_tokenizer
 
 EX = Example(
@@ -120,3 +122,15 @@ def test_unknown_template_is_a_config_error(llama_tok):
 
     with pytest.raises(ConfigError, match="unknown chat template 'vicuna'"):
         PromptBuilder(llama_tok, "decoder", template="vicuna")
+
+
+def test_the_config_offers_exactly_the_built_in_templates():
+    import typing
+
+    from text2sql.config import PromptConfig
+    from text2sql.data.templates import CHAT_TEMPLATES
+
+    offered = set(typing.get_args(PromptConfig.model_fields["template"].annotation))
+    assert offered == {"auto", *CHAT_TEMPLATES}
+    with pytest.raises(ConfigError, match="prompt.template: 'zephir' is not allowed"):
+        load_config(None, ["prompt.template=zephir"])

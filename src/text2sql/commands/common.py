@@ -26,6 +26,21 @@ def load_run_config(items: Sequence[str], extra_overrides: Sequence[str] = ()) -
     return path, load_config(local, [*extra_overrides, *overrides])
 
 
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads torch uses (model.threads; default: one for models under 20M parameters, else the "
+        "cores this process may use)",
+    )
+
+
+def threads_override(args: argparse.Namespace) -> list[str]:
+    """`--threads N` as the config override it stands for (none when the flag is not given)."""
+    return [] if args.threads is None else [f"model.threads={args.threads}"]
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="M", help=MODEL_HELP)
     p.add_argument("--base", help="adapters: base model to load instead of the one the adapter records")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from text2sql.config import EvaluationConfig, add_section_flags, section_from_args
+from text2sql.commands.common import add_threads_argument
+from text2sql.config import EvaluationConfig, add_section_flags
 
 HELP = "score a model or predictions: exact match, token F1, execution accuracy"
 
@@ -46,23 +47,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-loss", action="store_true", help="skip the teacher-forced loss / perplexity pass")
     p.add_argument("--num-examples", type=int, default=5, metavar="N", help="print N sample outputs (default 5)")
     p.add_argument("--force", action="store_true", help="evaluate again, replacing what --output holds")
+    add_threads_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from text2sql.evaluation.evaluate import evaluate, format_samples, format_summary
 
-    settings = section_from_args(EvaluationConfig(), args, FIELDS)
+    # Flags not given leave the model's own generation settings (its run's) and the defaults alone;
+    # evaluate() checks the values given.
+    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
     result = evaluate(
         args.data,
         args.output,
         model=args.model,
         predictions=args.predictions,
-        settings=settings,
         base=args.base,
         checkpoint=args.checkpoint,
         db_dir=args.db_dir,
         compute_loss=not args.no_loss,
         force=args.force,
+        threads=args.threads,
+        **given,
     )
     if result.skipped:
         print(f"evaluation up to date, skipped: {result.output_dir} (--force evaluates again)")

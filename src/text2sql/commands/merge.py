@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from text2sql.commands.common import add_threads_argument
+
 HELP = "merge a LoRA/DoRA adapter into its base, verify the logits, save a standalone model"
 
 
@@ -23,12 +25,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force", action="store_true", help="redo the merge, replacing the output once the new one is complete"
     )
+    add_threads_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from text2sql.models.merge import merge_adapter
 
-    result = merge_adapter(args.adapter, args.output, dtype=args.dtype, base=args.base, force=args.force)
+    result = merge_adapter(
+        args.adapter, args.output, dtype=args.dtype, base=args.base, force=args.force, threads=args.threads
+    )
     if result.skipped:
         print(f"merged model up to date, skipped: {result.path} (--force merges again)")
         return 0

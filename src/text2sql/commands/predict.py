@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from text2sql.commands.common import add_model_arguments
+from text2sql.commands.common import add_model_arguments, add_threads_argument
 from text2sql.config import ServingConfig
 
 HELP = "answer one question with SQL only (and its rows with --execute)"
@@ -24,7 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     where.add_argument("--schema", metavar="FILE.sql", help="a file of CREATE TABLE statements (no database)")
     p.add_argument("--execute", action="store_true", help="run the SQL read-only on --db and print the rows")
-    p.add_argument("--max-new-tokens", type=int, default=_D.max_tokens, help="longest answer generated, in tokens")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="longest answer generated, in tokens (default: as the model's run evaluated it)",
+    )
     p.add_argument(
         "--max-repairs",
         type=int,
@@ -34,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--timeout", type=float, default=_D.timeout, help="seconds the query may run")
     p.add_argument("--rows", type=int, default=20, metavar="N", help="rows of the result to print")
+    add_threads_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         max_repairs=args.max_repairs,
         timeout=args.timeout,
         max_rows=_D.max_rows,
+        threads=args.threads,
     )
     print(p.sql)
     if p.attempts > 1:

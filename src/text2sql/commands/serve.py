@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from text2sql.commands.common import add_model_arguments
+from text2sql.commands.common import add_model_arguments, add_threads_argument
 from text2sql.config import ServingConfig, add_section_flags
 
 HELP = "serve a model over HTTP: OpenAI-compatible chat/completions and /v1/sql"
@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--served-model-name", help="the model id /v1/models reports (default: --model)")
     add_section_flags(p, ServingConfig, FIELDS)
+    add_threads_argument(p)
     p.add_argument(
         "--log-level",
         default="info",
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         base=args.base,
         checkpoint=args.checkpoint,
         model_name=args.served_model_name,
+        threads=args.threads,
         **{name: getattr(args, name) for name in FIELDS},
     )
     return 0

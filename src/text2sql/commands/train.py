@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from text2sql.commands.common import load_run_config
+from text2sql.commands.common import add_threads_argument, load_run_config, threads_override
 from text2sql.config import add_config_argument
 
 HELP = "train on the prepared data (LoRA, QLoRA, DoRA, rsLoRA or full fine-tuning)"
@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
     p.add_argument("--init-from", metavar="DIR", help="start from this adapter's weights (fresh optimizer, step 0)")
     p.add_argument("--force", action="store_true", help="replace outputs made by a different run")
+    add_threads_argument(p)
     script = p.add_argument_group("train.py-style flags (each sets the config key shown)")
     for flag, (key, kind) in SCRIPT_FLAGS.items():
         script.add_argument(
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     flag_overrides, stray = script_flag_overrides(args)
     items = [*[s for s in stray if "=" not in s], *args.config_and_overrides, *[s for s in stray if "=" in s]]
-    _, cfg = load_run_config(items, flag_overrides)
+    _, cfg = load_run_config(items, [*flag_overrides, *threads_override(args)])
     result = Train(resume=args.resume, init_from=args.init_from).run(StageContext(cfg, force=args.force)).result
     if not result.main_process:  # under accelerate launch, one report is enough
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from text2sql.commands.common import load_run_config
+from text2sql.commands.common import add_threads_argument, load_run_config, threads_override
 from text2sql.config import add_config_argument, split_config_args
 from text2sql.errors import Text2SQLError
 
@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-trials", type=int, metavar="N", help="trials in the study in all (tuning.n_trials)")
     p.add_argument("--timeout", type=float, metavar="S", help="start no new trial after S seconds (tuning.timeout)")
     p.add_argument("--force", action="store_true", help="start a new study, replacing one of a different config")
+    add_threads_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout is not None:
         flags.append(f"tuning.timeout={args.timeout}")
     # The flags win over the config file and its overrides.
-    _, cfg = load_run_config([*args.config_and_overrides, *flags])
+    _, cfg = load_run_config([*args.config_and_overrides, *flags, *threads_override(args)])
     result = tune(cfg, force=args.force)
     print(format_report(result))
     return 0

@@ -2,7 +2,7 @@
 overrides and validated together (`loading`, `keys`), with the search-space language of `text2sql
 tune` (`space`, `search`) and the command-line arguments that carry config (`args`)."""
 
-from text2sql.config.args import add_config_argument, add_section_flags, section_from_args, split_config_args
+from text2sql.config.args import add_config_argument, add_section_flags, split_config_args
 from text2sql.config.keys import check_key, check_value, parse_override, set_dotted
 from text2sql.config.loading import build_config, describe_fields, load_config, save_config
 from text2sql.config.sections import (
@@ -50,7 +50,6 @@ __all__ = [
     "load_config",
     "parse_override",
     "save_config",
-    "section_from_args",
     "set_dotted",
     "split_config_args",
 ]

@@ -8,13 +8,11 @@ import argparse
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from text2sql.errors import ConfigError, Text2SQLError
-
-S = TypeVar("S", bound=BaseModel)
+from text2sql.errors import Text2SQLError
 
 
 def add_config_argument(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -74,15 +72,3 @@ def add_section_flags(
             options["type"] = kind
             options["metavar"] = "N" if kind in (int, float) else "VALUE"
         parser.add_argument(flag, **options)
-
-
-def section_from_args(base: S, args: argparse.Namespace, fields: Sequence[str]) -> S:
-    """`base` with the flags that were given; ConfigError names every invalid value."""
-    given = {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
-    try:
-        return type(base).model_validate({**base.model_dump(), **given})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg'].lower()}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid option: {problems}") from None

@@ -43,6 +43,12 @@ class ModelConfig(_Section):
     attn_implementation: str = Field(
         "sdpa", description="Attention kernel: sdpa, eager, or flash_attention_2 (needs flash-attn and a GPU)."
     )
+    threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads torch uses (--threads); 0: one for models under 20M parameters, else the "
+        "cores this process may use.",
+    )
 
 
 class MaxSamples(_Section):
@@ -103,7 +109,9 @@ class DataConfig(_Section):
 
 
 class PromptConfig(_Section):
-    template: str = Field(
+    # The names of data.templates.CHAT_TEMPLATES (a test keeps the two lists equal), so that a typo
+    # is a config error with the choices, not a failure at prepare time.
+    template: Literal["auto", "zephyr", "mistral", "chatml", "llama3", "plain"] = Field(
         "auto",
         description="Chat template for decoder models: auto (the tokenizer's own, else one for the model "
         "family), zephyr, mistral, chatml, llama3 or plain.",
@@ -156,7 +164,12 @@ class EvaluationConfig(_Section):
 
 
 class ServingConfig(_Section):
-    max_tokens: int = Field(256, gt=0, description="Tokens generated when a request does not set max_tokens.")
+    max_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="Tokens generated when a request does not set max_tokens (default: the model's "
+        "evaluation.max_new_tokens, as its run evaluated it).",
+    )
     max_tokens_limit: int = Field(512, gt=0, description="Largest max_tokens a request may ask for; above it: 422.")
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body in bytes; above it: 413.")
     batch_size: int = Field(16, gt=0, description="Most prompts generated together in one batch (1: no batching).")
@@ -173,7 +186,7 @@ class ServingConfig(_Section):
 
     @model_validator(mode="after")
     def _default_within_limit(self) -> ServingConfig:
-        if self.max_tokens > self.max_tokens_limit:
+        if self.max_tokens is not None and self.max_tokens > self.max_tokens_limit:
             raise ValueError(
                 f"serving.max_tokens ({self.max_tokens}) is above serving.max_tokens_limit "
                 f"({self.max_tokens_limit}); lower it or raise the limit"

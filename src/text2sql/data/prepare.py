@@ -101,8 +101,26 @@ def _read_split(source: str, opts: ReadOptions, split: str | None, cache_dir: Pa
             writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
             rows += len(batch)
     if rows == 0:
-        raise DataError(f"{source}: no usable rows{_split_hint(split)}; check the file and data.format")
+        raise DataError(f"{source}: no usable rows{_split_hint(split)}{_why_dropped(stats)}")
     return Dataset.from_file(str(path))
+
+
+# What to do when every row of a source was dropped for one reason (`ReadStats.dropped`).
+_DROP_FIXES = {
+    "no assistant turn": "each chat record needs an assistant message holding the SQL",
+    "empty question": "check data.question_column",
+    "empty sql": "check data.sql_column",
+    "no reasoning": "set data.require_reasoning=false, or use data with reasoning",
+    "no db_id": "each Spider/BIRD record needs a db_id",
+}
+
+
+def _why_dropped(stats: ReadStats) -> str:
+    if not stats.dropped:
+        return "; check the file and data.format"
+    reasons = ", ".join(f"{n} with {reason}" for reason, n in stats.dropped.most_common())
+    fixes = "; ".join(dict.fromkeys(_DROP_FIXES[r] for r in stats.dropped if r in _DROP_FIXES)) or "check the file"
+    return f": all {stats.total_dropped} dropped ({reasons}); {fixes}"
 
 
 def _split_hint(split: str | None) -> str:
@@ -157,14 +175,24 @@ def _split_off(ds, cfg: Config, need_validation: bool, need_test: bool) -> dict[
     d = cfg.data
     out = {"train": ds}
     if need_test and d.test_size > 0:
-        parts = out["train"].train_test_split(test_size=d.test_size, seed=d.split_seed)
+        parts = _split(out["train"], d.test_size, d.split_seed, "test")
         out["train"], out["test"] = parts["train"], parts["test"]
     if need_validation and d.validation_size > 0:
         # Share of the original rows, not of what is left after the test split.
         share = d.validation_size / max(1e-9, 1 - (d.test_size if need_test else 0))
-        parts = out["train"].train_test_split(test_size=min(share, 0.99), seed=d.split_seed + 1)
+        parts = _split(out["train"], min(share, 0.99), d.split_seed + 1, "validation")
         out["train"], out["validation"] = parts["train"], parts["test"]
     return out
+
+
+def _split(ds, share: float, seed: int, name: str):
+    try:
+        return ds.train_test_split(test_size=share, seed=seed)
+    except ValueError:  # datasets refuses a split that leaves either side empty
+        raise DataError(
+            f"{len(ds)} training row(s) are too few to split off a {name} share ({share:.0%}); add rows, give "
+            f"data.{name} a file, or set data.{name}_size=0"
+        ) from None
 
 
 def _overlap(splits: dict[str, Any], report: PrepareReport, drop: bool) -> None:

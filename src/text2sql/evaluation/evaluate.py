@@ -33,7 +33,7 @@ from text2sql.evaluation.loss import encode_rows, teacher_forced_loss
 from text2sql.evaluation.predictions import read_predictions
 from text2sql.evaluation.report import render_report
 from text2sql.evaluation.scoring import ScoredExample, score_predictions
-from text2sql.inference.loading import load_for_inference
+from text2sql.inference.loading import find_run_config, load_for_inference, resolve_model_folder
 from text2sql.inference.vllm import require_vllm
 from text2sql.rundir import StageFolder, identity_of
 from text2sql.sql.extract import extract_sql
@@ -68,6 +68,22 @@ class EvaluationResult:
     report: Path
     files: dict[str, Path] = field(default_factory=dict)
     skipped: bool = False
+
+
+# What a model's own run decided about generation, used when evaluating it alone (`saved_settings`).
+GENERATION_FIELDS = ("max_new_tokens", "num_beams")
+
+
+def saved_settings(model: str, checkpoint: str | None = None) -> EvaluationConfig | None:
+    """The defaults with the generation settings of the run that trained `model` (its saved config),
+    so that evaluating a model alone scores what its run scored; None for a model without one."""
+    try:
+        cfg = find_run_config(resolve_model_folder(model, checkpoint))
+    except ConfigError:
+        return None  # load_for_inference reports the problem with the spec
+    if cfg is None:
+        return None
+    return EvaluationConfig(**{name: getattr(cfg.evaluation, name) for name in GENERATION_FIELDS})
 
 
 def settings_with(settings: EvaluationConfig | None, overrides: dict[str, Any]) -> EvaluationConfig:
@@ -126,18 +142,22 @@ def evaluate(
     force: bool = False,
     progress: bool = True,
     run_config: Config | None = None,
+    threads: int | None = None,
     **overrides: Any,
 ) -> EvaluationResult:
     """Evaluate `model` (a merged folder, adapter folder, base model or hub id) or a `predictions`
     file on `data` (anything `prepare` reads, or prepared data) and write the outputs to `output`.
 
-    `settings` is a config's `evaluation` section (split, batch size, limits, backend, ...); keyword
-    `overrides` replace any of its fields (`max_samples=10`). The output folder is a stage: when it
+    `settings` is a config's `evaluation` section (split, batch size, limits, backend, ...); without
+    it, a model's own run decides the generation settings (`saved_settings`). Keyword `overrides`
+    replace any field (`max_samples=10`). `threads`: torch's CPU threads (see `text2sql.threads`). The output folder is a stage: when it
     already holds this same evaluation (same model, data and settings) nothing runs and the result
     says `skipped`; one made from other inputs is refused (OutputExistsError) unless `force`, as is
     a non-empty folder that is no evaluation. `run_config` (a run's evaluation stage) is saved beside
     the outputs. ConfigError / DataError for unusable inputs.
     """
+    if settings is None and model is not None:
+        settings = saved_settings(model, checkpoint)
     settings = settings_with(settings, overrides)
     if (model is None) == (predictions is None):
         raise ConfigError("give exactly one of --model (generate with a model) or --predictions (score a file)")
@@ -168,7 +188,9 @@ def evaluate(
         if settings.backend == "vllm":
             require_vllm()
         start = time.perf_counter()
-        im = load_for_inference(model, base=base, checkpoint=checkpoint, load_weights=settings.backend == "hf")
+        im = load_for_inference(
+            model, base=base, checkpoint=checkpoint, load_weights=settings.backend == "hf", threads=threads
+        )
         timing["load_seconds"] = time.perf_counter() - start
         opts = im.read_options(db_dir=db_dir)
     else:
@@ -177,8 +199,9 @@ def evaluate(
     rows = evalset.rows
 
     raw_outputs: list[str | None]
+    cut: list[bool] | None = None
     if im is not None:
-        raw_texts, preds = _generate(im, rows, settings, progress, timing)
+        raw_texts, preds, cut = _generate(im, rows, settings, progress, timing)
         raw_outputs = list(raw_texts)
     else:
         assert predictions is not None  # exactly one of model and predictions, checked above
@@ -190,6 +213,7 @@ def evaluate(
         rows,
         preds,
         raw_outputs=raw_outputs,
+        cut=cut,
         timeout=settings.timeout,
         text_metrics=settings.text_metrics,
         progress=progress,
@@ -247,7 +271,8 @@ def _up_to_date(out: Path) -> EvaluationResult:
 
 def _generate(
     im, rows, settings: EvaluationConfig, progress: bool, timing: dict[str, float]
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], list[bool]]:
+    """(raw answers, their SQL, whether each was cut by max_new_tokens before it ended)."""
     prompts = [im.builder.prompt_text(r.question, r.schema, r.evidence) for r in rows]
     prompt_ids = im.builder.encode_prompts(prompts)
     generator = im.generator(settings.backend)
@@ -263,7 +288,7 @@ def _generate(
     raw = [generator.decode(o) for o in outputs]
     timing["generation_seconds"] = elapsed
     timing["examples_per_second"] = len(rows) / elapsed if elapsed > 0 else 0.0
-    return raw, [extract_sql(text) for text in raw]
+    return raw, [extract_sql(text) for text in raw], [not o.hit_eos for o in outputs]
 
 
 def _loss(im, evalset: EvalSet, batch_size: int, progress: bool, timing: dict[str, float]) -> dict[str, Any]:

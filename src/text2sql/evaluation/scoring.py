@@ -1,11 +1,12 @@
 """Score predictions one example at a time: string metrics, and execution on the example's database.
 
-Every query, gold or predicted, runs through `sql.execution.ReadOnlyDatabase` (see `sql.match`) (read-only file,
-authorizer, deadline, row cap): predicted SQL is untrusted and nothing else in evaluation opens a
-database. A prediction that fails to parse or run is a wrong answer with a recorded reason.
+Every query, gold or predicted, runs through `sql.execution.ReadOnlyDatabase` (see `sql.match`:
+read-only file, authorizer, deadline, row cap): predicted SQL is untrusted and nothing else in
+evaluation opens a database. A prediction that fails to parse or run is a wrong answer with a recorded reason.
 
 Per-example `error` (empty when the prediction is right):
   syntax, schema (unknown table or column), runtime, timeout, forbidden (tried to write or attach),
+  truncated (the answer hit the token limit before it ended),
   wrong_result (ran, different result), no_database (the row has no database to run on: it is
   scored by EM/F1 only), gold_error (the gold SQL itself failed: excluded from execution accuracy).
 """
@@ -20,7 +21,7 @@ from text2sql.evaluation.evalset import EvalRow
 from text2sql.evaluation.metrics import exact_match, normalized_exact_match, sql_tokenize, token_f1, token_jaccard
 from text2sql.evaluation.text_metrics import rouge_l, sentence_bleu
 from text2sql.sql.execution import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, NO_DATABASE
-from text2sql.sql.match import execute_pairs
+from text2sql.sql.match import TRUNCATED, execute_pairs
 
 
 @dataclass
@@ -67,19 +68,29 @@ def score_predictions(
     predictions: Sequence[str],
     *,
     raw_outputs: Sequence[str | None] | None = None,
+    cut: Sequence[bool] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     max_rows: int = DEFAULT_MAX_ROWS,
     text_metrics: bool = False,
     progress: bool = False,
 ) -> list[ScoredExample]:
-    """Score `predictions[i]` against `rows[i]`; never raises for bad SQL or a missing database."""
+    """Score `predictions[i]` against `rows[i]`; never raises for bad SQL or a missing database.
+
+    `cut[i]` says the model's answer reached its token limit before it ended: a wrong answer that
+    was cut is counted as `truncated`, whatever error its unfinished SQL gave (the fix is a larger
+    `max_new_tokens`, not a better model)."""
     if len(rows) != len(predictions):
         raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
     raw_outputs = raw_outputs if raw_outputs is not None else [None] * len(rows)
     scored = [_string_scores(r, p, raw, text_metrics) for r, p, raw in zip(rows, predictions, raw_outputs)]
     outcomes = execute_pairs(rows, predictions, timeout=timeout, max_rows=max_rows, progress=progress)
-    for example, outcome in zip(scored, outcomes):
+    for i, (example, outcome) in enumerate(zip(scored, outcomes)):
         example.execution_match, example.valid_sql, example.error, example.error_detail = outcome
+        if cut is not None and cut[i] and example.error and example.error != NO_DATABASE:
+            example.error_detail = (
+                f"the answer reached the token limit before it ended ({example.error}: {example.error_detail})"
+            )
+            example.error = TRUNCATED
     return scored
 
 

@@ -27,6 +27,7 @@ from text2sql.inference.generate import Generator, HFGenerator
 from text2sql.inference.vllm import VllmGenerator
 from text2sql.models.adapters import adapter_base, is_adapter_dir, load_adapter_model, run_config
 from text2sql.models.loading import load_config, load_model, load_tokenizer, model_kind, resolve_model
+from text2sql.threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +184,16 @@ def load_for_inference(
     trust_remote_code: bool | None = None,
     load_weights: bool = True,
     merge_adapter: bool = True,
+    threads: int | None = None,
 ) -> InferenceModel:
     """Load a merged model folder, an adapter folder (base + adapter), a base model folder, a hub id
     or a `tiny:<arch>` spec, in eval mode, with its tokenizer and its training-time PromptBuilder.
 
     `base` overrides the base model an adapter records. `merge_adapter` folds LoRA weights into the
     base after loading (generation is faster and outputs are the same), except on quantized bases.
-    `device` defaults to CUDA when available. Raises ConfigError for a spec that cannot be loaded.
+    `device` defaults to CUDA when available. `threads` sets torch's CPU threads (None: the saved
+    config's `model.threads`, else the default of `text2sql.threads`). Raises ConfigError for a spec
+    that cannot be loaded.
     """
     folder = resolve_model_folder(spec, checkpoint)
     cfg = find_run_config(folder)
@@ -230,6 +234,7 @@ def load_for_inference(
     if not load_weights:
         return im
     im.model = _load_weights(im, dtype=dtype, trust=trust, merge_adapter=merge_adapter)
+    use_threads(threads if threads is not None else (cfg.model.threads if cfg is not None else 0), im.model)
     target = device or _default_device()
     if str(getattr(im.model, "device", "cpu")) != target and not getattr(im.model, "hf_device_map", None):
         im.model.to(target)

@@ -47,6 +47,7 @@ from text2sql.models.loading import load_tokenizer, resolve_model
 from text2sql.models.merge_card import REPORT, write_merge_files
 from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import StageFolder, identity_of
+from text2sql.threads import use_threads
 
 log = logging.getLogger("text2sql.merge")
 
@@ -117,6 +118,7 @@ def merge_adapter(
     base: str | None = None,
     force: bool = False,
     verify_prompts: Sequence[Example] | None = None,
+    threads: int | None = None,
 ) -> MergeResult:
     """Merge the adapter in `adapter_dir` into its base, verify, and save to `output_dir`.
 
@@ -146,6 +148,8 @@ def merge_adapter(
 
     with progress_bars_disabled(), torch.no_grad(), staged(plan.output) as tmp:
         peft_model = _load_adapter_model(plan)
+        saved_threads = plan.cfg.model.threads if plan.cfg is not None else 0
+        use_threads(threads if threads is not None else saved_threads, peft_model)
         tokenizer = _load_tokenizer(plan)
         seq2seq = plan.seq2seq
         model_type = peft_model.get_base_model().config.model_type

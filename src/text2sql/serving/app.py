@@ -30,13 +30,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from text2sql.config import ServingConfig
+from text2sql.config import EvaluationConfig, ServingConfig
 from text2sql.data.bundled import database_dir
 from text2sql.data.schema import schema_text
 from text2sql.inference.generate import Sampling
 from text2sql.serving import questions
 from text2sql.serving.databases import DatabaseDirectory, UnknownDatabase
-from text2sql.serving.engine import Engine, EngineBusy, GenerationRequest, PromptTooLong
+from text2sql.serving.engine import Engine, EngineBusy, Generation, GenerationRequest, PromptTooLong
 from text2sql.serving.guard import GuardMiddleware, error_body
 from text2sql.serving.openai_schema import (
     MAX_PROMPTS,
@@ -113,7 +113,8 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
 
     def max_tokens(requested: int | None) -> int:
         if requested is None:
-            return serving.max_tokens
+            # build_server resolves an unset default to the model's own; a bare app uses the evaluation default.
+            return serving.max_tokens if serving.max_tokens is not None else EvaluationConfig().max_new_tokens
         if requested > serving.max_tokens_limit:
             raise APIError(422, f"max_tokens {requested} is above this server's limit of {serving.max_tokens_limit}")
         return requested
@@ -214,10 +215,10 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         else:
             path, schema = None, questions.schema_from_text(body.schema_text or "")
 
-        async def ask(question: str) -> tuple[str, int, int]:
+        async def ask(question: str) -> Generation:
             prompt = builder.prompt_text(question, schema, body.evidence)
             [gen] = await generate([GenerationRequest(prompt, limit)])
-            return gen.text, gen.prompt_tokens, gen.completion_tokens
+            return gen
 
         result = await answer(
             ask,

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from text2sql.config import EvaluationConfig
 from text2sql.data import bundled
 from text2sql.data.readers.ddl import extract_create_tables
 from text2sql.data.schema import schema_text
 from text2sql.errors import DataError, Text2SQLError
 from text2sql.inference.loading import load_for_inference
 from text2sql.progress import progress_bars_disabled
-from text2sql.serving.engine import GenerationRequest, build_engine
+from text2sql.serving.engine import Generation, GenerationRequest, build_engine
 from text2sql.serving.repair import SqlAnswer, answer
 from text2sql.sql.execution import ExecutionResult
 
@@ -80,10 +81,11 @@ def predict(
     execute: bool = False,
     base: str | None = None,
     checkpoint: str | None = None,
-    max_new_tokens: int = 256,
+    max_new_tokens: int | None = None,
     max_repairs: int = 0,
     timeout: float = 5.0,
     max_rows: int = 1000,
+    threads: int | None = None,
 ) -> Prediction:
     """The model's SQL for `question` on the database `db` (a SQLite file) or the schema file
     `schema`; with `execute`, its rows. Raises Text2SQLError for bad input, before loading."""
@@ -94,16 +96,18 @@ def predict(
 
     schema_str = schema_text(db, "sql") if db else read_schema_file(schema or "")  # validates the file early
     with progress_bars_disabled():
-        im = load_for_inference(model, base=base, checkpoint=checkpoint)
+        im = load_for_inference(model, base=base, checkpoint=checkpoint, threads=threads)
+    if max_new_tokens is None:  # as long as the model's own run let its answers be
+        max_new_tokens = (im.config.evaluation if im.config is not None else EvaluationConfig()).max_new_tokens
     if db:
         schema_str = schema_text(db, im.schema_format, im.schema_sample_rows)
     engine = build_engine(im, batch_size=1)
 
-    async def ask(text: str) -> tuple[str, int, int]:
+    async def ask(text: str) -> Generation:
         [gen] = engine.generate_batch([GenerationRequest(im.builder.prompt_text(text, schema_str), max_new_tokens)])
         if isinstance(gen, Exception):
             raise Text2SQLError(f"{gen}; shorten the schema or the question")
-        return gen.text, gen.prompt_tokens, gen.completion_tokens
+        return gen
 
     result = asyncio.run(
         answer(ask, question, db_path=db, execute=execute, max_repairs=max_repairs, timeout=timeout, max_rows=max_rows)

@@ -22,8 +22,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
+from text2sql.serving.engine import Generation
 from text2sql.sql.execution import FORBIDDEN, SYNTAX, ExecutionResult, execute_sql
 from text2sql.sql.extract import extract_sql
+from text2sql.sql.match import TRUNCATED
 
 # The question of a repair attempt. Fixed and documented (README): what the model sees on retry.
 REPAIR_TEMPLATE = "{question}\n\nThe previous SQL failed: {sql}\nError: {error}"
@@ -87,8 +89,8 @@ def _parse_check(sql: str) -> ExecutionResult:
     return ExecutionResult()
 
 
-# ask(question) → (model output text, prompt tokens, completion tokens)
-Ask = Callable[[str], Awaitable[tuple[str, int, int]]]
+# ask(question) → the model's answer, with its token counts and why it ended
+Ask = Callable[[str], Awaitable[Generation]]
 
 
 async def answer(
@@ -109,13 +111,17 @@ async def answer(
     result = SqlAnswer(sql="", attempts=0)
     asked = question
     for attempt in range(max_repairs + 1):
-        text, prompt_tokens, completion_tokens = await ask(asked)
-        sql = extract_sql(text)
+        generation = await ask(asked)
+        sql = extract_sql(generation.text)
         checked = await asyncio.to_thread(check_sql, sql, db_path, execute=execute, timeout=timeout, max_rows=max_rows)
+        if not checked.ok and generation.finish_reason == "length":
+            # Unfinished, not wrong: the fix is a larger max_tokens.
+            checked.error = f"the answer reached the token limit before it ended ({checked.error})"
+            checked.category = TRUNCATED
         result.sql, result.result, result.attempts = sql, checked, attempt + 1
         result.executed = execute and db_path is not None
-        result.prompt_tokens += prompt_tokens
-        result.completion_tokens += completion_tokens
+        result.prompt_tokens += generation.prompt_tokens
+        result.completion_tokens += generation.completion_tokens
         result.history.append({"sql": sql, "error": checked.error})
         if checked.ok:
             break

@@ -3,21 +3,29 @@
     serve("runs/x/merged", host="127.0.0.1", port=8000, api_key=os.environ.get("TEXT2SQL_API_KEY"))
 
 Settings come from the `serving` section of the config.yaml saved beside the model (else the
-defaults), then from the keyword arguments (the command-line flags), which win.
+defaults), then from the keyword arguments (the command-line flags), which win. Answers are as long
+as the model's own run let them be (`evaluation.max_new_tokens`) unless `serving.max_tokens` says
+otherwise.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from typing import Any
 
-from text2sql.config import ServingConfig
-from text2sql.errors import ConfigError, MissingExtraError
+import uvicorn
+from pydantic import ValidationError
+
+from text2sql.config import EvaluationConfig, ServingConfig
+from text2sql.errors import ConfigError
 from text2sql.inference.loading import load_for_inference
 from text2sql.progress import progress_bars_disabled
+from text2sql.serving.app import ServerSettings, create_app
 from text2sql.serving.databases import DatabaseDirectory
 from text2sql.serving.engine import build_engine
 
@@ -34,14 +42,6 @@ class Server:
     settings: Any
 
 
-def require_serve_extra() -> None:
-    import importlib.util
-
-    for package in ("fastapi", "uvicorn"):
-        if importlib.util.find_spec(package) is None:
-            raise MissingExtraError("text2sql serve", package, "serve")
-
-
 def build_server(
     model: str,
     *,
@@ -50,20 +50,20 @@ def build_server(
     base: str | None = None,
     checkpoint: str | None = None,
     model_name: str | None = None,
+    threads: int | None = None,
     **overrides: Any,
 ) -> Server:
     """Load `model` and build the app (not started). `overrides` are `ServingConfig` fields; None
     values are ignored, so unset command-line flags leave the model's saved settings alone."""
-    require_serve_extra()
-    from text2sql.serving.app import ServerSettings, create_app
-
     serving_config(ServingConfig(), overrides)  # bad flags fail before the model loads
     if db_dir is not None:
         DatabaseDirectory(db_dir)
     backend = overrides.get("backend") or "hf"
     with progress_bars_disabled():
-        im = load_for_inference(model, base=base, checkpoint=checkpoint, load_weights=backend == "hf")
-    serving = serving_config(im.config.serving if im.config is not None else ServingConfig(), overrides)
+        im = load_for_inference(model, base=base, checkpoint=checkpoint, load_weights=backend == "hf", threads=threads)
+    saved = im.config.serving if im.config is not None else ServingConfig()
+    answer_tokens = (im.config.evaluation if im.config is not None else EvaluationConfig()).max_new_tokens
+    serving = serving_config(saved, overrides, default_max_tokens=answer_tokens)
     engine = build_engine(
         im,
         backend=serving.backend,
@@ -82,13 +82,16 @@ def build_server(
     return Server(app=create_app(engine, settings), engine=engine, settings=settings)
 
 
-def serving_config(saved: ServingConfig, overrides: dict[str, Any]) -> ServingConfig:
-    """`saved` with the overrides that are set; a lower max_tokens_limit also lowers the default
-    max_tokens when that was not set. ConfigError names every bad value."""
-    from pydantic import ValidationError
-
+def serving_config(
+    saved: ServingConfig, overrides: dict[str, Any], *, default_max_tokens: int | None = None
+) -> ServingConfig:
+    """`saved` with the overrides that are set. An unset max_tokens becomes `default_max_tokens`
+    (the model's evaluation.max_new_tokens), and a lower max_tokens_limit lowers it too.
+    ConfigError names every bad value."""
     values = {**saved.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    if overrides.get("max_tokens") is None and overrides.get("max_tokens_limit") is not None:
+    if values["max_tokens"] is None and default_max_tokens is not None:
+        values["max_tokens"] = default_max_tokens
+    if overrides.get("max_tokens") is None and values["max_tokens"] is not None:
         values["max_tokens"] = min(values["max_tokens"], values["max_tokens_limit"])
     try:
         return ServingConfig.model_validate(values)
@@ -97,12 +100,29 @@ def serving_config(saved: ServingConfig, overrides: dict[str, Any]) -> ServingCo
         raise ConfigError(f"invalid serving setting: {problems}") from None
 
 
+def check_port(host: str, port: int) -> None:
+    """ConfigError when `host:port` cannot be listened on (in use, or not this machine's address),
+    before any model loads."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is already in use; pass another --port") from None
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise ConfigError(
+                    f"port {port} needs more privileges than this user has; pass --port 1024 or above"
+                ) from None
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); check --host and --port") from None
+
+
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **kwargs: Any) -> None:
     """Build the server and run it until interrupted (Ctrl-C)."""
-    import uvicorn
-
     if kwargs.get("api_key") is None:
         kwargs["api_key"] = os.environ.get(API_KEY_ENV) or None
+    check_port(host, port)
     server = build_server(model, **kwargs)
     if server.settings.api_key is None and host not in _LOOPBACK:
         print(

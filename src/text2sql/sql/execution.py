@@ -20,6 +20,7 @@ category, because a prediction that fails to run is a wrong answer with a reason
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,9 +46,17 @@ DEFAULT_MAX_ROWS = 10_000
 # few hundred microseconds.
 _PROGRESS_EVERY = 10_000
 
-# Largest string or blob a query may build, in bytes: `zeroblob(1e9)` or `printf('%.*c', 1e9, 'x')`
-# would otherwise allocate a gigabyte per row. Benchmark databases hold far smaller values.
-_MAX_VALUE_BYTES = 64 * 1024 * 1024
+# Largest string or blob a query may build, in bytes, enforced inside SQLite before a value reaches
+# Python: `zeroblob(1e9)`, `printf('%.*c', 1e9, 'x')` or a group_concat of everything would
+# otherwise allocate a gigabyte per row, and `length(randomblob(5e7))` run for seconds inside one
+# function call. Benchmark databases hold far smaller values (Spider's and BIRD's longest are KB).
+MAX_VALUE_BYTES = 1024 * 1024
+# Longest SQL text accepted, in bytes: model answers and gold queries are short, and a bound on the
+# text bounds how many values one row can hold.
+_MAX_SQL_BYTES = 100_000
+# Most bytes of strings and blobs one result may hold: rows are fetched one at a time and counted,
+# so no query can take more memory than this (plus one row) whatever its row count.
+MAX_RESULT_BYTES = 64 * 1024 * 1024
 
 # Actions a read-only query needs. Everything else is denied (see module docstring).
 _ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
@@ -153,14 +162,21 @@ class ReadOnlyDatabase:
             self._conn.enable_load_extension(False)
         if hasattr(self._conn, "setlimit"):  # Python >= 3.11
             self._conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)  # type: ignore[attr-defined]
-            self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _MAX_VALUE_BYTES)  # type: ignore[attr-defined]
+            self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)  # type: ignore[attr-defined]
+            self._conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, _MAX_SQL_BYTES)  # type: ignore[attr-defined]
         # Last: from here on the user's SQL can no longer issue PRAGMAs, ours included.
         self._conn.set_authorizer(_authorize)
 
     def execute(
-        self, sql: str, *, timeout: float = DEFAULT_TIMEOUT, max_rows: int = DEFAULT_MAX_ROWS
+        self,
+        sql: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_bytes: int = MAX_RESULT_BYTES,
     ) -> ExecutionResult:
-        """Run one statement and return its first `max_rows` rows; never raises for bad SQL."""
+        """Run one statement and return its first `max_rows` rows; never raises for bad SQL. A result
+        with more than `max_bytes` of strings and blobs is an error, not a result."""
         start = time.monotonic()
         deadline = start + timeout
         timed_out = False
@@ -180,6 +196,11 @@ class ReadOnlyDatabase:
             return failure("empty SQL", SYNTAX)
 
         self._conn.set_progress_handler(past_deadline, _PROGRESS_EVERY)
+        # The progress handler runs between VM steps; one step can be a long function call. A timer
+        # interrupts the statement from another thread at the deadline whatever it is doing.
+        watchdog = threading.Timer(timeout, self._conn.interrupt)
+        watchdog.daemon = True
+        watchdog.start()
         cursor = None
         try:
             cursor = self._conn.execute(text)
@@ -188,16 +209,22 @@ class ReadOnlyDatabase:
                     return failure("empty SQL: only comments", SYNTAX)
                 return failure("statement returns no rows; only queries are allowed", FORBIDDEN)
             columns = [d[0] for d in cursor.description]
-            # One row past the cap tells us whether there was more without reading it all.
-            rows = cursor.fetchmany(max_rows + 1)
+            rows, too_large = _fetch(cursor, max_rows, max_bytes)
+            if too_large:
+                return failure(
+                    f"the result holds more than {max_bytes // 2**20} MB of text and blobs; only "
+                    "queries with smaller results are run",
+                    RUNTIME,
+                )
         except (sqlite3.Error, ValueError, OverflowError, MemoryError) as exc:
             # ValueError covers NUL characters and unencodable text in the SQL; OverflowError
             # integers Python cannot hand to SQLite; MemoryError a result SQLite could not hold.
             message = str(exc) or type(exc).__name__
-            if timed_out:
+            if timed_out or time.monotonic() > deadline:
                 return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
             return failure(message, categorize(message))
         finally:
+            watchdog.cancel()
             if cursor is not None:
                 cursor.close()
             self._conn.set_progress_handler(None, 0)
@@ -217,6 +244,22 @@ class ReadOnlyDatabase:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _fetch(cursor: sqlite3.Cursor, max_rows: int, max_bytes: int) -> tuple[list[tuple], bool]:
+    """(up to max_rows + 1 rows, whether the result went past max_bytes). One row past the cap
+    tells whether there was more without reading it all; rows come one at a time so that the byte
+    count stops a result before it is held whole."""
+    rows: list[tuple] = []
+    size = 0
+    for row in cursor:
+        size += sum(len(v) for v in row if isinstance(v, (str, bytes)))
+        if size > max_bytes:
+            return rows, True
+        rows.append(row)
+        if len(rows) > max_rows:
+            break
+    return rows, False
 
 
 def _open(db_path: str | Path) -> ReadOnlyDatabase | ExecutionResult:

@@ -22,7 +22,19 @@ from text2sql.sql.execution import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, NO_DATABAS
 
 WRONG_RESULT = "wrong_result"
 GOLD_ERROR = "gold_error"
-ERROR_CATEGORIES = ("syntax", "schema", "runtime", "timeout", "forbidden", WRONG_RESULT, NO_DATABASE, GOLD_ERROR)
+# An answer the model did not finish within its token limit (set by whoever knows the limit was hit).
+TRUNCATED = "truncated"
+ERROR_CATEGORIES = (
+    "syntax",
+    "schema",
+    "runtime",
+    "timeout",
+    "forbidden",
+    TRUNCATED,
+    WRONG_RESULT,
+    NO_DATABASE,
+    GOLD_ERROR,
+)
 
 # Rows run on one connection before it is reopened: bounds the gold-result cache, and opening a
 # connection (~50 µs) per chunk costs nothing.

@@ -30,6 +30,7 @@ from text2sql.errors import ConfigError, DataError, OutputExistsError
 from text2sql.models.loading import ResolvedModel, open_model
 from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import RunDir, fingerprint
+from text2sql.threads import use_threads
 from text2sql.tracking import log_evaluation
 from text2sql.training.arguments import CHECKPOINTS, uses_cpu
 from text2sql.training.callbacks import check_sync_destination
@@ -71,7 +72,7 @@ def train_depends_on(cfg: Config, data_fingerprint: str, init_from: str | Path |
     callbacks.pop("progress", None)  # display only
     return {
         "data": data_fingerprint,
-        "model": cfg.model.model_dump(mode="json"),
+        "model": cfg.model.model_dump(mode="json", exclude={"threads"}),  # threads change speed, not results
         "finetune": cfg.finetune.model_dump(mode="json"),
         "training": cfg.training,
         "callbacks": callbacks,
@@ -199,6 +200,11 @@ def train(
     resolved (`open_model`), when the caller has it already.
     """
     _check_inputs(cfg, resume, init_from)
+    if resume is True and latest_complete_checkpoint(Path(cfg.output_dir) / CHECKPOINTS) is None:
+        # Before anything is prepared or written: a refused command leaves every file as it was.
+        raise ConfigError(
+            f"--resume: no complete checkpoint in {Path(cfg.output_dir) / CHECKPOINTS}; train without --resume"
+        )
     model = model or open_model(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
     # The distributed state the trainer will use (gloo processes on CPU), so that only the main
     # process prepares data and writes outputs.
@@ -232,7 +238,8 @@ def train(
             fingerprint=fp,
             resume=resume_from is not None,
         )
-    log.info(format_summary(setup.parameters))
+    threads = use_threads(cfg.model.threads, setup.model)
+    log.info("%s; %d CPU thread%s", format_summary(setup.parameters), threads, "" if threads == 1 else "s")
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
     trainer = setup.trainer

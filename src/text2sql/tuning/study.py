@@ -55,6 +55,7 @@ def study_identity(cfg: Config, space: dict[str, Spec]) -> dict[str, Any]:
     for key in ("output_dir", "tuning", "tracking", "launch", "serving"):
         base.pop(key, None)
     base["callbacks"].pop("progress", None)  # display only
+    base["model"].pop("threads", None)  # speed only
     for key in space:
         *parents, leaf = key.split(".")
         node = base
