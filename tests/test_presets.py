@@ -176,17 +176,47 @@ def test_one_preset_per_seed_headed_by_its_command():
         assert any("differs from the seed" in line for line in lines), "the header says what differs"
 
 
+OPTIONAL_PACKAGES = {"gcsfs", "s3fs", "bitsandbytes", "deepspeed", "wandb", "mlflow", "tensorboard", "vllm"}
+
+
+@pytest.fixture
+def extras_installed(monkeypatch):
+    """Every optional package looks installed: what validate then says is about the config itself."""
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        return real("json") if name in OPTIONAL_PACKAGES else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
 @pytest.mark.parametrize("name", SEEDS)
-def test_preset_validates_offline(name, capsys):
+def test_preset_validates_offline(name, capsys, extras_installed):
     code = main(["validate", str(PRESETS[name].path)])
     assert code == 0, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", SEEDS)
-def test_preset_validates_on_the_fixture_data(name, capsys):
+def test_preset_validates_on_the_fixture_data(name, capsys, extras_installed):
     preset = PRESETS[name]
     assert main(["validate", str(preset.path), f"model.name_or_path={preset.tiny}", *preset.data]) == 0
     assert "config, data and databases are valid" in capsys.readouterr().out
+
+
+def test_validate_names_every_missing_package_with_its_pip_command(capsys, monkeypatch, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a, **k: None if name in OPTIONAL_PACKAGES else real(name, *a, **k)
+    )
+    code = main(["validate", str(PRESETS["seed001"].path)])  # DeepSpeed launch, W&B, S3
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    for package, extra in (("deepspeed", "deepspeed"), ("wandb", "wandb"), ("s3fs", "s3")):
+        assert f"needs the '{package}' package: pip install 'text2sql[{extra}]'" in err
+    code = main(["validate", str(PRESETS["seed003"].path)])  # 4-bit, GCS, TensorBoard
+    err = capsys.readouterr().err
+    for package, extra in (("bitsandbytes", "qlora"), ("gcsfs", "gcs"), ("tensorboard", "tensorboard")):
+        assert f"needs the '{package}' package: pip install 'text2sql[{extra}]'" in err
 
 
 @pytest.mark.parametrize("name", SEEDS)

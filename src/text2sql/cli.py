@@ -66,6 +66,16 @@ def _setup_logging(debug: bool) -> None:
         # resumed checkpoint "misses"); --debug shows them.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("DATASETS_VERBOSITY", "error")
+    if not sys.stderr.isatty():
+        # Library bars are carriage-return animations: in a file they glue into one long line. Our own
+        # progress (text2sql.progress) writes whole lines there instead.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        # Libraries imported already (main() called in-process) read the variables too late.
+        if "transformers" in sys.modules:
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
+        if "datasets" in sys.modules:
+            sys.modules["datasets"].disable_progress_bars()
         for noisy in ("transformers", "datasets", "httpx", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from text2sql.config import Config
 from text2sql.data.prepare import prepare
+from text2sql.data.prepare_report import summarize
 from text2sql.evaluation.compare_runs import compare_runs, format_table, render_compare_html
 from text2sql.evaluation.evaluate import evaluate
 from text2sql.models.loading import ResolvedModel, open_model
@@ -87,6 +88,7 @@ class Prepare:
 
     def run(self, ctx: StageContext) -> StageOutcome:
         result = prepare(ctx.cfg, ctx.model, force=ctx.force)
+        ctx.say(summarize(result.report))  # rows in and out per split, and what was dropped
         return StageOutcome(self.name, result.path, result.skipped, result=result)
 
 

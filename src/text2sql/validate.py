@@ -6,20 +6,25 @@ executed (read-only) on its database: a dataset whose gold does not run cannot b
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from text2sql import storage
 from text2sql.config import Config
 from text2sql.data.prepare import has_split, read_options
 from text2sql.data.readers import ReadStats, read_examples
-from text2sql.errors import Text2SQLError
+from text2sql.errors import MissingExtraError, Text2SQLError
 from text2sql.models.tiny import parse_tiny_spec
 from text2sql.sql.execution import execute_sql
+from text2sql.tracking import check_backend
 
 _SPLITS = ("train", "validation", "test")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_LAUNCH_CONFIG = re.compile(r"^#\s*accelerate launch .*--config_file[= ](\S+)")
 
 
 @dataclass
@@ -93,10 +98,95 @@ def _sources(cfg: Config) -> dict[str, str]:
     return sources
 
 
-def validate(cfg: Config, *, gold_limit: int = 500, timeout: float = 5.0) -> ValidationReport:
+def _required_packages(cfg: Config) -> list[tuple[str, str, str, str]]:
+    """(what needs it, import name, pip package, text2sql extra) for the optional packages `cfg` uses."""
+    needed = []
+    if cfg.finetune.method == "qlora":
+        needed.append(("finetune.method=qlora", "bitsandbytes", "bitsandbytes", "qlora"))
+    if cfg.training.get("deepspeed"):
+        needed.append(("training.deepspeed", "deepspeed", "deepspeed", "deepspeed"))
+    for key, backend in (("evaluation.backend", cfg.evaluation.backend), ("serving.backend", cfg.serving.backend)):
+        if backend == "vllm":
+            needed.append((f"{key}=vllm", "vllm", "vllm", "vllm"))
+    return needed
+
+
+def _launcher_packages(config_path: str | None) -> list[tuple[str, str, str, str]]:
+    """What the command a preset is headed by needs: `# accelerate launch --config_file F ...` with a
+    DeepSpeed config in F needs deepspeed (presets start with the command that runs them)."""
+    if not config_path or not Path(config_path).is_file():
+        return []
+    lines = Path(config_path).read_text(encoding="utf-8").splitlines()
+    match = _LAUNCH_CONFIG.search(lines[0]) if lines else None
+    if match is None:
+        return []
+    accelerate_config = Path(match.group(1))
+    try:
+        launcher = yaml.safe_load(accelerate_config.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    if isinstance(launcher, dict) and launcher.get("distributed_type") == "DEEPSPEED":
+        return [(f"the launch command's {accelerate_config}", "deepspeed", "deepspeed", "deepspeed")]
+    return []
+
+
+def _check_requirements(cfg: Config, report: ValidationReport, config_path: str | None) -> None:
+    """Every optional package the config (and the launch command it is headed by) needs and this
+    environment lacks: one problem per package, with the pip command (a run would stop on it later)."""
+    for what, module, package, extra in [*_required_packages(cfg), *_launcher_packages(config_path)]:
+        if importlib.util.find_spec(module) is None:
+            report.problems.append(str(MissingExtraError(what, package, extra)))
+    try:
+        check_backend(cfg)
+    except MissingExtraError as exc:
+        report.problems.append(str(exc))
+    d = cfg.data
+    urls = [
+        cfg.output_dir,
+        cfg.model.name_or_path,
+        d.train,
+        d.validation,
+        d.test,
+        d.db_dir,
+        d.db,
+        cfg.callbacks.checkpoint_sync,
+    ]
+    packages_missing: set[str] = set()
+    for url in dict.fromkeys(u for u in urls if u and storage.is_remote(u)):
+        missing = storage.missing_package(url)
+        if missing is not None and url.split("://")[0] not in packages_missing:
+            packages_missing.add(url.split("://")[0])
+            report.problems.append(str(missing))
+
+
+def _missing_database(cfg: Config, check: SplitCheck, split: str) -> str | None:
+    """Why the rows of a split without a database have none, and the fix."""
+    missing = check.rows - check.executable
+    if not missing:
+        return None
+    if cfg.data.db_dir and not check.databases:
+        return (
+            f"{split}: data.db_dir is set but no row of {check.source} has a db_id, so no row is matched to a "
+            "database; add a db_id column naming <db_dir>/<db_id>/<db_id>.sqlite, or set data.db=FILE.sqlite "
+            "for one database for every row"
+        )
+    return (
+        f"{split}: {missing} of {check.rows} rows have no database and cannot be executed (set data.db to the "
+        "database file, or data.db_dir to the folder of <db_id>/<db_id>.sqlite databases)"
+    )
+
+
+def validate(
+    cfg: Config, *, gold_limit: int = 500, timeout: float = 5.0, config_path: str | None = None
+) -> ValidationReport:
+    """Check `cfg` (read from `config_path`, when it came from a file) without loading a model."""
 
     report = ValidationReport()
     _check_model(cfg, report)
+    _check_requirements(cfg, report, config_path)
+    if cfg.data.db and not storage.is_remote(cfg.data.db) and not Path(cfg.data.db).is_file():
+        report.problems.append(f"data.db: no database file at {cfg.data.db}; give the path of a SQLite file")
+        return report
     if cfg.data.db_dir and storage.is_remote(cfg.data.db_dir):
         report.notes.append(f"data.db_dir {cfg.data.db_dir} is remote; it is fetched when a stage needs it")
     elif cfg.data.db_dir and not Path(cfg.data.db_dir).is_dir():
@@ -139,11 +229,10 @@ def validate(cfg: Config, *, gold_limit: int = 500, timeout: float = 5.0) -> Val
                 f"{split}: {check.gold_failed} of {check.gold_checked} gold SQL queries fail on their database "
                 f"(e.g. {failures[0]}); fix the SQL or the database"
             )
-        if check.rows and check.executable < check.rows:
-            report.notes.append(
-                f"{split}: {check.rows - check.executable} of {check.rows} rows have no database and cannot be "
-                "executed (set data.db_dir to where the databases are)"
-            )
+        why = _missing_database(cfg, check, split)
+        if why is not None:
+            # A db_dir that matches nothing is a mistake; rows that never had a database are a choice.
+            (report.problems if "data.db_dir is set" in why else report.notes).append(why)
     if "validation" not in report.splits or "test" not in report.splits:
         report.notes.append(
             f"missing splits are cut from train at prepare time (validation {cfg.data.validation_size:.0%}, "

@@ -5,6 +5,7 @@ libraries a verb needs (torch, transformers) inside `run`."""
 
 # verb → module, in the order `text2sql --help` lists them.
 VERBS = (
+    "init",
     "run",
     "config",
     "validate",

@@ -40,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder for results.csv, predictions.jsonl, metrics.json, report.html",
     )
+    p.add_argument("--db", metavar="FILE.sqlite", help="one database for every row that names none")
     p.add_argument("--db-dir", help="folder holding <db_id>/<db_id>.sqlite databases")
     p.add_argument("--base", help="adapters: base model to load instead of the one the adapter records")
     p.add_argument("--checkpoint", help="a checkpoint folder inside or beside --model, e.g. checkpoint-500")
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         base=args.base,
         checkpoint=args.checkpoint,
         db_dir=args.db_dir,
+        db=args.db,
         compute_loss=not args.no_loss,
         force=args.force,
         threads=args.threads,

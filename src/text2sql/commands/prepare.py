@@ -16,11 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from text2sql.data.prepare_report import summarize
     from text2sql.stages import Prepare, StageContext
 
     _, cfg = load_run_config(args.config_and_overrides)
-    outcome = Prepare().run(StageContext(cfg, force=args.force))
-    print(summarize(outcome.result.report))
+    outcome = Prepare().run(StageContext(cfg, force=args.force))  # prints the table of rows per split
     print(f"prepared data {'up to date, skipped' if outcome.skipped else 'written'}: {outcome.path}")
     return 0

@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from text2sql.validate import validate
 
-    _, cfg = load_run_config(args.config_and_overrides)
-    report = validate(cfg, gold_limit=args.gold_limit)
+    path, cfg = load_run_config(args.config_and_overrides)
+    report = validate(cfg, gold_limit=args.gold_limit, config_path=path)
     print(report.render())
     if report.problems:
         raise Text2SQLError(report.problem_line())

@@ -70,6 +70,11 @@ class DataConfig(_Section):
     format: Literal["auto", "csv", "chat", "create_context", "spider", "bird", "hf", "bundled"] = Field(
         "auto", description="Input format; auto detects it from the extension and the fields."
     )
+    db: str | None = Field(
+        None,
+        description="One database for every row that names none: a SQLite file. Its schema goes into each "
+        "prompt and the SQL runs on it.",
+    )
     db_dir: str | None = Field(
         None, description="Folder holding databases as <db_dir>/<db_id>/<db_id>.sqlite (Spider layout)."
     )

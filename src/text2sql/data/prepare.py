@@ -296,6 +296,8 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
     depends_on = prepare_depends_on(cfg)
     sources = {"train": cfg.data.train, "validation": cfg.data.validation, "test": cfg.data.test}
     depends_on["inputs"] = {k: source_identity(v) for k, v in sources.items() if v}
+    if cfg.data.db:  # its schema is in every prompt: a changed database is stale data
+        depends_on["inputs"]["db"] = source_identity(cfg.data.db)
     tokenizer, kind, model_type = model.tokenizer, model.kind, model.model_type
     depends_on["tokenizer"] = tokenizer_fingerprint(tokenizer)
 

@@ -31,7 +31,7 @@ from text2sql.evaluation.aggregate import aggregate, notes
 from text2sql.evaluation.evalset import EvalSet, load_eval_set
 from text2sql.evaluation.loss import encode_rows, teacher_forced_loss
 from text2sql.evaluation.predictions import read_predictions
-from text2sql.evaluation.report import render_report
+from text2sql.evaluation.report import render_report, shorten
 from text2sql.evaluation.scoring import ScoredExample, score_predictions
 from text2sql.inference.loading import find_run_config, load_for_inference, resolve_model_folder
 from text2sql.inference.vllm import require_vllm
@@ -111,6 +111,7 @@ def evaluation_depends_on(
     checkpoint: str | None,
     db_dir: str | None,
     compute_loss: bool,
+    db: str | None = None,
 ) -> dict[str, Any]:
     """What an evaluation's outputs depend on: the model (the fingerprint of a trained one, else its
     files or its name) or the predictions file, the data, and the settings."""
@@ -121,7 +122,7 @@ def evaluation_depends_on(
     }
     if predictions is not None:
         depends_on["predictions"] = identity_of(predictions)
-    options = {"base": base, "checkpoint": checkpoint, "db_dir": db_dir}
+    options = {"base": base, "checkpoint": checkpoint, "db_dir": db_dir, "db": identity_of(db) if db else None}
     depends_on.update({k: v for k, v in options.items() if v is not None})
     if not compute_loss:
         depends_on["loss"] = False
@@ -138,6 +139,7 @@ def evaluate(
     base: str | None = None,
     checkpoint: str | None = None,
     db_dir: str | None = None,
+    db: str | None = None,
     compute_loss: bool = True,
     force: bool = False,
     progress: bool = True,
@@ -177,6 +179,7 @@ def evaluate(
         checkpoint=checkpoint,
         db_dir=db_dir,
         compute_loss=compute_loss,
+        db=db,
     )
     if not stage.guard(depends_on, force):
         return _up_to_date(out)
@@ -192,9 +195,9 @@ def evaluate(
             model, base=base, checkpoint=checkpoint, load_weights=settings.backend == "hf", threads=threads
         )
         timing["load_seconds"] = time.perf_counter() - start
-        opts = im.read_options(db_dir=db_dir)
+        opts = im.read_options(db_dir=db_dir, db=db)
     else:
-        opts = ReadOptions(db_dir=db_dir)
+        opts = ReadOptions(db_dir=db_dir, db=db)
     evalset = load_eval_set(data, split=settings.split, read_options=opts, max_samples=settings.max_samples)
     rows = evalset.rows
 
@@ -391,5 +394,7 @@ def format_samples(scored: Sequence[ScoredExample], n: int) -> str:
     blocks = []
     for s in scored[:n]:
         verdict = "correct" if s.correct else (s.error or "wrong")
-        blocks.append(f"[{s.id}] {s.question}\n  gold: {s.gold_sql}\n  pred: {s.predicted_sql}\n  -> {verdict}")
+        blocks.append(
+            f"[{s.id}] {s.question}\n  gold: {s.gold_sql}\n  pred: {shorten(s.predicted_sql)}\n  -> {verdict}"
+        )
     return "\n".join(blocks)

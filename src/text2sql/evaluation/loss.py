@@ -17,6 +17,7 @@ from text2sql.data.example import Example
 from text2sql.data.prompt import IGNORE_INDEX, PromptBuilder
 from text2sql.evaluation.evalset import EvalRow
 from text2sql.inference.generate import length_sorted_batches, pad_batch
+from text2sql.progress import progress as progress_bar
 
 
 def encode_rows(
@@ -64,7 +65,6 @@ def teacher_forced_loss(
     """{"loss", "perplexity", "num_tokens"} over all target tokens of `encoded`."""
     import torch
     import torch.nn.functional as F
-    from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
     # Decoders: left padding puts every row's target at the end, so only the last positions need
@@ -73,8 +73,9 @@ def teacher_forced_loss(
     trim = kind == "decoder" and _accepts(model, "logits_to_keep") and _accepts(model, "position_ids")
     total, tokens = 0.0, 0
     batches = length_sorted_batches([len(ids) for ids, _ in encoded], batch_size)
+    bar = progress_bar(len(batches), "loss", unit="batch", enabled=progress)
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="loss", unit="batch", disable=not progress, leave=False):
+        for batch in batches:
             side = "left" if trim else "right"
             ids, mask = pad_batch([encoded[i][0] for i in batch], pad_id, side=side)
             labels, _ = pad_batch([encoded[i][1] for i in batch], IGNORE_INDEX, side=side)
@@ -99,6 +100,8 @@ def teacher_forced_loss(
                 reduction="sum",
             ).item()
             tokens += int((targets != IGNORE_INDEX).sum())
+            bar.update(1)
+    bar.close()
     if tokens == 0:
         return {"loss": None, "perplexity": None, "num_tokens": 0}
     loss = total / tokens

@@ -9,6 +9,7 @@ data or models is escaped by Jinja2's autoescape.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,16 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 WORST_EXAMPLES = 25
 
 
+_RUN = re.compile(r"(.)\1{19,}", re.S)  # one character 20 times or more in a row
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """A prediction fit to show: runs of one repeated character collapsed (a degenerate model writes
+    hundreds of quotes) and at most `limit` characters, saying how much was left out."""
+    text = _RUN.sub(lambda m: f"{m.group(1) * 3}…(×{len(m.group(0))})", text)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 def environment():
     import jinja2
 
@@ -34,6 +45,7 @@ def environment():
         lstrip_blocks=True,
     )
     env.globals["pct"] = pct
+    env.filters["shorten"] = shorten
     return env
 
 

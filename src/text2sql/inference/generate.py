@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from text2sql.errors import ConfigError
 from text2sql.inference import prefix as shared
+from text2sql.progress import progress as progress_bar
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,9 @@ class HFGenerator:
         """The answer to every prompt, in order. Greedy unless `sampling` says otherwise or
         `num_beams` > 1 (beam search)."""
         import torch
-        from tqdm.auto import tqdm
 
         outputs: list[RawOutput | None] = [None] * len(prompts)
-        bar = tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, leave=False)
+        bar = progress_bar(len(prompts), desc, enabled=progress)
         try:
             with torch.inference_mode():
                 for batch, prefix in self._plan(prompts, batch_size, num_beams):

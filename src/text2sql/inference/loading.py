@@ -63,13 +63,17 @@ class InferenceModel:
     trust_remote_code: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def read_options(self, base: ReadOptions | None = None, *, db_dir: str | None = None) -> ReadOptions:
+    def read_options(
+        self, base: ReadOptions | None = None, *, db_dir: str | None = None, db: str | None = None
+    ) -> ReadOptions:
         """Reader options that render schemas exactly as this model saw them in training."""
         opts = ReadOptions(**vars(base)) if base is not None else ReadOptions()
         opts.schema_format = self.schema_format
         opts.schema_sample_rows = self.schema_sample_rows
         if db_dir is not None:
             opts.db_dir = db_dir
+        if db is not None:
+            opts.db = db
         return opts
 
     def generator(self, backend: str = "hf") -> Generator:

@@ -183,10 +183,15 @@ class Engine:
     def _run(self, batch: list[tuple[GenerationRequest, Future]]) -> None:
         try:
             results = self.generate_batch([r for r, _ in batch])
-        except BaseException as exc:  # the callers get the error; the worker keeps serving
-            log.exception("generation failed for a batch of %d", len(batch))
-            for _, future in batch:
-                future.set_exception(exc)
+        except Exception as exc:
+            if len(batch) > 1:
+                # One bad request must not fail its neighbours: run each alone, so only it fails.
+                log.warning("a batch of %d failed (%s); running its requests one by one", len(batch), exc)
+                for item in batch:
+                    self._run([item])
+                return
+            log.exception("generation failed")  # the caller gets the error; the worker keeps serving
+            batch[0][1].set_exception(exc)
             return
         for (_, future), result in zip(batch, results):
             if isinstance(result, BaseException):

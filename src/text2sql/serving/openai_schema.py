@@ -9,15 +9,34 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Bounds on list fields (the body-size limit bounds everything else).
 MAX_STOP = 4  # as OpenAI
 MAX_PROMPTS = 64  # prompts in one /v1/completions request
 
 
+def _encodable(value: Any) -> Any:
+    """JSON may carry lone surrogates ("\\ud800") that no tokenizer can encode: refuse them here, as
+    this request's own 422, before they reach a batch shared with other requests."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text holds a lone surrogate (invalid Unicode); send valid UTF-8") from None
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _encodable(item)
+    return value
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        return _encodable(value)
 
 
 class ContentPart(_Request):

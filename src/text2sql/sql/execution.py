@@ -276,6 +276,7 @@ def execute_sql(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     max_rows: int = DEFAULT_MAX_ROWS,
+    max_bytes: int = MAX_RESULT_BYTES,
 ) -> ExecutionResult:
     """Run one untrusted SQL statement read-only on the SQLite file at `db_path`.
 
@@ -286,7 +287,7 @@ def execute_sql(
     if isinstance(db, ExecutionResult):
         return db
     with db:
-        return db.execute(sql, timeout=timeout, max_rows=max_rows)
+        return db.execute(sql, timeout=timeout, max_rows=max_rows, max_bytes=max_bytes)
 
 
 def execute_many(

@@ -15,8 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
-from tqdm.auto import tqdm
-
+from text2sql.progress import progress as progress_bar
 from text2sql.sql.equivalence import gold_orders_results, results_match
 from text2sql.sql.execution import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, NO_DATABASE, ExecutionResult, ReadOnlyDatabase
 
@@ -73,7 +72,7 @@ def execute_pairs(
         if row.db_path:
             by_db[row.db_path].append(i)
     tasks = [(db, idx[k : k + CHUNK_ROWS]) for db, idx in by_db.items() for k in range(0, len(idx), CHUNK_ROWS)]
-    bar = tqdm(total=sum(len(t[1]) for t in tasks), desc="executing", unit="ex", disable=not progress, leave=False)
+    bar = progress_bar(sum(len(t[1]) for t in tasks), "executing", enabled=progress)
     try:
         for db_path, indices in tasks:
             items = [(i, rows[i].sql, predictions[i] or "") for i in indices]

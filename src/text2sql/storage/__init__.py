@@ -32,6 +32,7 @@ from text2sql.storage.remote import (
     filesystem,
     is_remote,
     join,
+    missing_package,
     s3_endpoint,
 )
 from text2sql.storage.upload import RemoteMirror, upload
@@ -48,6 +49,7 @@ __all__ = [
     "filesystem",
     "is_remote",
     "join",
+    "missing_package",
     "s3_endpoint",
     "upload",
 ]

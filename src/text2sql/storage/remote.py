@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import re
 from collections.abc import Iterator
@@ -109,6 +110,17 @@ def resolve(url: str, endpoint_url: str | None, storage_options: dict[str, Any] 
         raise StorageError(
             f"unsupported URL scheme '{scheme}://' in {url}: use gs://, s3:// or a local path ({first_line(exc)})"
         ) from None
+
+
+def missing_package(url: str) -> MissingExtraError | None:
+    """The error `url` would raise for want of its fsspec implementation (gcsfs, s3fs), or None."""
+    scheme = url_scheme(url)
+    if scheme not in _EXTRAS:
+        return None
+    package, extra = _EXTRAS[scheme]
+    if importlib.util.find_spec(package) is None:
+        return MissingExtraError(f"{scheme}:// storage ({url})", package, extra)
+    return None
 
 
 def check_destination(

@@ -48,37 +48,63 @@ def _mb(value: float | None) -> str:
     return "-" if value is None else (f"{value / 1024:.1f} GB" if value >= 1024 else f"{value:.0f} MB")
 
 
+# Between logging steps, a line at least this often (seconds), so a slow run never looks stuck.
+QUIET_SECONDS = 30.0
+
+
 class ProgressLinesCallback(TrainerCallback):
-    """One line per logging step, for logs that are not a terminal (a cloud job's log):
+    """Whole lines, for output that is not a terminal (a file, a cloud job's log): one after the first
+    step (so the speed and ETA show within seconds), one per logging step, and one whenever
+    `QUIET_SECONDS` pass without any:
 
         step 40/300 | loss 1.234 | lr 1.9e-04 | 12.3 it/s | ETA 0:00:21
 
     Speed and ETA count only the steps of this run, so a resumed run does not look faster.
     """
 
-    def __init__(self, logger: logging.Logger | None = None):
+    def __init__(self, logger: logging.Logger | None = None, quiet_seconds: float = QUIET_SECONDS):
         self.log = logger or log
+        self.quiet_seconds = quiet_seconds
         self._start: float | None = None
         self._start_step = 0
+        self._last_line = 0.0
+        self._last_loss: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._start = time.monotonic()
+        self._start = self._last_line = time.monotonic()
         self._start_step = state.global_step
         if state.is_world_process_zero:
             self.log.info("training: %d steps, starting at step %d", state.max_steps, state.global_step)
 
+    def _speed(self, state) -> list[str]:
+        elapsed = time.monotonic() - (self._start or time.monotonic())
+        done = state.global_step - self._start_step
+        rate = done / elapsed if elapsed > 0 else 0.0
+        parts = [_format_rate(rate)]
+        if rate > 0:
+            parts.append(f"ETA {_format_eta((state.max_steps - state.global_step) / rate)}")
+        return parts
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or _log_due(args, state):
+            return  # the trainer logs this step: on_log prints its line
+        first = state.global_step == self._start_step + 1
+        if first or time.monotonic() - self._last_line >= self.quiet_seconds:
+            loss = [] if self._last_loss is None else [f"loss {self._last_loss:.4f}"]
+            self._emit(" | ".join([f"step {state.global_step}/{state.max_steps}", *loss, *self._speed(state)]))
+
+    def _emit(self, text: str) -> None:
+        self._last_line = time.monotonic()
+        self.log.info(text)
+
     def line(self, state, logs: dict[str, Any]) -> str | None:
         parts = [f"step {state.global_step}/{state.max_steps}"]
         if "loss" in logs:
+            self._last_loss = float(logs["loss"])
             parts.append(f"loss {logs['loss']:.4f}")
             if "learning_rate" in logs:
                 parts.append(f"lr {logs['learning_rate']:.1e}")
-            elapsed = time.monotonic() - (self._start or time.monotonic())
-            done = state.global_step - self._start_step
-            rate = done / elapsed if elapsed > 0 else 0.0
-            parts.append(_format_rate(rate))
-            if rate > 0:
-                parts.append(f"ETA {_format_eta((state.max_steps - state.global_step) / rate)}")
+            parts.extend(self._speed(state))
         elif any(k.startswith("eval_") for k in logs):
             shown = {k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}
             if not shown:
@@ -99,7 +125,54 @@ class ProgressLinesCallback(TrainerCallback):
             return
         text = self.line(state, logs)
         if text:
-            self.log.info(text)
+            self._emit(text)
+
+
+def _log_due(args, state) -> bool:
+    """Whether the trainer logs at this step (it calls on_log right after on_step_end)."""
+    strategy = str(getattr(args.logging_strategy, "value", args.logging_strategy))
+    steps = args.logging_steps
+    if state.global_step == 1 and args.logging_first_step:
+        return True
+    if strategy != "steps" or not steps:
+        return False
+    every = steps if steps >= 1 else max(1, int(steps * state.max_steps))  # < 1: a share of all steps
+    return state.global_step % every == 0
+
+
+class ProgressBarCallback(TrainerCallback):
+    """A progress bar on a terminal, labelled and showing the last loss: `training: 40%|... | loss 1.23`.
+    Evaluations during training print a line above it."""
+
+    def __init__(self):
+        self.bar: Any = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True
+            )
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is None or not logs:
+            return
+        if "loss" in logs:
+            self.bar.set_postfix_str(f"loss {logs['loss']:.4f}", refresh=False)
+        evals = {k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}
+        if evals:
+            shown = [k for k in ("eval_loss", "eval_execution_accuracy") if k in evals] or sorted(evals)[:3]
+            self.bar.write(f"step {state.global_step}: " + " | ".join(f"{k} {evals[k]:.4f}" for k in shown))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def peak_memory_mb() -> dict[str, float | None]:

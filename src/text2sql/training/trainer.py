@@ -27,6 +27,7 @@ from text2sql.training.arguments import build_training_arguments
 from text2sql.training.callbacks import (
     CheckpointSyncCallback,
     PeakMemoryCallback,
+    ProgressBarCallback,
     ProgressLinesCallback,
     early_stopping_callback,
     require_evaluations,
@@ -244,10 +245,10 @@ def build_trainer(
 
     for cb in extra_callbacks:
         trainer.add_callback(cb)
-    if lines:
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(ProgressLinesCallback())
+    # transformers' own bar has no label and prints each log as a dict: ours instead.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ProgressLinesCallback() if lines else ProgressBarCallback())
     # First in line, so that trackers and progress lines see the memory figures in each log entry.
     memory = PeakMemoryCallback()
     trainer.callback_handler.callbacks.insert(0, memory)

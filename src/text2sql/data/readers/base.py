@@ -7,13 +7,16 @@ each row, applies the rules common to all formats (`finish`), counts what it kee
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from text2sql.data.example import Example
 from text2sql.data.readers.reasoning import split_reasoning
+from text2sql.data.schema import schema_text
 from text2sql.errors import DataError
 
 # Reasons a row is dropped (the keys of ReadStats.dropped).
@@ -37,6 +40,7 @@ class ReadOptions:
     question_column: str = "input_text"  # csv / flat records: the column holding the question
     sql_column: str = "sql"  # csv / flat records: the column holding the target SQL
     complexity_column: str = "sql_complexity"  # csv / flat records: optional complexity label
+    db: str | None = None  # one database for every row that names none
     db_dir: str | None = None  # databases as <db_dir>/<db_id>/<db_id>.sqlite
     schema_format: str = "sql"  # sql | compact
     schema_sample_rows: int = 0  # rows per table appended to schemas read from SQLite
@@ -127,8 +131,35 @@ def row_id(row: Mapping[str, Any], default: str) -> str:
     return text_field(row, "id") or default
 
 
+@functools.lru_cache(maxsize=16)
+def _database_schema(path: str, modified_ns: int, fmt: str, sample_rows: int) -> str:
+    """One database's schema text, rendered once per read (the file's mtime is part of the key)."""
+    return schema_text(path, fmt, sample_rows)
+
+
+def attach_database(example: Example, opts: ReadOptions) -> None:
+    """`data.db`: a row with no database of its own runs on that one, and is shown its schema when
+    the row brought none."""
+    if not opts.db or example.db_path is not None:
+        return
+    path = Path(opts.db).resolve()
+    example.db_path = str(path)
+    example.db_id = example.db_id or path.stem
+    if not example.schema.strip():
+        example.schema = _database_schema(
+            str(path), path.stat().st_mtime_ns, opts.schema_format, opts.schema_sample_rows
+        )
+
+
+def check_database(opts: ReadOptions) -> None:
+    """DataError now, before any row is read, when `data.db` names no file."""
+    if opts.db and not Path(opts.db).is_file():
+        raise DataError(f"data.db: no database file at {opts.db}; give the path of a SQLite file")
+
+
 def finish(example: Example, opts: ReadOptions) -> Example:
-    """Rules shared by all formats: split reasoning from a fenced SQL block, drop empty or unwanted rows."""
+    """Rules shared by all formats: split reasoning from a fenced SQL block, drop empty or unwanted
+    rows, attach `data.db`."""
     if example.reasoning is None:
         example.reasoning, example.sql = split_reasoning(example.sql)
     example.question = example.question.strip()
@@ -139,6 +170,7 @@ def finish(example: Example, opts: ReadOptions) -> Example:
         raise SkipRow(EMPTY_SQL)
     if opts.require_reasoning and not example.reasoning:
         raise SkipRow(NO_REASONING)
+    attach_database(example, opts)
     return example
 
 
@@ -158,6 +190,7 @@ class ExampleStream(Iterator[Example]):
         stem: str,
         stats: ReadStats | None = None,
     ):
+        check_database(opts)
         self.stats = stats if stats is not None else ReadStats()
         self.stats.source = self.stats.source or label
         self._iter = self._run(rows, to_example, opts, label, stem)

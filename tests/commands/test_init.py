@@ -1,0 +1,82 @@
+"""`text2sql init`: a commented config for the user's data, database and model, that loads and validates."""
+
+import csv
+import sqlite3
+
+import pytest
+
+from cli_support import assert_one_line_error, run_cli
+from text2sql.config import load_config
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """A user's own data: a CSV of questions and SQL, and one SQLite database they run on."""
+    db = tmp_path / "shop.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, city TEXT, total REAL);"
+            "INSERT INTO orders VALUES (1, 'Paris', 10), (2, 'Rome', 20), (3, 'Paris', 5);"
+        )
+    rows = [
+        ("How many orders are there?", "SELECT COUNT(*) FROM orders"),
+        ("Which cities have orders?", "SELECT DISTINCT city FROM orders"),
+    ] * 10
+    data = tmp_path / "train.csv"
+    with data.open("w", newline="") as f:
+        csv.writer(f).writerows([("input_text", "sql"), *rows])
+    return data, db
+
+
+def test_init_writes_a_config_for_a_pretrained_model(capsys, tmp_path, shop):
+    data, db = shop
+    out = tmp_path / "shop.yaml"
+    code, stdout, err = run_cli(
+        capsys, "init", "--data", data, "--db", db, "--model", "Qwen/Qwen2.5-Coder-0.5B-Instruct", "--output", out
+    )
+    assert code == 0, err
+    assert f"text2sql run {out}" in stdout
+    text = out.read_text()
+    assert text.startswith(f"# text2sql run {out}")  # headed by the command that runs it, as presets are
+    cfg = load_config(out)
+    assert cfg.data.db == str(db) and cfg.data.train == str(data)
+    assert cfg.finetune.method == "lora" and cfg.data.schema_format == "sql"  # a pretrained model's settings
+    assert cfg.evaluation.max_new_tokens == 256 and cfg.data.max_length == 2048 and cfg.evaluation.baseline
+
+
+def test_init_for_a_tiny_model_trains_it_fully_and_validates(capsys, tmp_path, shop):
+    data, db = shop
+    out = tmp_path / "tiny.yaml"
+    assert run_cli(capsys, "init", "--data", data, "--db", db, "--model", "tiny:llama", "--output", out)[0] == 0
+    cfg = load_config(out)
+    assert cfg.finetune.method == "full" and cfg.data.schema_format == "compact"
+    code, stdout, err = run_cli(capsys, "validate", out)
+    assert code == 0, err
+    assert "config, data and databases are valid" in stdout and "20/20" in stdout  # every gold query ran
+
+
+def test_init_refuses_to_overwrite_and_bad_paths(capsys, tmp_path, shop):
+    data, db = shop
+    out = tmp_path / "x.yaml"
+    out.write_text("mine\n")
+    code, _, err = run_cli(capsys, "init", "--data", data, "--model", "tiny:llama", "--output", out)
+    assert_one_line_error(code, err, "already exists", "--force")
+    assert out.read_text() == "mine\n"
+    code, _, err = run_cli(
+        capsys, "init", "--data", tmp_path / "no.csv", "--model", "tiny:llama", "--output", tmp_path / "y.yaml"
+    )
+    assert_one_line_error(code, err, "no.csv")
+    code, _, err = run_cli(
+        capsys,
+        "init",
+        "--data",
+        data,
+        "--db",
+        tmp_path / "no.sqlite",
+        "--model",
+        "tiny:llama",
+        "--output",
+        tmp_path / "z.yaml",
+    )
+    assert_one_line_error(code, err, "--db", "no such file")
+    assert not (tmp_path / "y.yaml").exists() and not (tmp_path / "z.yaml").exists()
