@@ -173,3 +173,9 @@ def test_trainer_key_aliases_are_saved_under_their_names_and_noted_once(caplog):
         "training.warmup_ratio is an alias of training.warmup_steps; configs are saved with the latter",
         "training.evaluation_strategy is an alias of training.eval_strategy; configs are saved with the latter",
     ]
+
+
+def test_a_bare_no_means_the_word_for_trainer_arguments_that_take_words(tmp_path):
+    cfg = load_config(write(tmp_path, "training:\n  eval_strategy: no\n  save_strategy: no\n"), ["training.bf16=no"])
+    assert cfg.training["eval_strategy"] == "no" and cfg.training["save_strategy"] == "no"
+    assert cfg.training["bf16"] is False

@@ -61,7 +61,7 @@ def check_training(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"training.{key}: unknown trainer argument{suggest(key, types, 'training.')}")
             continue
         try:
-            checked[key] = TypeAdapter(types[key]).validate_python(value)
+            checked[key] = _validate_training_value(types[key], value)
         except ValidationError:
             problems.append(f"training.{key}: {value!r} is not a valid {_type_name(types[key])}; fix the value")
             continue
@@ -78,6 +78,18 @@ def check_training(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if checked.get("max_steps", -1) <= 0:
             problems.append("training.num_train_epochs: must be > 0 (or set training.max_steps)")
     return checked, problems
+
+
+def _validate_training_value(tp: Any, value: Any) -> Any:
+    """`value` as the trainer argument's type. YAML reads a bare `no` / `yes` as a boolean; for the
+    arguments whose values are words (`eval_strategy: no`, `save_strategy: no`) it meant the word."""
+    adapter = TypeAdapter(tp)
+    try:
+        return adapter.validate_python(value)
+    except ValidationError:
+        if isinstance(value, bool):
+            return adapter.validate_python("yes" if value else "no")
+        raise
 
 
 def _type_name(tp: Any) -> str:
