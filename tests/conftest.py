@@ -36,8 +36,12 @@ def _hermetic_env(tmp_path_factory):
     import os
 
     cache = tmp_path_factory.mktemp("text2sql-cache")
-    old = {k: os.environ.get(k) for k in ("TEXT2SQL_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
-    os.environ.update({"TEXT2SQL_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    keys = ("TEXT2SQL_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TEXT2SQL_THREADS")
+    old = {k: os.environ.get(k) for k in keys}
+    # One torch thread wherever text2sql picks the count itself (see _one_torch_thread).
+    os.environ.update(
+        {"TEXT2SQL_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TEXT2SQL_THREADS": "1"}
+    )
     yield cache
     for key, value in old.items():
         if value is None:

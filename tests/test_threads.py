@@ -1,9 +1,14 @@
-"""CPU threads: one for small models by default, the cores available otherwise, and --threads wins."""
+"""CPU threads: the cores idle when a model starts by default, never more than the process may use;
+--threads and TEXT2SQL_THREADS win."""
+
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from text2sql.threads import SMALL_MODEL_PARAMETERS, available_cores, choose_threads, use_threads
+from text2sql import threads
+from text2sql.threads import available_cores, choose_threads, idle_cores, use_threads
 
 
 @pytest.fixture
@@ -13,21 +18,48 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def test_default_is_one_thread_for_small_models_and_the_cores_otherwise():
-    assert choose_threads(0, 800_000) == 1
-    assert choose_threads(0, SMALL_MODEL_PARAMETERS) == available_cores()
-    assert choose_threads(0, None) == available_cores()
-    assert choose_threads(3, 800_000) == 3  # an explicit setting wins
+@pytest.fixture
+def measured(monkeypatch):
+    """choose_threads with no explicit setting and no environment: it measures."""
+    monkeypatch.delenv(threads.ENV, raising=False)
+    monkeypatch.setattr(threads, "_measured", None)
 
 
-def test_use_threads_counts_the_model(restore_threads):
-    small = torch.nn.Linear(10, 10)
-    torch.set_num_threads(2)
-    assert use_threads(0, small) == 1 and torch.get_num_threads() == 1
-    assert use_threads(2, small) == 2 and torch.get_num_threads() == 2
+def test_an_explicit_setting_and_the_environment_win(monkeypatch):
+    assert choose_threads(3) == 3
+    monkeypatch.setenv(threads.ENV, "2")
+    assert choose_threads(0) == 2
 
 
-def test_threads_flag_reaches_the_model(restore_threads, capsys, tiny_llama_path, tmp_path):
+def test_the_default_is_the_idle_cores_never_fewer_than_one_nor_more_than_allowed(measured, monkeypatch):
+    monkeypatch.setattr(threads, "idle_cores", lambda window=0.25: 1.9)
+    assert choose_threads(0) == min(2, available_cores())
+    monkeypatch.setattr(threads, "_measured", None)
+    monkeypatch.setattr(threads, "idle_cores", lambda window=0.25: 0.2)  # other work holds every core
+    assert choose_threads(0) == 1
+    monkeypatch.setattr(threads, "_measured", None)
+    monkeypatch.setattr(threads, "idle_cores", lambda window=0.25: 64.0)
+    assert choose_threads(0) == available_cores()
+
+
+def test_idle_cores_sees_a_busy_core(measured):
+    if idle_cores(0.05) is None:
+        pytest.skip("no /proc/stat here")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(available_cores())]
+    try:
+        busy = idle_cores(0.5)
+    finally:
+        for p in spinners:
+            p.kill()
+    assert busy is not None and busy < available_cores() - 0.5  # spinning processes took the cores
+
+
+def test_use_threads_sets_torch(restore_threads):
+    torch.set_num_threads(1)
+    assert use_threads(2) == 2 and torch.get_num_threads() == 2
+
+
+def test_threads_flag_reaches_the_model(restore_threads, capsys, tiny_llama_path):
     from text2sql.cli import main
 
     torch.set_num_threads(1)

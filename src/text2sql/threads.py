@@ -1,55 +1,97 @@
 """How many CPU threads torch uses for a model.
 
-torch starts one intra-op thread per core. For a model of a few million parameters one thread is as
-fast as two on a quiet machine, and on a machine that other processes also use two spinning OpenMP
-threads per process made training steps 4-35x slower (BENCHMARKS.md, Threads). So the default is
-one thread for small models and the cores this process may run on for the others; `model.threads`
-(`--threads`) sets it explicitly.
+torch starts one intra-op thread per core, whatever else the machine is doing. On 2 cores the
+quickstart model trains 1.9x faster on two threads than on one when the machine is quiet, but with
+two CPU-bound processes beside it two threads are 1.6x slower than one (BENCHMARKS.md, Threads), and
+worse under heavier contention. So the default (`model.threads: 0`) is the cores that are idle when
+the model starts: measured over a quarter of a second from /proc/stat, at least one, at most the
+cores this process may run on. `--threads N` (`model.threads: N`) or `TEXT2SQL_THREADS=N` sets it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+import time
 
 log = logging.getLogger("text2sql")
 
-# Models below this many parameters get one thread by default: their matrix products are too small
-# for a second thread to pay for its synchronisation (measured on the 0.8M-parameter quickstart model).
-SMALL_MODEL_PARAMETERS = 20_000_000
+ENV = "TEXT2SQL_THREADS"
+_WINDOW = 0.25  # seconds of CPU accounting the idle measurement looks at
+_REMEASURE = 60.0  # seconds a measurement is reused: a process loading several models measures once
+_measured: tuple[float, int] | None = None  # (when, threads)
+
+
+def allowed_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity, which containers and taskset narrow)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return list(range(os.cpu_count() or 1))
 
 
 def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    return max(1, len(allowed_cpus()))
+
+
+def _cpu_times(cpus: list[int]) -> tuple[float, float] | None:
+    """(idle, total) jiffies of `cpus` from /proc/stat; None where there is no /proc/stat."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        lines = open("/proc/stat", encoding="ascii").read().splitlines()
+    except OSError:
+        return None
+    wanted = {f"cpu{c}" for c in cpus}
+    idle = total = 0.0
+    for line in lines:
+        name, *fields = line.split()
+        if name in wanted:
+            values = [float(v) for v in fields]
+            idle += values[3] + (values[4] if len(values) > 4 else 0.0)  # idle + iowait
+            total += sum(values[:8])  # user nice system idle iowait irq softirq steal
+    return (idle, total) if total else None
 
 
-def choose_threads(setting: int, parameters: int | None) -> int:
-    """`setting` when it is positive; else one thread for small models, the available cores otherwise."""
+def idle_cores(window: float = _WINDOW) -> float | None:
+    """How many of this process's cores sat idle over the last `window` seconds (None: unknown)."""
+    cpus = allowed_cpus()
+    before = _cpu_times(cpus)
+    if before is None:
+        return None
+    time.sleep(window)
+    after = _cpu_times(cpus)
+    if after is None or after[1] <= before[1]:
+        return None
+    return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+
+
+def choose_threads(setting: int) -> int:
+    """`setting` when positive, else `TEXT2SQL_THREADS`, else the cores idle right now (rounded, at
+    least one, at most the available cores; measured at most once a minute)."""
+    global _measured
     if setting > 0:
         return setting
-    if parameters is not None and parameters < SMALL_MODEL_PARAMETERS:
-        return 1
-    return available_cores()
+    from_env = os.environ.get(ENV, "").strip()
+    if from_env.isdigit() and int(from_env) > 0:
+        return int(from_env)
+    now = time.monotonic()
+    if _measured is not None and now - _measured[0] < _REMEASURE:
+        return _measured[1]
+    idle = idle_cores()
+    if idle is None:  # no CPU accounting: the load average says how busy the cores are
+        try:
+            idle = available_cores() - os.getloadavg()[0]
+        except OSError:
+            idle = float(available_cores())
+    count = min(available_cores(), max(1, int(idle + 0.5)))
+    _measured = (now, count)
+    return count
 
 
-def parameter_count(model: Any) -> int | None:
-    """The parameters of a torch module (None when it is none)."""
-    try:
-        return sum(p.numel() for p in model.parameters())
-    except (AttributeError, TypeError):
-        return None
-
-
-def use_threads(setting: int, model: Any = None) -> int:
-    """Set torch's intra-op threads for running `model` (see `choose_threads`); returns the number."""
+def use_threads(setting: int) -> int:
+    """Set torch's intra-op threads (see `choose_threads`) before a model runs; returns the number."""
     import torch
 
-    count = choose_threads(setting, parameter_count(model) if model is not None else None)
+    count = choose_threads(setting)
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
         log.debug("torch uses %d CPU thread(s)", count)

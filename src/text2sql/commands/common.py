@@ -31,8 +31,8 @@ def add_threads_argument(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         metavar="N",
-        help="CPU threads torch uses (model.threads; default: one for models under 20M parameters, else the "
-        "cores this process may use)",
+        help="CPU threads torch uses (model.threads; default: $TEXT2SQL_THREADS, else the cores idle when the "
+        "model starts)",
     )
 
 

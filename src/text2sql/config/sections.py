@@ -46,8 +46,8 @@ class ModelConfig(_Section):
     threads: int = Field(
         0,
         ge=0,
-        description="CPU threads torch uses (--threads); 0: one for models under 20M parameters, else the "
-        "cores this process may use.",
+        description="CPU threads torch uses (--threads); 0: $TEXT2SQL_THREADS, else the cores idle when the "
+        "model starts.",
     )
 
 

@@ -238,7 +238,7 @@ def load_for_inference(
     if not load_weights:
         return im
     im.model = _load_weights(im, dtype=dtype, trust=trust, merge_adapter=merge_adapter)
-    use_threads(threads if threads is not None else (cfg.model.threads if cfg is not None else 0), im.model)
+    use_threads(threads if threads is not None else (cfg.model.threads if cfg is not None else 0))
     target = device or _default_device()
     if str(getattr(im.model, "device", "cpu")) != target and not getattr(im.model, "hf_device_map", None):
         im.model.to(target)

@@ -149,7 +149,7 @@ def merge_adapter(
     with progress_bars_disabled(), torch.no_grad(), staged(plan.output) as tmp:
         peft_model = _load_adapter_model(plan)
         saved_threads = plan.cfg.model.threads if plan.cfg is not None else 0
-        use_threads(threads if threads is not None else saved_threads, peft_model)
+        use_threads(threads if threads is not None else saved_threads)
         tokenizer = _load_tokenizer(plan)
         seq2seq = plan.seq2seq
         model_type = peft_model.get_base_model().config.model_type

@@ -238,7 +238,7 @@ def train(
             fingerprint=fp,
             resume=resume_from is not None,
         )
-    threads = use_threads(cfg.model.threads, setup.model)
+    threads = use_threads(cfg.model.threads)
     log.info("%s; %d CPU thread%s", format_summary(setup.parameters), threads, "" if threads == 1 else "s")
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
