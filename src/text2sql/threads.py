@@ -1,9 +1,9 @@
 """How many CPU threads torch uses for a model.
 
 torch starts one intra-op thread per core, whatever else the machine is doing. On 2 cores the
-quickstart model trains 1.9x faster on two threads than on one when the machine is quiet, but with
-two CPU-bound processes beside it two threads are 1.6x slower than one (BENCHMARKS.md, Threads), and
-worse under heavier contention. So the default (`model.threads: 0`) is the cores that are idle when
+quickstart model trains about twice as fast on two threads as on one when the machine is quiet, but
+with two CPU-bound processes beside it two threads are 1.6-3x slower than one (BENCHMARKS.md,
+Threads), and worse under heavier contention. So the default (`model.threads: 0`) is the cores that are idle when
 the model starts: measured over a quarter of a second from /proc/stat, at least one, at most the
 cores this process may run on. `--threads N` (`model.threads: N`) or `TEXT2SQL_THREADS=N` sets it.
 """
