@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in VERBS:
         module = importlib.import_module(module_name(verb))
         p = verbs.add_parser(verb, parents=[common], help=module.HELP)
-        if verb == "launch":  # launch has targets (vertex), each a parser of its own
+        if verb in ("launch", "db"):  # verbs with actions (launch vertex, db copy), each a parser of its own
             module.add_arguments(p, parents=[common])
         else:
             module.add_arguments(p)

@@ -17,9 +17,11 @@ from text2sql import storage
 from text2sql.config import Config
 from text2sql.data.prepare import has_split, read_options
 from text2sql.data.readers import ReadStats, read_examples
-from text2sql.errors import MissingExtraError, Text2SQLError
+from text2sql.data.schema import read_schema
+from text2sql.errors import ConfigError, DataError, MissingExtraError, Text2SQLError
 from text2sql.models.tiny import parse_tiny_spec
 from text2sql.sql.execution import execute_sql
+from text2sql.sql.targets import dialect_of, is_url, local_path
 from text2sql.tracking import check_backend
 
 _SPLITS = ("train", "validation", "test")
@@ -148,7 +150,6 @@ def _check_requirements(cfg: Config, report: ValidationReport, config_path: str 
         d.validation,
         d.test,
         d.db_dir,
-        d.db,
         cfg.callbacks.checkpoint_sync,
     ]
     packages_missing: set[str] = set()
@@ -176,6 +177,25 @@ def _missing_database(cfg: Config, check: SplitCheck, split: str) -> str | None:
     )
 
 
+def _database_problem(cfg: Config) -> str | None:
+    """Why data.db, data.databases or data.target_db cannot be used: an unknown URL scheme, a missing
+    file, a server that cannot be reached, an engine whose package is missing."""
+    d = cfg.data
+    named = {"data.db": d.db, **{f"data.databases.{k}": v for k, v in d.databases.items()}}
+    for key, target in named.items():
+        if not target or "{db_id}" in target:
+            continue  # a pattern is checked row by row, with the rows' db_ids
+        try:
+            dialect = dialect_of(target)
+            if not is_url(target) and not local_path(target).is_file():
+                return f"{key}: no database file at {target}; give the path of a SQLite or DuckDB file, or a URL"
+            if dialect != "sqlite":
+                read_schema(target)  # a wrong host or password, a missing package: named now, not mid-prepare
+        except (ConfigError, DataError, MissingExtraError) as exc:
+            return f"{key}: {exc}"
+    return None
+
+
 def validate(
     cfg: Config, *, gold_limit: int = 500, timeout: float = 5.0, config_path: str | None = None
 ) -> ValidationReport:
@@ -184,8 +204,9 @@ def validate(
     report = ValidationReport()
     _check_model(cfg, report)
     _check_requirements(cfg, report, config_path)
-    if cfg.data.db and not storage.is_remote(cfg.data.db) and not Path(cfg.data.db).is_file():
-        report.problems.append(f"data.db: no database file at {cfg.data.db}; give the path of a SQLite file")
+    problem = _database_problem(cfg)
+    if problem is not None:
+        report.problems.append(problem)
         return report
     if cfg.data.db_dir and storage.is_remote(cfg.data.db_dir):
         report.notes.append(f"data.db_dir {cfg.data.db_dir} is remote; it is fetched when a stage needs it")

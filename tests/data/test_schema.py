@@ -12,7 +12,7 @@ import pytest
 from text2sql.data.schema import (
     ForeignKey,
     quote_identifier,
-    read_sqlite_schema,
+    read_schema,
     render_schema,
     schema_from_tables_json,
     schema_text,
@@ -76,7 +76,7 @@ def test_quoted_names_are_valid_sqlite(tmp_path: Path) -> None:
     names = ["order", "customer name", 'say "hi"', "名前", "select", "2nd"]
     cols = ", ".join(f"{quote_identifier(n)} TEXT" for n in names)
     db = make_db(tmp_path / "q.sqlite", f"CREATE TABLE {quote_identifier('group')} ({cols});")
-    schema = read_sqlite_schema(db)
+    schema = read_schema(db)
     assert [t.name for t in schema.tables] == ["group"]
     assert [c.name for c in schema.tables[0].columns] == names
 
@@ -84,8 +84,8 @@ def test_quoted_names_are_valid_sqlite(tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------------- from SQLite
 
 
-def test_read_sqlite_schema_keys(shop: Path) -> None:
-    schema = read_sqlite_schema(shop)
+def test_read_schema_keys(shop: Path) -> None:
+    schema = read_schema(shop)
     assert [t.name for t in schema.tables] == ["department", "order", "line", "straße"]
     order, line, strasse = schema.tables[1], schema.tables[2], schema.tables[3]
     assert [(c.name, c.type) for c in order.columns][:2] == [("id", "INTEGER"), ("customer name", "TEXT")]
@@ -98,7 +98,7 @@ def test_read_sqlite_schema_keys(shop: Path) -> None:
 
 
 def test_render_sql_format(shop: Path) -> None:
-    text = render_schema(read_sqlite_schema(shop), fmt="sql")
+    text = render_schema(read_schema(shop), fmt="sql")
     assert text == (
         "CREATE TABLE department (\n"
         "  id INTEGER PRIMARY KEY,\n"
@@ -129,13 +129,13 @@ def test_render_sql_format(shop: Path) -> None:
 def test_rendered_sql_recreates_the_same_schema(shop: Path, tmp_path: Path) -> None:
     # Equivalence by execution: the prompt's CREATE TABLE text builds a database with the same
     # tables, columns, primary and foreign keys as the original.
-    original = read_sqlite_schema(shop)
+    original = read_schema(shop)
     copy = make_db(tmp_path / "copy.sqlite", render_schema(original))
-    assert read_sqlite_schema(copy).tables == original.tables
+    assert read_schema(copy).tables == original.tables
 
 
 def test_render_compact_format(shop: Path) -> None:
-    text = render_schema(read_sqlite_schema(shop), fmt="compact")
+    text = render_schema(read_schema(shop), fmt="compact")
     assert text.splitlines() == [
         "department(id PK, name)",
         '"order"(id PK, "customer name", dept_id -> department.id, "group")',
@@ -146,16 +146,16 @@ def test_render_compact_format(shop: Path) -> None:
 
 def test_unknown_schema_format(shop: Path) -> None:
     with pytest.raises(ConfigError, match="data.schema_format.*sql, compact"):
-        render_schema(read_sqlite_schema(shop), fmt="yaml")
+        render_schema(read_schema(shop), fmt="yaml")
 
 
 def test_tables_in_sqlite_master_order(tmp_path: Path) -> None:
     db = make_db(tmp_path / "o.sqlite", "CREATE TABLE zeta (a); CREATE TABLE alpha (b); CREATE INDEX i ON zeta(a);")
-    assert [t.name for t in read_sqlite_schema(db).tables] == ["zeta", "alpha"]
+    assert [t.name for t in read_schema(db).tables] == ["zeta", "alpha"]
 
 
 def test_rendering_is_deterministic(shop: Path) -> None:
-    texts = {render_schema(read_sqlite_schema(shop), fmt, sample_rows=2) for fmt in ("sql", "sql", "sql")}
+    texts = {render_schema(read_schema(shop), fmt, sample_rows=2) for fmt in ("sql", "sql", "sql")}
     assert len(texts) == 1
 
 
@@ -174,7 +174,7 @@ line2', NULL);
         INSERT INTO person VALUES ('bob', 'never shown', NULL);
         """,
     )
-    text = render_schema(read_sqlite_schema(db), sample_rows=3)
+    text = render_schema(read_schema(db), sample_rows=3)
     assert text.endswith(
         "/* 3 example rows from person:\n"
         "('zed', NULL, NULL)\n"
@@ -182,13 +182,13 @@ line2', NULL);
         "('amy', 'line1\\nline2', NULL)\n"
         "*/"
     )
-    compact = render_schema(read_sqlite_schema(db), fmt="compact", sample_rows=1)
+    compact = render_schema(read_schema(db), fmt="compact", sample_rows=1)
     assert compact == "person(name, note, photo)\n  -- ('zed', NULL, NULL)"
 
 
 def test_sample_rows_long_values_are_cut(tmp_path: Path) -> None:
     db = make_db(tmp_path / "l.sqlite", f"CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('{'y' * 500}');")
-    text = render_schema(read_sqlite_schema(db), sample_rows=1)
+    text = render_schema(read_schema(db), sample_rows=1)
     assert "'" + "y" * 80 + "...'" in text
     assert "y" * 81 not in text
 
@@ -198,14 +198,14 @@ def test_sample_rows_without_rowid_table(tmp_path: Path) -> None:
         tmp_path / "w.sqlite",
         "CREATE TABLE kv (k TEXT PRIMARY KEY, v INT) WITHOUT ROWID; INSERT INTO kv VALUES ('b', 2), ('a', 1);",
     )
-    assert render_schema(read_sqlite_schema(db), fmt="compact", sample_rows=5).splitlines()[1:] == [
+    assert render_schema(read_schema(db), fmt="compact", sample_rows=5).splitlines()[1:] == [
         "  -- ('a', 1)",
         "  -- ('b', 2)",
     ]
 
 
 def test_empty_table_has_no_sample_comment(shop: Path) -> None:
-    assert "/*" not in render_schema(read_sqlite_schema(shop), sample_rows=3)
+    assert "/*" not in render_schema(read_schema(shop), sample_rows=3)
 
 
 # --------------------------------------------------------------------------------- from tables.json
@@ -279,12 +279,12 @@ def test_not_a_database(tmp_path: Path) -> None:
     bad = tmp_path / "bad.sqlite"
     bad.write_text("this is not sqlite, just text long enough to have a header" * 10)
     with pytest.raises(DataError, match="bad.sqlite: not a readable SQLite database"):
-        read_sqlite_schema(bad)
+        read_schema(bad)
 
 
 def test_reading_never_writes(shop: Path) -> None:
     before = shop.read_bytes()
-    render_schema(read_sqlite_schema(shop), sample_rows=3)
+    render_schema(read_schema(shop), sample_rows=3)
     assert shop.read_bytes() == before
     assert sorted(p.name for p in shop.parent.iterdir()) == ["shop.sqlite"]
 
@@ -294,7 +294,7 @@ def test_reading_never_writes(shop: Path) -> None:
 
 def test_department_store_schema(shared_datasets: Path) -> None:
     db = shared_datasets / "spider_en" / "database" / "department_store" / "department_store.sqlite"
-    schema = read_sqlite_schema(db)
+    schema = read_schema(db)
     assert len(schema.tables) == 14
     text = schema_text(db)
     assert "CREATE TABLE Supplier_Addresses (" in text

@@ -70,7 +70,7 @@ def test_run_folder_and_checkpoint_resolution(run_dir):
 def test_base_model_gets_default_prompt(tiny_llama_path):
     im = load_for_inference(str(tiny_llama_path), load_weights=False)
     assert im.source == "base" and im.model is None
-    assert im.builder.system == DEFAULT_SYSTEM_PROMPT and im.schema_format == "sql"
+    assert im.builder.system == DEFAULT_SYSTEM_PROMPT.replace("{dialect}", "SQLite") and im.schema_format == "sql"
     assert "Question: How many?" in im.builder.prompt_text("How many?", "CREATE TABLE t (a INT)")
 
 

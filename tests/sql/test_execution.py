@@ -16,10 +16,10 @@ from text2sql.sql.execution import (
     SYNTAX,
     TIMEOUT,
     ExecutionResult,
-    ReadOnlyDatabase,
     execute_many,
     execute_sql,
 )
+from text2sql.sql.sqlite import SQLiteDatabase
 
 INFINITE_CTE = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
 
@@ -193,7 +193,7 @@ def test_invalid_utf8_text_is_decoded_not_an_error(tmp_path):
 
 
 def test_read_only_database_reuses_one_connection(db):
-    with ReadOnlyDatabase(db) as conn:
+    with SQLiteDatabase(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM departments").rows == [(2,)]
         assert conn.execute("DROP TABLE departments").category == FORBIDDEN
         assert conn.execute(INFINITE_CTE, timeout=0.2, max_rows=10**9).category == TIMEOUT
@@ -203,7 +203,7 @@ def test_read_only_database_reuses_one_connection(db):
 
 def test_read_only_database_rejects_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
-        ReadOnlyDatabase(tmp_path / "absent.sqlite")
+        SQLiteDatabase(tmp_path / "absent.sqlite")
 
 
 def test_execute_many(db, tmp_path):

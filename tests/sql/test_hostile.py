@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from text2sql.sql import execution
+from text2sql.sql import sqlite as sqlite_engine
 from text2sql.sql.execution import MAX_VALUE_BYTES, RUNTIME, TIMEOUT, execute_sql
 
 MB = 2**20
@@ -64,7 +64,7 @@ def test_a_result_over_the_byte_budget_is_refused_before_it_is_held(db):
 
 def test_a_long_function_call_is_stopped_by_the_watchdog(db, monkeypatch):
     # With the step-count check out of the way, only the watchdog can stop this query.
-    monkeypatch.setattr(execution, "_PROGRESS_EVERY", 2**31 - 1)
+    monkeypatch.setattr(sqlite_engine, "_PROGRESS_EVERY", 2**31 - 1)
     result = execute_sql(
         db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c", timeout=0.5
     )

@@ -18,6 +18,7 @@ VERBS = (
     "serve",
     "tune",
     "launch",
+    "db",
     "init-model",
 )
 

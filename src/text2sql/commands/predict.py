@@ -19,8 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--db",
-        metavar="FILE.sqlite",
-        help="the database: its schema goes into the prompt (or a bundled one by name: airline, clinic, retail, university)",
+        metavar="DB",
+        help="the database: a SQLite or DuckDB file, a postgresql://user@host/db URL (password from PGPASSWORD or "
+        "~/.pgpass) or a bundled one by name (airline, clinic, retail, university); its schema goes into the prompt",
     )
     where.add_argument("--schema", metavar="FILE.sql", help="a file of CREATE TABLE statements (no database)")
     p.add_argument("--execute", action="store_true", help="run the SQL read-only on --db and print the rows")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from text2sql.commands.common import add_model_arguments, add_threads_argument
-from text2sql.config import ServingConfig, add_section_flags
+from text2sql.config import ServingConfig, add_section_flags, refuse_passwords
+from text2sql.errors import ConfigError
 
 HELP = "serve a model over HTTP: OpenAI-compatible chat/completions and /v1/sql"
 
@@ -28,6 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument(
         "--db-dir", help="folder of <db_id>/<db_id>.sqlite databases for /v1/sql (default: the bundled ones)"
+    )
+    p.add_argument(
+        "--database",
+        action="append",
+        default=[],
+        metavar="ID=DB",
+        help="serve a database by id: a SQLite or DuckDB file or a postgresql:// URL (repeatable; "
+        "password from PGPASSWORD or ~/.pgpass)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -56,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         db_dir=args.db_dir,
+        databases=database_flags(args.database),
         api_key=args.api_key,
         base=args.base,
         checkpoint=args.checkpoint,
@@ -64,3 +74,18 @@ def run(args: argparse.Namespace) -> int:
         **{name: getattr(args, name) for name in FIELDS},
     )
     return 0
+
+
+def database_flags(items: list[str]) -> dict[str, str]:
+    """`--database ID=DB` flags as a mapping; ConfigError for one without `=` or with a password."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        db_id, sep, target = item.partition("=")
+        if not sep or not db_id or not target:
+            raise ConfigError(f"--database {item}: write ID=DB, e.g. --database shop=postgresql://localhost/shop")
+        mapping[db_id] = target
+    try:
+        refuse_passwords({f"--database {k}": v for k, v in mapping.items()})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return mapping

@@ -22,6 +22,7 @@ from text2sql.config.sections import (
     ServingConfig,
     TrackingConfig,
     TuningConfig,
+    refuse_passwords,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "describe_fields",
     "load_config",
     "parse_override",
+    "refuse_passwords",
     "save_config",
     "set_dotted",
     "split_config_args",

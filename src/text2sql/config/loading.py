@@ -50,6 +50,8 @@ def _format_error(err: Any) -> str:
         return f"{loc}: unknown key{suggest(str(err['loc'][-1]), known, prefix)}"
     if err["type"] == "literal_error":
         return f"{loc}: {err['input']!r} is not allowed; {err['msg'].lower()}"
+    if err["type"] == "value_error":  # our own validators: the message names the key and the fix
+        return str(err["msg"]).removeprefix("Value error, ")
     if err["type"] in ("model_type", "dict_type"):
         return f"{loc}: expected a mapping of keys, got {err['input']!r}"
     return f"{loc}: {err['msg'].lower()} (got {err['input']!r})"

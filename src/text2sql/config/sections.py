@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any, Literal
 
 import yaml
@@ -13,15 +14,31 @@ from text2sql.config.space import flatten_space
 
 log = logging.getLogger("text2sql.config")
 
+# `{dialect}` becomes the name of the database's SQL dialect (SQLite, PostgreSQL, DuckDB).
 DEFAULT_SYSTEM_PROMPT = (
     "You translate questions into SQL. Given a database schema and a question, answer with one "
-    "SQLite query and nothing else: no explanation, no markdown."
+    "{dialect} query and nothing else: no explanation, no markdown."
 )
+# The SQL dialects a config may name (text2sql.sql.targets.DIALECTS).
+DIALECT_NAMES = ("sqlite", "postgres", "duckdb")
 
 
 @functools.cache  # one note per process, however many configs are loaded
 def _note_renamed(old: str, new: str) -> None:
     log.warning("config section '%s:' is now called '%s:'; rename it (the old name still works)", old, new)
+
+
+_PASSWORD_IN_URL = re.compile(r"://[^/@:]+:[^/@]+@")
+
+
+def refuse_passwords(named: dict[str, str | None]) -> None:
+    """A config is saved with every run, so a database URL in it must not hold a password."""
+    for key, value in named.items():
+        if value and _PASSWORD_IN_URL.search(value):
+            raise ValueError(
+                f"{key}: the URL holds a password, which saved configs and process lists would show; take it out and set "
+                "PGPASSWORD or ~/.pgpass"
+            )
 
 
 class _Section(BaseModel):
@@ -72,8 +89,23 @@ class DataConfig(_Section):
     )
     db: str | None = Field(
         None,
-        description="One database for every row that names none: a SQLite file. Its schema goes into each "
-        "prompt and the SQL runs on it.",
+        description="One database for every row that names none: a SQLite or DuckDB file, or a "
+        "postgresql://user@host/db[?schema=NAME] URL (password from PGPASSWORD or ~/.pgpass); with {db_id} in "
+        "it, one per db_id. Its schema goes into each prompt and the SQL runs on it.",
+    )
+    databases: dict[str, str] = Field(
+        default_factory=dict,
+        description="db_id -> database (file or URL) for rows that name their database, e.g. databases on a server.",
+    )
+    target_dialect: Literal["sqlite", "postgres", "duckdb"] | None = Field(
+        None,
+        description="Train for this dialect: gold SQL is transpiled with sqlglot and each pair kept only when the "
+        "transpiled query returns the original's result on the target database (data.target_db).",
+    )
+    target_db: str | None = Field(
+        None,
+        description="With data.target_dialect: the target database of each row, a file or URL with {db_id} in it "
+        "(e.g. postgresql://host/bundled?schema={db_id}).",
     )
     db_dir: str | None = Field(
         None, description="Folder holding databases as <db_dir>/<db_id>/<db_id>.sqlite (Spider layout)."
@@ -112,6 +144,17 @@ class DataConfig(_Section):
     max_target_length: int = Field(256, gt=0, description="Seq2seq models: drop rows whose target exceeds this.")
     num_proc: int | None = Field(None, gt=0, description="Processes for tokenization (default: one).")
 
+    @model_validator(mode="after")
+    def _databases_are_usable(self) -> DataConfig:
+        named = {"data.db": self.db, "data.target_db": self.target_db}
+        named.update({f"data.databases.{k}": v for k, v in self.databases.items()})
+        refuse_passwords(named)
+        if self.target_dialect and not self.target_db:
+            raise ValueError("data.target_dialect needs data.target_db, the database each row is checked on")
+        if self.target_db and not self.target_dialect:
+            raise ValueError("data.target_db needs data.target_dialect (sqlite, postgres or duckdb)")
+        return self
+
 
 class PromptConfig(_Section):
     # The names of data.templates.CHAT_TEMPLATES (a test keeps the two lists equal), so that a typo
@@ -121,7 +164,14 @@ class PromptConfig(_Section):
         description="Chat template for decoder models: auto (the tokenizer's own, else one for the model "
         "family), zephyr, mistral, chatml, llama3 or plain.",
     )
-    system: str = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt for decoder models.")
+    system: str = Field(
+        DEFAULT_SYSTEM_PROMPT, description="System prompt for decoder models; {dialect} names the SQL dialect."
+    )
+    dialect: Literal["auto", "sqlite", "postgres", "duckdb"] = Field(
+        "auto",
+        description="SQL dialect the prompt names: auto is data.target_dialect, else the dialect of data.db or "
+        "data.databases, else sqlite.",
+    )
 
 
 class FinetuneConfig(_Section):
@@ -188,9 +238,15 @@ class ServingConfig(_Section):
     timeout: float = Field(5.0, gt=0, description="Seconds a single SQL query may run before it is stopped.")
     max_rows: int = Field(1000, gt=0, description="Rows of a query result returned at most.")
     backend: Literal["hf", "vllm"] = Field("hf", description="Generation backend: transformers, or vLLM (an extra).")
+    databases: dict[str, str] = Field(
+        default_factory=dict,
+        description="db_id -> database (a SQLite or DuckDB file, a postgresql:// URL) that /v1/sql answers about, "
+        "besides the files of --db-dir.",
+    )
 
     @model_validator(mode="after")
     def _default_within_limit(self) -> ServingConfig:
+        refuse_passwords({f"serving.databases.{k}": v for k, v in self.databases.items()})
         if self.max_tokens is not None and self.max_tokens > self.max_tokens_limit:
             raise ValueError(
                 f"serving.max_tokens ({self.max_tokens}) is above serving.max_tokens_limit "

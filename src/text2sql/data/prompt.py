@@ -20,6 +20,7 @@ from typing import Any
 from text2sql.config import DEFAULT_SYSTEM_PROMPT, Config
 from text2sql.data.example import Example
 from text2sql.data.templates import DEFAULT_TEMPLATE_BY_MODEL_TYPE, get_template
+from text2sql.sql.targets import DISPLAY_NAMES, dialect_of
 
 IGNORE_INDEX = -100
 
@@ -39,6 +40,19 @@ def target_text(example: Example, keep_reasoning: bool = True) -> str:
     if keep_reasoning and example.reasoning and example.reasoning.strip():
         return f"{example.reasoning.strip()}\n\n```sql\n{example.sql.strip()}\n```"
     return example.sql.strip()
+
+
+def resolve_dialect(cfg: Config) -> str:
+    """The SQL dialect a run's prompts name: prompt.dialect, else data.target_dialect, else the
+    dialect of data.db or of data.databases, else SQLite's."""
+    if cfg.prompt.dialect != "auto":
+        return cfg.prompt.dialect
+    if cfg.data.target_dialect:
+        return cfg.data.target_dialect
+    for target in (cfg.data.db, *cfg.data.databases.values()):
+        if target:
+            return dialect_of(target.replace("{db_id}", "x"))
+    return "sqlite"
 
 
 @dataclass
@@ -64,12 +78,15 @@ class PromptBuilder:
         system: str = DEFAULT_SYSTEM_PROMPT,
         model_type: str | None = None,
         keep_reasoning: bool = True,
+        dialect: str = "sqlite",
     ):
         if kind not in ("decoder", "seq2seq"):
             raise ValueError(f"kind must be 'decoder' or 'seq2seq', not {kind!r}")
         self.tokenizer = tokenizer
         self.kind = kind
-        self.system = system
+        self.dialect = dialect
+        # Not str.format: a user's system prompt may hold other braces.
+        self.system = system.replace("{dialect}", DISPLAY_NAMES.get(dialect, dialect))
         self.keep_reasoning = keep_reasoning
         self.template_name, self.chat_template = self._resolve_template(template, model_type)
         self._system_in_template = True
@@ -88,6 +105,7 @@ class PromptBuilder:
             system=cfg.prompt.system,
             model_type=model_type,
             keep_reasoning=cfg.data.keep_reasoning,
+            dialect=resolve_dialect(cfg),
         )
 
     def _resolve_template(self, template: str, model_type: str | None) -> tuple[str, str | None]:
@@ -221,4 +239,4 @@ class PromptBuilder:
         )
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "template": self.template_name, "system": self.system}
+        return {"kind": self.kind, "template": self.template_name, "system": self.system, "dialect": self.dialect}

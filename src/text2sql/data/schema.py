@@ -1,25 +1,41 @@
 """Database schemas as prompt text.
 
-A `Schema` is built from a SQLite file (what the SQL will actually run on) or, when the database is
-not available, from a Spider/BIRD `tables.json` entry. `render_schema` turns it into the text a
-prompt shows: CREATE TABLE statements (`fmt="sql"`) or one line per table (`fmt="compact"`, shorter
-prompts, faster training). Output is deterministic (tables and columns in definition order, sample
-rows in rowid order) so the same database always yields the same prompt, byte for byte.
+A `Schema` (`text2sql.sql.catalog`) is read from the database the SQL will actually run on (a
+SQLite or DuckDB file, a PostgreSQL URL: `text2sql.sql.execution.open_database`) or, when the
+database is not available, from a Spider/BIRD `tables.json` entry. `render_schema` turns it into the
+text a prompt shows: CREATE TABLE statements (`fmt="sql"`) or one line per table
+(`fmt="compact"`, shorter prompts, faster training), identifiers quoted as the database's dialect
+requires. Output is deterministic (tables and columns in definition order, sample rows in a fixed
+order) so the same database always yields the same prompt, byte for byte.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlglot.dialects.sqlite import SQLite
+from sqlglot.dialects.dialect import Dialect
 
 from text2sql.errors import ConfigError, DataError
+from text2sql.sql.catalog import Column, ForeignKey, Schema, Table
+from text2sql.sql.execution import open_database
+from text2sql.sql.targets import DISPLAY_NAMES, dialect_of, is_url, local_path, redact
+
+__all__ = [
+    "SCHEMA_FORMATS",
+    "Column",
+    "ForeignKey",
+    "Schema",
+    "Table",
+    "quote_identifier",
+    "read_schema",
+    "render_schema",
+    "schema_from_tables_json",
+    "schema_text",
+]
 
 SCHEMA_FORMATS = ("sql", "compact", "tables")
 
@@ -27,109 +43,63 @@ SCHEMA_FORMATS = ("sql", "compact", "tables")
 MAX_SAMPLE_CHARS = 80
 
 _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# sqlglot lists multi-word keywords ("ORDER BY", "PRIMARY KEY"); each word must be quoted on its own
-# (a column named `order` or `primary` breaks a naive CREATE TABLE).
-_KEYWORDS = frozenset(
-    word for keyword in SQLite.Tokenizer.KEYWORDS for word in keyword.upper().split() if _PLAIN_IDENTIFIER.match(word)
-)
 
 
-def quote_identifier(name: str) -> str:
-    """`name` as written when it is a plain, non-keyword identifier, else double-quoted (quotes doubled)."""
-    if _PLAIN_IDENTIFIER.match(name) and name.upper() not in _KEYWORDS:
+@functools.lru_cache(maxsize=8)
+def _keywords(dialect: str) -> frozenset[str]:
+    """Words a dialect reserves. sqlglot lists multi-word keywords ("ORDER BY", "PRIMARY KEY"); each
+    word must be quoted on its own (a column named `order` or `primary` breaks a naive CREATE TABLE)."""
+    tokenizer = Dialect.get_or_raise(dialect).tokenizer_class
+    return frozenset(
+        word for keyword in tokenizer.KEYWORDS for word in keyword.upper().split() if _PLAIN_IDENTIFIER.match(word)
+    )
+
+
+def quote_identifier(name: str, dialect: str = "sqlite") -> str:
+    """`name` as written when it is a plain, non-keyword identifier, else quoted as `dialect` quotes
+    (double quotes, doubled inside). PostgreSQL folds unquoted names to lower case, so a name with
+    capitals is quoted there too."""
+    plain = _PLAIN_IDENTIFIER.match(name) and name.upper() not in _keywords(dialect)
+    if plain and not (dialect == "postgres" and name != name.lower()):
         return name
     return '"' + name.replace('"', '""') + '"'
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str = ""
-
-
-@dataclass(frozen=True)
-class ForeignKey:
-    """`columns` of the owning table reference `ref_columns` of `ref_table` (empty: its primary key)."""
-
-    columns: tuple[str, ...]
-    ref_table: str
-    ref_columns: tuple[str, ...] = ()
-
-
-@dataclass
-class Table:
-    name: str
-    columns: list[Column] = field(default_factory=list)
-    primary_key: list[str] = field(default_factory=list)
-    foreign_keys: list[ForeignKey] = field(default_factory=list)
-
-
-@dataclass
-class Schema:
-    tables: list[Table]
-    db_id: str | None = None
-    # The SQLite file it was read from; sample rows can only come from there.
-    db_path: str | None = None
-
-    def table(self, name: str) -> Table | None:
-        lowered = name.lower()  # SQLite table names are case-insensitive
-        return next((t for t in self.tables if t.name.lower() == lowered), None)
 
 
 # ---------------------------------------------------------------------------------------- reading
 
 
-def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
-    """A read-only connection: building prompts must never modify (or create) a database."""
-    path = Path(db_path).resolve()
-    if not path.is_file():
-        raise DataError(f"{db_path}: database file not found; check the path or data.db_dir")
-    # as_uri() percent-encodes '?', '#' and spaces, which would otherwise break the URI.
-    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+def read_schema(target: str | Path) -> Schema:
+    """What the database at `target` holds: tables, columns, primary and foreign keys."""
+    with _opened(target) as db:
+        try:
+            return db.catalog()
+        except Exception as exc:
+            raise _unreadable(target, exc) from None
 
 
-def read_sqlite_schema(db_path: str | Path) -> Schema:
-    """Tables (in sqlite_master order), columns, primary and foreign keys of a SQLite database."""
-    path = Path(db_path)
-    conn = connect_readonly(path)
+def _opened(target: str | Path) -> Any:
+    """The open database, or a DataError naming the target and the fix."""
+    shown = redact(str(target))
+    if not is_url(str(target)) and not local_path(target).is_file():
+        raise DataError(f"{shown}: database file not found; check the path, data.db or data.db_dir")
     try:
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 7) != 'sqlite_' ORDER BY rowid"
-            )
-        ]
-        tables = []
-        for name in names:
-            info = conn.execute("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", (name,)).fetchall()
-            table = Table(name, [Column(col, ctype or "") for col, ctype, _ in info])
-            table.primary_key = [col for col, _, pk in sorted((r for r in info if r[2]), key=lambda r: r[2])]
-            fk_rows = conn.execute(
-                'SELECT id, seq, "table", "from", "to" FROM pragma_foreign_key_list(?) ORDER BY id, seq', (name,)
-            ).fetchall()
-            groups: dict[int, list[tuple]] = {}
-            for row in fk_rows:
-                groups.setdefault(row[0], []).append(row)
-            for rows in groups.values():
-                to = tuple(r[4] for r in rows if r[4] is not None)
-                table.foreign_keys.append(ForeignKey(tuple(r[3] for r in rows), rows[0][2], to))
-            tables.append(table)
-    except sqlite3.DatabaseError as exc:
-        raise DataError(f"{db_path}: not a readable SQLite database ({exc}); check or re-download the file") from None
-    finally:
-        conn.close()
-    schema = Schema(tables, db_id=path.stem, db_path=str(path))
-    _resolve_implicit_references(schema)
-    return schema
+        return open_database(target)
+    except ConnectionError as exc:
+        raise DataError(str(exc)) from None
+    except FileNotFoundError:
+        raise DataError(f"{shown}: database file not found; check the path, data.db or data.db_dir") from None
+    except Exception as exc:
+        raise _unreadable(target, exc) from None
 
 
-def _resolve_implicit_references(schema: Schema) -> None:
-    # `REFERENCES parent` without columns means the parent's primary key; spell it out for the prompt.
-    for table in schema.tables:
-        for i, fk in enumerate(table.foreign_keys):
-            parent = schema.table(fk.ref_table)
-            if not fk.ref_columns and parent is not None and len(parent.primary_key) == len(fk.columns):
-                table.foreign_keys[i] = ForeignKey(fk.columns, fk.ref_table, tuple(parent.primary_key))
+def _unreadable(target: str | Path, exc: Exception) -> Exception:
+    """A DataError for an engine's own error (a file that is no database, a catalog it cannot
+    read); any other exception is a bug and is returned as it is."""
+    if type(exc).__module__.split(".")[0] not in ("sqlite3", "duckdb", "_duckdb", "psycopg"):
+        return exc
+    name = DISPLAY_NAMES.get(dialect_of(str(target)), "SQL")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(f"{redact(str(target))}: not a readable {name} database ({reason}); check or re-download it")
 
 
 def schema_from_tables_json(entry: Mapping[str, Any]) -> Schema:
@@ -179,14 +149,14 @@ def _is_internal(table_name: str) -> bool:
 
 
 def render_schema(schema: Schema, fmt: str = "sql", sample_rows: int = 0, db_path: str | Path | None = None) -> str:
-    """Schema text for a prompt.
+    """Schema text for a prompt, identifiers quoted as `schema.dialect` requires.
 
     `fmt="sql"`: CREATE TABLE statements with types, PRIMARY KEY and FOREIGN KEY clauses.
     `fmt="compact"`: one line per table, e.g. `employee(id PK, name, dept_id -> department.id)`.
     `fmt="tables"`: the table names only, on one line; for a model trained on a fixed set of
     databases (it learns the columns), where every prompt token is training time.
     `sample_rows=N` appends the first N rows of each table as a comment; rows come from `db_path`
-    (default: the file the schema was read from), so a schema from tables.json alone has none.
+    (default: the database the schema was read from), so a schema from tables.json alone has none.
     """
     if fmt not in SCHEMA_FORMATS:
         raise ConfigError(
@@ -195,56 +165,58 @@ def render_schema(schema: Schema, fmt: str = "sql", sample_rows: int = 0, db_pat
     db_path = db_path or schema.db_path
     samples: dict[str, list[tuple]] = {}
     if sample_rows > 0 and db_path is not None:
-        samples = _sample_rows(db_path, [t.name for t in schema.tables], sample_rows)
+        with _opened(db_path) as db:
+            samples = db.sample_rows([t.name for t in schema.tables], sample_rows)
+    q = functools.partial(quote_identifier, dialect=schema.dialect)
     if fmt == "tables":
-        return "tables: " + ", ".join(quote_identifier(t.name) for t in schema.tables)
+        return "tables: " + ", ".join(q(t.name) for t in schema.tables)
     render = _render_sql_table if fmt == "sql" else _render_compact_table
-    return "\n".join(render(table, samples.get(table.name, [])) for table in schema.tables)
+    return "\n".join(render(table, samples.get(table.name, []), q) for table in schema.tables)
 
 
-def _render_sql_table(table: Table, rows: list[tuple]) -> str:
+def _render_sql_table(table: Table, rows: list[tuple], q: Callable[[str], str]) -> str:
     single_pk = table.primary_key[0] if len(table.primary_key) == 1 else None
     lines = []
     for col in table.columns:
-        parts = [quote_identifier(col.name)] + ([col.type] if col.type else [])
+        parts = [q(col.name)] + ([col.type] if col.type else [])
         if col.name == single_pk:
             parts.append("PRIMARY KEY")
         lines.append(" ".join(parts))
     if len(table.primary_key) > 1:
-        lines.append(f"PRIMARY KEY ({_names(table.primary_key)})")
+        lines.append(f"PRIMARY KEY ({_names(table.primary_key, q)})")
     for fk in table.foreign_keys:
-        ref = quote_identifier(fk.ref_table) + (f" ({_names(fk.ref_columns)})" if fk.ref_columns else "")
-        lines.append(f"FOREIGN KEY ({_names(fk.columns)}) REFERENCES {ref}")
-    text = f"CREATE TABLE {quote_identifier(table.name)} (\n" + ",\n".join("  " + line for line in lines) + "\n);"
+        ref = q(fk.ref_table) + (f" ({_names(fk.ref_columns, q)})" if fk.ref_columns else "")
+        lines.append(f"FOREIGN KEY ({_names(fk.columns, q)}) REFERENCES {ref}")
+    text = f"CREATE TABLE {q(table.name)} (\n" + ",\n".join("  " + line for line in lines) + "\n);"
     if rows:
         # '*/' inside a value would end the comment early.
         body = "\n".join(_row_literal(r).replace("*/", "* /") for r in rows)
-        text += f"\n/* {len(rows)} example rows from {quote_identifier(table.name)}:\n{body}\n*/"
+        text += f"\n/* {len(rows)} example rows from {q(table.name)}:\n{body}\n*/"
     return text
 
 
-def _render_compact_table(table: Table, rows: list[tuple]) -> str:
+def _render_compact_table(table: Table, rows: list[tuple], q: Callable[[str], str]) -> str:
     refs: dict[str, list[str]] = {}
     for fk in table.foreign_keys:
         for i, name in enumerate(fk.columns):
-            target = quote_identifier(fk.ref_table)
+            target = q(fk.ref_table)
             if i < len(fk.ref_columns):
-                target += "." + quote_identifier(fk.ref_columns[i])
+                target += "." + q(fk.ref_columns[i])
             refs.setdefault(name, []).append(target)
     parts = []
     for col in table.columns:
-        text = quote_identifier(col.name)
+        text = q(col.name)
         if col.name in table.primary_key:
             text += " PK"
         for target in refs.get(col.name, []):
             text += f" -> {target}"
         parts.append(text)
-    line = f"{quote_identifier(table.name)}({', '.join(parts)})"
+    line = f"{q(table.name)}({', '.join(parts)})"
     return "\n".join([line] + [f"  -- {_row_literal(r)}" for r in rows])
 
 
-def _names(names: tuple[str, ...] | list[str]) -> str:
-    return ", ".join(quote_identifier(n) for n in names)
+def _names(names: tuple[str, ...] | list[str], q: Callable[[str], str]) -> str:
+    return ", ".join(q(n) for n in names)
 
 
 def _row_literal(row: tuple) -> str:
@@ -254,11 +226,13 @@ def _row_literal(row: tuple) -> str:
 def _value_literal(value: Any) -> str:
     if value is None:
         return "NULL"
-    if isinstance(value, bytes):
-        return f"<blob {len(value)} bytes>"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<blob {len(bytes(value))} bytes>"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
     if isinstance(value, (int, float)):
         return repr(value)
-    text = str(value)
+    text = str(value)  # dates, Decimals, UUIDs as their SQL literal text
     if len(text) > MAX_SAMPLE_CHARS:
         text = text[:MAX_SAMPLE_CHARS] + "..."
     # One row per line: show line breaks inside values as \n.
@@ -266,40 +240,20 @@ def _value_literal(value: Any) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _sample_rows(db_path: str | Path, tables: list[str], limit: int) -> dict[str, list[tuple]]:
-    conn = connect_readonly(db_path)
-    try:
-        out = {}
-        for name in tables:
-            quoted = quote_identifier(name)
-            try:
-                # rowid order is insertion order for ordinary tables: the same rows every time.
-                rows = conn.execute(f"SELECT * FROM {quoted} ORDER BY rowid LIMIT ?", (limit,)).fetchall()
-            except sqlite3.OperationalError:
-                # WITHOUT ROWID tables (and views) have no rowid; order by every column instead.
-                width = len(conn.execute(f"SELECT * FROM {quoted} LIMIT 0").description)
-                order = ", ".join(str(i + 1) for i in range(width))
-                rows = conn.execute(f"SELECT * FROM {quoted} ORDER BY {order} LIMIT ?", (limit,)).fetchall()
-            out[name] = rows
-        return out
-    except sqlite3.DatabaseError as exc:
-        raise DataError(f"{db_path}: cannot read sample rows ({exc}); check or re-download the database") from None
-    finally:
-        conn.close()
-
-
 def schema_text(db_path: str | Path, fmt: str = "sql", sample_rows: int = 0) -> str:
-    """`render_schema` of a SQLite database, cached per (file, modification time, fmt, sample_rows).
-
-    Readers call this once per row; the cache makes it once per database.
-    """
-    path = Path(db_path).resolve()
+    """`render_schema` of the database at `db_path` (a file or URL), cached per (database, file
+    modification time, fmt, sample_rows): readers call this once per row, the cache makes it once
+    per database. A server's schema is read once per process."""
+    if is_url(str(db_path)) and dialect_of(str(db_path)) == "postgres":
+        return _schema_text_cached(str(db_path), 0, fmt, sample_rows)
+    path = local_path(db_path).resolve()
     if not path.is_file():
-        raise DataError(f"{db_path}: database file not found; check the path or data.db_dir")
-    return _schema_text_cached(str(path), path.stat().st_mtime_ns, fmt, sample_rows)
+        raise DataError(f"{db_path}: database file not found; check the path, data.db or data.db_dir")
+    target = str(path) if not is_url(str(db_path)) else str(db_path)
+    return _schema_text_cached(target, path.stat().st_mtime_ns, fmt, sample_rows)
 
 
 @functools.lru_cache(maxsize=512)
-def _schema_text_cached(path: str, mtime_ns: int, fmt: str, sample_rows: int) -> str:
+def _schema_text_cached(target: str, mtime_ns: int, fmt: str, sample_rows: int) -> str:
     del mtime_ns  # part of the cache key only: an edited database is read again
-    return render_schema(read_sqlite_schema(path), fmt=fmt, sample_rows=sample_rows)
+    return render_schema(read_schema(target), fmt=fmt, sample_rows=sample_rows)

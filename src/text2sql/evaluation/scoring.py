@@ -1,6 +1,6 @@
 """Score predictions one example at a time: string metrics, and execution on the example's database.
 
-Every query, gold or predicted, runs through `sql.execution.ReadOnlyDatabase` (see `sql.match`:
+Every query, gold or predicted, runs through `sql.execution` (see `sql.match`:
 read-only file, authorizer, deadline, row cap): predicted SQL is untrusted and nothing else in
 evaluation opens a database. A prediction that fails to parse or run is a wrong answer with a recorded reason.
 

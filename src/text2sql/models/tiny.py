@@ -221,7 +221,9 @@ def _bundled_corpus() -> list[str]:
     for db_id in bundled.db_ids():
         for fmt in ("sql", "compact", "tables"):
             texts.extend([schema_text(bundled.db_path(db_id), fmt=fmt)] * 2)
-    scaffolding = [DEFAULT_SYSTEM_PROMPT, user_message("?", "schema", "hint"), "SQL: ", "```sql\n", "\n```"]
+    # The system prompt as SQLite prompts render it (the bundled databases are SQLite files).
+    system = DEFAULT_SYSTEM_PROMPT.replace("{dialect}", "SQLite")
+    scaffolding = [system, user_message("?", "schema", "hint"), "SQL: ", "```sql\n", "\n```"]
     texts.extend(scaffolding * 8)
     return texts
 

@@ -12,7 +12,7 @@ the OpenAI shape `{"error": {"message", "type", "code", ...}}`:
     404  unknown db_id (the error lists `known_ids`)
     413  request body over serving.max_body_bytes
     422  a malformed body, max_tokens over serving.max_tokens_limit, no question
-    503  serving.max_queue requests already waiting
+    503  serving.max_queue requests already waiting, or a database that cannot be reached
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse
 from text2sql.config import EvaluationConfig, ServingConfig
 from text2sql.data.bundled import database_dir
 from text2sql.data.schema import schema_text
+from text2sql.errors import DataError
 from text2sql.inference.generate import Sampling
 from text2sql.serving import questions
 from text2sql.serving.databases import DatabaseDirectory, UnknownDatabase
@@ -56,16 +57,19 @@ from text2sql.serving.openai_schema import (
     _Generation,
 )
 from text2sql.serving.repair import answer
+from text2sql.sql.execution import NO_DATABASE
 from text2sql.sql.extract import extract_sql
 
 
 @dataclass
 class ServerSettings:
-    """What the app needs besides the engine. `db_dir` defaults to the bundled databases."""
+    """What the app needs besides the engine. `db_dir` defaults to the bundled databases;
+    `databases` maps more ids to files or URLs."""
 
     model_name: str = "text2sql"
     serving: ServingConfig = field(default_factory=ServingConfig)
     db_dir: str | Path | None = None
+    databases: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None
     schema_format: str = "sql"  # as the model was trained (InferenceModel.schema_format)
     schema_sample_rows: int = 0
@@ -82,7 +86,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     The engine is not closed on shutdown: whoever built it owns it."""
 
     serving = settings.serving
-    databases = DatabaseDirectory(settings.db_dir or database_dir())
+    databases = DatabaseDirectory(settings.db_dir or database_dir(), settings.databases)
     builder = engine.builder
     created = int(time.time())
 
@@ -130,13 +134,16 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     def sampling(body: _Generation) -> Sampling:
         return Sampling(temperature=body.temperature or 0.0, top_p=body.top_p if body.top_p is not None else 1.0)
 
-    async def db_schema(db_id: str) -> tuple[Path, str]:
+    async def db_schema(db_id: str) -> tuple[str, str]:
         try:
-            path = databases.path(db_id)
+            target = databases.path(db_id)
         except UnknownDatabase as exc:
             raise APIError(404, str(exc), "not_found_error", known_ids=exc.known_ids) from None
-        text = await asyncio.to_thread(schema_text, path, settings.schema_format, settings.schema_sample_rows)
-        return path, text
+        try:
+            text = await asyncio.to_thread(schema_text, target, settings.schema_format, settings.schema_sample_rows)
+        except DataError as exc:  # a server that is down, a file that went away: the database, not the request
+            raise APIError(503, f"database {db_id} is unavailable: {exc}", "database_unavailable") from None
+        return target, text
 
     async def generate(requests: list[GenerationRequest]):
         try:
@@ -229,6 +236,8 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             timeout=serving.timeout,
             max_rows=serving.max_rows,
         )
+        if result.category == NO_DATABASE:
+            raise APIError(503, f"database {body.db_id} is unavailable: {result.error}", "database_unavailable")
         ran = result.result if result.executed and result.result is not None and result.result.ok else None
         return SqlResponse(
             sql=result.sql,

@@ -20,12 +20,13 @@ from text2sql.config import EvaluationConfig
 from text2sql.data import bundled
 from text2sql.data.readers.ddl import extract_create_tables
 from text2sql.data.schema import schema_text
-from text2sql.errors import DataError, Text2SQLError
+from text2sql.errors import ConfigError, DataError, Text2SQLError
 from text2sql.inference.loading import load_for_inference
 from text2sql.progress import progress_bars_disabled
 from text2sql.serving.engine import Generation, GenerationRequest, build_engine
 from text2sql.serving.repair import SqlAnswer, answer
-from text2sql.sql.execution import ExecutionResult
+from text2sql.sql.execution import NO_DATABASE, ExecutionResult
+from text2sql.sql.targets import dialect_of, is_url, local_path, redact
 
 DEFAULT_SHOWN_ROWS = 20
 
@@ -42,20 +43,30 @@ class Prediction:
 def check_inputs(db: str | None, schema: str | None, execute: bool) -> None:
     """Bad input, reported before any model loads."""
     if (db is None) == (schema is None):
-        raise Text2SQLError("give exactly one of --db FILE.sqlite or --schema FILE.sql")
+        raise Text2SQLError("give exactly one of --db (a database file or URL) or --schema FILE.sql")
     if execute and db is None:
-        raise Text2SQLError("--execute needs --db: the SQL can only run on a database file")
-    path = Path(db or schema or "")
+        raise Text2SQLError("--execute needs --db: the SQL can only run on a database")
+    if db is not None:
+        try:
+            dialect_of(db)  # an unknown URL scheme names the supported ones
+        except ConfigError as exc:
+            raise DataError(str(exc)) from None
+        if is_url(db) and dialect_of(db) == "postgres":
+            return  # reachable or not, schema_text says in one line
+    path = local_path(db or schema or "")
     if not path.is_file():
         if db:
             names = ", ".join(bundled.db_ids())
-            raise DataError(f"database {path} not found; give a SQLite file or a bundled database ({names})")
+            raise DataError(
+                f"database {path} not found; give a SQLite or DuckDB file, a postgresql:// URL or a bundled "
+                f"database ({names})"
+            )
         raise DataError(f"schema file {path} not found; check the path")
 
 
 def resolve_database(db: str | None) -> str | None:
-    """A SQLite file as given, or the bundled database of that name (`--db airline`)."""
-    if db is None or Path(db).is_file():
+    """A database file or URL as given, or the bundled database of that name (`--db airline`)."""
+    if db is None or is_url(db) or Path(db).is_file():
         return db
     return str(bundled.db_path(db)) if db in bundled.db_ids() else db
 
@@ -87,7 +98,7 @@ def predict(
     max_rows: int = 1000,
     threads: int | None = None,
 ) -> Prediction:
-    """The model's SQL for `question` on the database `db` (a SQLite file) or the schema file
+    """The model's SQL for `question` on the database `db` (a SQLite or DuckDB file, a PostgreSQL URL) or the schema file
     `schema`; with `execute`, its rows. Raises Text2SQLError for bad input, before loading."""
     db = resolve_database(db)
     check_inputs(db, schema, execute)
@@ -112,6 +123,8 @@ def predict(
     result = asyncio.run(
         answer(ask, question, db_path=db, execute=execute, max_repairs=max_repairs, timeout=timeout, max_rows=max_rows)
     )
+    if result.category == NO_DATABASE:
+        raise DataError(result.error or f"{redact(db or '')}: the database cannot be reached")
     return Prediction(
         sql=result.sql, attempts=result.attempts, result=result.result, executed=result.executed, answer=result
     )

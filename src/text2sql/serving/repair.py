@@ -2,8 +2,8 @@
 
 The check is the strongest one available without side effects: with a database and `execute`, the
 query runs (read-only, with a timeout, through `execute_sql`); with a database and no `execute`,
-SQLite only compiles it (`EXPLAIN`, which runs nothing but resolves every table and column and
-applies the read-only authorizer); without a database, sqlglot parses it.
+the database only compiles it (`compile_sql`: nothing runs, but every table and column is resolved
+and the read-only rules apply); without a database, sqlglot parses it.
 
 When the check fails and repairs are allowed, the model is asked again with the question rewritten
 as `REPAIR_TEMPLATE`. Best-effort: no model was trained on this prompt, so a model that ignores it
@@ -23,7 +23,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from text2sql.serving.engine import Generation
-from text2sql.sql.execution import FORBIDDEN, SYNTAX, ExecutionResult, execute_sql
+from text2sql.sql.execution import FORBIDDEN, NO_DATABASE, SYNTAX, ExecutionResult, compile_sql, execute_sql
 from text2sql.sql.extract import extract_sql
 from text2sql.sql.match import TRUNCATED
 
@@ -63,8 +63,7 @@ def check_sql(sql: str, db_path: str | Path | None, *, execute: bool, timeout: f
     if db_path is not None:
         if execute:
             return execute_sql(db_path, sql, timeout=timeout, max_rows=max_rows)
-        compiled = execute_sql(db_path, f"EXPLAIN {sql}", timeout=timeout, max_rows=1)
-        return ExecutionResult(error=compiled.error, category=compiled.category, elapsed=compiled.elapsed)
+        return compile_sql(db_path, sql, timeout=timeout)
     return _parse_check(sql)
 
 
@@ -123,7 +122,7 @@ async def answer(
         result.prompt_tokens += generation.prompt_tokens
         result.completion_tokens += generation.completion_tokens
         result.history.append({"sql": sql, "error": checked.error})
-        if checked.ok:
+        if checked.ok or checked.category == NO_DATABASE:  # no answer fixes a database that is away
             break
         asked = repair_question(question, sql, checked.error or "")
     return result

@@ -22,6 +22,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from text2sql.config import EvaluationConfig, ServingConfig
+from text2sql.data.bundled import database_dir
 from text2sql.errors import ConfigError
 from text2sql.inference.loading import load_for_inference
 from text2sql.progress import progress_bars_disabled
@@ -46,6 +47,7 @@ def build_server(
     model: str,
     *,
     db_dir: str | None = None,
+    databases: dict[str, str] | None = None,
     api_key: str | None = None,
     base: str | None = None,
     checkpoint: str | None = None,
@@ -56,8 +58,7 @@ def build_server(
     """Load `model` and build the app (not started). `overrides` are `ServingConfig` fields; None
     values are ignored, so unset command-line flags leave the model's saved settings alone."""
     serving_config(ServingConfig(), overrides)  # bad flags fail before the model loads
-    if db_dir is not None:
-        DatabaseDirectory(db_dir)
+    DatabaseDirectory(db_dir or database_dir(), databases)  # a missing folder or file fails before the model loads
     backend = overrides.get("backend") or "hf"
     with progress_bars_disabled():
         im = load_for_inference(model, base=base, checkpoint=checkpoint, load_weights=backend == "hf", threads=threads)
@@ -75,6 +76,7 @@ def build_server(
         model_name=model_name or model,
         serving=serving,
         db_dir=db_dir,
+        databases={**serving.databases, **(databases or {})},
         api_key=api_key or None,
         schema_format=im.schema_format,
         schema_sample_rows=im.schema_sample_rows,

@@ -12,8 +12,11 @@ with pruning (see `_match_unordered_permuted`).
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import math
 import re
+import uuid
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from functools import lru_cache
@@ -24,7 +27,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from text2sql.sql.execution import ExecutionResult
+from text2sql.sql.results import ExecutionResult
 
 Rows = Sequence[Sequence[Any]]
 
@@ -116,16 +119,32 @@ def _normalize_rows(rows: list[tuple], ndigits: int) -> list[tuple]:
 
 
 def _normalize(value: Any, ndigits: int) -> Hashable:
-    """A hashable value equal for results that should compare equal: whole floats become ints."""
+    """A hashable value equal for results that should compare equal, whatever engine returned it:
+    whole floats become ints, Decimals (PostgreSQL's numeric, DuckDB's DECIMAL) numbers, dates and
+    times their ISO text (as SQLite stores them), UUIDs their text, arrays tuples."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return float(value)
+        value = float(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             return value
         value = round(value, ndigits)
         return int(value) if value.is_integer() else value
-    if isinstance(value, bool):
-        return int(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (datetime.date, datetime.time, uuid.UUID)):
+        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_normalize(v, ndigits) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _normalize(v, ndigits)) for k, v in value.items()))
     return value
 
 

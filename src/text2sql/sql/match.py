@@ -10,14 +10,15 @@ the row is excluded from execution accuracy).
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
 from text2sql.progress import progress as progress_bar
 from text2sql.sql.equivalence import gold_orders_results, results_match
-from text2sql.sql.execution import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, NO_DATABASE, ExecutionResult, ReadOnlyDatabase
+from text2sql.sql.execution import try_open
+from text2sql.sql.results import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, NO_DATABASE, ExecutionResult
+from text2sql.sql.targets import redact
 
 WRONG_RESULT = "wrong_result"
 GOLD_ERROR = "gold_error"
@@ -91,10 +92,9 @@ def _store(outcomes: list[Outcome], done: list[tuple[int, Outcome]], bar) -> Non
 def _execute_chunk(
     db_path: str, items: list[tuple[int, str, str]], timeout: float, max_rows: int
 ) -> list[tuple[int, Outcome]]:
-    try:
-        db = ReadOnlyDatabase(db_path)
-    except (OSError, sqlite3.Error) as exc:  # a missing or unreadable file: these rows cannot execute
-        detail = f"cannot open database {db_path}: {exc}"[:_DETAIL_CHARS]
+    db = try_open(db_path)
+    if isinstance(db, ExecutionResult):  # a missing file, a server down: these rows cannot execute
+        detail = f"cannot open database {redact(db_path)}: {db.error}"[:_DETAIL_CHARS]
         return [(i, (None, None, NO_DATABASE, detail)) for i, _, _ in items]
     gold_cache: dict[str, ExecutionResult] = {}
     results = []

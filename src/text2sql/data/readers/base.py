@@ -7,7 +7,6 @@ each row, applies the rules common to all formats (`finish`), counts what it kee
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from text2sql.data.example import Example
 from text2sql.data.readers.reasoning import split_reasoning
 from text2sql.data.schema import schema_text
 from text2sql.errors import DataError
+from text2sql.sql.targets import for_db_id, is_url, name_of
 
 # Reasons a row is dropped (the keys of ReadStats.dropped).
 EMPTY_QUESTION = "empty question"
@@ -40,7 +40,8 @@ class ReadOptions:
     question_column: str = "input_text"  # csv / flat records: the column holding the question
     sql_column: str = "sql"  # csv / flat records: the column holding the target SQL
     complexity_column: str = "sql_complexity"  # csv / flat records: optional complexity label
-    db: str | None = None  # one database for every row that names none
+    db: str | None = None  # one database for every row that names none (a file, a URL, or a {db_id} pattern)
+    databases: dict[str, str] = field(default_factory=dict)  # db_id -> database (file or URL)
     db_dir: str | None = None  # databases as <db_dir>/<db_id>/<db_id>.sqlite
     schema_format: str = "sql"  # sql | compact
     schema_sample_rows: int = 0  # rows per table appended to schemas read from SQLite
@@ -131,30 +132,36 @@ def row_id(row: Mapping[str, Any], default: str) -> str:
     return text_field(row, "id") or default
 
 
-@functools.lru_cache(maxsize=16)
-def _database_schema(path: str, modified_ns: int, fmt: str, sample_rows: int) -> str:
-    """One database's schema text, rendered once per read (the file's mtime is part of the key)."""
-    return schema_text(path, fmt, sample_rows)
+def database_for(db_id: str | None, opts: ReadOptions) -> str | None:
+    """The database a row runs on when it brings none itself: its db_id's entry in data.databases,
+    else data.db (with its db_id filled into a `{db_id}` pattern)."""
+    if db_id and db_id in opts.databases:
+        return opts.databases[db_id]
+    if not opts.db:
+        return None
+    if "{db_id}" in opts.db:
+        return for_db_id(opts.db, db_id) if db_id else None
+    return opts.db if is_url(opts.db) else str(Path(opts.db).resolve())
 
 
 def attach_database(example: Example, opts: ReadOptions) -> None:
-    """`data.db`: a row with no database of its own runs on that one, and is shown its schema when
-    the row brought none."""
-    if not opts.db or example.db_path is not None:
+    """A row with no database of its own runs on `database_for` its db_id, and is shown that
+    database's schema when the row brought none."""
+    if example.db_path is not None:
         return
-    path = Path(opts.db).resolve()
-    example.db_path = str(path)
-    example.db_id = example.db_id or path.stem
+    target = database_for(example.db_id, opts)
+    if target is None:
+        return
+    example.db_path = target
+    example.db_id = example.db_id or name_of(target)
     if not example.schema.strip():
-        example.schema = _database_schema(
-            str(path), path.stat().st_mtime_ns, opts.schema_format, opts.schema_sample_rows
-        )
+        example.schema = schema_text(target, opts.schema_format, opts.schema_sample_rows)
 
 
 def check_database(opts: ReadOptions) -> None:
     """DataError now, before any row is read, when `data.db` names no file."""
-    if opts.db and not Path(opts.db).is_file():
-        raise DataError(f"data.db: no database file at {opts.db}; give the path of a SQLite file")
+    if opts.db and "{db_id}" not in opts.db and not is_url(opts.db) and not Path(opts.db).is_file():
+        raise DataError(f"data.db: no database file at {opts.db}; give the path of a SQLite or DuckDB file, or a URL")
 
 
 def finish(example: Example, opts: ReadOptions) -> Example:

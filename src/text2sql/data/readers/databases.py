@@ -15,6 +15,7 @@ from typing import Any
 from text2sql.data.readers.base import ReadOptions
 from text2sql.data.schema import render_schema, schema_from_tables_json, schema_text
 from text2sql.errors import DataError
+from text2sql.sql.targets import for_db_id
 
 # Folders beside a Spider/BIRD JSON file that hold <db_id>/<db_id>.sqlite, in the releases' names.
 DATABASE_FOLDERS = ("database", "dev_databases", "train_databases", "test_database")
@@ -73,11 +74,18 @@ class Databases:
         """Databases under data.db_dir only (for CSV / HF rows that carry a db_id)."""
         return cls([Path(opts.db_dir)] if opts.db_dir else [], opts)
 
-    def locate(self, db_id: str) -> Path | None:
+    def locate(self, db_id: str) -> str | Path | None:
+        """The database of `db_id`: data.databases' entry, data.db with `{db_id}` filled in, or the
+        first <folder>/<db_id>/<db_id>.sqlite (or .duckdb) of the folders."""
+        if db_id in self.opts.databases:
+            return self.opts.databases[db_id]
+        if self.opts.db and "{db_id}" in self.opts.db:
+            return for_db_id(self.opts.db, db_id)
         for folder in self.folders:
-            path = folder / db_id / f"{db_id}.sqlite"
-            if path.is_file():
-                return path
+            for suffix in (".sqlite", ".duckdb"):
+                path = folder / db_id / f"{db_id}{suffix}"
+                if path.is_file():
+                    return path
         return None
 
     @property
