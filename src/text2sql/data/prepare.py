@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from text2sql.data.example import Example
 from text2sql.data.prepare_report import SPLITS, PrepareReport, percentiles
 from text2sql.data.prompt import PromptBuilder
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
+from text2sql.data.retarget import retarget
 from text2sql.errors import DataError
 from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import RunDir, source_identity
@@ -69,14 +70,20 @@ def prepare_depends_on(cfg: Config) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ reading
 
 
-def _rows(source: str, opts: ReadOptions, split: str | None, stats: ReadStats) -> Iterator[dict[str, Any]]:
-    for ex in read_examples(source, opts, split=split, stats=stats):
+def _rows(source: str, cfg: Config, split: str | None, stats: ReadStats) -> Iterator[dict[str, Any]]:
+    opts = read_options(cfg)
+    examples: Iterable[Example] = read_examples(source, opts, split=split, stats=stats)
+    if cfg.data.target_dialect and cfg.data.target_db:
+        examples = retarget(
+            examples, cfg.data.target_dialect, cfg.data.target_db, opts, stats, timeout=cfg.evaluation.timeout
+        )
+    for ex in examples:
         row = {k: getattr(ex, k) for k in _TEXT_COLUMNS[:-1]}
         row["extra"] = json.dumps(ex.extra, sort_keys=True, default=str) if ex.extra else "{}"
         yield {k: (None if v is None else str(v)) for k, v in row.items()}
 
 
-def _read_split(source: str, opts: ReadOptions, split: str | None, cache_dir: Path, stats: ReadStats):
+def _read_split(source: str, cfg: Config, split: str | None, cache_dir: Path, stats: ReadStats):
     """Stream a source into a memory-mapped Arrow file, 10k rows per record batch.
 
     Written with pyarrow directly: `Dataset.from_generator` encodes every row through the
@@ -91,7 +98,7 @@ def _read_split(source: str, opts: ReadOptions, split: str | None, cache_dir: Pa
     rows = 0
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         batch: list[dict[str, Any]] = []
-        for row in _rows(source, opts, split, stats):
+        for row in _rows(source, cfg, split, stats):
             batch.append(row)
             if len(batch) == 10_000:
                 writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
@@ -314,7 +321,6 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
         return PrepareResult(run.stage_dir(STAGE), report, skipped=True)
 
     builder = PromptBuilder.from_config(tokenizer, kind, model_type, cfg)
-    opts = read_options(cfg)
     report = PrepareReport(prompt=builder.describe())
 
     with run.stage(STAGE).staging() as staged:
@@ -329,7 +335,7 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
                 continue
             report.sources[split] = source
             stats[split] = ReadStats()
-            raw[split] = _read_split(source, opts, split, cache, stats[split])
+            raw[split] = _read_split(source, cfg, split, cache, stats[split])
 
         for split, ds in raw.items():
             report.rows_in[split] = len(ds) + stats[split].total_dropped

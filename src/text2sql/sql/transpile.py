@@ -55,6 +55,8 @@ def transpile(sql: str, target: str, source: str = "sqlite", *, columns: Collect
         tree = tree.transform(lambda node: _string_or_name(node, known))
         if target in ("postgres", "duckdb"):
             tree = tree.transform(_like_as_sqlite)
+            for select in list(tree.find_all(exp.Select)):
+                _aggregate_bare_columns(select)
         tree = tree.transform(lambda node: _identifier_for(node, target))
     try:
         return tree.sql(dialect=target)
@@ -79,6 +81,29 @@ def _like_as_sqlite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Like):
         return exp.ILike(this=node.this, expression=node.expression)
     return node
+
+
+def _aggregate_bare_columns(select: exp.Select) -> None:
+    """SQLite lets a grouped query name a column that is neither grouped nor aggregated (any row's
+    value); PostgreSQL and DuckDB refuse it. Such a column becomes MIN(column): the same value
+    wherever it depends on the group (a customer's name grouped by customer id); where it does
+    not, the checked result says so."""
+    group = select.args.get("group")
+    if not group:
+        return
+    grouped = {g.sql() for g in group.expressions}
+    grouped_names = {g.name for g in group.expressions if isinstance(g, exp.Column)}
+    aliases = {e.alias for e in select.expressions if isinstance(e, exp.Alias)}
+    places = [*select.expressions, select.args.get("having"), select.args.get("order")]
+    for place in places:
+        if place is None:
+            continue
+        for column in list(place.find_all(exp.Column)):
+            if column.sql() in grouped or (not column.table and column.name in aliases | grouped_names):
+                continue
+            if column.find_ancestor(exp.AggFunc, exp.Select) is not select:
+                continue  # inside an aggregate, or in a subquery of its own
+            column.replace(exp.Min(this=column.copy()))
 
 
 def _identifier_for(node: exp.Expression, target: str) -> exp.Expression:
