@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pg_support import postgres_server  # noqa: F401  (a real PostgreSQL server, started on first use)
 from repo import SHARED_DATASETS
 from s3_support import bucket, locked_endpoint, moto_endpoint  # noqa: F401  (fixtures for every test)
 

@@ -44,6 +44,16 @@ def test_line_progress_prints_whole_lines_only_for_long_work():
     assert lines[-1].startswith("generating: 4/10 ex in") and "\r" not in stream.getvalue()
 
 
+def test_line_progress_of_a_stream_of_unknown_length_shows_count_and_rate():
+    stream = io.StringIO()
+    bar = LineProgress(0, "checking gold SQL", "rows", stream=stream, first=0.0, every=0.0)
+    bar.update(7)
+    bar.close()
+    first, last = stream.getvalue().splitlines()
+    assert first.startswith("checking gold SQL: 7 rows so far,") and "rows/s" in first and "ETA" not in first
+    assert last.startswith("checking gold SQL: 7 rows in")
+
+
 def test_evaluate_writes_no_carriage_returns_to_a_file(capsys, tmp_path, tiny_llama_path):
     from text2sql.cli import main
 

@@ -57,7 +57,10 @@ class LineProgress:
     def _line(self, now: float, final: bool = False) -> None:
         elapsed = now - self._start
         rate = self.n / elapsed if elapsed > 0 else 0.0
-        if final:
+        if not self.total:  # a stream of unknown length: the count and the rate
+            text = f"{self.desc}: {self.n} {self.unit} {'in' if final else 'so far,'} {elapsed:.0f} s"
+            text += "" if final else f" | {rate:.1f} {self.unit}/s"
+        elif final:
             text = f"{self.desc}: {self.n}/{self.total} {self.unit} in {elapsed:.0f} s"
         else:
             eta = f" | ETA {datetime.timedelta(seconds=int((self.total - self.n) / rate))}" if rate > 0 else ""
@@ -71,10 +74,10 @@ class LineProgress:
 
 
 def progress(total: int, desc: str, unit: str = "ex", *, enabled: bool = True) -> Any:
-    """Progress for `total` units of work: a tqdm bar on a terminal, whole lines otherwise
-    (`LineProgress`), nothing when not `enabled`. Has `update(n)` and `close()`."""
+    """Progress for `total` units of work (0: not known in advance) as a tqdm bar on a terminal,
+    whole lines otherwise (`LineProgress`), nothing when not `enabled`. Has `update(n)` and `close()`."""
     from tqdm.auto import tqdm
 
     if enabled and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
         return LineProgress(total, desc, unit)
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False)
+    return tqdm(total=total or None, desc=desc, unit=unit, disable=not enabled, leave=False)

@@ -127,7 +127,10 @@ def test_a_bundled_database_by_name(capsys, tiny_llama_path, answers):
 def test_bad_input_is_one_line(capsys, tmp_path, tiny_llama_path):
     model = str(tiny_llama_path)
     missing = run_error(capsys, "--model", model, "--db", str(tmp_path / "none.sqlite"), "q")
-    assert "not found; give a SQLite or DuckDB file, a postgresql:// URL or a bundled database (airline, clinic, retail, university)" in missing
+    assert (
+        "not found; give a SQLite or DuckDB file, a postgresql:// URL or a bundled database (airline, clinic, retail, university)"
+        in missing
+    )
     assert "needs --db" in run_error(capsys, "--model", model, "--schema", AIRLINE, "q", "--execute")
     assert "does not exist" in run_error(capsys, "--model", str(tmp_path / "no-model"), "--db", AIRLINE, "q")
     empty = tmp_path / "empty.sql"

@@ -25,6 +25,7 @@ from text2sql.data.example import Example
 from text2sql.data.readers.base import ReadOptions, ReadStats
 from text2sql.data.schema import read_schema, schema_text
 from text2sql.errors import DataError
+from text2sql.progress import progress
 from text2sql.sql.equivalence import gold_orders_results, results_match
 from text2sql.sql.execution import Database, ExecutionResult, try_open
 from text2sql.sql.targets import DISPLAY_NAMES, dialect_of, for_db_id, redact
@@ -120,15 +121,18 @@ def retarget(
 ) -> Iterator[Example]:
     """The Examples that hold on the target, rewritten for it; the others counted in `stats.dropped`."""
     checker = Retargeter(dialect, target_db, opts, timeout=timeout)
+    bar = progress(0, f"checking gold SQL on {DISPLAY_NAMES[dialect]}", "rows")
     try:
         for ex in examples:
             kept, reason = checker.check(ex)
+            bar.update(1)
             if kept is None:
                 stats.dropped[reason] += 1
                 stats.kept -= 1
                 continue
             yield kept
     finally:
+        bar.close()
         checker.close()
         if checker.checked:
             log.info(

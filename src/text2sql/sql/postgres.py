@@ -42,6 +42,7 @@ log = logging.getLogger("text2sql.sql")
 
 CONNECT_TIMEOUT = 5  # seconds: a server that does not answer is an error, never a hung request
 POOL_SIZE = 4  # connections per server URL at most
+_POOL_WAIT = 1.0  # seconds to wait for a pooled connection before connecting directly
 _MAX_FETCH = 500  # rows per round trip at most
 _pools: dict[str, Any] = {}
 _pools_lock = threading.Lock()
@@ -84,21 +85,22 @@ def connection_error(target: str, exc: Exception) -> str:
     return f"cannot connect to {redact(target)} ({text}); {fix}"
 
 
-def _pool(url: str) -> Any:
-    """The connection pool of one server URL (None without psycopg_pool: plain connections)."""
+def _pool(url: str, create: bool) -> Any:
+    """The connection pool of one server URL: None until a first connection succeeded (so that a
+    wrong password or a server that is away is reported at once, not after a pool's wait), or
+    without psycopg_pool."""
     try:
         from psycopg_pool import ConnectionPool
     except ImportError:
         return None
     with _pools_lock:
         pool = _pools.get(url)
-        if pool is None:
+        if pool is None and create:
             pool = ConnectionPool(
                 url,
                 min_size=0,
                 max_size=POOL_SIZE,
                 kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": False},
-                timeout=CONNECT_TIMEOUT,
                 check=ConnectionPool.check_connection,  # a restarted server leaves dead connections behind
                 open=True,
             )
@@ -115,12 +117,16 @@ class PostgresDatabase:
         self._psycopg = require_psycopg()
         self.target = target
         self.url, self.schema = postgres_parts(target)
-        self._pool = _pool(self.url)
-        try:
-            self._conn = self._pool.getconn() if self._pool is not None else self._connect()
-        except Exception:  # psycopg_pool.PoolTimeout says only that none came: connect to learn why
-            self._pool = None
+        self._pool = _pool(self.url, create=False)
+        self._conn = None
+        if self._pool is not None:
+            try:
+                self._conn = self._pool.getconn(timeout=_POOL_WAIT)
+            except Exception:  # psycopg_pool.PoolTimeout: all busy, or the server is away; connect to learn which
+                self._pool = None
+        if self._conn is None:
             self._conn = self._connect()
+            _pool(self.url, create=True)  # it answers: later connections come from the pool
         self._conn.read_only = True  # every transaction on it: BEGIN READ ONLY
         self._warn_if_writable()
 
@@ -133,9 +139,11 @@ class PostgresDatabase:
     # ------------------------------------------------------------------ queries
 
     def _begin(self, cursor: Any, timeout: float) -> None:
-        sql = self._psycopg.sql
-        cursor.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(max(1, int(timeout * 1000)))))
-        cursor.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(self.schema)))
+        # SET LOCAL, both in one round trip: they end with the transaction.
+        cursor.execute(
+            "SELECT set_config('statement_timeout', %s, true), set_config('search_path', %s, true)",
+            (str(max(1, int(timeout * 1000))), self._psycopg.sql.Identifier(self.schema).as_string(self._conn)),
+        )
 
     def execute(
         self,

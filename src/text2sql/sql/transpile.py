@@ -52,12 +52,12 @@ def transpile(sql: str, target: str, source: str = "sqlite", *, columns: Collect
     if source == "sqlite":
         known = {c.lower() for c in columns} if columns is not None else None
         # One pass per rewrite: sqlglot does not descend into a node a pass has just replaced.
-        tree = tree.transform(lambda node: _string_or_name(node, known))
+        tree = tree.transform(lambda node: _string_or_name(node, known), copy=False)
         if target in ("postgres", "duckdb"):
-            tree = tree.transform(_like_as_sqlite)
+            tree = tree.transform(_like_as_sqlite, copy=False)
             for select in list(tree.find_all(exp.Select)):
                 _aggregate_bare_columns(select)
-        tree = tree.transform(lambda node: _identifier_for(node, target))
+        tree = tree.transform(lambda node: _identifier_for(node, target), copy=False)
     try:
         return tree.sql(dialect=target)
     except (SqlglotError, RecursionError) as exc:

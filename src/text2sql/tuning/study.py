@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,7 +77,35 @@ def _say(message: str) -> None:
 
 
 def _storage_url(cfg: Config, root: Path) -> str:
-    return cfg.tuning.storage or f"sqlite:///{(root / 'study.db').resolve()}"
+    url = cfg.tuning.storage or f"sqlite:///{(root / 'study.db').resolve()}"
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        # SQLAlchemy before 2.1 takes a bare postgresql:// for psycopg2; text2sql[postgres] installs psycopg 3.
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def _worker() -> str:
+    """This process, as recorded on the trials it runs (several workers may share one study)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _cut_off(trial) -> bool:
+    """A trial marked running whose worker is gone: a process of this machine that no longer runs
+    (a trial of a worker elsewhere, or of one still running here, is left alone)."""
+    worker = trial.user_attrs.get("worker")
+    if worker is None:
+        return True  # recorded before workers were: one tune at a time
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
 
 
 def _study_name(cfg: Config) -> str:
@@ -147,6 +176,12 @@ def _sampler(optuna, cfg: Config, offset: int):
     # TPE samples at random for its first trials; Optuna's 10 would leave a short study all random.
     startup = min(10, max(2, cfg.tuning.n_trials // 3))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
+def _claimed(study) -> int:
+    """Trials that count toward tuning.n_trials, and trials that are running now (here or in another
+    worker sharing the study)."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if _counts(t) or t.state.name == "RUNNING")
 
 
 def _counts(trial) -> bool:
@@ -260,7 +295,8 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
     if existing is None:
         study.set_user_attr(IDENTITY_ATTR, identity)
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        # One tune runs one trial at a time: a trial still marked running was cut off.
+        if not _cut_off(stale):
+            continue  # another worker's
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
         say(f"trial #{stale.number} was cut off by an earlier interruption; recorded as failed (not counted)")
     study.sampler = _sampler(optuna, cfg, len(study.trials))
@@ -277,18 +313,19 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
     start = time.monotonic()
     durations: list[float] = []
     ran = 0
-    while done < want:
+    while _claimed(study) < want:  # other workers' trials, finished or running, count too
         if cfg.tuning.timeout is not None and time.monotonic() - start >= cfg.tuning.timeout:
             say(f"timeout: {cfg.tuning.timeout:g} s reached; {done} of {want} trials done (run again to continue)")
             break
         trial = study.ask()
+        trial.set_user_attr("worker", _worker())
         params = {key: spec.suggest(trial, key) for key, spec in space.items()}
         began = time.monotonic()
         state, value, error = _run_one(
             optuna, study, trial, cfg, params, root / f"trial-{trial.number}", prepared.path, model
         )
         durations.append(time.monotonic() - began)
-        done += 1
+        done = sum(1 for t in study.get_trials(deepcopy=False) if _counts(t))
         ran += 1
         say(
             report.progress_line(
