@@ -120,11 +120,18 @@ def _existing_study(optuna, cfg: Config, root: Path, storage: str, name: str):
     """The stored study of this name, or None; never creates the default study file."""
     if cfg.tuning.storage is None and not (root / "study.db").is_file():
         return None
-    try:
-        if name not in optuna.get_all_study_names(storage=storage):
-            return None
-    except Exception as exc:  # an unreachable database, a corrupt file
-        raise ConfigError(f"tuning.storage {public_url(storage)} cannot be opened ({first_line(exc)})") from None
+    for attempt in range(3):
+        try:
+            names = optuna.get_all_study_names(storage=storage)
+            break
+        except Exception as exc:  # an unreachable database, a corrupt file
+            # Workers started together race to create optuna's tables; the loser finds them made.
+            if attempt < 2 and ("already exists" in str(exc) or "UniqueViolation" in str(exc)):
+                time.sleep(1.0 + attempt)
+                continue
+            raise ConfigError(f"tuning.storage {public_url(storage)} cannot be opened ({first_line(exc)})") from None
+    if name not in names:
+        return None
     return optuna.load_study(study_name=name, storage=storage)
 
 
