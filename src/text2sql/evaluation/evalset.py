@@ -19,6 +19,7 @@ from typing import Any
 from text2sql.data.example import Example
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
 from text2sql.errors import DataError
+from text2sql.sql.targets import dialect_of, is_url
 
 # The columns `prepare` writes that mark a folder as prepared data rather than raw rows.
 PREPARED_COLUMNS = ("question", "sql", "schema", "db_path", "labels", "prompt_length")
@@ -195,13 +196,14 @@ def _load_prepared(
 
 
 def _relocate(db_path: str | None, db_id: str | None, db_dir: str | None) -> str | None:
-    """A prepared row's database: under --db-dir when given and found there (data prepared on another
-    machine), else the path recorded at prepare time."""
-    if db_dir and db_id:
-        candidate = Path(db_dir) / db_id / f"{db_id}.sqlite"
-        if candidate.is_file():
-            return str(candidate)
-    return db_path
+    """A prepared row's database: under --db-dir when given and found there with the engine the row
+    was prepared for (data prepared on another machine), else the database recorded at prepare time
+    (a server's URL always)."""
+    if not (db_dir and db_id) or (db_path and is_url(db_path)):
+        return db_path
+    suffix = ".duckdb" if db_path and dialect_of(db_path) == "duckdb" else ".sqlite"
+    candidate = Path(db_dir) / db_id / f"{db_id}{suffix}"
+    return str(candidate) if candidate.is_file() else db_path
 
 
 def _prepared_tokenizer(record_dir: Path) -> str | None:

@@ -118,15 +118,16 @@ class PostgresDatabase:
         self.target = target
         self.url, self.schema = postgres_parts(target)
         self._pool = _pool(self.url, create=False)
-        self._conn = None
+        conn = None
         if self._pool is not None:
             try:
-                self._conn = self._pool.getconn(timeout=_POOL_WAIT)
+                conn = self._pool.getconn(timeout=_POOL_WAIT)
             except Exception:  # psycopg_pool.PoolTimeout: all busy, or the server is away; connect to learn which
                 self._pool = None
-        if self._conn is None:
-            self._conn = self._connect()
+        if conn is None:
+            conn = self._connect()
             _pool(self.url, create=True)  # it answers: later connections come from the pool
+        self._conn: Any = conn
         self._conn.read_only = True  # every transaction on it: BEGIN READ ONLY
         self._warn_if_writable()
 
