@@ -81,6 +81,7 @@ COMMON = [
     "INSERT INTO customers VALUES (99, 'x', 'y')",
     "UPDATE customers SET name = 'x'",
     "CREATE TABLE evil (x INT)",
+    "TRUNCATE orders",
     "ALTER TABLE customers ADD COLUMN evil INT",
     "SELECT 1; DROP TABLE orders",
     "SELECT 1; DELETE FROM orders",
@@ -99,6 +100,7 @@ HOSTILE = {
         "COPY (SELECT 1) TO '{tmp}/evil.csv'",
         "EXPORT DATABASE '{tmp}/evil'",
         "INSTALL httpfs",
+        "SET threads = 8; DELETE FROM orders",
         "LOAD httpfs",
         "SET enable_external_access = true",
         "SELECT * FROM query('DELETE FROM orders')",
@@ -110,6 +112,7 @@ HOSTILE = {
         "SELECT pg_read_file('/etc/hostname')",
         "SELECT pg_ls_dir('.')",
         "SELECT lo_import('/etc/hostname')",
+        "SELECT lo_export(1, '{tmp}/evil')",
         "COPY customers TO '{tmp}/evil.csv'",
         "COPY (SELECT 1) TO PROGRAM 'touch {tmp}/evil'",
         "SELECT set_config('default_transaction_read_only', 'off', false)",
@@ -119,7 +122,9 @@ HOSTILE = {
         "SELECT query_to_xml('DELETE FROM orders', true, true, '')",
         "SELECT * FROM dblink('dbname=postgres', 'DELETE FROM orders') AS t(x int)",
         "SELECT pg_terminate_backend(pg_backend_pid())",
-        "SELECT pg_sleep(30)",
+        "SELECT pg_sleep(60)",
+        "SET statement_timeout = 0; DELETE FROM orders",
+        "SELECT 1; SET default_transaction_read_only = off; DELETE FROM orders",
         "CREATE TEMP TABLE evil AS SELECT 1",
         "DO $$ BEGIN DELETE FROM orders; END $$",
         "PREPARE evil AS DELETE FROM orders",
@@ -145,3 +150,27 @@ def test_hostile_sql_changes_nothing(shop, tmp_path):
     assert _state(shop) == before
     assert os.listdir(tmp_path) == []  # no file was written
     assert [t.name.lower() for t in read_schema(shop).tables] == ["customers", "orders"]
+
+
+def test_evaluate_scores_predictions_on_each_engine(shop, tmp_path, capsys):
+    import csv
+    import json
+
+    from cli_support import run_cli
+
+    data = tmp_path / "shop.csv"
+    with data.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["input_text", "sql"])
+        writer.writerow(["Who lives in Paris?", "SELECT name FROM customers WHERE city = 'Paris'"])
+        writer.writerow(["How many orders?", "SELECT COUNT(*) FROM orders"])
+    predictions = tmp_path / "predictions.txt"
+    # The first written another way (same rows), the second wrong.
+    predictions.write_text("SELECT c.name FROM customers AS c WHERE c.city = 'Paris' ORDER BY c.id\nSELECT 1\n")
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        capsys, "evaluate", "--data", data, "--db", shop, "--predictions", predictions, "--output", out
+    )
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["execution_accuracy"] == 0.5 and metrics["num_examples"] == 2

@@ -40,7 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder for results.csv, predictions.jsonl, metrics.json, report.html",
     )
-    p.add_argument("--db", metavar="FILE.sqlite", help="one database for every row that names none")
+    p.add_argument(
+        "--db",
+        metavar="DB",
+        help="one database for every row that names none: a SQLite or DuckDB file or a postgresql:// URL "
+        "(with {db_id} in it: one per db_id)",
+    )
     p.add_argument("--db-dir", help="folder holding <db_id>/<db_id>.sqlite databases")
     p.add_argument("--base", help="adapters: base model to load instead of the one the adapter records")
     p.add_argument("--checkpoint", help="a checkpoint folder inside or beside --model, e.g. checkpoint-500")

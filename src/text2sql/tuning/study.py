@@ -85,6 +85,9 @@ def _storage_url(cfg: Config, root: Path) -> str:
     return url
 
 
+_SURPLUS = "surplus"  # a trial asked by a worker when the others had already claimed n_trials
+
+
 def _worker() -> str:
     """This process, as recorded on the trials it runs (several workers may share one study)."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -185,10 +188,15 @@ def _sampler(optuna, cfg: Config, offset: int):
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
-def _claimed(study) -> int:
+def _claimed(study, before: int | None = None) -> int:
     """Trials that count toward tuning.n_trials, and trials that are running now (here or in another
-    worker sharing the study)."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if _counts(t) or t.state.name == "RUNNING")
+    worker sharing the study); with `before`, only those numbered lower."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if (before is None or t.number < before)
+        and (_counts(t) or (t.state.name == "RUNNING" and not t.user_attrs.get(_SURPLUS)))
+    )
 
 
 def _counts(trial) -> bool:
@@ -225,6 +233,8 @@ def _free_memory() -> None:
 def rows_of(study) -> list[TrialRow]:
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(_SURPLUS):
+            continue  # asked and closed unrun (see the loop in tune)
         rows.append(
             TrialRow(
                 number=t.number,
@@ -326,6 +336,12 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
             break
         trial = study.ask()
         trial.set_user_attr("worker", _worker())
+        if _claimed(study, before=trial.number) >= want:
+            # Another worker took the last trial at the same moment: trial numbers decide, so that
+            # together the workers run exactly n_trials. The surplus trial is closed unrun.
+            trial.set_user_attr(_SURPLUS, True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            break
         params = {key: spec.suggest(trial, key) for key, spec in space.items()}
         began = time.monotonic()
         state, value, error = _run_one(
