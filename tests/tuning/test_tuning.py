@@ -287,3 +287,26 @@ def test_missing_optuna_names_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
     code, _, err = run_cli(capsys, "tune", f"output_dir={tmp_path / 'run'}")
     assert_one_line_error(code, err, "pip install 'text2sql[tune]'")
+
+
+def test_a_worker_elsewhere_keeps_its_trial_until_its_heartbeat_stops(tmp_path, capsys, monkeypatch):
+    import time
+
+    import optuna
+
+    cfg = write_config(tmp_path, n_trials=2)
+    fake_trials(monkeypatch)
+    assert run_cli(capsys, "tune", cfg)[0] == 0
+    storage = f"sqlite:///{tmp_path / 'run' / 'tuning' / 'study.db'}"
+    study = optuna.load_study(study_name="run", storage=storage)
+    alive, dead = study.ask(), study.ask()
+    for trial, beat in ((alive, time.time()), (dead, time.time() - 3600)):
+        trial.set_user_attr("worker", "another-machine:12345")
+        trial.set_user_attr("heartbeat", beat)
+    code, out, err = run_cli(capsys, "tune", cfg, "tuning.n_trials=4")
+    assert code == 0, err
+    assert f"trial #{dead.number} was cut off (its worker stopped)" in out
+    states = {t.number: t.state.name for t in optuna.load_study(study_name="run", storage=storage).trials}
+    assert states[alive.number] == "RUNNING" and states[dead.number] == "FAIL"
+    # 2 done before + the live worker's running trial + 1 run now = 4: the dead one's slot was refilled.
+    assert sum(s == "COMPLETE" for s in states.values()) == 3

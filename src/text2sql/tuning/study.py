@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -85,6 +86,43 @@ def _storage_url(cfg: Config, root: Path) -> str:
     return url
 
 
+_HEARTBEAT = "heartbeat"  # when the worker running a trial last said it is alive (time.time())
+_BEAT_EVERY = 30.0  # seconds
+_STALE_AFTER = 600.0  # a trial whose worker has been silent this long is taken for cut off
+
+
+def _fail_cut_off(optuna, study, say: Callable[[str], None]) -> None:
+    for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if _cut_off(stale):
+            study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
+            say(f"trial #{stale.number} was cut off (its worker stopped); recorded as failed (not counted)")
+
+
+class _Heartbeat:
+    """Records every `_BEAT_EVERY` seconds, while a trial runs, that its worker is alive: workers on
+    other machines take a trial whose heartbeat stopped for cut off."""
+
+    def __init__(self, trial):
+        self.trial = trial
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(_BEAT_EVERY):
+            try:
+                self.trial.set_user_attr(_HEARTBEAT, time.time())
+            except Exception:  # the storage is briefly away: the next beat tries again
+                log.debug("heartbeat of trial #%d not recorded", self.trial.number, exc_info=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 _SURPLUS = "surplus"  # a trial asked by a worker when the others had already claimed n_trials
 
 
@@ -94,14 +132,14 @@ def _worker() -> str:
 
 
 def _cut_off(trial) -> bool:
-    """A trial marked running whose worker is gone: a process of this machine that no longer runs
-    (a trial of a worker elsewhere, or of one still running here, is left alone)."""
+    """A trial marked running whose worker is gone: a process of this machine that no longer runs,
+    or a worker elsewhere whose heartbeat stopped (`_Heartbeat`)."""
     worker = trial.user_attrs.get("worker")
     if worker is None:
         return True  # recorded before workers were: one tune at a time
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname():
-        return False
+        return time.time() - trial.user_attrs.get(_HEARTBEAT, 0) > _STALE_AFTER
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -311,11 +349,7 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
     )
     if existing is None:
         study.set_user_attr(IDENTITY_ATTR, identity)
-    for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if not _cut_off(stale):
-            continue  # another worker's
-        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
-        say(f"trial #{stale.number} was cut off by an earlier interruption; recorded as failed (not counted)")
+    _fail_cut_off(optuna, study, say)
     study.sampler = _sampler(optuna, cfg, len(study.trials))
 
     done = sum(1 for t in study.get_trials(deepcopy=False) if _counts(t))
@@ -334,8 +368,10 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
         if cfg.tuning.timeout is not None and time.monotonic() - start >= cfg.tuning.timeout:
             say(f"timeout: {cfg.tuning.timeout:g} s reached; {done} of {want} trials done (run again to continue)")
             break
+        _fail_cut_off(optuna, study, say)  # a worker that died frees its trial for the others
         trial = study.ask()
         trial.set_user_attr("worker", _worker())
+        trial.set_user_attr(_HEARTBEAT, time.time())
         if _claimed(study, before=trial.number) >= want:
             # Another worker took the last trial at the same moment: trial numbers decide, so that
             # together the workers run exactly n_trials. The surplus trial is closed unrun.
@@ -417,7 +453,8 @@ def _run_one(optuna, study, trial, cfg: Config, params: dict[str, Any], trial_di
 
     try:
         trial_cfg = apply_params(cfg, params, output_dir=str(trial_dir))
-        outcome = run_trial(trial_cfg, data, model=model, trial=trial, pruning=cfg.tuning.pruner != "none")
+        with _Heartbeat(trial):
+            outcome = run_trial(trial_cfg, data, model=model, trial=trial, pruning=cfg.tuning.pruner != "none")
     except optuna.TrialPruned as exc:
         return finish("PRUNED", error=str(exc) or None)
     except (Text2SQLError, KeyboardInterrupt) as exc:
