@@ -80,3 +80,35 @@ def test_init_refuses_to_overwrite_and_bad_paths(capsys, tmp_path, shop):
     )
     assert_one_line_error(code, err, "--db", "no such file")
     assert not (tmp_path / "y.yaml").exists() and not (tmp_path / "z.yaml").exists()
+
+
+@pytest.mark.parametrize("engine", ["postgres", "duckdb"])
+def test_init_and_validate_on_a_server_or_duckdb_file(capsys, tmp_path, shop, engine, request):
+    from text2sql.sql.copy import copy_database
+
+    data, db = shop
+    if engine == "postgres":
+        target = request.getfixturevalue("postgres_server").url("postgres", schema="init_shop")
+    else:
+        target = str(tmp_path / "shop.duckdb")
+    copy_database(db, target, force=True, show_progress=False)
+    out = tmp_path / f"{engine}.yaml"
+    assert run_cli(capsys, "init", "--data", data, "--db", target, "--model", "tiny:llama", "--output", out)[0] == 0
+    assert load_config(out).data.db == target
+    code, stdout, err = run_cli(capsys, "validate", out)
+    assert code == 0, err
+    assert "20/20" in stdout  # every gold query ran on the engine
+    code, _, err = run_cli(
+        capsys,
+        "init",
+        "--data",
+        data,
+        "--db",
+        "postgresql://me:pw@host/x",
+        "--model",
+        "tiny:llama",
+        "--output",
+        tmp_path / "pw.yaml",
+    )
+    assert_one_line_error(code, err, "holds a password", "PGPASSWORD")
+    assert not (tmp_path / "pw.yaml").exists()

@@ -1,4 +1,4 @@
-"""`text2sql init --data FILE --model M [--db FILE.sqlite]`: a commented config to start from, with
+"""`text2sql init --data FILE --model M [--db DB]`: a commented config to start from, with
 settings that suit the model (a pretrained model gets LoRA, full CREATE TABLE schemas and room for
 long SQL; a tiny random one, built locally, is fully fine-tuned on short prompts)."""
 
@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="base model: a hub id (e.g. Qwen/Qwen2.5-Coder-0.5B-Instruct), a local folder, or tiny:llama",
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--db", metavar="FILE.sqlite", help="one database for every row")
+    where.add_argument(
+        "--db", metavar="DB", help="one database for every row: a SQLite or DuckDB file or a postgresql:// URL"
+    )
     where.add_argument(
         "--db-dir", metavar="DIR", help="databases as DIR/<db_id>/<db_id>.sqlite, named by a db_id column"
     )
@@ -104,9 +106,19 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"--output {out}: a config file ends in .yaml")
     detect_format(args.data, ReadOptions())  # a missing or unreadable data file is an error now, not at run time
-    for flag, path, is_file in (("--db", args.db, True), ("--db-dir", args.db_dir, False)):
-        if path and not (Path(path).is_file() if is_file else Path(path).is_dir()):
-            raise ConfigError(f"{flag} {path}: no such {'file' if is_file else 'folder'}")
+    if args.db:
+        from text2sql.config import refuse_passwords
+        from text2sql.sql.targets import dialect_of, is_url
+
+        dialect_of(args.db)  # an unknown URL scheme names the supported ones
+        try:
+            refuse_passwords({"--db": args.db})
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if not is_url(args.db) and not Path(args.db).is_file():
+            raise ConfigError(f"--db {args.db}: no such file; give a SQLite or DuckDB file or a postgresql:// URL")
+    if args.db_dir and not Path(args.db_dir).is_dir():
+        raise ConfigError(f"--db-dir {args.db_dir}: no such folder")
     output_dir = args.output_dir or f"runs/{out.stem}"
     text = render(args.data, args.model, db=args.db, db_dir=args.db_dir, output_dir=output_dir)
     out.write_text(text.replace("{config}", str(out)), encoding="utf-8")

@@ -134,7 +134,7 @@ def schema_from_tables_json(entry: Mapping[str, Any]) -> Schema:
             f"tables.json entry {db_id!r}: malformed ({type(exc).__name__}: {exc}); "
             "use Spider's tables.json format (table_names_original, column_names_original, ...)"
         ) from None
-    # Some Spider entries list sqlite_sequence; SQLite's internal tables are left out, as in read_sqlite_schema.
+    # Some Spider entries list sqlite_sequence; SQLite's internal tables are left out, as in SQLiteDatabase.catalog.
     kept = [t for t in tables if not _is_internal(t.name)]
     for table in kept:
         table.foreign_keys = [fk for fk in table.foreign_keys if not _is_internal(fk.ref_table)]
