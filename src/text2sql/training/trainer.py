@@ -224,6 +224,9 @@ def build_trainer(
 
     train_ds = training_columns(datasets["train"])
     eval_ds = training_columns(datasets["validation"]) if has_validation else None
+    cap = cfg.evaluation.loss_samples
+    if eval_ds is not None and cap is not None and len(eval_ds) > cap:  # the validation loss on a seeded sample
+        eval_ds = eval_ds.shuffle(seed=cfg.data.split_seed).select(range(cap))
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     common = dict(
         model=model,
