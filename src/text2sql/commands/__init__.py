@@ -16,6 +16,7 @@ VERBS = (
     "compare",
     "predict",
     "serve",
+    "export",
     "tune",
     "launch",
     "db",

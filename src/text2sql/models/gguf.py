@@ -155,7 +155,7 @@ def _convert(source: Path, target: Path, name: str) -> None:
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 raise ConfigError(f"cannot read the GGUF model {name} ({first_line(exc)}); check the file") from None
             # The weights are plain dequantized tensors now; the quantizer's marker only stops saving.
-            model.hf_quantizer = None
+            setattr(model, "hf_quantizer", None)  # noqa: B010  (an attribute torch types as a module)
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
             model.save_pretrained(tmp)

@@ -24,7 +24,7 @@ from sqlglot.errors import ParseError, SqlglotError
 
 from text2sql.serving.engine import Generation
 from text2sql.sql.execution import FORBIDDEN, NO_DATABASE, SYNTAX, ExecutionResult, compile_sql, execute_sql
-from text2sql.sql.extract import extract_sql
+from text2sql.sql.extract import extract_sql, looks_like_sql
 from text2sql.sql.match import TRUNCATED
 
 # The question of a repair attempt. Fixed and documented (README): what the model sees on retry.
@@ -60,6 +60,10 @@ def check_sql(sql: str, db_path: str | Path | None, *, execute: bool, timeout: f
     """Run, compile or parse `sql` (see module docstring); never raises."""
     if not sql.strip():
         return ExecutionResult(error="the model produced no SQL", category=SYNTAX)
+    if not looks_like_sql(sql):
+        shown = " ".join(sql.split())
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        return ExecutionResult(error=f"the model answered without SQL: {shown!r}", category=SYNTAX)
     if db_path is not None:
         if execute:
             return execute_sql(db_path, sql, timeout=timeout, max_rows=max_rows)

@@ -65,6 +65,13 @@ _TITLE_WORD = re.compile(r"([A-Z][a-z]+)\b(?![(.])")
 _SQL_WORDS = frozenset({key.split()[0] for key in _SQLITE.tokenizer_class.KEYWORDS if key[:1].isalpha()} | {"BY"})
 
 
+def looks_like_sql(text: str) -> bool:
+    """Whether an extracted answer starts as a SQL statement does: False for prose a model wrote
+    instead of SQL (which `extract_sql` returns as it is, having found no statement in it)."""
+    match = _STATEMENT_START.match(text.lstrip(" \t\r\n(;"))
+    return match is not None
+
+
 def extract_sql(text: str) -> str:
     """The single SQL statement in a model's output, without chat tokens, prose or trailing `;`.
 

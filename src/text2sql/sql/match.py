@@ -17,7 +17,8 @@ from typing import Protocol
 from text2sql.progress import progress as progress_bar
 from text2sql.sql.equivalence import gold_orders_results, results_match
 from text2sql.sql.execution import try_open
-from text2sql.sql.results import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, NO_DATABASE, ExecutionResult
+from text2sql.sql.extract import looks_like_sql
+from text2sql.sql.results import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, NO_DATABASE, SYNTAX, ExecutionResult
 from text2sql.sql.targets import redact
 
 WRONG_RESULT = "wrong_result"
@@ -104,7 +105,10 @@ def _execute_chunk(
             if gold is None:
                 gold = gold_cache[gold_sql] = db.execute(gold_sql, timeout=timeout, max_rows=max_rows)
             pred = gold if pred_sql == gold_sql else db.execute(pred_sql, timeout=timeout, max_rows=max_rows)
-            results.append((i, judge(gold_sql, gold, pred)))
+            outcome = judge(gold_sql, gold, pred)
+            if outcome[2] == SYNTAX and pred_sql.strip() and not looks_like_sql(pred_sql):
+                outcome = (*outcome[:3], "the model answered without SQL")
+            results.append((i, outcome))
     return results
 
 
