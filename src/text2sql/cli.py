@@ -66,6 +66,9 @@ def _setup_logging(debug: bool) -> None:
         # resumed checkpoint "misses"); --debug shows them.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("DATASETS_VERBOSITY", "error")
+        # sqlglot reads model answers; its "unsupported syntax" notes are about an answer, which the
+        # scoring reports itself.
+        logging.getLogger("sqlglot").setLevel(logging.ERROR)
     if not sys.stderr.isatty():
         # Library bars are carriage-return animations: in a file they glue into one long line. Our own
         # progress (text2sql.progress) writes whole lines there instead.

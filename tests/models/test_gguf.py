@@ -108,3 +108,13 @@ def test_export_merges_an_adapter_on_the_fly(tmp_path):
     tokenizer.save_pretrained(adapter)
     record = export(str(adapter), output=str(tmp_path / "out"), dtype="f32", base="tiny:llama")
     assert record["check"]["ok"] and record["check"]["max_logit_diff"] < 1e-3
+
+
+def test_a_gguf_file_on_s3_is_fetched_and_converted(bucket, tmp_path):
+    from text2sql.storage import upload
+
+    model, tokenizer = _model("tiny:qwen2")
+    write_gguf(model, tokenizer, tmp_path / "q.gguf", dtype="f16")
+    upload(tmp_path / "q.gguf", f"s3://{bucket}/models/q.gguf")
+    folder = resolve_model(f"s3://{bucket}/models/q.gguf")
+    assert AutoModelForCausalLM.from_pretrained(folder).config.model_type == "qwen2"
