@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -38,6 +39,21 @@ def test_export_reads_back_with_the_same_logits(spec, dtype, tmp_path):
     assert check.ok, check.describe()
     if dtype == "f32":
         assert check.max_logit_diff < 1e-4 and check.same_answers == 2  # the permutation and names are exact
+
+
+def test_a_misplaced_tensor_fails_the_check(tmp_path, monkeypatch):
+    from text2sql.models import export_gguf
+
+    model, tokenizer = _model("tiny:llama")
+    real_encoded = export_gguf._encoded
+
+    def shifted(array, dtype, gguf):  # every matrix written one row off
+        return real_encoded(np.roll(array, 1, axis=0) if array.ndim == 2 else array, dtype, gguf)
+
+    monkeypatch.setattr(export_gguf, "_encoded", shifted)
+    path = write_gguf(model, tokenizer, tmp_path / "m.gguf", dtype="f32")
+    check = check_export(model, path, [tokenizer.encode("SELECT name FROM airports", add_special_tokens=False)], "f32")
+    assert not check.ok, check.describe()
     reread = AutoTokenizer.from_pretrained(tmp_path, gguf_file="m.gguf")
     vocab = tokenizer.get_vocab()  # every token keeps its id (transformers may add an unknown token of its own)
     assert {t: i for t, i in reread.get_vocab().items() if t in vocab} == vocab
@@ -81,7 +97,7 @@ def test_ollama_modelfile_reproduces_the_training_prompt(tmp_path, tiny_llama_pa
     out = tmp_path / "export"
     code, _, err = run_cli(capsys, "export", tiny_llama_path, "--format", "ollama", "--dtype", "q8_0", "--output", out)
     assert code == 0, err
-    assert "greedy answers equal on 3/3 prompts: ok" in err
+    assert "greedy answers equal on 3/3 prompts: ok" in err and "mean KL" in err
     assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "export.json", "model-q8_0.gguf"]
     text = (out / "Modelfile").read_text()
     assert "FROM ./model-q8_0.gguf" in text and 'PARAMETER stop "</s>"' in text
@@ -107,7 +123,7 @@ def test_export_merges_an_adapter_on_the_fly(tmp_path):
     peft_model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
     record = export(str(adapter), output=str(tmp_path / "out"), dtype="f32", base="tiny:llama")
-    assert record["check"]["ok"] and record["check"]["max_logit_diff"] < 1e-3
+    assert record["check"]["ok"] and record["check"]["kl"] < 1e-6
 
 
 def test_a_gguf_file_on_s3_is_fetched_and_converted(bucket, tmp_path):

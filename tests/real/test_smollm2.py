@@ -102,9 +102,7 @@ def test_lora_learns_and_leaves_the_base_alone(smol, tuned):
 
 def test_the_tuned_model_answers_bare_sql_ending_at_im_end(tuned):
     im = load_for_inference(str(tuned.adapter))
-    from text2sql.inference.generate import HFGenerator
-
-    generator = HFGenerator(im)
+    generator = im.generator()
     questions = ["How many airports are there?", "List the names of all airlines.", "How many passengers are there?"]
     prompts = im.builder.encode_prompts(
         [im.builder.prompt_text(q, "airports, airlines, flights, passengers, bookings") for q in questions]
@@ -135,7 +133,9 @@ def test_merge_evaluate_predict_serve_on_real_weights(tuned, capsys):
         )
         for m in (tuned.adapter, merged)
     ]
-    rows = [[json.loads(line)["predicted_sql"] for line in (Path(o.path) / "predictions.jsonl").open()] for o in outs]
+    rows = [
+        [json.loads(line)["predicted_sql"] for line in (Path(o.output_dir) / "predictions.jsonl").open()] for o in outs
+    ]
     assert rows[0] == rows[1]
     p = predict(str(merged), "How many airlines are there?", db=AIRLINE, execute=True, max_new_tokens=48)
     assert looks_like_sql(p.sql)
@@ -157,7 +157,7 @@ def test_export_of_real_weights_reads_back(tuned, capsys):
     out = tuned.adapter.parent / "ollama"
     code, _, err = run_cli(capsys, "export", merged, "--format", "ollama", "--dtype", "q8_0", "--output", out)
     assert code == 0, err
-    assert "greedy answers equal on" in err and ": ok" in err
+    assert "mean KL" in err and err.rstrip().splitlines()[-2].endswith(": ok")
     assert 'PARAMETER stop "<|im_end|>"' in (out / "Modelfile").read_text()
 
 
