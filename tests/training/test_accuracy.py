@@ -107,7 +107,7 @@ def test_callback_in_a_trainer_run(setup, tmp_path):
 def test_compute_restores_mode_and_scores_right_answers(setup, monkeypatch):
     model, builder = setup
     callback = ExecutionAccuracyCallback(_examples("validation", 30), builder, num_samples=5, seed=1)
-    golds = {tuple(ids): row.sql for ids, row in zip(callback._prompt_ids, callback.rows)}
+    golds = {tuple(f.ids): row.sql for f, row in zip(callback._fitted, callback.rows)}
 
     def answer_gold(self, prompt_ids, max_new_tokens, **kwargs):
         assert not self.model.training  # generation runs in eval mode

@@ -149,13 +149,33 @@ class DataConfig(_Section):
     )
     test_size: float = Field(0.1, ge=0, lt=1, description="Share of train split off as test when data.test is unset.")
     split_seed: int = Field(42, description="Seed for random splits and max_samples sampling.")
+    split_by: Literal["row", "db_id"] = Field(
+        "row",
+        description="How validation and test are split off train: row (random rows) or db_id (they hold whole "
+        "databases unseen in training, BIRD's practice).",
+    )
     max_samples: MaxSamples = Field(default_factory=MaxSamples, description="Per-split row caps.")
     drop_duplicates: bool = Field(True, description="Drop exact duplicate rows within a split (always reported).")
     drop_test_overlap: bool = Field(
         False, description="Drop validation/test rows whose question and SQL also occur in train (always reported)."
     )
     max_length: int = Field(
-        1024, gt=0, description="Decoder models: drop rows whose prompt + target exceeds this many tokens."
+        1024,
+        gt=0,
+        description="Decoder models: longest prompt + target in tokens; longer training rows are dropped "
+        "(validation and test rows are kept and scored).",
+    )
+    max_prompt_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="Prompt budget in tokens: a schema that does not fit is pruned to the tables and columns "
+        "the question needs (and, in training, the gold SQL uses). Default: data.max_length minus "
+        "evaluation.max_new_tokens (at most a quarter of it; decoders), data.max_source_length (seq2seq).",
+    )
+    value_hints: bool = Field(
+        False,
+        description="Show, beside their columns, the database values the question names (fuzzy matched: "
+        "'japan' -> 'Japan'); needs the row's database.",
     )
     max_source_length: int = Field(512, gt=0, description="Seq2seq models: drop rows whose input exceeds this.")
     max_target_length: int = Field(256, gt=0, description="Seq2seq models: drop rows whose target exceeds this.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from text2sql.config import Config
+from text2sql.data.context import FittedPrompt
 from text2sql.data.example import Example
 from text2sql.data.prepare_report import SPLITS, PrepareReport, percentiles
 from text2sql.data.prompt import PromptBuilder
@@ -182,17 +184,22 @@ def _split_off(ds, cfg: Config, need_validation: bool, need_test: bool) -> dict[
     d = cfg.data
     out = {"train": ds}
     if need_test and d.test_size > 0:
-        parts = _split(out["train"], d.test_size, d.split_seed, "test")
+        parts = _split(out["train"], d.test_size, d.split_seed, "test", d.split_by)
         out["train"], out["test"] = parts["train"], parts["test"]
     if need_validation and d.validation_size > 0:
         # Share of the original rows, not of what is left after the test split.
-        share = d.validation_size / max(1e-9, 1 - (d.test_size if need_test else 0))
-        parts = _split(out["train"], min(share, 0.99), d.split_seed + 1, "validation")
+        if d.split_by == "db_id":  # whole databases seldom make exactly test_size: scale by the rows left
+            share = d.validation_size * len(ds) / len(out["train"])
+        else:
+            share = d.validation_size / max(1e-9, 1 - (d.test_size if need_test else 0))
+        parts = _split(out["train"], min(share, 0.99), d.split_seed + 1, "validation", d.split_by)
         out["train"], out["validation"] = parts["train"], parts["test"]
     return out
 
 
-def _split(ds, share: float, seed: int, name: str):
+def _split(ds, share: float, seed: int, name: str, by: str = "row"):
+    if by == "db_id":
+        return _split_by_db(ds, share, seed, name)
     try:
         return ds.train_test_split(test_size=share, seed=seed)
     except ValueError:  # datasets refuses a split that leaves either side empty
@@ -200,6 +207,36 @@ def _split(ds, share: float, seed: int, name: str):
             f"{len(ds)} training row(s) are too few to split off a {name} share ({share:.0%}); add rows, give "
             f"data.{name} a file, or set data.{name}_size=0"
         ) from None
+
+
+def _split_by_db(ds, share: float, seed: int, name: str) -> dict[str, Any]:
+    """Split off whole databases (rows without a db_id form one group), so that the held-out share
+    measures questions on databases the model never saw; groups are taken in a seeded order until
+    their rows reach `share` of the rows, and at least one stays in train."""
+    ids = column(ds, "db_id")
+    sizes: dict[str | None, int] = {}
+    for db_id in ids:
+        sizes[db_id] = sizes.get(db_id, 0) + 1
+    if len(sizes) < 2:
+        only = next(iter(sizes), None)
+        found = f"db_id {only}" if only else "no db_id"
+        raise DataError(
+            f"data.split_by=db_id needs at least two databases to split off a {name} share, but all {len(ds)} "
+            f"training row(s) have {found}; give data.{name} a file or set data.split_by=row"
+        )
+    groups = sorted(sizes, key=lambda g: (g is None, g or ""))
+    random.Random(seed).shuffle(groups)
+    held: set[str | None] = set()
+    rows = 0
+    for group in groups[:-1]:
+        if held and rows >= share * len(ds):
+            break
+        held.add(group)
+        rows += sizes[group]
+    return {
+        "train": ds.select([i for i, g in enumerate(ids) if g not in held]),
+        "test": ds.select([i for i, g in enumerate(ids) if g in held]),
+    }
 
 
 def _overlap(splits: dict[str, Any], report: PrepareReport, drop: bool) -> None:
@@ -221,11 +258,15 @@ def _overlap(splits: dict[str, Any], report: PrepareReport, drop: bool) -> None:
             )
 
 
-def _tokenize(ds, builder: PromptBuilder, cfg: Config):
+def _tokenize(ds, builder: PromptBuilder, cfg: Config, split: str):
     import pyarrow as pa
 
+    # Training keeps what the gold SQL uses when a schema is pruned; evaluation splits are prompted
+    # as inference will prompt them, from the question alone.
+    gold = split == "train"
+
     def encode(table: pa.Table) -> pa.Table:
-        batch = table.select(["question", "sql", "schema", "evidence", "reasoning"]).to_pydict()
+        batch = table.select(["question", "sql", "schema", "evidence", "reasoning", "db_path"]).to_pydict()
         n = len(batch["question"])
         examples = [
             Example(
@@ -234,10 +275,12 @@ def _tokenize(ds, builder: PromptBuilder, cfg: Config):
                 schema=batch["schema"][i] or "",
                 evidence=batch["evidence"][i],
                 reasoning=batch["reasoning"][i],
+                db_path=batch["db_path"][i],
             )
             for i in range(n)
         ]
-        encoded = builder.encode_batch(examples)
+        encoded = builder.encode_batch(examples, gold=gold)
+        fitted = [e.prompt or FittedPrompt("", e.input_ids) for e in encoded]
         # Arrow arrays of int32 go straight to disk (python lists would be re-encoded per row).
         new = {
             "input_ids": pa.array([e.input_ids for e in encoded], type=pa.list_(pa.int32())),
@@ -248,6 +291,14 @@ def _tokenize(ds, builder: PromptBuilder, cfg: Config):
                 type=pa.int32(),
             ),
             "length": pa.array([len(e.input_ids) for e in encoded], type=pa.int32()),
+            # Whether the prompt fits the budget (a row that does not is scored as prompt_too_long),
+            # whether its schema was pruned, and the share of the gold SQL's tables it kept.
+            "prompt_fits": pa.array([f.fits for f in fitted], type=pa.bool_()),
+            "schema_pruned": pa.array([f.pruned for f in fitted], type=pa.bool_()),
+            "gold_tables_kept": pa.array(
+                [f.kept_gold(ex.sql, builder.dialect) for f, ex in zip(fitted, examples)], type=pa.float32()
+            ),
+            "value_hints": pa.array([f.hints for f in fitted], type=pa.int16()),
         }
         for name, values in new.items():
             table = table.append_column(name, values)
@@ -267,6 +318,20 @@ def _tokenize(ds, builder: PromptBuilder, cfg: Config):
 
 
 def _length_filter(ds, split: str, builder: PromptBuilder, cfg: Config, report: PrepareReport):
+    """Training rows too long for the limits are dropped. Validation and test rows never are: every
+    benchmark number covers every row, and one whose prompt does not fit is scored as an error."""
+    fits = column(ds, "prompt_fits")
+    report.prompts[split] = {
+        "over_budget": sum(not f for f in fits),
+        "pruned": sum(column(ds, "schema_pruned")),
+        "with_value_hints": sum(1 for n in column(ds, "value_hints") if n),
+    }
+    kept = [r for r in column(ds, "gold_tables_kept") if r is not None]
+    if kept:
+        report.prompts[split]["gold_table_recall"] = round(sum(kept) / len(kept), 4)
+        report.prompts[split]["gold_tables_all_kept"] = sum(1 for r in kept if r >= 1.0)
+    if split != "train":
+        return ds
     d = cfg.data
     if builder.kind == "seq2seq":
         checks = [
@@ -275,6 +340,9 @@ def _length_filter(ds, split: str, builder: PromptBuilder, cfg: Config, report: 
         ]
     else:
         checks = [("too_long", "length", d.max_length)]
+    if not all(fits):
+        report.drop(split, "prompt_too_long", sum(not f for f in fits))
+        ds = ds.select([i for i, f in enumerate(fits) if f])
     for reason, name, limit in checks:
         values = column(ds, name)
         keep = [i for i, v in enumerate(values) if v <= limit]
@@ -282,6 +350,22 @@ def _length_filter(ds, split: str, builder: PromptBuilder, cfg: Config, report: 
             report.drop(split, reason, len(values) - len(keep))
             ds = ds.select(keep)
     return ds
+
+
+def trainable(ds, cfg: Config, kind: str):
+    """The rows of a prepared split a model can be trained or teacher-forced on: prompt within
+    budget and lengths within data.max_length (seq2seq: max_source/target_length). Validation and
+    test keep longer rows for scoring; the loss passes leave them out."""
+    if "prompt_fits" not in ds.column_names:
+        return ds
+    d = cfg.data
+    fits = column(ds, "prompt_fits")
+    if kind == "seq2seq":
+        sources, targets = column(ds, "length"), column(ds, "target_length")
+        ok = [f and s <= d.max_source_length and t <= d.max_target_length for f, s, t in zip(fits, sources, targets)]
+    else:
+        ok = [f and n <= d.max_length for f, n in zip(fits, column(ds, "length"))]
+    return ds if all(ok) else ds.select([i for i, keep in enumerate(ok) if keep])
 
 
 # ------------------------------------------------------------------------------------------ entry
@@ -360,7 +444,7 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
             if cap is not None and len(ds) > cap:
                 report.drop(split, "max_samples", len(ds) - cap)
                 ds = ds.shuffle(seed=cfg.data.split_seed).select(range(cap))
-            ds = _tokenize(ds, builder, cfg)
+            ds = _tokenize(ds, builder, cfg, split)
             ds = _length_filter(ds, split, builder, cfg, report)
             report.rows_out[split] = len(ds)
             report.not_executable[split] = sum(1 for p in column(ds, "db_path") if not p)

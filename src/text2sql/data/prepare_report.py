@@ -21,6 +21,9 @@ class PrepareReport:
     token_lengths: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     prompt: dict[str, Any] = field(default_factory=dict)
+    # Per split: prompts over budget (kept and scored in validation/test, dropped in train), schemas
+    # pruned to fit, rows with value hints, and, of pruned rows, the share of gold tables kept.
+    prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def drop(self, split: str, reason: str, count: int) -> None:
         if count:
@@ -52,6 +55,14 @@ def summarize(report: dict[str, Any]) -> str:
             f"{split:<11}{report['rows_in'].get(split, 0):>9}{report['rows_out'][split]:>10}"
             f"{lengths.get('p50', 0):>9}{lengths.get('max', 0):>9}  {drops}"
         )
+    for split, p in report.get("prompts", {}).items():
+        if p.get("pruned") or p.get("over_budget") or p.get("with_value_hints"):
+            recall = f", gold tables kept {p['gold_table_recall']:.0%}" if "gold_table_recall" in p else ""
+            kept = ", scored as prompt_too_long" if split != "train" and p.get("over_budget") else ""
+            lines.append(
+                f"{split}: schema pruned in {p.get('pruned', 0)} prompts{recall}; {p.get('over_budget', 0)} over "
+                f"budget{kept}; value hints in {p.get('with_value_hints', 0)}"
+            )
     overlap = {k: v for k, v in report.get("test_overlap", {}).items() if v}
     if overlap:
         lines.append("rows also in train: " + ", ".join(f"{k}={v}" for k, v in overlap.items()))

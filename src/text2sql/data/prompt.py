@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from text2sql.config import DEFAULT_SYSTEM_PROMPT, Config
+from text2sql.data.context import FittedPrompt, SchemaSettings, fit_prompts
 from text2sql.data.example import Example
 from text2sql.data.templates import DEFAULT_TEMPLATE_BY_MODEL_TYPE, get_template
 from text2sql.sql.targets import DISPLAY_NAMES, dialect_of
@@ -55,11 +56,24 @@ def resolve_dialect(cfg: Config) -> str:
     return "sqlite"
 
 
+def prompt_budget(cfg: Config, kind: str) -> int:
+    """Most prompt tokens a run's model reads: data.max_prompt_tokens, else, for a decoder, what
+    data.max_length leaves for the answer's evaluation.max_new_tokens (at most a quarter of it is
+    set aside: a long answer limit must not starve short prompts), for seq2seq data.max_source_length."""
+    d = cfg.data
+    if d.max_prompt_tokens is not None:
+        return d.max_prompt_tokens
+    if kind == "seq2seq":
+        return d.max_source_length
+    return d.max_length - min(cfg.evaluation.max_new_tokens, d.max_length // 4)
+
+
 @dataclass
 class Encoded:
     input_ids: list[int]
     labels: list[int]
     prompt_length: int
+    prompt: FittedPrompt | None = None  # how the prompt was fitted (pruned, within budget)
 
 
 class PromptBuilder:
@@ -79,6 +93,7 @@ class PromptBuilder:
         model_type: str | None = None,
         keep_reasoning: bool = True,
         dialect: str = "sqlite",
+        schema: SchemaSettings | None = None,
     ):
         if kind not in ("decoder", "seq2seq"):
             raise ValueError(f"kind must be 'decoder' or 'seq2seq', not {kind!r}")
@@ -88,6 +103,8 @@ class PromptBuilder:
         # Not str.format: a user's system prompt may hold other braces.
         self.system = system.replace("{dialect}", DISPLAY_NAMES.get(dialect, dialect))
         self.keep_reasoning = keep_reasoning
+        # Schema text beyond the row's own (pruning to a budget, value hints) needs these settings.
+        self.schema = schema or SchemaSettings()
         self.template_name, self.chat_template = self._resolve_template(template, model_type)
         self._system_in_template = True
         self._frame: tuple[str, str] | None = None
@@ -106,6 +123,9 @@ class PromptBuilder:
             model_type=model_type,
             keep_reasoning=cfg.data.keep_reasoning,
             dialect=resolve_dialect(cfg),
+            schema=SchemaSettings(
+                cfg.data.schema_format, cfg.data.schema_sample_rows, cfg.data.value_hints, prompt_budget(cfg, kind)
+            ),
         )
 
     def _resolve_template(self, template: str, model_type: str | None) -> tuple[str, str | None]:
@@ -181,8 +201,16 @@ class PromptBuilder:
     def _two_turns(self, user: str) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
+    def fit(self, examples: Sequence[Example], *, gold: bool = False) -> list[FittedPrompt]:
+        """Each example's prompt, its schema pruned to the budget and with value hints as the
+        settings say (`text2sql.data.context`); `gold=True` (training) also keeps what the SQL uses."""
+        return fit_prompts(
+            examples, self.schema, self.prompt_text, self.encode_prompts, gold=gold, dialect=self.dialect
+        )
+
     def example_prompt(self, example: Example) -> str:
-        return self.prompt_text(example.question, example.schema, example.evidence)
+        """The prompt an inference call gives the model for `example`."""
+        return self.fit([example])[0].text
 
     # ------------------------------------------------------------------ tokens
 
@@ -221,22 +249,31 @@ class PromptBuilder:
                 self._fast_ids = True
         return self._fast_ids
 
-    def encode_batch(self, examples: Sequence[Example]) -> list[Encoded]:
-        prompts = self.encode_prompts([self.example_prompt(e) for e in examples])
+    def encode_batch(self, examples: Sequence[Example], *, gold: bool = False) -> list[Encoded]:
+        prompts = self.fit(examples, gold=gold)
         targets = self.encode_targets([target_text(e, self.keep_reasoning) for e in examples])
         return [self._join(p, t) for p, t in zip(prompts, targets)]
 
     def encode(self, example: Example) -> Encoded:
         return self.encode_batch([example])[0]
 
-    def _join(self, prompt: list[int], target: list[int]) -> Encoded:
+    def _join(self, fitted: FittedPrompt, target: list[int]) -> Encoded:
+        prompt = fitted.ids
         if self.kind == "seq2seq":
-            return Encoded(input_ids=prompt, labels=target, prompt_length=len(prompt))
+            return Encoded(input_ids=prompt, labels=target, prompt_length=len(prompt), prompt=fitted)
         return Encoded(
             input_ids=prompt + target,
             labels=[IGNORE_INDEX] * len(prompt) + target,
             prompt_length=len(prompt),
+            prompt=fitted,
         )
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "template": self.template_name, "system": self.system, "dialect": self.dialect}
+        return {
+            "kind": self.kind,
+            "template": self.template_name,
+            "system": self.system,
+            "dialect": self.dialect,
+            "schema_budget": self.schema.budget,
+            "value_hints": self.schema.value_hints,
+        }

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlglot.dialects.dialect import Dialect
 
+from text2sql.data.descriptions import read_descriptions, with_descriptions
 from text2sql.errors import ConfigError, DataError
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table
 from text2sql.sql.execution import open_database
@@ -69,12 +70,15 @@ def quote_identifier(name: str, dialect: str = "sqlite") -> str:
 
 
 def read_schema(target: str | Path) -> Schema:
-    """What the database at `target` holds: tables, columns, primary and foreign keys."""
+    """What the database at `target` holds: tables, columns, primary and foreign keys, and the
+    column descriptions of a BIRD-style `database_description/` folder beside a database file."""
     with _opened(target) as db:
         try:
-            return db.catalog()
+            schema = db.catalog()
         except Exception as exc:
             raise _unreadable(target, exc) from None
+    descriptions = read_descriptions(target)
+    return with_descriptions(schema, descriptions) if descriptions else schema
 
 
 def _opened(target: str | Path) -> Any:
@@ -165,29 +169,57 @@ def render_schema(schema: Schema, fmt: str = "sql", sample_rows: int = 0, db_pat
     db_path = db_path or schema.db_path
     samples: dict[str, list[tuple]] = {}
     if sample_rows > 0 and db_path is not None:
-        with _opened(db_path) as db:
-            samples = db.sample_rows([t.name for t in schema.tables], sample_rows)
+        samples = _projected(_samples(_target(db_path), _version(db_path), sample_rows), schema)
     q = functools.partial(quote_identifier, dialect=schema.dialect)
     if fmt == "tables":
-        return "tables: " + ", ".join(q(t.name) for t in schema.tables)
+        text = "tables: " + ", ".join(q(t.name) for t in schema.tables)
+        notes = [f"-- {q(t.name)}.{q(c.name)}: {_note(c)}" for t in schema.tables for c in t.columns if _note(c)]
+        return "\n".join([text, *notes])
     render = _render_sql_table if fmt == "sql" else _render_compact_table
     return "\n".join(render(table, samples.get(table.name, []), q) for table in schema.tables)
 
 
+def _projected(samples: dict[str, tuple[list[str], list[tuple]]], schema: Schema) -> dict[str, list[tuple]]:
+    """Sample rows cut to the columns `schema` keeps of each table (all of them unless pruned)."""
+    by_name = {name.lower(): found for name, found in samples.items()}
+    out = {}
+    for table in schema.tables:
+        columns, rows = by_name.get(table.name.lower(), ([], []))
+        where = {n.lower(): i for i, n in enumerate(columns)}
+        picks = [where.get(c.name.lower()) for c in table.columns]
+        if rows and all(i is not None for i in picks):
+            out[table.name] = [tuple(row[i] for i in picks if i is not None) for row in rows]
+    return out
+
+
+def _note(column: Column) -> str:
+    """What a prompt says beside a column: its description, and the stored values the question names."""
+    parts = []
+    if column.description:
+        parts.append(column.description.replace("*/", "* /"))
+    if column.values:
+        parts.append("values: " + ", ".join(_value_literal(v) for v in column.values))
+    return "; ".join(parts)
+
+
 def _render_sql_table(table: Table, rows: list[tuple], q: Callable[[str], str]) -> str:
     single_pk = table.primary_key[0] if len(table.primary_key) == 1 else None
-    lines = []
+    lines: list[tuple[str, str]] = []  # (definition, note shown as a -- comment after it)
     for col in table.columns:
         parts = [q(col.name)] + ([col.type] if col.type else [])
         if col.name == single_pk:
             parts.append("PRIMARY KEY")
-        lines.append(" ".join(parts))
+        lines.append((" ".join(parts), _note(col)))
     if len(table.primary_key) > 1:
-        lines.append(f"PRIMARY KEY ({_names(table.primary_key, q)})")
+        lines.append((f"PRIMARY KEY ({_names(table.primary_key, q)})", ""))
     for fk in table.foreign_keys:
         ref = q(fk.ref_table) + (f" ({_names(fk.ref_columns, q)})" if fk.ref_columns else "")
-        lines.append(f"FOREIGN KEY ({_names(fk.columns, q)}) REFERENCES {ref}")
-    text = f"CREATE TABLE {q(table.name)} (\n" + ",\n".join("  " + line for line in lines) + "\n);"
+        lines.append((f"FOREIGN KEY ({_names(fk.columns, q)}) REFERENCES {ref}", ""))
+    definitions = []
+    for i, (line, note) in enumerate(lines):
+        comma = "," if i < len(lines) - 1 else ""
+        definitions.append(f"  {line}{comma}" + (f" -- {_one_line(note)}" if note else ""))
+    text = f"CREATE TABLE {q(table.name)} (\n" + "\n".join(definitions) + "\n);"
     if rows:
         # '*/' inside a value would end the comment early.
         body = "\n".join(_row_literal(r).replace("*/", "* /") for r in rows)
@@ -212,7 +244,12 @@ def _render_compact_table(table: Table, rows: list[tuple], q: Callable[[str], st
             text += f" -> {target}"
         parts.append(text)
     line = f"{q(table.name)}({', '.join(parts)})"
-    return "\n".join([line] + [f"  -- {_row_literal(r)}" for r in rows])
+    notes = [f"  -- {q(c.name)}: {_one_line(_note(c))}" for c in table.columns if _note(c)]
+    return "\n".join([line] + notes + [f"  -- {_row_literal(r)}" for r in rows])
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _names(names: tuple[str, ...] | list[str], q: Callable[[str], str]) -> str:
@@ -255,5 +292,38 @@ def schema_text(db_path: str | Path, fmt: str = "sql", sample_rows: int = 0) -> 
 
 @functools.lru_cache(maxsize=512)
 def _schema_text_cached(target: str, mtime_ns: int, fmt: str, sample_rows: int) -> str:
-    del mtime_ns  # part of the cache key only: an edited database is read again
-    return render_schema(read_schema(target), fmt=fmt, sample_rows=sample_rows)
+    return render_schema(_schema_cached(target, mtime_ns), fmt=fmt, sample_rows=sample_rows)
+
+
+def cached_schema(db_path: str | Path) -> Schema:
+    """`read_schema`, cached like `schema_text`. The result is shared: copy before changing it."""
+    return _schema_cached(_target(db_path), _version(db_path))
+
+
+def _target(db_path: str | Path) -> str:
+    return str(db_path) if is_url(str(db_path)) else str(local_path(db_path).resolve())
+
+
+def _version(db_path: str | Path) -> int:
+    """A file's modification time (an edited database is read again); 0 for a server."""
+    if is_url(str(db_path)) and dialect_of(str(db_path)) == "postgres":
+        return 0
+    try:
+        return local_path(db_path).stat().st_mtime_ns
+    except OSError:
+        raise DataError(f"{db_path}: database file not found; check the path, data.db or data.db_dir") from None
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_cached(target: str, mtime_ns: int) -> Schema:
+    del mtime_ns  # part of the cache key only
+    return read_schema(target)
+
+
+@functools.lru_cache(maxsize=64)
+def _samples(target: str, mtime_ns: int, limit: int) -> dict[str, tuple[list[str], list[tuple]]]:
+    """The first `limit` rows of every table, with the column names they are in."""
+    schema = _schema_cached(target, mtime_ns)
+    with _opened(target) as db:
+        rows = db.sample_rows([t.name for t in schema.tables], limit)
+    return {t.name: ([c.name for c in t.columns], rows.get(t.name, [])) for t in schema.tables}

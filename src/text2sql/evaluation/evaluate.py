@@ -204,8 +204,9 @@ def evaluate(
 
     raw_outputs: list[str | None]
     cut: list[bool] | None = None
+    too_long: list[str | None] | None = None
     if im is not None:
-        raw_texts, preds, cut = _generate(im, rows, settings, progress, timing)
+        raw_texts, preds, cut, too_long = _generate(im, rows, settings, progress, timing)
         raw_outputs = list(raw_texts)
     else:
         assert predictions is not None  # exactly one of model and predictions, checked above
@@ -218,6 +219,7 @@ def evaluate(
         preds,
         raw_outputs=raw_outputs,
         cut=cut,
+        too_long=too_long,
         timeout=settings.timeout,
         text_metrics=settings.text_metrics,
         progress=progress,
@@ -275,24 +277,35 @@ def _up_to_date(out: Path) -> EvaluationResult:
 
 def _generate(
     im, rows, settings: EvaluationConfig, progress: bool, timing: dict[str, float]
-) -> tuple[list[str], list[str], list[bool]]:
-    """(raw answers, their SQL, whether each was cut by max_new_tokens before it ended)."""
-    prompts = [im.builder.prompt_text(r.question, r.schema, r.evidence) for r in rows]
-    prompt_ids = im.builder.encode_prompts(prompts)
+) -> tuple[list[str], list[str], list[bool], list[str | None]]:
+    """(raw answers, their SQL, whether each was cut by max_new_tokens before it ended, why each
+    row was not asked: its prompt is over budget even with the schema pruned, or None)."""
+    fitted = im.builder.fit(rows)
+    asked = [i for i, f in enumerate(fitted) if f.fits]
+    budget = im.builder.schema.budget
+    too_long: list[str | None] = [
+        None
+        if f.fits
+        else f"the prompt is {len(f.ids)} tokens, over the budget of {budget} even with the schema pruned; "
+        "raise data.max_prompt_tokens (or data.max_length) and retrain"
+        for f in fitted
+    ]
     generator = im.generator(settings.backend)
     start = time.perf_counter()
     outputs = generator.generate(
-        prompt_ids,
+        [fitted[i].ids for i in asked],
         settings.max_new_tokens,
         batch_size=settings.batch_size,
         num_beams=settings.num_beams,
         progress=progress,
     )
     elapsed = time.perf_counter() - start
-    raw = [generator.decode(o) for o in outputs]
+    raw, cut = [""] * len(rows), [False] * len(rows)
+    for i, output in zip(asked, outputs):
+        raw[i], cut[i] = generator.decode(output), not output.hit_eos
     timing["generation_seconds"] = elapsed
-    timing["examples_per_second"] = len(rows) / elapsed if elapsed > 0 else 0.0
-    return raw, [extract_sql(text) for text in raw], [not o.hit_eos for o in outputs]
+    timing["examples_per_second"] = len(asked) / elapsed if elapsed > 0 else 0.0
+    return raw, [extract_sql(text) for text in raw], cut, too_long
 
 
 def _loss(
@@ -304,11 +317,15 @@ def _loss(
     if samples is not None and len(rows) > samples:  # evaluation.loss_samples: a seeded sample
         rows = random.Random(0).sample(rows, samples)
     encoded = encode_rows(rows, im.builder, use_prepared=use_prepared)
+    if im.config is not None:  # rows longer than training allowed are scored, but not teacher-forced
+        d = im.config.data
+        limit = d.max_source_length if im.kind == "seq2seq" else d.max_length
+        encoded = [pair for pair in encoded if len(pair[0]) <= limit]
     pad_id = im.tokenizer.pad_token_id if im.tokenizer.pad_token_id is not None else im.tokenizer.eos_token_id
     result = teacher_forced_loss(im.model, im.kind, encoded, pad_id=pad_id, batch_size=batch_size, progress=progress)
     timing["loss_seconds"] = time.perf_counter() - start
     result["loss_labels"] = "prepared" if use_prepared else "prompt builder"
-    result["loss_rows"] = len(rows)
+    result["loss_rows"] = len(encoded)
     return result
 
 

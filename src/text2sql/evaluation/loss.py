@@ -40,6 +40,7 @@ def encode_rows(
                 schema=rows[i].schema,
                 evidence=rows[i].evidence,
                 reasoning=rows[i].reasoning,
+                db_path=rows[i].db_path,
             )
             for i in todo
         ]

@@ -21,7 +21,7 @@ from text2sql.evaluation.evalset import EvalRow
 from text2sql.evaluation.metrics import exact_match, normalized_exact_match, sql_tokenize, token_f1, token_jaccard
 from text2sql.evaluation.text_metrics import rouge_l, sentence_bleu
 from text2sql.sql.execution import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, NO_DATABASE
-from text2sql.sql.match import TRUNCATED, execute_pairs
+from text2sql.sql.match import PROMPT_TOO_LONG, TRUNCATED, execute_pairs
 
 
 @dataclass
@@ -69,6 +69,7 @@ def score_predictions(
     *,
     raw_outputs: Sequence[str | None] | None = None,
     cut: Sequence[bool] | None = None,
+    too_long: Sequence[str | None] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     max_rows: int = DEFAULT_MAX_ROWS,
     text_metrics: bool = False,
@@ -78,7 +79,8 @@ def score_predictions(
 
     `cut[i]` says the model's answer reached its token limit before it ended: a wrong answer that
     was cut is counted as `truncated`, whatever error its unfinished SQL gave (the fix is a larger
-    `max_new_tokens`, not a better model)."""
+    `max_new_tokens`, not a better model). `too_long[i]`, when set, says why row i's prompt was
+    over budget: it was not asked, and is scored wrong as `prompt_too_long`."""
     if len(rows) != len(predictions):
         raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
     raw_outputs = raw_outputs if raw_outputs is not None else [None] * len(rows)
@@ -91,6 +93,10 @@ def score_predictions(
                 f"the answer reached the token limit before it ended ({example.error}: {example.error_detail})"
             )
             example.error = TRUNCATED
+        if too_long is not None and too_long[i]:
+            example.error, example.error_detail = PROMPT_TOO_LONG, too_long[i] or ""
+            if example.execution_match is not None:
+                example.execution_match, example.valid_sql = 0.0, False
     return scored
 
 

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse
 
 from text2sql.config import EvaluationConfig, ServingConfig
 from text2sql.data.bundled import database_dir
+from text2sql.data.example import Example
 from text2sql.data.schema import schema_text
 from text2sql.errors import DataError
 from text2sql.inference.generate import Sampling
@@ -156,10 +157,15 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     async def prompt_for(question: questions.Question, db_id: str | None) -> str:
         if not question.question.strip():
             raise APIError(422, "no question: the last user message (or prompt) is empty")
-        schema = question.schema
+        schema, target = question.schema, None
         if not schema and db_id:
-            _, schema = await db_schema(db_id)
-        return builder.prompt_text(question.question, schema, question.evidence)
+            target, schema = await db_schema(db_id)
+        return _prompt(question.question, schema, question.evidence, target)
+
+    def _prompt(question: str, schema: str, evidence: str | None, target: str | None) -> str:
+        """The prompt as evaluation builds it: the schema pruned to the model's budget, value hints."""
+        example = Example(question, "", schema, evidence=evidence, db_path=str(target) if target else None)
+        return builder.example_prompt(example)
 
     # -------------------------------------------------------------------------------- endpoints
 
@@ -223,7 +229,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             path, schema = None, questions.schema_from_text(body.schema_text or "")
 
         async def ask(question: str) -> Generation:
-            prompt = builder.prompt_text(question, schema, body.evidence)
+            prompt = _prompt(question, schema, body.evidence, path)
             [gen] = await generate([GenerationRequest(prompt, limit)])
             return gen
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from text2sql.config import EvaluationConfig
 from text2sql.data import bundled
+from text2sql.data.example import Example
 from text2sql.data.readers.ddl import extract_create_tables
 from text2sql.data.schema import schema_text
 from text2sql.errors import ConfigError, DataError, Text2SQLError
@@ -115,7 +116,8 @@ def predict(
     engine = build_engine(im, batch_size=1)
 
     async def ask(text: str) -> Generation:
-        [gen] = engine.generate_batch([GenerationRequest(im.builder.prompt_text(text, schema_str), max_new_tokens)])
+        prompt = im.builder.example_prompt(Example(text, "", schema_str, db_path=str(db) if db else None))
+        [gen] = engine.generate_batch([GenerationRequest(prompt, max_new_tokens)])
         if isinstance(gen, Exception):
             raise Text2SQLError(f"{gen}; shorten the schema or the question")
         return gen

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 class Column:
     name: str
     type: str = ""
+    # What the database's documentation says of it (BIRD's database_description/*.csv), and values
+    # that match the question being asked (value retrieval); both are shown beside it in a prompt.
+    description: str = ""
+    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

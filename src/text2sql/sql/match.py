@@ -25,6 +25,8 @@ WRONG_RESULT = "wrong_result"
 GOLD_ERROR = "gold_error"
 # An answer the model did not finish within its token limit (set by whoever knows the limit was hit).
 TRUNCATED = "truncated"
+# A row whose prompt does not fit the model's budget even with its schema pruned: not asked, scored wrong.
+PROMPT_TOO_LONG = "prompt_too_long"
 ERROR_CATEGORIES = (
     "syntax",
     "schema",
@@ -32,6 +34,7 @@ ERROR_CATEGORIES = (
     "timeout",
     "forbidden",
     TRUNCATED,
+    PROMPT_TOO_LONG,
     WRONG_RESULT,
     NO_DATABASE,
     GOLD_ERROR,

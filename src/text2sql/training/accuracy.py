@@ -101,7 +101,8 @@ class ExecutionAccuracyCallback(TrainerCallback):
         self.max_new_tokens = max_new_tokens
         self.timeout = timeout
         self.metric_name = metric_name
-        self._prompt_ids = builder.encode_prompts([builder.prompt_text(r.question, r.schema, r.evidence) for r in rows])
+        # Rows whose prompt is over budget are counted wrong, as evaluation scores them.
+        self._fitted = builder.fit(rows)
         self.last_predictions: list[str] = []
 
     def compute(self, model: Any) -> float:
@@ -111,9 +112,15 @@ class ExecutionAccuracyCallback(TrainerCallback):
         model.eval()
         try:
             generator = HFGenerator(model, self.builder.tokenizer, self.builder.kind)
-            texts = generator.generate_texts(self._prompt_ids, self.max_new_tokens, batch_size=self.batch_size)
+            asked = [i for i, f in enumerate(self._fitted) if f.fits]
+            answers = generator.generate_texts(
+                [self._fitted[i].ids for i in asked], self.max_new_tokens, batch_size=self.batch_size
+            )
         finally:
             model.train(was_training)
+        texts = [""] * len(self.rows)
+        for i, text in zip(asked, answers):
+            texts[i] = text
         self.last_predictions = [extract_sql(t) for t in texts]
         outcomes = execute_pairs(self.rows, self.last_predictions, timeout=self.timeout)
         scored = [match for match, *_ in outcomes if match is not None]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.config import Config
+from text2sql.data.prepare import trainable
 from text2sql.data.prompt import PromptBuilder
 from text2sql.errors import ConfigError
 from text2sql.models.adapters import adapter_base, is_adapter_dir
@@ -223,7 +224,7 @@ def build_trainer(
             target_modules = sorted(target_modules)
 
     train_ds = training_columns(datasets["train"])
-    eval_ds = training_columns(datasets["validation"]) if has_validation else None
+    eval_ds = training_columns(trainable(datasets["validation"], cfg, kind)) if has_validation else None
     cap = cfg.evaluation.loss_samples
     if eval_ds is not None and cap is not None and len(eval_ds) > cap:  # the validation loss on a seeded sample
         eval_ds = eval_ds.shuffle(seed=cfg.data.split_seed).select(range(cap))
