@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from text2sql.evaluation.metrics import wrong_values
 from text2sql.evaluation.scoring import ScoredExample
 from text2sql.evaluation.text_metrics import corpus_bleu
 from text2sql.sql.match import ERROR_CATEGORIES, GOLD_ERROR
@@ -92,6 +93,8 @@ def aggregate(scored: Sequence[ScoredExample], *, text_metrics: bool = False) ->
     metrics["error_counts"] = {c: errors[c] for c in ERROR_CATEGORIES if errors[c]} | {
         c: n for c, n in errors.items() if c not in ERROR_CATEGORIES
     }
+    # Wrong answers that are the gold query with other values: what value hints are for.
+    metrics["wrong_values"] = sum(1 for s in scored if not s.correct and wrong_values(s.predicted_sql, s.gold_sql))
     groups: dict[str, list[ScoredExample]] = {}
     for s in scored:
         groups.setdefault(s.complexity or "(none)", []).append(s)

@@ -8,6 +8,7 @@ compare runs against those numbers.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import sqlglot
@@ -54,6 +55,25 @@ def normalize_sql(sql: str) -> str | None:
         return "; ".join(s.sql(dialect="sqlite", normalize_functions="upper") for s in statements)
     except (SqlglotError, RecursionError):
         return None
+
+
+def wrong_values(pred: str, gold: str) -> bool:
+    """True when the two queries are the same but for their literal values (`country = 'japan'`
+    for `country = 'Japan'`): the model had the query right and copied a value wrongly."""
+    if not pred.strip() or " ".join(pred.split()) == " ".join(gold.split()):
+        return False
+    masked_pred, values_pred = _masked(pred)
+    masked_gold, values_gold = _masked(gold)
+    return masked_pred == masked_gold and values_pred != values_gold
+
+
+_LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+
+
+def _masked(sql: str) -> tuple[str, list[str]]:
+    """The query with each string and number literal replaced by ?, and the literals in order."""
+    values = _LITERAL.findall(sql)
+    return _normalize_text(_LITERAL.sub("?", sql)), values
 
 
 def _normalize_text(sql: str) -> str:
