@@ -35,7 +35,7 @@ def schema_from_ddl(text: str, dialect: str = "sqlite") -> Schema | None:
         for part in target.expressions:
             if isinstance(part, exp.ColumnDef):
                 kind = part.args.get("kind")
-                table.columns.append(Column(part.name, kind.sql() if kind else ""))
+                table.columns.append(Column(part.name, kind.sql(dialect=dialect) if kind else ""))
                 for constraint in part.args.get("constraints") or []:
                     if isinstance(constraint.kind, exp.PrimaryKeyColumnConstraint):
                         table.primary_key.append(part.name)

@@ -107,11 +107,14 @@ def priority(
     column_score: dict[Item, float] = {}
     table_score: dict[str, float] = {}
     for table in schema.tables:
+        # A foreign key column (`order_id` in payments) names the table it points to, not its own.
+        keys = {c.lower() for fk in table.foreign_keys for c in fk.columns}
         best_column = 0.0
         for col in table.columns:
             score = max(matcher.name(col.name), 1.0 if (table.name.lower(), col.name.lower()) in hinted_set else 0.0)
             column_score[(table.name, col.name)] = score
-            best_column = max(best_column, score)
+            if col.name.lower() not in keys:
+                best_column = max(best_column, score)
         table_score[table.name] = max(matcher.name(table.name), 0.75 * best_column)
     relevant = sorted(
         (t for t in schema.tables if table_score[t.name] > 0),

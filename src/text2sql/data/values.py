@@ -35,6 +35,7 @@ HINT_CHARS = 40  # a hint is cut to this length
 MAX_HINTS = 8  # per question
 MAX_HINTS_PER_COLUMN = 3
 MIN_SCORE = 85.0  # rapidfuzz 0-100; below it, matches are mostly chance
+COLUMN_SPREAD = 5.0  # a column shows only matches within this of its best one
 PARTIAL_WEIGHT = 0.9  # a question word that is one word of a longer value ranks below a whole value
 _MAX_NGRAM = 4
 
@@ -97,11 +98,13 @@ class ValueIndex:
         found = [i for i in best.nonzero()[0].tolist() if best[i] >= MIN_SCORE]
         found.sort(key=lambda i: (-best[i], self.owners[i], self.values[i]))
         hints: Hints = {}
+        top: dict[int, float] = {}  # best score per column: weaker matches beside a clear one are noise
         taken = 0
         for i in found:
             column = self.columns[self.owners[i]]
             shown = hints.setdefault(column, [])
-            if len(shown) >= per_column:
+            top.setdefault(self.owners[i], best[i])
+            if len(shown) >= per_column or best[i] < top[self.owners[i]] - COLUMN_SPREAD:
                 continue
             shown.append(_cut(self.values[i]))
             taken += 1
