@@ -266,6 +266,7 @@ def validate(
     if "validation" not in report.splits or "test" not in report.splits:
         report.notes.append(
             f"missing splits are cut from train at prepare time (validation {cfg.data.validation_size:.0%}, "
-            f"test {cfg.data.test_size:.0%}, seed {cfg.data.split_seed})"
+            f"test {cfg.data.test_size:.0%}, seed {cfg.data.split_seed}"
+            + (", whole databases per split)" if cfg.data.split_by == "db_id" else ")")
         )
     return report

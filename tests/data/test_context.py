@@ -138,3 +138,20 @@ def test_the_default_budget_leaves_room_for_the_answer():
     assert prompt_budget(cfg, "decoder") == 192  # at most a quarter is set aside
     cfg = load_config(None, ["data.max_prompt_tokens=100", "data.max_source_length=300"])
     assert prompt_budget(cfg, "decoder") == 100 and prompt_budget(load_config(None, []), "seq2seq") == 512
+
+
+def test_column_descriptions_are_comments_beside_their_columns(tmp_path):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    db = make_wide_db(folder / "shop.sqlite")
+    (folder / "database_description").mkdir()
+    (folder / "database_description" / "customers.csv").write_text(
+        "original_column_name,column_name,column_description,data_format,value_description\n"
+        "loyalty_tier,loyalty tier,tier of the loyalty programme,text,gold > silver > bronze\n",
+        encoding="utf-8",
+    )
+    for fmt, line in [
+        ("sql", "  loyalty_tier TEXT -- tier of the loyalty programme; gold > silver > bronze"),
+        ("compact", "  -- loyalty_tier: tier of the loyalty programme; gold > silver > bronze"),
+    ]:
+        assert line in schema_text(db, fmt).splitlines()

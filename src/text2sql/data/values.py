@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,7 @@ class ValueIndex:
 
     @functools.cached_property
     def _keys(self) -> list[str]:
-        from rapidfuzz.utils import default_process
-
-        return [default_process(v) for v in self.values]
+        return [fold(v) for v in self.values]
 
     @functools.cached_property
     def _words(self) -> tuple[list[str], list[list[int]]]:
@@ -114,11 +113,9 @@ class ValueIndex:
 
 
 def question_spans(question: str) -> list[str]:
-    """Runs of 1-4 words of the question, normalized as values are (lower case, punctuation as
-    spaces), that neither begin nor end with a stop word and are not bare numbers."""
-    from rapidfuzz.utils import default_process
-
-    words = default_process(question).split()
+    """Runs of 1-4 words of the question, folded as values are (`fold`), that neither begin nor end
+    with a stop word and are not bare numbers."""
+    words = fold(question).split()
     spans: dict[str, None] = {}
     for n in range(1, _MAX_NGRAM + 1):
         for start in range(len(words) - n + 1):
@@ -130,6 +127,14 @@ def question_spans(question: str) -> list[str]:
                 continue
             spans[text] = None
     return list(spans)
+
+
+def fold(text: str) -> str:
+    """Text as matching sees it: accents dropped ('Chloé' -> 'chloe'), lower case, punctuation as spaces."""
+    from rapidfuzz.utils import default_process
+
+    decomposed = unicodedata.normalize("NFKD", text)
+    return default_process("".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 def _cut(value: str) -> str:
