@@ -11,7 +11,20 @@ from text2sql.config import EvaluationConfig, add_section_flags
 HELP = "score a model or predictions: exact match, token F1, execution accuracy"
 
 # The evaluation settings a flag sets; every other field of EvaluationConfig concerns `text2sql run`.
-FIELDS = ("split", "batch_size", "max_samples", "max_new_tokens", "num_beams", "backend", "timeout", "text_metrics")
+FIELDS = (
+    "split",
+    "batch_size",
+    "max_samples",
+    "max_new_tokens",
+    "num_beams",
+    "num_samples",
+    "temperature",
+    "top_p",
+    "sample_seed",
+    "backend",
+    "timeout",
+    "text_metrics",
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -247,6 +247,16 @@ class EvaluationConfig(_Section):
     batch_size: int = Field(16, gt=0, description="Prompts generated per batch.")
     max_new_tokens: int = Field(256, gt=0, description="Longest SQL (in tokens) a model may generate.")
     num_beams: int = Field(1, gt=0, description="Beam search width; 1 is greedy decoding.")
+    num_samples: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Candidates per question: the greedy answer plus num_samples - 1 sampled ones, executed and "
+        "voted on by result; reports maj@k and pass@k beside greedy execution accuracy.",
+    )
+    temperature: float = Field(0.8, gt=0, le=2, description="Sampling temperature of the extra candidates.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling of the extra candidates.")
+    sample_seed: int = Field(0, description="Seed of the sampled candidates (the same seed gives the same candidates).")
     max_samples: int | None = Field(None, gt=0, description="Evaluate at most this many rows of the split.")
     split: str = Field("test", description="Prepared split to evaluate in a run.")
     timeout: float = Field(5.0, gt=0, description="Seconds a single SQL query may run before it is stopped.")

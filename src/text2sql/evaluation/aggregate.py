@@ -67,6 +67,10 @@ def summarize(scored: Sequence[ScoredExample]) -> dict[str, Any]:
         "token_jaccard": _mean(s.token_jaccard for s in scored),
         "valid_sql_rate": _mean(float(bool(s.valid_sql)) for s in executable if s.valid_sql is not None),
     }
+    if any(s.voted_match is not None for s in scored):
+        # maj@k and pass@k over execution accuracy's rows (`num_execution_scored`), so all three line up.
+        summary["maj_at_k"] = _mean(s.voted_match for s in execution_scored)
+        summary["pass_at_k"] = _mean(s.pass_match for s in execution_scored)
     if any(s.rouge_l is not None for s in scored):
         summary["sentence_bleu"] = _mean(s.bleu for s in scored if s.bleu is not None)
         summary["rouge_l"] = _mean(s.rouge_l for s in scored if s.rouge_l is not None)

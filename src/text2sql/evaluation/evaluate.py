@@ -33,11 +33,13 @@ from text2sql.evaluation.evalset import EvalSet, load_eval_set
 from text2sql.evaluation.loss import encode_rows, teacher_forced_loss
 from text2sql.evaluation.predictions import read_predictions
 from text2sql.evaluation.report import render_report, shorten
+from text2sql.evaluation.sampling import Voted, candidate_sql, sample, vote_rows
 from text2sql.evaluation.scoring import ScoredExample, score_predictions
 from text2sql.inference.loading import find_run_config, load_for_inference, resolve_model_folder
 from text2sql.inference.vllm import require_vllm
 from text2sql.rundir import StageFolder, identity_of
 from text2sql.sql.extract import extract_sql
+from text2sql.sql.results import DEFAULT_MAX_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +207,12 @@ def evaluate(
     raw_outputs: list[str | None]
     cut: list[bool] | None = None
     too_long: list[str | None] | None = None
+    voted: list[Voted] | None = None
     if im is not None:
-        raw_texts, preds, cut, too_long = _generate(im, rows, settings, progress, timing)
-        raw_outputs = list(raw_texts)
+        generated = _generate(im, rows, settings, progress, timing)
+        raw_outputs, preds, cut, too_long = list(generated.raw), generated.sql, generated.cut, generated.too_long
+        if settings.num_samples > 1:
+            voted = _vote(im, rows, generated, settings, progress, timing)
     else:
         assert predictions is not None  # exactly one of model and predictions, checked above
         preds, raw_outputs = read_predictions(predictions, rows, limited=evalset.limited)
@@ -220,6 +225,7 @@ def evaluate(
         raw_outputs=raw_outputs,
         cut=cut,
         too_long=too_long,
+        voted=voted,
         timeout=settings.timeout,
         text_metrics=settings.text_metrics,
         progress=progress,
@@ -227,6 +233,8 @@ def evaluate(
     timing["scoring_seconds"] = time.perf_counter() - start
 
     metrics = aggregate(scored, text_metrics=settings.text_metrics)
+    if voted is not None:
+        metrics["sampling"] = _sampling_summary(settings, timing, voted, len(rows))
     if im is not None and settings.backend == "hf" and compute_loss:
         metrics.update(_loss(im, evalset, settings.batch_size, progress, timing, settings.loss_samples))
     elif im is not None and compute_loss:
@@ -275,11 +283,20 @@ def _up_to_date(out: Path) -> EvaluationResult:
     return EvaluationResult(out, metrics, scored, None, files["report.html"], files, skipped=True)
 
 
-def _generate(
-    im, rows, settings: EvaluationConfig, progress: bool, timing: dict[str, float]
-) -> tuple[list[str], list[str], list[bool], list[str | None]]:
-    """(raw answers, their SQL, whether each was cut by max_new_tokens before it ended, why each
-    row was not asked: its prompt is over budget even with the schema pruned, or None)."""
+@dataclass
+class _Generated:
+    raw: list[str]  # the model's answers
+    sql: list[str]  # their SQL
+    cut: list[bool]  # answers cut by max_new_tokens before they ended
+    too_long: list[str | None]  # why a row was not asked (prompt over budget), or None
+    prompts: list[list[int] | None]  # the prompt ids of rows that were asked
+    logprobs: list[float | None]  # the greedy answers' log-likelihoods, when candidates are voted on
+
+
+def _generate(im, rows, settings: EvaluationConfig, progress: bool, timing: dict[str, float]) -> _Generated:
+    """The greedy answer of every row whose prompt fits its budget (with its schema pruned)."""
+    if settings.num_samples > 1 and settings.backend != "hf":
+        raise ConfigError("evaluation.num_samples > 1 needs --backend hf (candidates are ranked by likelihood)")
     fitted = im.builder.fit(rows)
     asked = [i for i, f in enumerate(fitted) if f.fits]
     budget = im.builder.schema.budget
@@ -291,6 +308,7 @@ def _generate(
         for f in fitted
     ]
     generator = im.generator(settings.backend)
+    extra = {"with_logprobs": True} if settings.num_samples > 1 else {}
     start = time.perf_counter()
     outputs = generator.generate(
         [fitted[i].ids for i in asked],
@@ -298,14 +316,59 @@ def _generate(
         batch_size=settings.batch_size,
         num_beams=settings.num_beams,
         progress=progress,
+        **extra,
     )
     elapsed = time.perf_counter() - start
-    raw, cut = [""] * len(rows), [False] * len(rows)
+    n = len(rows)
+    out = _Generated([""] * n, [], [False] * n, too_long, [None] * n, [None] * n)
     for i, output in zip(asked, outputs):
-        raw[i], cut[i] = generator.decode(output), not output.hit_eos
+        out.raw[i], out.cut[i], out.logprobs[i] = generator.decode(output), not output.hit_eos, output.logprob
+        out.prompts[i] = fitted[i].ids
+    out.sql = [extract_sql(text) for text in out.raw]
     timing["generation_seconds"] = elapsed
     timing["examples_per_second"] = len(asked) / elapsed if elapsed > 0 else 0.0
-    return raw, [extract_sql(text) for text in raw], cut, too_long
+    timing["generated_tokens"] = sum(len(o.token_ids) for o in outputs)
+    return out
+
+
+def _vote(im, rows, generated: _Generated, settings: EvaluationConfig, progress: bool, timing) -> list[Voted]:
+    """num_samples candidates per asked row (the greedy one first), voted on by their results."""
+    asked = [i for i, ids in enumerate(generated.prompts) if ids is not None]
+    generator = im.generator(settings.backend)
+    prompts = [ids for ids in generated.prompts if ids is not None]
+    sampled, seconds = sample(generator, prompts, settings, progress=progress)
+    timing["sampling_seconds"] = seconds
+    timing["sampled_tokens"] = sum(len(o.token_ids) for outs in sampled for o in outs)
+    candidates: list[list[str]] = [[] for _ in rows]
+    scores: list[list[float | None]] = [[] for _ in rows]
+    for i, outs in zip(asked, sampled):
+        candidates[i] = candidate_sql([generated.sql[i]], [outs], generator.decode)[0]
+        scores[i] = [generated.logprobs[i], *(o.logprob for o in outs)]
+    start = time.perf_counter()
+    voted = vote_rows(rows, candidates, scores, timeout=settings.timeout, max_rows=DEFAULT_MAX_ROWS, progress=progress)
+    timing["voting_seconds"] = time.perf_counter() - start
+    return voted
+
+
+def _sampling_summary(settings: EvaluationConfig, timing: dict[str, float], voted, rows: int) -> dict[str, Any]:
+    """What k candidates per question cost, next to what the greedy answer alone cost."""
+    per = max(rows, 1)
+    return {
+        "num_samples": settings.num_samples,
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "seed": settings.sample_seed,
+        "greedy_seconds_per_question": timing.get("generation_seconds", 0.0) / per,
+        "seconds_per_question": (
+            timing.get("generation_seconds", 0.0)
+            + timing.get("sampling_seconds", 0.0)
+            + timing.get("voting_seconds", 0.0)
+        )
+        / per,
+        "greedy_tokens_per_question": timing.get("generated_tokens", 0) / per,
+        "tokens_per_question": (timing.get("generated_tokens", 0) + timing.get("sampled_tokens", 0)) / per,
+        "mean_support": sum(v.support for v in voted) / per,
+    }
 
 
 def _loss(
@@ -391,14 +454,17 @@ def format_summary(metrics: dict[str, Any]) -> str:
     def pct(value: float | None) -> str:
         return "  n/a" if value is None else f"{value * 100:5.1f}"
 
-    header = f"{'':<16}{'rows':>7}{'exec':>7}{'EX %':>7}{'EM %':>7}{'F1 %':>7}{'valid %':>9}"
+    k = (metrics.get("sampling") or {}).get("num_samples")
+    voting = f"{f'maj@{k} %':>9}{f'pass@{k} %':>10}" if k else ""
+    header = f"{'':<16}{'rows':>7}{'exec':>7}{'EX %':>7}{'EM %':>7}{'F1 %':>7}{'valid %':>9}{voting}"
     lines = [header]
 
     def line(label: str, g: dict[str, Any]) -> str:
-        return (
+        text = (
             f"{label[:15]:<16}{g['num_examples']:>7,}{g['num_execution_scored']:>7,}{pct(g['execution_accuracy']):>7}"
             f"{pct(g['exact_match']):>7}{pct(g['f1_score']):>7}{pct(g['valid_sql_rate']):>9}"
         )
+        return text + (f"{pct(g.get('maj_at_k')):>9}{pct(g.get('pass_at_k')):>10}" if k else "")
 
     lines.append(line("all", metrics))
     for label, group in metrics["by_complexity"].items():
@@ -407,6 +473,13 @@ def format_summary(metrics: dict[str, Any]) -> str:
         lines.append(f"loss {metrics['loss']:.4f}, perplexity {metrics['perplexity']:.3f}")
     if metrics.get("bleu") is not None:
         lines.append(f"BLEU-4 {metrics['bleu'] * 100:.1f}, ROUGE-L {metrics['rouge_l'] * 100:.1f}")
+    if k:
+        c = metrics["sampling"]
+        lines.append(
+            f"{k} candidates per question (temperature {c['temperature']}, top-p {c['top_p']}): "
+            f"{c['seconds_per_question']:.3f} s and {c['tokens_per_question']:.0f} tokens per question "
+            f"(greedy alone: {c['greedy_seconds_per_question']:.3f} s, {c['greedy_tokens_per_question']:.0f} tokens)"
+        )
     if metrics.get("error_counts"):
         lines.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in metrics["error_counts"].items()))
     lines.extend(f"note: {n}" for n in notes(metrics))

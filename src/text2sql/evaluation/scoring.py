@@ -19,6 +19,7 @@ from typing import Any
 
 from text2sql.evaluation.evalset import EvalRow
 from text2sql.evaluation.metrics import exact_match, normalized_exact_match, sql_tokenize, token_f1, token_jaccard
+from text2sql.evaluation.sampling import Voted
 from text2sql.evaluation.text_metrics import rouge_l, sentence_bleu
 from text2sql.sql.execution import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, NO_DATABASE
 from text2sql.sql.match import PROMPT_TOO_LONG, TRUNCATED, execute_pairs
@@ -47,6 +48,13 @@ class ScoredExample:
     raw_output: str | None = None
     bleu: float | None = None
     rouge_l: float | None = None
+    # With evaluation.num_samples > 1: the SQL the vote chose, whether it is right (maj@k), whether
+    # any candidate is (pass@k), how many candidates agreed with the chosen one, out of how many.
+    voted_sql: str | None = None
+    voted_match: float | None = None
+    pass_match: float | None = None
+    support: int | None = None
+    candidates: int | None = None
 
     @property
     def executable(self) -> bool:
@@ -70,6 +78,7 @@ def score_predictions(
     raw_outputs: Sequence[str | None] | None = None,
     cut: Sequence[bool] | None = None,
     too_long: Sequence[str | None] | None = None,
+    voted: Sequence[Voted] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     max_rows: int = DEFAULT_MAX_ROWS,
     text_metrics: bool = False,
@@ -97,6 +106,12 @@ def score_predictions(
             example.error, example.error_detail = PROMPT_TOO_LONG, too_long[i] or ""
             if example.execution_match is not None:
                 example.execution_match, example.valid_sql = 0.0, False
+        if voted is not None:
+            v = voted[i]
+            example.voted_sql, example.support, example.candidates = v.sql, v.support, v.candidates
+            if example.execution_match is not None:  # the same denominator as execution accuracy
+                example.voted_match = v.match if v.match is not None else 0.0
+                example.pass_match = v.any_match if v.any_match is not None else 0.0
     return scored
 
 

@@ -46,6 +46,9 @@ class RawOutput:
 
     token_ids: list[int]
     hit_eos: bool
+    # Sum of the answer's token log-probabilities under the distribution it was drawn from (after
+    # temperature and top-p), when asked for (`with_logprobs`): ranks candidates of one question.
+    logprob: float | None = None
 
 
 class Generator(Protocol):
@@ -76,12 +79,15 @@ def stop_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
-def cut_at_stop(tokens: Sequence[int], stops: set[int]) -> RawOutput:
+def cut_at_stop(tokens: Sequence[int], stops: set[int], logprobs: Sequence[float] | None = None) -> RawOutput:
     """`tokens` up to and including the first stop id; without one, generation ran to its limit."""
+    end, hit = len(tokens), False
     for position, token in enumerate(tokens):
         if token in stops:
-            return RawOutput(list(tokens[: position + 1]), hit_eos=True)
-    return RawOutput(list(tokens), hit_eos=False)
+            end, hit = position + 1, True
+            break
+    total = float(sum(logprobs[:end])) if logprobs is not None else None
+    return RawOutput(list(tokens[:end]), hit_eos=hit, logprob=total)
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -135,9 +141,10 @@ class HFGenerator:
         num_beams: int = 1,
         progress: bool = False,
         desc: str = "generating",
+        with_logprobs: bool = False,
     ) -> list[RawOutput]:
         """The answer to every prompt, in order. Greedy unless `sampling` says otherwise or
-        `num_beams` > 1 (beam search)."""
+        `num_beams` > 1 (beam search). `with_logprobs`: each answer's log-probability too."""
         import torch
 
         outputs: list[RawOutput | None] = [None] * len(prompts)
@@ -145,11 +152,11 @@ class HFGenerator:
         try:
             with torch.inference_mode():
                 for batch, prefix in self._plan(prompts, batch_size, num_beams):
-                    rows = self._generate_batch(
-                        [prompts[i] for i in batch], prefix, max_new_tokens, sampling, num_beams
+                    rows, logprobs = self._generate_batch(
+                        [prompts[i] for i in batch], prefix, max_new_tokens, sampling, num_beams, with_logprobs
                     )
-                    for i, row in zip(batch, rows):
-                        outputs[i] = cut_at_stop(row, self.stop_ids)
+                    for n, (i, row) in enumerate(zip(batch, rows)):
+                        outputs[i] = cut_at_stop(row, self.stop_ids, logprobs[n] if logprobs is not None else None)
                     bar.update(len(batch))
         finally:
             bar.close()
@@ -174,8 +181,14 @@ class HFGenerator:
         return [(batch, 0) for batch in length_sorted_batches([len(p) for p in prompts], batch_size)]
 
     def _generate_batch(
-        self, prompts: list[Sequence[int]], prefix: int, max_new_tokens: int, sampling: Sampling, num_beams: int
-    ) -> list[list[int]]:
+        self,
+        prompts: list[Sequence[int]],
+        prefix: int,
+        max_new_tokens: int,
+        sampling: Sampling,
+        num_beams: int,
+        with_logprobs: bool = False,
+    ) -> tuple[list[list[int]], list[list[float]] | None]:
         device = next(self.model.parameters()).device
         if self.kind == "decoder":
             ids, mask = shared.layout(prompts, prefix, self.pad_id)
@@ -197,7 +210,16 @@ class HFGenerator:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         if prefix:
             kwargs["past_key_values"] = shared.prefix_cache(self.model, ids, prefix, len(prompts))
+        if with_logprobs and num_beams == 1:
+            kwargs.update(output_scores=True, return_dict_in_generate=True)
         out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        logprobs = None
+        if with_logprobs and num_beams == 1:
+            # Scores are the processed logits each token was drawn from; renormalized they are its
+            # log-probability under that distribution.
+            steps = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+            logprobs = steps.float().nan_to_num(neginf=-1e4).tolist()
+            out = out.sequences
         # Decoder output repeats the (padded) prompt; seq2seq output starts with the decoder start token.
         out = out[:, ids.shape[1] :] if self.kind == "decoder" else out[:, 1:]
-        return out.tolist()
+        return out.tolist(), logprobs
