@@ -189,15 +189,38 @@ def test_bad_openai_requests(real):
     messages = [{"role": "user", "content": "How many flights?"}]
     with pytest.raises(openai.UnprocessableEntityError, match="limit of 512"):
         real.client.chat.completions.create(model="m", messages=messages, max_tokens=513)
-    with pytest.raises(openai.BadRequestError, match="streaming is not supported"):
-        real.client.chat.completions.create(model="m", messages=messages, stream=True)
-    with pytest.raises(openai.BadRequestError, match="n > 1"):
-        real.client.chat.completions.create(model="m", messages=messages, n=2)
+    with pytest.raises(openai.UnprocessableEntityError, match="n"):
+        real.client.chat.completions.create(model="m", messages=messages, n=17)
     with pytest.raises(openai.UnprocessableEntityError, match="no question"):
         real.client.chat.completions.create(model="m", messages=[{"role": "system", "content": HEAD}])
 
 
+def test_n_choices_and_streaming_through_the_openai_client(real):
+    messages = [{"role": "system", "content": HEAD}, {"role": "user", "content": "How many heads are older than 56?"}]
+    whole = real.client.chat.completions.create(model="m", messages=messages, n=3, temperature=1.2, seed=1)
+    assert [c.index for c in whole.choices] == [0, 1, 2]
+    assert all(isinstance(c.message.content, str) for c in whole.choices)
+    greedy = real.client.chat.completions.create(model="m", messages=messages)
+    stream = real.client.chat.completions.create(model="m", messages=messages, stream=True)
+    chunks = list(stream)
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == greedy.choices[0].message.content
+    assert chunks[-1].choices[0].finish_reason == greedy.choices[0].finish_reason
+    texts: dict[int, str] = {}
+    for chunk in real.client.completions.create(
+        model="m", prompt=["How many flights?", "List airport names."], n=2, max_tokens=3, stream=True,
+        extra_body={"db_id": "airline"},
+    ):  # fmt: skip
+        for c in chunk.choices:
+            texts[c.index] = texts.get(c.index, "") + c.text
+    assert sorted(texts) == [0, 1, 2, 3] and texts[0] == texts[1]  # greedy: the n choices of a prompt agree
+
+
 # ------------------------------------------------------------------------------ scripted answers
+
+
+VOTES: list[str] = []
 
 
 def script(prompt: str) -> str:
@@ -214,6 +237,10 @@ def script(prompt: str) -> str:
         return "UPDATE flights SET flight_id = 0"
     if "Q_MANY" in prompt:
         return "SELECT * FROM flights"
+    if "Q_VOTE" in prompt:  # candidates in turn: one alone, two that agree by result, one that fails
+        VOTES.append(prompt)
+        return ("SELECT COUNT(*) FROM airlines", "SELECT COUNT(*) FROM flights", "SELECT count(flight_id) FROM flights",
+                "SELECT nope FROM flights")[(len(VOTES) - 1) % 4]  # fmt: skip
     if "Q_STOP" in prompt:
         return "SELECT 1 AS a STOP and then many more words that are cut away"
     return "SELECT COUNT(*) FROM flights"
@@ -331,3 +358,19 @@ def test_temperature_samples_and_zero_is_greedy(scripted):
 def test_prompt_longer_than_the_model_reads_is_400(scripted):
     with pytest.raises(openai.BadRequestError, match="this model reads at most 1024"):
         scripted.client.completions.create(model="m", prompt="flights " * 1500)
+
+
+def test_sql_votes_over_n_candidates_by_result(scripted):
+    VOTES.clear()
+    body = sql_request(scripted, question="Q_VOTE how many flights?", db_id="airline", n=4, vote=True, execute=True)
+    assert body["sql"] == "SELECT COUNT(*) FROM flights" and body["rows"] and body["error"] is None
+    votes = {c["sql"]: (c["votes"], c["chosen"], c["ok"]) for c in body["candidates"]}
+    assert votes == {
+        "SELECT COUNT(*) FROM airlines": (1, False, True),
+        "SELECT COUNT(*) FROM flights": (2, True, True),
+        "SELECT count(flight_id) FROM flights": (2, False, True),
+        "SELECT nope FROM flights": (0, False, False),
+    }
+    assert [s.greedy for s in scripted.backend.samplings[-4:]] == [True, False, False, False]
+    r = httpx.post(f"{scripted.url}/v1/sql", json={"question": "Q_VOTE?", "schema": HEAD, "vote": True, "n": 2})
+    assert r.status_code == 422 and "vote needs a db_id" in r.json()["error"]["message"]

@@ -7,7 +7,7 @@ Every answer is SQL only: the model's output goes through `extract_sql`. Prompts
 model's own PromptBuilder (the engine's), so the model is asked exactly as it was trained. Errors use
 the OpenAI shape `{"error": {"message", "type", "code", ...}}`:
 
-    400  stream: true, n > 1, too many stop strings or prompts, a prompt longer than the model reads
+    400  too many stop strings or prompts, a prompt longer than the model reads
     401  missing or wrong API key (when the server has one; /health is always open)
     404  unknown db_id (the error lists `known_ids`)
     413  request body over serving.max_body_bytes
@@ -18,6 +18,7 @@ the OpenAI shape `{"error": {"message", "type", "code", ...}}`:
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 import uuid
@@ -28,7 +29,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from text2sql.config import EvaluationConfig, ServingConfig
 from text2sql.data.bundled import database_dir
@@ -52,14 +53,16 @@ from text2sql.serving.openai_schema import (
     CompletionRequest,
     ModelCard,
     ModelList,
+    SqlCandidate,
     SqlRequest,
     SqlResponse,
     Usage,
     _Generation,
 )
 from text2sql.serving.repair import answer
-from text2sql.sql.execution import NO_DATABASE
+from text2sql.sql.execution import NO_DATABASE, open_database
 from text2sql.sql.extract import extract_sql
+from text2sql.sql.voting import vote
 
 
 @dataclass
@@ -125,10 +128,6 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         return requested
 
     def check_generation(body: _Generation) -> None:
-        if body.stream:
-            raise APIError(400, "streaming is not supported: answers are whole SQL statements; send stream: false")
-        if body.n not in (None, 1):
-            raise APIError(400, "n > 1 is not supported; send one request per choice")
         if len(body.stop_list()) > MAX_STOP:
             raise APIError(400, f"at most {MAX_STOP} stop strings are allowed")
 
@@ -178,34 +177,42 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         return ModelList(data=[ModelCard(id=settings.model_name, created=created)])
 
     @app.post("/v1/chat/completions", response_model=ChatCompletion)
-    async def chat_completions(body: ChatCompletionRequest) -> ChatCompletion:
+    async def chat_completions(body: ChatCompletionRequest):
         check_generation(body)
         limit = max_tokens(body.max_completion_tokens or body.max_tokens)
         question = questions.from_messages((m.role, m.text()) for m in body.messages)
         prompt = await prompt_for(question, body.db_id)
-        [gen] = await generate([GenerationRequest(prompt, limit, sampling(body), body.stop_list())])
-        return ChatCompletion(
+        n = body.n or 1
+        gens = await generate([GenerationRequest(prompt, limit, sampling(body), body.stop_list())] * n)
+        # A prompt is read once per request: usage counts it once, as OpenAI's API does for n > 1.
+        completion = ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
             model=settings.model_name,
             choices=[
                 ChatChoice(
-                    index=0, message=AssistantMessage(content=extract_sql(gen.text)), finish_reason=gen.finish_reason
+                    index=i, message=AssistantMessage(content=extract_sql(g.text)), finish_reason=g.finish_reason
                 )
+                for i, g in enumerate(gens)
             ],
-            usage=Usage.of(gen.prompt_tokens, gen.completion_tokens),
+            usage=Usage.of(gens[0].prompt_tokens, sum(g.completion_tokens for g in gens)),
         )
+        return streamed_chat(completion) if body.stream else completion
 
     @app.post("/v1/completions", response_model=Completion)
-    async def completions(body: CompletionRequest) -> Completion:
+    async def completions(body: CompletionRequest):
         check_generation(body)
         limit = max_tokens(body.max_tokens)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-        if not prompts or len(prompts) > MAX_PROMPTS:
-            raise APIError(400, f"send 1 to {MAX_PROMPTS} prompts, not {len(prompts)}")
+        n = body.n or 1
+        if not prompts or len(prompts) * n > MAX_PROMPTS:
+            raise APIError(400, f"send 1 to {MAX_PROMPTS} prompts × n, not {len(prompts)} × {n}")
         texts = [await prompt_for(questions.from_prompt(p), body.db_id) for p in prompts]
-        gens = await generate([GenerationRequest(t, limit, sampling(body), body.stop_list()) for t in texts])
-        return Completion(
+        # OpenAI's order: the n choices of the first prompt, then those of the next.
+        gens = await generate(
+            [GenerationRequest(t, limit, sampling(body), body.stop_list()) for t in texts for _ in range(n)]
+        )
+        completion = Completion(
             id=f"cmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
             model=settings.model_name,
@@ -213,8 +220,9 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                 CompletionChoice(index=i, text=extract_sql(g.text), finish_reason=g.finish_reason)
                 for i, g in enumerate(gens)
             ],
-            usage=Usage.of(sum(g.prompt_tokens for g in gens), sum(g.completion_tokens for g in gens)),
+            usage=Usage.of(sum(g.prompt_tokens for g in gens[::n]), sum(g.completion_tokens for g in gens)),
         )
+        return streamed_completion(completion) if body.stream else completion
 
     @app.post("/v1/sql", response_model=SqlResponse)
     async def sql(body: SqlRequest) -> SqlResponse:
@@ -228,10 +236,36 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         else:
             path, schema = None, questions.schema_from_text(body.schema_text or "")
 
+        if body.vote and body.db_id is None:
+            raise APIError(422, "vote needs a db_id: candidates are compared by running them on its database")
+        last: list[SqlCandidate] = []
+
         async def ask(question: str) -> Generation:
             prompt = _prompt(question, schema, body.evidence, path)
-            [gen] = await generate([GenerationRequest(prompt, limit)])
-            return gen
+            extra = Sampling(temperature=body.temperature, top_p=body.top_p)
+            requests = [GenerationRequest(prompt, limit)] + [GenerationRequest(prompt, limit, extra)] * (body.n - 1)
+            gens = await generate(requests)
+            if not body.vote or len(gens) == 1:
+                return gens[0]
+            sqls = [extract_sql(g.text) for g in gens]
+            chosen, candidates = await asyncio.to_thread(vote_on, path, sqls)
+            last[:] = candidates
+            return Generation(
+                text=sqls[chosen],
+                prompt_tokens=gens[0].prompt_tokens,
+                completion_tokens=sum(g.completion_tokens for g in gens),
+                finish_reason=gens[chosen].finish_reason,
+            )
+
+        def vote_on(target: str | None, sqls: list[str]) -> tuple[int, list[SqlCandidate]]:
+            """The candidate most of them agree with by result (the greedy one first on ties)."""
+            with open_database(str(target)) as db:
+                result = vote(db, sqls, timeout=serving.timeout, max_rows=serving.max_rows)
+            size = {i: len(g) for g in result.groups for i in g}
+            return result.chosen, [
+                SqlCandidate(sql=q, ok=r.ok, error=r.error, votes=size.get(i, 0), chosen=i == result.chosen)
+                for i, (q, r) in enumerate(zip(sqls, result.results))
+            ]
 
         result = await answer(
             ask,
@@ -254,10 +288,54 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             truncated=bool(ran and ran.truncated),
             attempts=result.attempts,
             db_id=body.db_id,
+            candidates=last or None,
             usage=Usage.of(result.prompt_tokens, result.completion_tokens),
         )
 
     return app
+
+
+def streamed_chat(completion: ChatCompletion) -> StreamingResponse:
+    """A chat completion as OpenAI streams it: per choice a role chunk, a content chunk, a chunk with
+    the finish reason, then [DONE]. The SQL is sent whole: only a complete answer has its SQL extracted."""
+    base = {
+        "id": completion.id,
+        "object": "chat.completion.chunk",
+        "created": completion.created,
+        "model": completion.model,
+    }
+    chunks = []
+    for c in completion.choices:
+        for delta, finish in (
+            ({"role": "assistant", "content": ""}, None),
+            ({"content": c.message.content}, None),
+            ({}, c.finish_reason),
+        ):
+            chunks.append(
+                {**base, "choices": [{"index": c.index, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+            )
+    return _events(chunks)
+
+
+def streamed_completion(completion: Completion) -> StreamingResponse:
+    """A completion as OpenAI streams it: per choice its text, then its finish reason, then [DONE]."""
+    base = {"id": completion.id, "object": "text_completion", "created": completion.created, "model": completion.model}
+    chunks = []
+    for c in completion.choices:
+        for text, finish in ((c.text, None), ("", c.finish_reason)):
+            chunks.append(
+                {**base, "choices": [{"index": c.index, "text": text, "finish_reason": finish, "logprobs": None}]}
+            )
+    return _events(chunks)
+
+
+def _events(chunks: list[dict[str, Any]]) -> StreamingResponse:
+    async def lines():
+        for chunk in chunks:
+            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 def json_value(value: Any) -> Any:

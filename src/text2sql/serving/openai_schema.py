@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Bounds on list fields (the body-size limit bounds everything else).
 MAX_STOP = 4  # as OpenAI
+MAX_CHOICES = 16  # n per request: each choice is a generation
 MAX_PROMPTS = 64  # prompts in one /v1/completions request
 
 
@@ -62,8 +63,10 @@ class _Generation(_Request):
     temperature: float | None = Field(None, ge=0, le=2, description="0 or absent: greedy decoding.")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling, when temperature > 0.")
     stop: str | list[str] | None = Field(None, description="Generation is cut at the first of these strings.")
-    n: int | None = Field(None, ge=1, description="Choices per prompt; only 1 is supported.")
-    stream: bool | None = Field(None, description="Not supported: answers are whole SQL statements.")
+    n: int | None = Field(None, ge=1, le=MAX_CHOICES, description="Choices per prompt.")
+    stream: bool | None = Field(
+        None, description="Server-sent events as OpenAI streams them; the SQL arrives as one piece once extracted."
+    )
     db_id: str | None = Field(None, description="Extension: read the schema from this database of --db-dir.")
 
     def stop_list(self) -> tuple[str, ...]:
@@ -90,6 +93,12 @@ class SqlRequest(_Request):
     evidence: str | None = Field(None, description="An optional hint (BIRD's 'evidence').")
     execute: bool = Field(False, description="Run the SQL read-only on db_id and return its rows.")
     max_tokens: int | None = Field(None, gt=0, description="Most tokens to generate (bounded by the server).")
+    n: int = Field(1, ge=1, le=MAX_CHOICES, description="Candidates: the greedy answer plus n - 1 sampled ones.")
+    vote: bool = Field(
+        False, description="Run the n candidates on db_id and answer with the one most of them agree with by result."
+    )
+    temperature: float = Field(0.8, gt=0, le=2, description="Sampling temperature of the extra candidates.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling of the extra candidates.")
 
 
 # ------------------------------------------------------------------------------------ responses
@@ -158,6 +167,14 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+class SqlCandidate(BaseModel):
+    sql: str
+    ok: bool = Field(description="True when it ran.")
+    error: str | None = None
+    votes: int = Field(description="Candidates (itself included) whose result equals its result; 0 when it failed.")
+    chosen: bool = False
+
+
 class SqlResponse(BaseModel):
     sql: str = Field(description="The model's SQL (one statement, no commentary).")
     columns: list[str] | None = Field(None, description="Result columns when executed; else null.")
@@ -167,4 +184,5 @@ class SqlResponse(BaseModel):
     truncated: bool = Field(False, description="True when the result had more rows than were returned.")
     attempts: int = Field(description="Model calls it took: 1, plus one per repair.")
     db_id: str | None = None
+    candidates: list[SqlCandidate] | None = Field(None, description="With vote: every candidate of the last round.")
     usage: Usage
