@@ -23,6 +23,10 @@ FIELDS = (
     "sample_seed",
     "backend",
     "timeout",
+    "max_steps",
+    "result_match",
+    "efficiency_runs",
+    "exclude_unstable_gold",
     "text_metrics",
 )
 

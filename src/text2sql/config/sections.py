@@ -260,6 +260,28 @@ class EvaluationConfig(_Section):
     max_samples: int | None = Field(None, gt=0, description="Evaluate at most this many rows of the split.")
     split: str = Field("test", description="Prepared split to evaluate in a run.")
     timeout: float = Field(5.0, gt=0, description="Seconds a single SQL query may run before it is stopped.")
+    max_steps: int | None = Field(
+        None,
+        gt=0,
+        description="SQLite: stop a query after this many virtual-machine steps, the same on every machine "
+        "(reproducible timeouts); evaluation.timeout stays as a safety net. Other engines: the timeout only.",
+    )
+    result_match: Literal["default", "bird"] = Field(
+        "default",
+        description="How results are compared: default (order when the gold orders, float tolerance, column "
+        "order), or bird (sets of rows, as BIRD's evaluation script does).",
+    )
+    efficiency_runs: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="With N > 0, BIRD's efficiency score (R-VES): gold and each right prediction timed N times.",
+    )
+    exclude_unstable_gold: bool = Field(
+        False,
+        description="Score without rows whose gold result is not well defined (LIMIT or ORDER BY over ties, gold "
+        "that fails or times out); the gold audit reports them either way.",
+    )
     baseline: bool = Field(False, description="In a run, also evaluate the base model as a baseline.")
     backend: Literal["hf", "vllm"] = Field("hf", description="Generation backend: transformers, or vLLM (an extra).")
     text_metrics: bool = Field(False, description="Also compute BLEU and ROUGE-L on the SQL text.")

@@ -63,6 +63,7 @@ def summarize(scored: Sequence[ScoredExample]) -> dict[str, Any]:
         "execution_accuracy": _mean(s.execution_match for s in execution_scored),
         "exact_match": _mean(s.exact_match for s in scored),
         "normalized_exact_match": _mean(s.normalized_exact_match for s in scored),
+        "exact_set_match": _mean(s.exact_set_match for s in scored),
         "f1_score": _mean(s.f1_score for s in scored),
         "token_jaccard": _mean(s.token_jaccard for s in scored),
         "valid_sql_rate": _mean(float(bool(s.valid_sql)) for s in executable if s.valid_sql is not None),
@@ -128,6 +129,24 @@ def notes(metrics: dict[str, Any]) -> list[str]:
         )
     if metrics.get("execution_accuracy") is None:
         out.append("no row could be scored by execution: execution accuracy is not available")
+    audit = metrics.get("gold_audit") or {}
+    if audit.get("counts"):
+        kinds = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sorted(audit["counts"].items()))
+        shown = (
+            f"{audit['excluded']:,} unstable rows were left out of the scores (--exclude-unstable-gold)"
+            if audit.get("excluded")
+            else f"{audit.get('unstable_rows', 0):,} are unstable (LIMIT or ORDER BY over ties, gold that fails); "
+            "--exclude-unstable-gold scores without them"
+        )
+        out.append(f"gold audit: {kinds}; {shown}")
+    run = metrics.get("run") or {}
+    if run.get("step_budget"):
+        out.append(
+            f"SQLite queries were stopped after {run['step_budget']:,} virtual-machine steps (the same on every "
+            f"machine), other engines after {run.get('timeout')} s"
+        )
+    if run.get("result_match") == "bird":
+        out.append("results compared as BIRD's script does: sets of rows, exactly")
     for note in metrics.get("notes", []):
         out.append(note)
     return out

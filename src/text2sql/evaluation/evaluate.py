@@ -29,7 +29,9 @@ from text2sql.data.prepare import tokenizer_fingerprint
 from text2sql.data.readers import ReadOptions
 from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.evaluation.aggregate import aggregate, notes
+from text2sql.evaluation.efficiency import r_ves
 from text2sql.evaluation.evalset import EvalSet, load_eval_set
+from text2sql.evaluation.gold_audit import UNSTABLE, GoldIssue, audit_rows
 from text2sql.evaluation.loss import encode_rows, teacher_forced_loss
 from text2sql.evaluation.predictions import read_predictions
 from text2sql.evaluation.report import render_report, shorten
@@ -202,6 +204,14 @@ def evaluate(
     else:
         opts = ReadOptions(db_dir=db_dir, db=db)
     evalset = load_eval_set(data, split=settings.split, read_options=opts, max_samples=settings.max_samples)
+    start = time.perf_counter()
+    audit = audit_rows(evalset.rows, timeout=settings.timeout)
+    audited_ids = [r.id for r in evalset.rows]
+    timing["gold_audit_seconds"] = time.perf_counter() - start
+    unstable = {i for i, issues in audit.items() if any(issue.kind in UNSTABLE for issue in issues)}
+    all_rows = evalset.rows
+    if settings.exclude_unstable_gold and unstable:
+        evalset.rows = [r for i, r in enumerate(all_rows) if i not in unstable]
     rows = evalset.rows
 
     raw_outputs: list[str | None]
@@ -215,7 +225,11 @@ def evaluate(
             voted = _vote(im, rows, generated, settings, progress, timing)
     else:
         assert predictions is not None  # exactly one of model and predictions, checked above
-        preds, raw_outputs = read_predictions(predictions, rows, limited=evalset.limited)
+        # A predictions file follows the data's rows, unstable ones included.
+        preds, raw_outputs = read_predictions(predictions, all_rows, limited=evalset.limited)
+        if len(rows) < len(all_rows):
+            kept = [i for i in range(len(all_rows)) if i not in unstable]
+            preds, raw_outputs = [preds[i] for i in kept], [raw_outputs[i] for i in kept]
         extra_notes.append("loss and perplexity need a model: not computed for --predictions")
 
     start = time.perf_counter()
@@ -229,16 +243,26 @@ def evaluate(
         timeout=settings.timeout,
         text_metrics=settings.text_metrics,
         progress=progress,
+        max_steps=settings.max_steps,
+        result_match=settings.result_match,
     )
     timing["scoring_seconds"] = time.perf_counter() - start
 
     metrics = aggregate(scored, text_metrics=settings.text_metrics)
     if voted is not None:
         metrics["sampling"] = _sampling_summary(settings, timing, voted, len(rows))
+    if settings.efficiency_runs:
+        start = time.perf_counter()
+        metrics["efficiency"] = r_ves(
+            rows, scored, settings.efficiency_runs, timeout=settings.timeout, progress=progress
+        )
+        metrics["r_ves"] = metrics["efficiency"]["r_ves"]
+        timing["efficiency_seconds"] = time.perf_counter() - start
     if im is not None and settings.backend == "hf" and compute_loss:
         metrics.update(_loss(im, evalset, settings.batch_size, progress, timing, settings.loss_samples))
     elif im is not None and compute_loss:
         extra_notes.append("loss and perplexity are computed with --backend hf only")
+    metrics["gold_audit"] = _audit_summary(audit, unstable, audited_ids, excluded=settings.exclude_unstable_gold)
     metrics["notes"] = extra_notes
     metrics["timing"] = timing
     if "examples_per_second" in timing:
@@ -256,6 +280,9 @@ def evaluate(
         if im is not None
         else None,
         "timeout": settings.timeout,
+        # Which budget stopped queries: SQLite steps (the same on every machine) or wall-clock seconds.
+        "step_budget": settings.max_steps,
+        "result_match": settings.result_match,
     }
     if stage.record() is None and out.is_dir() and any(out.iterdir()):
         # --force on a folder that holds other things than an evaluation: add the outputs beside them.
@@ -345,9 +372,38 @@ def _vote(im, rows, generated: _Generated, settings: EvaluationConfig, progress:
         candidates[i] = candidate_sql([generated.sql[i]], [outs], generator.decode)[0]
         scores[i] = [generated.logprobs[i], *(o.logprob for o in outs)]
     start = time.perf_counter()
-    voted = vote_rows(rows, candidates, scores, timeout=settings.timeout, max_rows=DEFAULT_MAX_ROWS, progress=progress)
+    voted = vote_rows(
+        rows,
+        candidates,
+        scores,
+        timeout=settings.timeout,
+        max_rows=DEFAULT_MAX_ROWS,
+        progress=progress,
+        max_steps=settings.max_steps,
+        result_match=settings.result_match,
+    )
     timing["voting_seconds"] = time.perf_counter() - start
     return voted
+
+
+def _audit_summary(
+    audit: dict[int, list[GoldIssue]], unstable: set[int], ids: list[str], *, excluded: bool
+) -> dict[str, Any]:
+    """Gold queries whose result is not well defined: counts by kind, a few examples, and whether
+    they were left out of the scores (--exclude-unstable-gold)."""
+    counts: dict[str, int] = {}
+    examples: list[dict[str, Any]] = []
+    for i, issues in audit.items():
+        for issue in issues:
+            counts[issue.kind] = counts.get(issue.kind, 0) + 1
+            if len(examples) < 10:
+                examples.append({"id": ids[i], "kind": issue.kind, "detail": issue.detail})
+    return {
+        "counts": counts,
+        "unstable_rows": len(unstable),
+        "excluded": len(unstable) if excluded else 0,
+        "examples": examples,
+    }
 
 
 def _sampling_summary(settings: EvaluationConfig, timing: dict[str, float], voted, rows: int) -> dict[str, Any]:
@@ -469,6 +525,13 @@ def format_summary(metrics: dict[str, Any]) -> str:
     lines.append(line("all", metrics))
     for label, group in metrics["by_complexity"].items():
         lines.append(line(f"  {label}", group))
+    extras = []
+    if metrics.get("exact_set_match") is not None:
+        extras.append(f"Spider exact-set match {pct(metrics['exact_set_match']).strip()} %")
+    if metrics.get("r_ves") is not None:
+        extras.append(f"R-VES {pct(metrics['r_ves']).strip()} % ({metrics['efficiency']['runs']} timed runs)")
+    if extras:
+        lines.append(", ".join(extras))
     if metrics.get("loss") is not None:
         lines.append(f"loss {metrics['loss']:.4f}, perplexity {metrics['perplexity']:.3f}")
     if metrics.get("bleu") is not None:

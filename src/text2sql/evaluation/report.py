@@ -70,7 +70,7 @@ def _cards(m: dict[str, Any]) -> list[dict[str, str]]:
         {
             "label": "Exact match",
             "value": pct(m["exact_match"]),
-            "sub": f"normalized: {pct(m['normalized_exact_match'])}",
+            "sub": f"normalized: {pct(m['normalized_exact_match'])} · Spider exact-set: {pct(m.get('exact_set_match'))}",
         },
         {
             "label": "Token F1",
@@ -83,6 +83,23 @@ def _cards(m: dict[str, Any]) -> list[dict[str, str]]:
             "sub": f"parses and runs, of {m['num_executable']:,}",
         },
     ]
+    sampling = m.get("sampling")
+    if sampling:
+        k = sampling["num_samples"]
+        cards.insert(
+            1,
+            {
+                "label": f"maj@{k} · pass@{k}",
+                "value": f"{pct(m.get('maj_at_k'))} · {pct(m.get('pass_at_k'))}",
+                "sub": f"{k} candidates voted on by result; {sampling['seconds_per_question']:.2f} s, "
+                f"{sampling['tokens_per_question']:.0f} tokens per question",
+            },
+        )
+    if m.get("r_ves") is not None:
+        e = m["efficiency"]
+        cards.append(
+            {"label": "R-VES", "value": pct(m["r_ves"]), "sub": f"BIRD's efficiency score, {e['runs']} timed runs"}
+        )
     if m.get("loss") is not None:
         cards.append({"label": "Loss", "value": f"{m['loss']:.3f}", "sub": f"perplexity {m['perplexity']:.2f}"})
     if m.get("bleu") is not None:

@@ -72,6 +72,8 @@ def vote_rows(
     timeout: float,
     max_rows: int,
     progress: bool = False,
+    max_steps: int | None = None,
+    result_match: str = "default",
 ) -> list[Voted]:
     """The vote of every row with a database, one connection per database; rows without one keep
     their first (greedy) candidate."""
@@ -83,7 +85,7 @@ def vote_rows(
     bar = progress_bar(sum(len(v) for v in by_db.values()), "voting", enabled=progress)
     try:
         for db_path, indices in by_db.items():
-            db = try_open(db_path)
+            db = try_open(db_path, max_steps=max_steps)
             if isinstance(db, ExecutionResult):
                 continue  # scored as no_database by the greedy pass already
             with db:
@@ -94,7 +96,7 @@ def vote_rows(
                         gold_cache[sql] = db.execute(sql, timeout=timeout, max_rows=max_rows)
                     gold = gold_cache[sql]
                     result = vote(db, candidates[i], scores[i], timeout=timeout, max_rows=max_rows)
-                    matches = [judge(sql, gold, r)[0] for r in result.results]
+                    matches = [judge(sql, gold, r, result_match)[0] for r in result.results]
                     chosen = matches[result.chosen]
                     known = [m for m in matches if m is not None]
                     out[i] = Voted(

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from text2sql.evaluation.evalset import EvalRow
+from text2sql.evaluation.exact_set import exact_set_match
 from text2sql.evaluation.metrics import exact_match, normalized_exact_match, sql_tokenize, token_f1, token_jaccard
 from text2sql.evaluation.sampling import Voted
 from text2sql.evaluation.text_metrics import rouge_l, sentence_bleu
@@ -40,6 +41,8 @@ class ScoredExample:
     normalized_exact_match: float
     f1_score: float
     token_jaccard: float
+    # Spider's exact-set match (component matching, values ignored); None when the gold does not parse.
+    exact_set_match: float | None = None
     execution_match: float | None = None
     valid_sql: bool | None = None
     error: str = ""
@@ -83,6 +86,8 @@ def score_predictions(
     max_rows: int = DEFAULT_MAX_ROWS,
     text_metrics: bool = False,
     progress: bool = False,
+    max_steps: int | None = None,
+    result_match: str = "default",
 ) -> list[ScoredExample]:
     """Score `predictions[i]` against `rows[i]`; never raises for bad SQL or a missing database.
 
@@ -94,7 +99,15 @@ def score_predictions(
         raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
     raw_outputs = raw_outputs if raw_outputs is not None else [None] * len(rows)
     scored = [_string_scores(r, p, raw, text_metrics) for r, p, raw in zip(rows, predictions, raw_outputs)]
-    outcomes = execute_pairs(rows, predictions, timeout=timeout, max_rows=max_rows, progress=progress)
+    outcomes = execute_pairs(
+        rows,
+        predictions,
+        timeout=timeout,
+        max_rows=max_rows,
+        progress=progress,
+        max_steps=max_steps,
+        result_match=result_match,
+    )
     for i, (example, outcome) in enumerate(zip(scored, outcomes)):
         example.execution_match, example.valid_sql, example.error, example.error_detail = outcome
         if cut is not None and cut[i] and example.error and example.error != NO_DATABASE:
@@ -126,6 +139,7 @@ def _string_scores(row: EvalRow, pred: str, raw: str | None, text_metrics: bool)
         db_id=row.db_id,
         exact_match=exact_match(pred, row.sql),
         normalized_exact_match=normalized_exact_match(pred, row.sql),
+        exact_set_match=exact_set_match(pred, row.sql),
         f1_score=token_f1(pred, row.sql),
         token_jaccard=token_jaccard(pred, row.sql),
         gold_length=len(sql_tokenize(row.sql)),

@@ -78,10 +78,11 @@ class Database(Protocol):
     def __exit__(self, *exc_info: object) -> None: ...
 
 
-def open_database(target: str | Path) -> Database:
+def open_database(target: str | Path, *, max_steps: int | None = None) -> Database:
     """An open, read-only `Database` for `target`. Raises FileNotFoundError for a missing file,
     ConnectionError (one line, with the fix) for a server that cannot be reached, and
-    MissingExtraError when the engine's package is not installed."""
+    MissingExtraError when the engine's package is not installed. `max_steps`: SQLite's per-query
+    budget of virtual-machine steps (other engines have none and keep the wall-clock timeout)."""
     text = str(target)
     dialect = dialect_of(text)
     if dialect == "postgres":
@@ -92,13 +93,13 @@ def open_database(target: str | Path) -> Database:
         from text2sql.sql.duckdb_engine import DuckDBDatabase  # duckdb: an optional extra
 
         return DuckDBDatabase(local_path(text))
-    return SQLiteDatabase(local_path(text))
+    return SQLiteDatabase(local_path(text), max_steps=max_steps)
 
 
-def try_open(target: str | Path) -> Database | ExecutionResult:
+def try_open(target: str | Path, *, max_steps: int | None = None) -> Database | ExecutionResult:
     """A database, or the `no_database` result to return instead of raising."""
     try:
-        return open_database(target)
+        return open_database(target, max_steps=max_steps)
     except (OSError, ConnectionError) as exc:
         return ExecutionResult(error=str(exc), category=NO_DATABASE)
     except Exception as exc:  # sqlite3 / duckdb errors of a file that is no database

@@ -63,6 +63,8 @@ def execute_pairs(
     timeout: float = DEFAULT_TIMEOUT,
     max_rows: int = DEFAULT_MAX_ROWS,
     progress: bool = False,
+    max_steps: int | None = None,
+    result_match: str = "default",
 ) -> list[Outcome]:
     """Run gold and predicted SQL of every row on its database and compare the results.
 
@@ -81,7 +83,7 @@ def execute_pairs(
     try:
         for db_path, indices in tasks:
             items = [(i, rows[i].sql, predictions[i] or "") for i in indices]
-            _store(outcomes, _execute_chunk(db_path, items, timeout, max_rows), bar)
+            _store(outcomes, _execute_chunk(db_path, items, timeout, max_rows, max_steps, result_match), bar)
     finally:
         bar.close()
     return outcomes
@@ -94,9 +96,14 @@ def _store(outcomes: list[Outcome], done: list[tuple[int, Outcome]], bar) -> Non
 
 
 def _execute_chunk(
-    db_path: str, items: list[tuple[int, str, str]], timeout: float, max_rows: int
+    db_path: str,
+    items: list[tuple[int, str, str]],
+    timeout: float,
+    max_rows: int,
+    max_steps: int | None = None,
+    result_match: str = "default",
 ) -> list[tuple[int, Outcome]]:
-    db = try_open(db_path)
+    db = try_open(db_path, max_steps=max_steps)
     if isinstance(db, ExecutionResult):  # a missing file, a server down: these rows cannot execute
         detail = f"cannot open database {redact(db_path)}: {db.error}"[:_DETAIL_CHARS]
         return [(i, (None, None, NO_DATABASE, detail)) for i, _, _ in items]
@@ -108,15 +115,17 @@ def _execute_chunk(
             if gold is None:
                 gold = gold_cache[gold_sql] = db.execute(gold_sql, timeout=timeout, max_rows=max_rows)
             pred = gold if pred_sql == gold_sql else db.execute(pred_sql, timeout=timeout, max_rows=max_rows)
-            outcome = judge(gold_sql, gold, pred)
+            outcome = judge(gold_sql, gold, pred, result_match)
             if outcome[2] == SYNTAX and pred_sql.strip() and not looks_like_sql(pred_sql):
                 outcome = (*outcome[:3], "the model answered without SQL")
             results.append((i, outcome))
     return results
 
 
-def judge(gold_sql: str, gold: ExecutionResult, pred: ExecutionResult) -> Outcome:
-    """(execution_match, valid_sql, error, detail) from the two results."""
+def judge(gold_sql: str, gold: ExecutionResult, pred: ExecutionResult, result_match: str = "default") -> Outcome:
+    """(execution_match, valid_sql, error, detail) from the two results. `result_match` "bird"
+    compares them as BIRD's script does: the sets of rows, exactly (no float tolerance, no column
+    order search, duplicates and order ignored)."""
     if gold.category == NO_DATABASE:
         return None, None, NO_DATABASE, (gold.error or "")[:_DETAIL_CHARS]
     valid = pred.ok
@@ -124,7 +133,11 @@ def judge(gold_sql: str, gold: ExecutionResult, pred: ExecutionResult) -> Outcom
         return None, valid, GOLD_ERROR, f"gold SQL failed ({gold.category}): {gold.error}"[:_DETAIL_CHARS]
     if not pred.ok:
         return 0.0, False, pred.category or "runtime", (pred.error or "")[:_DETAIL_CHARS]
-    if results_match(gold, pred, order_matters=gold_orders_results(gold_sql)):
+    if result_match == "bird":
+        same = set(gold.rows) == set(pred.rows)
+    else:
+        same = results_match(gold, pred, order_matters=gold_orders_results(gold_sql))
+    if same:
         return 1.0, True, "", ""
     detail = f"gold returned {len(gold.rows)} rows, prediction {len(pred.rows)}"
     return 0.0, True, WRONG_RESULT, detail

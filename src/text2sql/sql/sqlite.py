@@ -122,8 +122,11 @@ class SQLiteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(self, db_path: str | Path, *, busy_timeout: float = 1.0):
+    def __init__(self, db_path: str | Path, *, busy_timeout: float = 1.0, max_steps: int | None = None):
         path = Path(db_path).expanduser().resolve()
+        # A budget of virtual-machine steps per query: the same query is stopped at the same point on
+        # every machine, loaded or not (the wall-clock timeout stays as a safety net).
+        self.max_steps = max_steps
         if not path.is_file():
             raise FileNotFoundError(f"no SQLite database at {path}")
         self.path = path
@@ -153,12 +156,16 @@ class SQLiteDatabase:
         with more than `max_bytes` of strings and blobs is an error, not a result."""
         start = time.monotonic()
         deadline = start + timeout
-        timed_out = False
+        timed_out = over_steps = False
+        every = min(_PROGRESS_EVERY, self.max_steps) if self.max_steps else _PROGRESS_EVERY
+        steps = 0
 
         def past_deadline() -> bool:
-            nonlocal timed_out
+            nonlocal timed_out, over_steps, steps
+            steps += every
+            over_steps = self.max_steps is not None and steps >= self.max_steps
             timed_out = time.monotonic() > deadline
-            return timed_out  # a true value makes SQLite interrupt the statement
+            return timed_out or over_steps  # a true value makes SQLite interrupt the statement
 
         def failure(message: str, category: str) -> ExecutionResult:
             return ExecutionResult(error=message, category=category, elapsed=time.monotonic() - start)
@@ -169,7 +176,7 @@ class SQLiteDatabase:
         if not text:
             return failure("empty SQL", SYNTAX)
 
-        self._conn.set_progress_handler(past_deadline, _PROGRESS_EVERY)
+        self._conn.set_progress_handler(past_deadline, every)
         # The progress handler runs between VM steps; one step can be a long function call. A timer
         # interrupts the statement from another thread at the deadline whatever it is doing.
         watchdog = threading.Timer(timeout, self._conn.interrupt)
@@ -190,6 +197,8 @@ class SQLiteDatabase:
             # ValueError covers NUL characters and unencodable text in the SQL; OverflowError
             # integers Python cannot hand to SQLite; MemoryError a result SQLite could not hold.
             message = str(exc) or type(exc).__name__
+            if over_steps:
+                return failure(f"query ran past its budget of {self.max_steps:,} SQLite steps and was stopped", TIMEOUT)
             if timed_out or time.monotonic() > deadline:
                 return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
             if message == "not authorized":  # the authorizer's word: say what was refused

@@ -73,6 +73,7 @@ def vote(
 def _ranking(n: int, scores: Sequence[float | None] | None) -> list[int]:
     """Each candidate's place by likelihood (0 is the most likely); ties and missing scores keep
     the given order."""
+
     def score(i: int) -> float:
         value = scores[i] if scores is not None and i < len(scores) else None
         return float("-inf") if value is None else value
