@@ -25,8 +25,9 @@ from text2sql.evaluation.evaluate import evaluate
 from text2sql.models.loading import ResolvedModel, open_model
 from text2sql.models.merge import merge_adapter
 from text2sql.rundir import RunDir
+from text2sql.training.grpo import init_model_path, train_grpo
 from text2sql.training.methods import is_peft_method
-from text2sql.training.train import stage_name, train
+from text2sql.training.train import finetuned_path, train
 
 Say = Callable[[str], None]
 
@@ -117,8 +118,33 @@ class Train:
 
 def final_model(cfg: Config) -> Path:
     """The run's fine-tuned model: the merged folder for adapter methods, else the trained model."""
-    run = RunDir(cfg.output_dir)
-    return run.stage_dir("merged" if is_peft_method(cfg.finetune.method) else stage_name(cfg))
+    return finetuned_path(cfg)
+
+
+def evaluated_model(cfg: Config, label: str) -> str:
+    """The model an Evaluate stage scores: `finetuned` is the run's last trained model (the RL model
+    when rl.enabled), `sft` the model RL started from (the run's SFT result, or rl.init_from),
+    `baseline` the base model."""
+    if label == "finetuned":
+        return str(RunDir(cfg.output_dir).stage_dir("rl") if cfg.rl.enabled else final_model(cfg))
+    if label == "sft":
+        return str(init_model_path(cfg))
+    return cfg.model.name_or_path
+
+
+class RL:
+    """Reinforcement learning from execution (GRPO) from the fine-tuned model into `<output_dir>/rl/`."""
+
+    name = "rl"
+    processes = "main"
+
+    def run(self, ctx: StageContext) -> StageOutcome:
+        result = train_grpo(ctx.cfg, force=ctx.force, model=ctx.model)
+        if not result.skipped:
+            ctx.say(
+                f"    rl: {result.global_step} steps on {result.rows} prompts; completions by outcome {result.counts}"
+            )
+        return StageOutcome(self.name, result.path, result.skipped, result=result)
 
 
 class Merge:
@@ -146,7 +172,7 @@ class Evaluate:
 
     def run(self, ctx: StageContext) -> StageOutcome:
         cfg, run = ctx.cfg, ctx.run
-        model = str(final_model(cfg)) if self.label == "finetuned" else cfg.model.name_or_path
+        model = evaluated_model(cfg, self.label)
         run.check_root(ctx.force)
         result = evaluate(
             str(run.stage_dir("data")),
@@ -159,15 +185,24 @@ class Evaluate:
         return StageOutcome(self.name, result.output_dir, result.skipped, result=result)
 
 
+def compared_labels(cfg: Config) -> list[str]:
+    """The evaluations Compare puts side by side, first the reference: baseline, sft (when rl is on), finetuned."""
+    labels = ["baseline"] if cfg.evaluation.baseline else []
+    if cfg.rl.enabled:
+        labels.append("sft")
+    return [*labels, "finetuned"]
+
+
 class Compare:
-    """The baseline and the fine-tuned model side by side (`<output_dir>/eval/compare.html`)."""
+    """The baseline, the SFT model (when rl.enabled) and the fine-tuned model side by side
+    (`<output_dir>/eval/compare.html`)."""
 
     name = "compare"
     processes = "main"
 
     def run(self, ctx: StageContext) -> StageOutcome:
         run = ctx.run
-        runs = [run.stage_dir("eval/baseline"), run.stage_dir("eval/finetuned")]
+        runs = [run.stage_dir(f"eval/{label}") for label in compared_labels(ctx.cfg)]
         comparison = compare_runs(runs)
         ctx.say(format_table(comparison))
         page = run.stage_dir("eval") / "compare.html"
@@ -181,12 +216,18 @@ class Compare:
 
 def pipeline_stages(cfg: Config) -> list[Stage]:
     """The stages `text2sql run` goes through for `cfg`, in order."""
-    stages: list[Stage] = [Prepare(), Train()]
-    if is_peft_method(cfg.finetune.method):
-        stages.append(Merge())
+    stages: list[Stage] = [Prepare()]
+    if not (cfg.rl.enabled and cfg.rl.init_from):  # RL from a model trained elsewhere: no SFT here
+        stages.append(Train())
+        if is_peft_method(cfg.finetune.method):
+            stages.append(Merge())
+    if cfg.rl.enabled:
+        stages += [RL(), Evaluate("sft")]
     stages.append(Evaluate("finetuned"))
     if cfg.evaluation.baseline:
-        stages += [Evaluate("baseline"), Compare()]
+        stages.append(Evaluate("baseline"))
+    if len(compared_labels(cfg)) > 1:
+        stages.append(Compare())
     return stages
 
 

@@ -415,6 +415,63 @@ class TuningConfig(_Section):
         return self.direction or ("minimize" if self.metric in MINIMIZED_METRICS else "maximize")
 
 
+class RLConfig(_Section):
+    """Reinforcement learning from execution (GRPO) after supervised fine-tuning."""
+
+    enabled: bool = Field(
+        False,
+        description="In a run, add the rl stage after training: GRPO with rewards from executing the generated SQL; "
+        "the fine-tuned evaluation then scores the RL model (the SFT model is evaluated as eval/sft).",
+    )
+    init_from: str | None = Field(
+        None,
+        description="Model folder RL starts from (a merged or fully trained model); default: the run's SFT result "
+        "(<output_dir>/merged for adapter methods, <output_dir>/model for full fine-tuning).",
+    )
+    max_steps: int = Field(50, gt=0, description="Optimizer steps of RL training.")
+    num_generations: int = Field(
+        4, ge=2, description="Completions sampled per prompt; rewards are compared within each prompt's group."
+    )
+    per_device_train_batch_size: int = Field(
+        8, gt=0, description="Completions per step and device (prompts per step = this / num_generations)."
+    )
+    learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate of RL training.")
+    beta: float = Field(0.0, ge=0, description="KL penalty towards the initial model (0: none, no reference model).")
+    temperature: float = Field(1.0, gt=0, le=2, description="Sampling temperature of the completions.")
+    max_completion_length: int | None = Field(
+        None, gt=0, description="Longest completion in tokens (default: evaluation.max_new_tokens)."
+    )
+    partial_credit: float = Field(
+        0.0, ge=0, le=1, description="Reward for SQL that runs but returns a different result than the gold."
+    )
+    forbidden_penalty: float = Field(
+        -0.5, le=0, description="Reward for SQL the executor refuses (writes, ATTACH, PRAGMA changes, ...)."
+    )
+    format_reward: float = Field(
+        0.0, ge=0, description="Extra reward for a completion that is exactly one SQL statement and nothing else."
+    )
+    max_minutes: float | None = Field(None, gt=0, description="Stop RL training after this many minutes of wall time.")
+    eval_steps: int | None = Field(
+        None,
+        gt=0,
+        description="Every this many steps, generate greedily for rl.eval_samples validation rows and log "
+        "eval_execution_accuracy (null: never).",
+    )
+    eval_samples: int = Field(64, gt=0, description="Validation rows the execution accuracy of rl.eval_steps uses.")
+    logging_steps: int = Field(
+        5, gt=0, description="Log rewards, shares correct/failing/forbidden and KL every N steps."
+    )
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> RLConfig:
+        if self.per_device_train_batch_size % self.num_generations:
+            raise ValueError(
+                f"rl.per_device_train_batch_size ({self.per_device_train_batch_size}) must be a multiple of "
+                f"rl.num_generations ({self.num_generations}): each step holds whole groups of completions per prompt"
+            )
+        return self
+
+
 # Our defaults for the trainer; any other TrainingArguments name may be set too. Chosen for a
 # small model on one CPU or GPU; presets override them.
 TRAINING_DEFAULTS: dict[str, Any] = {
@@ -456,6 +513,9 @@ class Config(_Section):
     launch: LaunchConfig = Field(default_factory=LaunchConfig, description="Cloud jobs (text2sql launch).")
     serving: ServingConfig = Field(default_factory=ServingConfig, description="predict and serve.")
     tuning: TuningConfig = Field(default_factory=TuningConfig, description="Hyperparameter search (text2sql tune).")
+    rl: RLConfig = Field(
+        default_factory=RLConfig, description="Reinforcement learning from execution (GRPO) after fine-tuning."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -104,6 +104,15 @@ class ProgressLinesCallback(TrainerCallback):
             parts.append(f"loss {logs['loss']:.4f}")
             if "learning_rate" in logs:
                 parts.append(f"lr {logs['learning_rate']:.1e}")
+            # RL (GRPO): the mean reward, the share of completions whose SQL returned the gold result
+            # and the greedy execution accuracy when it was measured at this step.
+            for key, label in (
+                ("reward", "reward"),
+                ("execution/correct", "correct"),
+                ("eval_execution_accuracy", "eval_execution_accuracy"),
+            ):
+                if isinstance(logs.get(key), (int, float)):
+                    parts.append(f"{label} {logs[key]:.3f}")
             parts.extend(self._speed(state))
         elif any(k.startswith("eval_") for k in logs):
             shown = {k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}

@@ -66,6 +66,11 @@ def stage_name(cfg: Config) -> str:
     return "adapter" if is_peft_method(cfg.finetune.method) else "model"
 
 
+def finetuned_path(cfg: Config) -> Path:
+    """The run's fine-tuned model as a plain folder: `merged/` for adapter methods, else `model/`."""
+    return RunDir(cfg.output_dir).stage_dir("merged" if is_peft_method(cfg.finetune.method) else stage_name(cfg))
+
+
 def train_depends_on(cfg: Config, data_fingerprint: str, init_from: str | Path | None) -> dict[str, Any]:
     """What a trained stage depends on; any change makes it a different run's output."""
     callbacks = cfg.callbacks.model_dump(mode="json")

@@ -1,0 +1,484 @@
+"""`rl`: reinforcement learning from execution (GRPO) after supervised fine-tuning, into
+`<output_dir>/rl/`.
+
+Starts from a model folder (`rl.init_from`, default the run's SFT result: `merged/` for adapter
+methods, `model/` for full fine-tuning) and trains it with TRL's `GRPOTrainer`: for each prompt of
+the prepared train split, `rl.num_generations` completions are sampled, their SQL is executed
+against the gold on the row's database (`text2sql.training.rewards`), and the policy moves toward the
+completions that scored above their group's mean. Adapter methods train a fresh LoRA (the
+`finetune` section) on top of the merged model and merge it again when saving; full fine-tuning
+updates every weight. The stage folder holds a plain model folder (weights, tokenizer, the run's
+`config.yaml`, so that `evaluate` and `predict` render the training prompts), `training_log.json`
+and a `stage.json` record; it is skipped when current and a different run's folder is never replaced
+without `force`.
+
+The prompts are the prepared rows' own prompt tokens (`input_ids[:prompt_length]`), decoded to the
+text TRL tokenizes again without a chat template (a plain string prompt): the very prompt SFT trained
+on and evaluation asks with. Rows without a database cannot be rewarded and are left out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from text2sql.config import Config
+from text2sql.data.prepare import prepare, tokenizer_fingerprint
+from text2sql.data.prompt import PromptBuilder
+from text2sql.errors import ConfigError, DataError, first_line
+from text2sql.models.adapters import is_adapter_dir
+from text2sql.models.loading import ResolvedModel, load_model, open_model
+from text2sql.progress import progress_bars_disabled
+from text2sql.rundir import RunDir, identity_of
+from text2sql.threads import use_threads
+from text2sql.training.accuracy import ExecutionAccuracyCallback
+from text2sql.training.arguments import mixed_precision, uses_cpu
+from text2sql.training.callbacks import ProgressBarCallback, ProgressLinesCallback, use_progress_lines
+from text2sql.training.methods import apply_method, format_summary, is_peft_method, parameter_summary
+from text2sql.training.model_card import dump_json
+from text2sql.training.rewards import execution_reward, format_reward
+from text2sql.training.train import LOG_FILE, finetuned_path
+
+log = logging.getLogger("text2sql.rl")
+
+STAGE = "rl"
+SCRATCH = ".rl.trainer"  # the trainer's output_dir: nothing is saved there (save_strategy "no")
+
+
+@dataclass
+class GRPOResult:
+    """What an RL run produced (or found up to date)."""
+
+    path: Path
+    skipped: bool
+    init_from: Path | None = None
+    global_step: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # completions by outcome, over the whole run
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rows: int = 0  # training prompts used
+    rows_without_database: int = 0  # left out: nothing to execute their SQL on
+    stopped_by_time: bool = False
+
+
+def init_model_path(cfg: Config) -> Path:
+    """The model RL starts from: rl.init_from, else the run's SFT result."""
+    return Path(cfg.rl.init_from) if cfg.rl.init_from else finetuned_path(cfg)
+
+
+def completion_length(cfg: Config) -> int:
+    return cfg.rl.max_completion_length or cfg.evaluation.max_new_tokens
+
+
+def grpo_depends_on(cfg: Config, data_fingerprint: str, init: Path) -> dict[str, Any]:
+    """What the RL stage depends on; logging and evaluation cadence change nothing it learns."""
+    rl = cfg.rl.model_dump(mode="json", exclude={"enabled", "init_from", "logging_steps", "eval_steps", "eval_samples"})
+    rl["max_completion_length"] = completion_length(cfg)
+    return {
+        "data": data_fingerprint,
+        "init_from": identity_of(init),
+        "rl": rl,
+        "finetune": cfg.finetune.model_dump(mode="json") if is_peft_method(cfg.finetune.method) else "full",
+        "seed": cfg.training.get("seed", 42),
+        "sql": {"timeout": cfg.evaluation.timeout, "max_steps": cfg.evaluation.max_steps},
+        "model": cfg.model.model_dump(mode="json", include={"dtype", "attn_implementation"}),
+    }
+
+
+def _check_inputs(cfg: Config, init: Path) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            "the rl stage runs in one process; run it without accelerate launch / torchrun (text2sql run skips "
+            "the stages already done)"
+        )
+    if "://" in cfg.output_dir:
+        raise ConfigError(f"output_dir={cfg.output_dir}: the rl stage needs a local output_dir; use 'text2sql run'")
+    if not init.is_dir():
+        hint = "set rl.init_from to a model folder" if cfg.rl.init_from else "train first (text2sql train)"
+        raise ConfigError(f"rl: the model to start from, {init}, is not a folder; {hint}")
+    if is_adapter_dir(init):
+        raise ConfigError(
+            f"rl.init_from {init} is an adapter; give the merged model folder (text2sql merge {init} --output DIR)"
+        )
+
+
+class TimeLimitCallback(TrainerCallback):
+    """Stops training once `minutes` of wall time have passed since it began (the step under way finishes)."""
+
+    def __init__(self, minutes: float | None):
+        self.seconds = None if minutes is None else minutes * 60.0
+        self.start = time.monotonic()
+        self.stopped = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seconds is not None and time.monotonic() - self.start >= self.seconds:
+            if state.global_step < state.max_steps:
+                self.stopped = True
+                log.info("rl.max_minutes reached after step %d of %d: stopping", state.global_step, state.max_steps)
+            control.should_training_stop = True
+
+
+class RLAccuracyCallback(TrainerCallback):
+    """Every `every` steps, greedy execution accuracy on a validation sample (`ExecutionAccuracyCallback`);
+    the value joins the next log entry as `eval_execution_accuracy` (trackers see it too)."""
+
+    def __init__(self, accuracy: ExecutionAccuracyCallback, every: int):
+        self.accuracy, self.every = accuracy, every
+        self.pending: float | None = None
+        self.values: list[tuple[int, float]] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if model is None or state.global_step % self.every:
+            return
+        value = self.accuracy.compute(model)
+        self.values.append((state.global_step, value))
+        self.pending = value
+        log.info("step %d: eval_execution_accuracy = %.4f (%d rows)", state.global_step, value, len(self.accuracy.rows))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.pending is None or logs is None:
+            return
+        logs[self.accuracy.metric_name] = self.pending
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1][self.accuracy.metric_name] = self.pending
+        self.pending = None
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.pending is not None:  # computed after the last log: its own entry
+            state.log_history.append({self.accuracy.metric_name: self.pending, "step": state.global_step})
+            self.pending = None
+
+
+def grpo_dataset(prepared: Any, tokenizer: Any) -> tuple[Any, int]:
+    """(rows with `prompt`, `sql`, `db_path`; rows left out for want of a database) from a prepared split.
+
+    `prompt` is the decoded prompt tokens of each row. TRL tokenizes a string prompt with the
+    tokenizer's defaults and no chat template; a tokenizer that adds its BOS to any text would double
+    the one the template rendered, so that BOS is taken off the text (checked on every row: a prompt
+    that does not tokenize back to its ids is reported)."""
+    columns = prepared.select_columns(["input_ids", "prompt_length", "sql", "db_path"]).to_dict()
+    keep = [i for i, db in enumerate(columns["db_path"]) if db]
+    ids = [columns["input_ids"][i][: columns["prompt_length"][i]] for i in keep]
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if texts:
+        texts = _strip_added_bos(tokenizer, texts)
+        again = tokenizer(text=texts)["input_ids"]
+        differ = sum(a != b for a, b in zip(again, ids))
+        if differ:
+            log.warning(
+                "%d of %d RL prompts tokenize differently from the prepared prompt tokens (the tokenizer does not "
+                "round-trip them); RL trains on the decoded text",
+                differ,
+                len(ids),
+            )
+    from datasets import Dataset
+
+    data = Dataset.from_dict(
+        {
+            "prompt": texts,
+            "sql": [columns["sql"][i] for i in keep],
+            "db_path": [columns["db_path"][i] for i in keep],
+        }
+    )
+    return data, len(columns["db_path"]) - len(keep)
+
+
+def _strip_added_bos(tokenizer: Any, texts: list[str]) -> list[str]:
+    bos = tokenizer.bos_token
+    if not bos or tokenizer.bos_token_id is None:
+        return texts
+    probe = tokenizer(text="x")["input_ids"]
+    if not probe or probe[0] != tokenizer.bos_token_id:
+        return texts  # the tokenizer adds no BOS of its own
+    return [t[len(bos) :] if t.startswith(bos) else t for t in texts]
+
+
+def _grpo_arguments(cfg: Config, run: RunDir, progress_lines: bool):
+    from trl import GRPOConfig
+
+    from text2sql.tracking import setup_tracking
+
+    rl = cfg.rl
+    values: dict[str, Any] = dict(
+        output_dir=str(run.root / SCRATCH),
+        max_steps=rl.max_steps,
+        per_device_train_batch_size=rl.per_device_train_batch_size,
+        per_device_eval_batch_size=rl.per_device_train_batch_size,
+        gradient_accumulation_steps=1,
+        num_generations=rl.num_generations,
+        learning_rate=rl.learning_rate,
+        beta=rl.beta,
+        temperature=rl.temperature,
+        max_completion_length=completion_length(cfg),
+        logging_steps=rl.logging_steps,
+        save_strategy="no",
+        eval_strategy="no",
+        seed=cfg.training.get("seed", 42),
+        use_cpu=uses_cpu(cfg),
+        activation_checkpointing=bool(
+            cfg.training.get("activation_checkpointing") or cfg.training.get("gradient_checkpointing") or False
+        ),
+        dataloader_num_workers=0,
+        dataloader_pin_memory=not uses_cpu(cfg),
+        remove_unused_columns=False,
+        disable_tqdm=progress_lines,
+        report_to="none",
+        run_name=cfg.tracking.run_name or f"{Path(cfg.output_dir).name}-rl",
+        **mixed_precision(cfg.training),
+    )
+    if cfg.tracking.backend != "none":
+        values["report_to"] = setup_tracking(cfg, resume=False)
+    try:
+        return GRPOConfig(**values)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid rl settings: {first_line(exc)}") from exc
+
+
+def _skipped(run: RunDir) -> GRPOResult:
+    rec = run.record(STAGE) or {}
+    return GRPOResult(
+        path=run.stage_dir(STAGE),
+        skipped=True,
+        init_from=Path(rec["init_from"]) if rec.get("init_from") else None,
+        global_step=int(rec.get("global_step", 0)),
+        metrics=rec.get("metrics", {}),
+        counts=rec.get("counts", {}),
+        rows=int(rec.get("rows", 0)),
+        rows_without_database=int(rec.get("rows_without_database", 0)),
+    )
+
+
+def train_grpo(
+    cfg: Config,
+    *,
+    force: bool = False,
+    model: ResolvedModel | None = None,
+    callbacks: Sequence[Any] = (),
+    extra_rewards: Sequence[Any] = (),
+) -> GRPOResult:
+    """GRPO from the run's fine-tuned model (or rl.init_from) on the prepared train split, rewarded by
+    execution; the model is saved (merged, for adapter methods) into `<output_dir>/rl/`. `model` is
+    cfg.model resolved (prepares the data when it is missing); `callbacks` are extra TrainerCallbacks;
+    `extra_rewards` are extra TRL reward functions added to the execution (and format) reward (their
+    names should be stable: they are not part of the stage's fingerprint)."""
+    init = init_model_path(cfg)
+    _check_inputs(cfg, init)
+    run = RunDir(cfg.output_dir)
+    model = model or open_model(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    prepared = prepare(cfg, model)
+    data_rec = run.record("data") or {}
+    depends_on = grpo_depends_on(cfg, data_rec.get("fingerprint", ""), init)
+    if not run.guard(STAGE, depends_on, force):
+        log.info("%s is up to date; nothing to train", run.stage_dir(STAGE))
+        return _skipped(run)
+
+    start = open_model(str(init), trust_remote_code=cfg.model.trust_remote_code)
+    if start.kind != "decoder":
+        raise ConfigError(f"rl: GRPO trains decoder models; {init} is a {start.kind} model")
+    tokenizer = start.tokenizer
+    if data_rec.get("tokenizer") and data_rec["tokenizer"] != tokenizer_fingerprint(tokenizer):
+        raise DataError(
+            f"{prepared.path} was prepared with another tokenizer than {init}'s; "
+            "set model.name_or_path to the model RL starts from's base, or prepare again (text2sql prepare --force)"
+        )
+    from datasets import load_from_disk
+
+    datasets = load_from_disk(str(prepared.path))
+    train_rows, without_db = grpo_dataset(datasets["train"], tokenizer)
+    if len(train_rows) == 0:
+        raise DataError(
+            f"rl: none of the {without_db} training rows has a database to execute SQL on; set data.db or "
+            "data.db_dir so that rows get their database (or rl.enabled=false)"
+        )
+    if without_db:
+        log.warning("rl: %d training rows have no database and are left out", without_db)
+
+    with _quiet():
+        trainer, trained, reward, extra = _build(cfg, run, init, start, datasets, train_rows, callbacks, extra_rewards)
+    threads = use_threads(cfg.model.threads)
+    log.info(
+        "rl from %s: %d prompts, %s; %d CPU thread%s",
+        init,
+        len(train_rows),
+        format_summary(parameter_summary(trained)),
+        threads,
+        "" if threads == 1 else "s",
+    )
+    with _quiet(), progress_bars_disabled():
+        output = trainer.train()
+    history = list(trainer.state.log_history)
+    metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
+    timer: TimeLimitCallback = extra["timer"]
+    result = GRPOResult(
+        path=run.stage_dir(STAGE),
+        skipped=False,
+        init_from=init,
+        global_step=trainer.state.global_step,
+        metrics=metrics,
+        counts=vars(reward.counts).copy(),
+        history=history,
+        rows=len(train_rows),
+        rows_without_database=without_db,
+        stopped_by_time=timer.stopped,
+    )
+    with _quiet():
+        _save(cfg, run, trainer, tokenizer, depends_on, result, extra["generation_config"])
+    shutil.rmtree(run.root / SCRATCH, ignore_errors=True)
+    return result
+
+
+def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets, train_rows, callbacks, extra_rewards):
+    from transformers import PrinterCallback, ProgressCallback, set_seed
+    from trl import GRPOTrainer
+
+    from text2sql.training.trainer import check_attention, model_dtype
+
+    lines = use_progress_lines(cfg.callbacks.progress)
+    args = _grpo_arguments(cfg, run, lines)
+    set_seed(args.seed)  # before the adapter exists: LoRA's A matrices start random
+    check_attention(cfg)
+    policy = load_model(
+        str(init),
+        kind="decoder",
+        dtype=model_dtype(cfg),
+        trust_remote_code=cfg.model.trust_remote_code,
+        attn_implementation=cfg.model.attn_implementation,
+    )
+    generation_config = copy.deepcopy(policy.generation_config)
+    policy.config.use_cache = True  # generation dominates an RL step
+    if is_peft_method(cfg.finetune.method):
+        lora_cfg = cfg
+        if cfg.finetune.method == "qlora":  # the merged model is not quantized: a plain LoRA on it
+            lora_cfg = cfg.model_copy(deep=True)
+            lora_cfg.finetune.method = "lora"
+        policy = apply_method(policy, lora_cfg, "decoder")
+    else:
+        policy = apply_method(policy, cfg, "decoder")
+
+    reward = execution_reward(
+        partial_credit=cfg.rl.partial_credit,
+        forbidden_penalty=cfg.rl.forbidden_penalty,
+        timeout=cfg.evaluation.timeout,
+        max_steps=cfg.evaluation.max_steps,
+        result_match=cfg.evaluation.result_match,
+    )
+    reward_funcs: list[Any] = [reward]
+    if cfg.rl.format_reward > 0:
+        reward_funcs.append(format_reward(cfg.rl.format_reward))
+    reward_funcs += list(extra_rewards)
+
+    timer = TimeLimitCallback(cfg.rl.max_minutes)
+    trainer_callbacks: list[Any] = [timer]
+    if cfg.rl.eval_steps:
+        accuracy = _accuracy_callback(cfg, datasets, start)
+        if accuracy is not None:
+            # First: it adds its value to the log entry the trackers and progress lines then read.
+            trainer_callbacks.insert(0, RLAccuracyCallback(accuracy, cfg.rl.eval_steps))
+    trainer = GRPOTrainer(
+        model=policy,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=train_rows,
+        processing_class=start.tokenizer,
+        callbacks=trainer_callbacks,
+    )
+    for cb in callbacks:
+        trainer.add_callback(cb)
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ProgressLinesCallback() if lines else ProgressBarCallback())
+    return trainer, policy, reward, {"timer": timer, "generation_config": generation_config}
+
+
+def _accuracy_callback(cfg: Config, datasets, start: ResolvedModel) -> ExecutionAccuracyCallback | None:
+    if "validation" not in datasets or len(datasets["validation"]) == 0:
+        log.warning("rl.eval_steps: no validation split; execution accuracy is not measured during RL")
+        return None
+    builder = PromptBuilder.from_config(start.tokenizer, start.kind, start.model_type, cfg)
+    try:
+        return ExecutionAccuracyCallback(
+            datasets["validation"],
+            builder,
+            num_samples=cfg.rl.eval_samples,
+            batch_size=cfg.evaluation.batch_size,
+            max_new_tokens=cfg.evaluation.max_new_tokens,
+            timeout=cfg.evaluation.timeout,
+            seed=cfg.data.split_seed,
+        )
+    except ValueError as exc:
+        log.warning("rl.eval_steps: %s; execution accuracy is not measured during RL", exc)
+        return None
+
+
+def _save(cfg: Config, run: RunDir, trainer, tokenizer, depends_on, result: GRPOResult, generation_config) -> None:
+    """The stage folder: the model as a plain folder (LoRA merged in), tokenizer, log, config and record."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.config.use_cache = True
+    model.generation_config = generation_config  # not the sampling settings RL generated with
+    staged = run.root / f".{STAGE}.staging"
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        with progress_bars_disabled():
+            model.save_pretrained(str(staged))
+        tokenizer.save_pretrained(str(staged))
+        (staged / LOG_FILE).write_text(dump_json(result.history), encoding="utf-8")
+        (staged / "README.md").write_text(_card(cfg, result), encoding="utf-8")
+        run.commit(
+            STAGE,
+            staged,
+            cfg,
+            depends_on,
+            extra={
+                "init_from": str(result.init_from),
+                "method": cfg.finetune.method if is_peft_method(cfg.finetune.method) else "full",
+                "base_model": cfg.model.name_or_path,
+                "global_step": result.global_step,
+                "stopped_by_time": result.stopped_by_time,
+                "rows": result.rows,
+                "rows_without_database": result.rows_without_database,
+                "counts": result.counts,
+                "metrics": result.metrics,
+            },
+        )
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def _card(cfg: Config, result: GRPOResult) -> str:
+    rewards = [e["reward"] for e in result.history if isinstance(e.get("reward"), (int, float))]
+    settings = json.dumps(cfg.rl.model_dump(mode="json"), indent=2)
+    return (
+        f"# {Path(cfg.output_dir).name}: RL from execution (GRPO)\n\n"
+        f"Started from `{result.init_from}` and trained {result.global_step} steps with TRL's GRPOTrainer on "
+        f"{result.rows} training prompts; each completion's SQL was executed against the gold query.\n\n"
+        f"- completions by outcome: {result.counts}\n"
+        f"- mean reward, first and last log: {rewards[0] if rewards else '-'} → {rewards[-1] if rewards else '-'}\n\n"
+        f"```json\n{settings}\n```\n"
+    )
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Library warnings that say nothing actionable about an RL run."""
+    from text2sql.training.train import _quiet_library_warnings
+
+    with _quiet_library_warnings(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated")
+        yield
