@@ -188,3 +188,20 @@ def test_no_rows_with_databases(tiny_llama_path, tmp_path):
     message = str(err.value)
     assert "\n" not in message and "database" in message and "data.db" in message
     assert not (tmp_path / "run" / "rl").exists()
+
+
+def test_gold_that_runs_nowhere(tiny_llama_path, tmp_path):
+    data = tmp_path / "train.csv"
+    data.write_text("input_text,sql\n" + "".join(f"question {i}?,SELECT nope FROM nowhere_{i}\n" for i in range(20)))
+    db = tmp_path / "airline.sqlite"
+    shutil.copy(db_path("airline"), db)
+    cfg = load_config(
+        None,
+        [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={tiny_llama_path}", f"data.train={data}",
+         f"data.db={db}", *rl_overrides(tiny_llama_path)],
+    )  # fmt: skip
+    with pytest.raises(DataError) as err:
+        train_grpo(cfg)
+    message = str(err.value)
+    assert "\n" not in message and "gold SQL" in message and "runs on its database" in message
+    assert not (tmp_path / "run" / "rl").exists()

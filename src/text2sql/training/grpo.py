@@ -42,6 +42,7 @@ from text2sql.models.adapters import is_adapter_dir
 from text2sql.models.loading import ResolvedModel, load_model, open_model
 from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import RunDir, identity_of
+from text2sql.sql.match import execute_pairs
 from text2sql.threads import use_threads
 from text2sql.training.accuracy import ExecutionAccuracyCallback
 from text2sql.training.arguments import mixed_precision, uses_cpu
@@ -198,6 +199,22 @@ def grpo_dataset(prepared: Any, tokenizer: Any) -> tuple[Any, int]:
     return data, len(columns["db_path"]) - len(keep)
 
 
+def _check_gold_runs(rows: Any, timeout: float, sample: int = 64) -> None:
+    """Refuse, in one line, data whose gold SQL runs nowhere: every reward would be left out and
+    GRPO would learn nothing. Checked on a fixed sample of rows (their gold compared with itself)."""
+    from text2sql.data.example import Example
+
+    picked = rows.select(range(min(sample, len(rows))))
+    examples = [Example(question="", sql=q, db_path=d) for q, d in zip(picked["sql"], picked["db_path"])]
+    outcomes = execute_pairs(examples, [e.sql for e in examples], timeout=timeout)
+    if examples and all(o[0] is None for o in outcomes):
+        reason = outcomes[0][3] or outcomes[0][2]
+        raise DataError(
+            f"rl: the gold SQL of none of {len(examples)} sampled training rows runs on its database (e.g. {reason}); "
+            "check data.db / data.db_dir and the gold queries"
+        )
+
+
 def _strip_added_bos(tokenizer: Any, texts: list[str]) -> list[str]:
     bos = tokenizer.bos_token
     if not bos or tokenizer.bos_token_id is None:
@@ -307,6 +324,7 @@ def train_grpo(
         )
     if without_db:
         log.warning("rl: %d training rows have no database and are left out", without_db)
+    _check_gold_runs(train_rows, cfg.evaluation.timeout)
 
     with _quiet():
         trainer, trained, reward, extra = _build(cfg, run, init, start, datasets, train_rows, callbacks, extra_rewards)
