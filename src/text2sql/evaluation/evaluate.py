@@ -31,11 +31,11 @@ from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.evaluation.aggregate import aggregate, notes
 from text2sql.evaluation.efficiency import r_ves
 from text2sql.evaluation.evalset import EvalSet, load_eval_set
-from text2sql.evaluation.gold_audit import UNSTABLE, GoldIssue, audit_rows
+from text2sql.evaluation.gold_audit import UNSTABLE, audit_rows, audit_summary
 from text2sql.evaluation.loss import encode_rows, teacher_forced_loss
 from text2sql.evaluation.predictions import read_predictions
 from text2sql.evaluation.report import render_report, shorten
-from text2sql.evaluation.sampling import Voted, candidate_sql, sample, vote_rows
+from text2sql.evaluation.sampling import Voted, candidate_sql, sample, sampling_summary, vote_rows
 from text2sql.evaluation.scoring import ScoredExample, score_predictions
 from text2sql.inference.loading import find_run_config, load_for_inference, resolve_model_folder
 from text2sql.inference.vllm import require_vllm
@@ -250,7 +250,7 @@ def evaluate(
 
     metrics = aggregate(scored, text_metrics=settings.text_metrics)
     if voted is not None:
-        metrics["sampling"] = _sampling_summary(settings, timing, voted, len(rows))
+        metrics["sampling"] = sampling_summary(settings, timing, voted, len(rows))
     if settings.efficiency_runs:
         start = time.perf_counter()
         metrics["efficiency"] = r_ves(
@@ -262,7 +262,7 @@ def evaluate(
         metrics.update(_loss(im, evalset, settings.batch_size, progress, timing, settings.loss_samples))
     elif im is not None and compute_loss:
         extra_notes.append("loss and perplexity are computed with --backend hf only")
-    metrics["gold_audit"] = _audit_summary(audit, unstable, audited_ids, excluded=settings.exclude_unstable_gold)
+    metrics["gold_audit"] = audit_summary(audit, unstable, audited_ids, excluded=settings.exclude_unstable_gold)
     metrics["notes"] = extra_notes
     metrics["timing"] = timing
     if "examples_per_second" in timing:
@@ -384,47 +384,6 @@ def _vote(im, rows, generated: _Generated, settings: EvaluationConfig, progress:
     )
     timing["voting_seconds"] = time.perf_counter() - start
     return voted
-
-
-def _audit_summary(
-    audit: dict[int, list[GoldIssue]], unstable: set[int], ids: list[str], *, excluded: bool
-) -> dict[str, Any]:
-    """Gold queries whose result is not well defined: counts by kind, a few examples, and whether
-    they were left out of the scores (--exclude-unstable-gold)."""
-    counts: dict[str, int] = {}
-    examples: list[dict[str, Any]] = []
-    for i, issues in audit.items():
-        for issue in issues:
-            counts[issue.kind] = counts.get(issue.kind, 0) + 1
-            if len(examples) < 10:
-                examples.append({"id": ids[i], "kind": issue.kind, "detail": issue.detail})
-    return {
-        "counts": counts,
-        "unstable_rows": len(unstable),
-        "excluded": len(unstable) if excluded else 0,
-        "examples": examples,
-    }
-
-
-def _sampling_summary(settings: EvaluationConfig, timing: dict[str, float], voted, rows: int) -> dict[str, Any]:
-    """What k candidates per question cost, next to what the greedy answer alone cost."""
-    per = max(rows, 1)
-    return {
-        "num_samples": settings.num_samples,
-        "temperature": settings.temperature,
-        "top_p": settings.top_p,
-        "seed": settings.sample_seed,
-        "greedy_seconds_per_question": timing.get("generation_seconds", 0.0) / per,
-        "seconds_per_question": (
-            timing.get("generation_seconds", 0.0)
-            + timing.get("sampling_seconds", 0.0)
-            + timing.get("voting_seconds", 0.0)
-        )
-        / per,
-        "greedy_tokens_per_question": timing.get("generated_tokens", 0) / per,
-        "tokens_per_question": (timing.get("generated_tokens", 0) + timing.get("sampled_tokens", 0)) / per,
-        "mean_support": sum(v.support for v in voted) / per,
-    }
 
 
 def _loss(

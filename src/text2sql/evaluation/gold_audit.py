@@ -401,3 +401,23 @@ __all__ = [
     "audit_gold",
     "audit_rows",
 ]
+
+
+def audit_summary(
+    audit: dict[int, list[GoldIssue]], unstable: set[int], ids: list[str], *, excluded: bool
+) -> dict[str, Any]:
+    """Gold queries whose result is not well defined: counts by kind, a few examples, and whether
+    they were left out of the scores (--exclude-unstable-gold)."""
+    counts: dict[str, int] = {}
+    examples: list[dict[str, Any]] = []
+    for i, issues in audit.items():
+        for issue in issues:
+            counts[issue.kind] = counts.get(issue.kind, 0) + 1
+            if len(examples) < 10:
+                examples.append({"id": ids[i], "kind": issue.kind, "detail": issue.detail})
+    return {
+        "counts": counts,
+        "unstable_rows": len(unstable),
+        "excluded": len(unstable) if excluded else 0,
+        "examples": examples,
+    }

@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from text2sql.config import EvaluationConfig
 from text2sql.inference.generate import RawOutput, Sampling
@@ -115,3 +116,24 @@ def vote_rows(
 def candidate_sql(greedy: Sequence[str], sampled: Sequence[Sequence[RawOutput]], decode) -> list[list[str]]:
     """Each row's candidates as SQL: the greedy answer first, then the sampled ones."""
     return [[g, *(extract_sql(decode(o)) for o in s)] for g, s in zip(greedy, sampled)]
+
+
+def sampling_summary(settings: EvaluationConfig, timing: dict[str, float], voted, rows: int) -> dict[str, Any]:
+    """What k candidates per question cost, next to what the greedy answer alone cost."""
+    per = max(rows, 1)
+    return {
+        "num_samples": settings.num_samples,
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "seed": settings.sample_seed,
+        "greedy_seconds_per_question": timing.get("generation_seconds", 0.0) / per,
+        "seconds_per_question": (
+            timing.get("generation_seconds", 0.0)
+            + timing.get("sampling_seconds", 0.0)
+            + timing.get("voting_seconds", 0.0)
+        )
+        / per,
+        "greedy_tokens_per_question": timing.get("generated_tokens", 0) / per,
+        "tokens_per_question": (timing.get("generated_tokens", 0) + timing.get("sampled_tokens", 0)) / per,
+        "mean_support": sum(v.support for v in voted) / per,
+    }
