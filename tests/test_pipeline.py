@@ -135,3 +135,34 @@ def test_interrupted_run_continues_from_its_last_checkpoint(tmp_path, caplog):
     assert [s.skipped for s in again.stages] == [True, False, False, False]
     assert any("resuming from" in r.getMessage() and "checkpoint-2" in r.getMessage() for r in caplog.records)
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+RL = [
+    "rl.enabled=true",
+    "rl.max_steps=1",
+    "rl.num_generations=2",
+    "rl.per_device_train_batch_size=2",
+    "rl.max_completion_length=8",
+    "rl.logging_steps=1",
+]
+
+
+def test_run_with_rl_trains_sft_then_grpo_and_compares_them(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [f"output_dir={out}", *FAST, *RL]
+    result = run_pipeline(load_config(None, args))
+    names = [s.name for s in result.stages]
+    assert names == ["prepare", "train", "merge", "rl", "evaluate sft", "evaluate finetuned", "compare"]
+    rl = json.loads((out / "rl" / "stage.json").read_text())
+    assert rl["init_from"] == str(out / "merged") and rl["global_step"] == 1 and rl["method"] == "lora"
+    for label, model in (("sft", out / "merged"), ("finetuned", out / "rl")):
+        scored = json.loads((out / "eval" / label / "metrics.json").read_text())["run"]["model"]["path"]
+        assert scored == str(model)
+    compared = json.loads((out / "eval" / "compare.json").read_text())
+    assert [r["name"] for r in compared["runs"]] == ["sft", "finetuned"]
+
+    capsys.readouterr()
+    assert main(["run", *args]) == 0
+    assert capsys.readouterr().out.count("up to date, skipped") == 7
+    assert main(["rl", *args]) == 0  # the verb runs the same stage: current
+    assert "rl model up to date, skipped" in capsys.readouterr().out

@@ -93,6 +93,17 @@ def test_grpo_run_end_to_end(tiny_llama_path, tmp_path):
     changed = [k for k in snap.begin if not torch.equal(snap.begin[k], snap.end[k])]
     assert changed, "no weight changed"
 
+    # rl.keep_best: the starting model (step 0) and step 2 were measured; the better one was saved,
+    # the earlier one on a tie
+    assert [step for step, _ in result.accuracy_by_step] == [0, 2]
+    start, end = (value for _, value in result.accuracy_by_step)
+    saved, initial = saved_weights(result.path), saved_weights(tiny_llama_path)
+    same = all(torch.equal(saved[k], initial[k]) for k in saved)
+    if end > start:
+        assert result.saved_step == 2 and not same
+    else:
+        assert result.saved_step == 0 and same, "the worse step's weights were saved"
+
     out = result.path
     assert out == tmp_path / "run" / "rl"
     for name in ("model.safetensors", "config.json", "tokenizer_config.json", "config.yaml", "stage.json"):
@@ -101,12 +112,96 @@ def test_grpo_run_end_to_end(tiny_llama_path, tmp_path):
 
     record = StageFolder(out).record()
     assert record["stage"] == "rl" and record["global_step"] == 2 and record["counts"] == counts
+    assert record["saved_step"] == result.saved_step
     from text2sql.inference.loading import find_run_config
 
     assert find_run_config(out).rl.enabled  # evaluate finds the run's prompt settings beside the model
 
     again = train_grpo(cfg)
     assert again.skipped and again.global_step == 2
+
+
+def saved_weights(folder) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_lora_rl_saves_a_merged_model(tiny_llama_path, tmp_path):
+    torch.set_num_threads(1)
+    cfg = load_config(
+        None,
+        [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={tiny_llama_path}", "finetune.method=lora",
+         "finetune.r=4", "data.train=bundled", "data.max_samples.train=8", "data.max_samples.validation=4",
+         "data.max_samples.test=4", "data.max_length=256", "data.schema_format=tables",
+         *rl_overrides(tiny_llama_path)],
+    )  # fmt: skip
+    snap = Snapshot()
+    result = train_grpo(cfg, callbacks=[snap], extra_rewards=[by_length])
+    trained = [k for k in snap.begin if "lora_" in k]
+    assert trained and any(not torch.equal(snap.begin[k], snap.end[k]) for k in trained), "no LoRA weight changed"
+    assert not [k for k in snap.begin if "lora_" not in k and not torch.equal(snap.begin[k], snap.end[k])]
+
+    out = result.path
+    assert not (out / "adapter_config.json").exists()  # merged into a plain model folder
+    saved, initial = saved_weights(out), saved_weights(tiny_llama_path)
+    assert saved.keys() == initial.keys() and all(saved[k].shape == initial[k].shape for k in saved)
+    assert any(not torch.equal(saved[k], initial[k]) for k in saved), "the LoRA update was not merged"
+    from text2sql.rundir import StageFolder
+
+    assert StageFolder(out).record()["method"] == "lora"
+
+
+def test_completions_stop_and_pad_by_the_evaluation_rule(tiny_llama_path, tmp_path):
+    """TRL generates, masks and pads each completion with the ids HFGenerator stops and pads with,
+    a generation-config EOS included."""
+    import json
+
+    from datasets import load_from_disk
+
+    from text2sql.data.prepare import prepare
+    from text2sql.inference.generate import HFGenerator
+    from text2sql.models.loading import open_model
+    from text2sql.rundir import RunDir
+    from text2sql.training import grpo
+    from text2sql.training.rl_data import grpo_dataset
+
+    init = tmp_path / "init"
+    shutil.copytree(tiny_llama_path, init)
+    generation = json.loads((init / "generation_config.json").read_text())
+    tokenizer_eos = open_model(str(init)).tokenizer.eos_token_id
+    generation["eos_token_id"] = [tokenizer_eos, 7]
+    (init / "generation_config.json").write_text(json.dumps(generation))
+    cfg = load_config(
+        None,
+        [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={init}", "data.train=bundled",
+         "data.max_samples.train=4", "data.max_samples.validation=2", "data.max_samples.test=2",
+         "data.schema_format=tables", *rl_overrides(init)],
+    )  # fmt: skip
+    start = open_model(str(init))
+    prepare(cfg, start)
+    datasets = load_from_disk(str(tmp_path / "run" / "data"))
+    rows, _ = grpo_dataset(datasets["train"], start.tokenizer)
+    trainer, policy, *_ = grpo._build(cfg, RunDir(cfg.output_dir), init, start, datasets, rows, (), ())
+    expected = HFGenerator(policy, start.tokenizer, "decoder")
+    assert sorted(expected.stop_ids) == sorted({tokenizer_eos, 7})
+    assert sorted(trainer.generation_config.eos_token_id) == sorted(expected.stop_ids)
+    assert sorted(trainer.eos_token_ids) == sorted(expected.stop_ids)
+    assert trainer.generation_config.pad_token_id == expected.pad_id
+
+
+def test_vllm_needs_a_gpu(tiny_llama_path, tmp_path):
+    cfg = load_config(
+        None,
+        [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={tiny_llama_path}", "data.train=bundled",
+         "data.max_samples.train=4", "data.max_samples.validation=2", "data.max_samples.test=2",
+         "data.schema_format=tables", "rl.use_vllm=true", *rl_overrides(tiny_llama_path)],
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        train_grpo(cfg)
+    message = str(err.value)
+    assert "\n" not in message and "rl.use_vllm" in message and "GPU" in message
+    assert not (tmp_path / "run" / "rl").exists()
 
 
 def sha256(path) -> str:

@@ -12,6 +12,7 @@ VERBS = (
     "prepare",
     "train",
     "merge",
+    "rl",
     "evaluate",
     "compare",
     "predict",

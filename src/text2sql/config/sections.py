@@ -458,6 +458,20 @@ class RLConfig(_Section):
         "eval_execution_accuracy (null: never).",
     )
     eval_samples: int = Field(64, gt=0, description="Validation rows the execution accuracy of rl.eval_steps uses.")
+    keep_best: bool = Field(
+        True,
+        description="With rl.eval_steps: measure the starting model too (step 0) and save the weights of the step "
+        "with the best validation execution accuracy (ties: the earlier step), so RL never saves a model that "
+        "measured worse than where it began.",
+    )
+    use_vllm: bool = Field(
+        False,
+        description="Generate the completions with vLLM inside the training process (a GPU and "
+        "pip install 'text2sql[vllm]').",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0, lt=1, description="With rl.use_vllm: the share of GPU memory vLLM may take beside training."
+    )
     logging_steps: int = Field(
         5, gt=0, description="Log rewards, shares correct/failing/forbidden and KL every N steps."
     )

@@ -25,24 +25,21 @@ import json
 import logging
 import os
 import shutil
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
 from text2sql.config import Config
 from text2sql.data.prepare import prepare, tokenizer_fingerprint
 from text2sql.data.prompt import PromptBuilder
-from text2sql.errors import ConfigError, DataError, first_line
+from text2sql.errors import ConfigError, DataError, MissingExtraError, first_line
+from text2sql.inference.generate import pad_id, stop_ids
 from text2sql.models.adapters import is_adapter_dir
 from text2sql.models.loading import ResolvedModel, load_model, open_model
 from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import RunDir, identity_of
-from text2sql.sql.match import execute_pairs
 from text2sql.threads import use_threads
 from text2sql.training.accuracy import ExecutionAccuracyCallback
 from text2sql.training.arguments import mixed_precision, uses_cpu
@@ -50,6 +47,8 @@ from text2sql.training.callbacks import ProgressBarCallback, ProgressLinesCallba
 from text2sql.training.methods import apply_method, format_summary, is_peft_method, parameter_summary
 from text2sql.training.model_card import dump_json
 from text2sql.training.rewards import execution_reward, format_reward
+from text2sql.training.rl_callbacks import RLAccuracyCallback, TimeLimitCallback
+from text2sql.training.rl_data import check_gold_runs, grpo_dataset
 from text2sql.training.train import LOG_FILE, finetuned_path
 
 log = logging.getLogger("text2sql.rl")
@@ -72,6 +71,9 @@ class GRPOResult:
     rows: int = 0  # training prompts used
     rows_without_database: int = 0  # left out: nothing to execute their SQL on
     stopped_by_time: bool = False
+    # rl.keep_best: validation execution accuracy by step (0: the starting model), and the step saved
+    accuracy_by_step: list[tuple[int, float]] = field(default_factory=list)
+    saved_step: int | None = None
 
 
 def init_model_path(cfg: Config) -> Path:
@@ -83,9 +85,16 @@ def completion_length(cfg: Config) -> int:
     return cfg.rl.max_completion_length or cfg.evaluation.max_new_tokens
 
 
+def keeps_best(cfg: Config) -> bool:
+    return bool(cfg.rl.keep_best and cfg.rl.eval_steps)
+
+
 def grpo_depends_on(cfg: Config, data_fingerprint: str, init: Path) -> dict[str, Any]:
     """What the RL stage depends on; logging and evaluation cadence change nothing it learns."""
-    rl = cfg.rl.model_dump(mode="json", exclude={"enabled", "init_from", "logging_steps", "eval_steps", "eval_samples"})
+    ignored = {"enabled", "init_from", "logging_steps"}
+    if not keeps_best(cfg):  # then evaluation during RL only logs: the saved weights do not depend on it
+        ignored |= {"eval_steps", "eval_samples", "keep_best"}
+    rl = cfg.rl.model_dump(mode="json", exclude=ignored)
     rl["max_completion_length"] = completion_length(cfg)
     return {
         "data": data_fingerprint,
@@ -113,116 +122,6 @@ def _check_inputs(cfg: Config, init: Path) -> None:
         raise ConfigError(
             f"rl.init_from {init} is an adapter; give the merged model folder (text2sql merge {init} --output DIR)"
         )
-
-
-class TimeLimitCallback(TrainerCallback):
-    """Stops training once `minutes` of wall time have passed since it began (the step under way finishes)."""
-
-    def __init__(self, minutes: float | None):
-        self.seconds = None if minutes is None else minutes * 60.0
-        self.start = time.monotonic()
-        self.stopped = False
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.monotonic()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.seconds is not None and time.monotonic() - self.start >= self.seconds:
-            if state.global_step < state.max_steps:
-                self.stopped = True
-                log.info("rl.max_minutes reached after step %d of %d: stopping", state.global_step, state.max_steps)
-            control.should_training_stop = True
-
-
-class RLAccuracyCallback(TrainerCallback):
-    """Every `every` steps, greedy execution accuracy on a validation sample (`ExecutionAccuracyCallback`);
-    the value joins the next log entry as `eval_execution_accuracy` (trackers see it too)."""
-
-    def __init__(self, accuracy: ExecutionAccuracyCallback, every: int):
-        self.accuracy, self.every = accuracy, every
-        self.pending: float | None = None
-        self.values: list[tuple[int, float]] = []
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if model is None or state.global_step % self.every:
-            return
-        value = self.accuracy.compute(model)
-        self.values.append((state.global_step, value))
-        self.pending = value
-        log.info("step %d: eval_execution_accuracy = %.4f (%d rows)", state.global_step, value, len(self.accuracy.rows))
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.pending is None or logs is None:
-            return
-        logs[self.accuracy.metric_name] = self.pending
-        if state.log_history and state.log_history[-1].get("step") == state.global_step:
-            state.log_history[-1][self.accuracy.metric_name] = self.pending
-        self.pending = None
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.pending is not None:  # computed after the last log: its own entry
-            state.log_history.append({self.accuracy.metric_name: self.pending, "step": state.global_step})
-            self.pending = None
-
-
-def grpo_dataset(prepared: Any, tokenizer: Any) -> tuple[Any, int]:
-    """(rows with `prompt`, `sql`, `db_path`; rows left out for want of a database) from a prepared split.
-
-    `prompt` is the decoded prompt tokens of each row. TRL tokenizes a string prompt with the
-    tokenizer's defaults and no chat template; a tokenizer that adds its BOS to any text would double
-    the one the template rendered, so that BOS is taken off the text (checked on every row: a prompt
-    that does not tokenize back to its ids is reported)."""
-    columns = prepared.select_columns(["input_ids", "prompt_length", "sql", "db_path"]).to_dict()
-    keep = [i for i, db in enumerate(columns["db_path"]) if db]
-    ids = [columns["input_ids"][i][: columns["prompt_length"][i]] for i in keep]
-    texts = tokenizer.batch_decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    if texts:
-        texts = _strip_added_bos(tokenizer, texts)
-        again = tokenizer(text=texts)["input_ids"]
-        differ = sum(a != b for a, b in zip(again, ids))
-        if differ:
-            log.warning(
-                "%d of %d RL prompts tokenize differently from the prepared prompt tokens (the tokenizer does not "
-                "round-trip them); RL trains on the decoded text",
-                differ,
-                len(ids),
-            )
-    from datasets import Dataset
-
-    data = Dataset.from_dict(
-        {
-            "prompt": texts,
-            "sql": [columns["sql"][i] for i in keep],
-            "db_path": [columns["db_path"][i] for i in keep],
-        }
-    )
-    return data, len(columns["db_path"]) - len(keep)
-
-
-def _check_gold_runs(rows: Any, timeout: float, sample: int = 64) -> None:
-    """Refuse, in one line, data whose gold SQL runs nowhere: every reward would be left out and
-    GRPO would learn nothing. Checked on a fixed sample of rows (their gold compared with itself)."""
-    from text2sql.data.example import Example
-
-    picked = rows.select(range(min(sample, len(rows))))
-    examples = [Example(question="", sql=q, db_path=d) for q, d in zip(picked["sql"], picked["db_path"])]
-    outcomes = execute_pairs(examples, [e.sql for e in examples], timeout=timeout)
-    if examples and all(o[0] is None for o in outcomes):
-        reason = outcomes[0][3] or outcomes[0][2]
-        raise DataError(
-            f"rl: the gold SQL of none of {len(examples)} sampled training rows runs on its database (e.g. {reason}); "
-            "check data.db / data.db_dir and the gold queries"
-        )
-
-
-def _strip_added_bos(tokenizer: Any, texts: list[str]) -> list[str]:
-    bos = tokenizer.bos_token
-    if not bos or tokenizer.bos_token_id is None:
-        return texts
-    probe = tokenizer(text="x")["input_ids"]
-    if not probe or probe[0] != tokenizer.bos_token_id:
-        return texts  # the tokenizer adds no BOS of its own
-    return [t[len(bos) :] if t.startswith(bos) else t for t in texts]
 
 
 def _grpo_arguments(cfg: Config, run: RunDir, progress_lines: bool):
@@ -258,12 +157,31 @@ def _grpo_arguments(cfg: Config, run: RunDir, progress_lines: bool):
         run_name=cfg.tracking.run_name or f"{Path(cfg.output_dir).name}-rl",
         **mixed_precision(cfg.training),
     )
+    if rl.use_vllm:
+        values.update(_vllm_arguments(cfg))
     if cfg.tracking.backend != "none":
         values["report_to"] = setup_tracking(cfg, resume=False)
     try:
         return GRPOConfig(**values)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"invalid rl settings: {first_line(exc)}") from exc
+
+
+def _vllm_arguments(cfg: Config) -> dict[str, Any]:
+    """GRPOConfig settings that generate the completions with vLLM, in the training process (colocated)."""
+    import importlib.util
+
+    import torch
+
+    if uses_cpu(cfg) or not torch.cuda.is_available():
+        raise ConfigError("rl.use_vllm generates on a GPU and none is available here; set rl.use_vllm=false")
+    if importlib.util.find_spec("vllm") is None:
+        raise MissingExtraError("rl.use_vllm", "vllm", "vllm")
+    return {
+        "use_vllm": True,
+        "vllm_mode": "colocate",
+        "vllm_gpu_memory_utilization": cfg.rl.vllm_gpu_memory_utilization,
+    }
 
 
 def _skipped(run: RunDir) -> GRPOResult:
@@ -324,7 +242,7 @@ def train_grpo(
         )
     if without_db:
         log.warning("rl: %d training rows have no database and are left out", without_db)
-    _check_gold_runs(train_rows, cfg.evaluation.timeout)
+    check_gold_runs(train_rows, cfg.evaluation.timeout)
 
     with _quiet():
         trainer, trained, reward, extra = _build(cfg, run, init, start, datasets, train_rows, callbacks, extra_rewards)
@@ -342,6 +260,11 @@ def train_grpo(
     history = list(trainer.state.log_history)
     metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
     timer: TimeLimitCallback = extra["timer"]
+    accuracy: RLAccuracyCallback | None = extra["accuracy"]
+    saved_step = trainer.state.global_step
+    if accuracy is not None:
+        restored = accuracy.restore_best(trainer.model, trainer.state.global_step)
+        saved_step = saved_step if restored is None else restored
     result = GRPOResult(
         path=run.stage_dir(STAGE),
         skipped=False,
@@ -353,6 +276,8 @@ def train_grpo(
         rows=len(train_rows),
         rows_without_database=without_db,
         stopped_by_time=timer.stopped,
+        accuracy_by_step=list(accuracy.values) if accuracy is not None else [],
+        saved_step=saved_step,
     )
     with _quiet():
         _save(cfg, run, trainer, tokenizer, depends_on, result, extra["generation_config"])
@@ -379,6 +304,13 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     )
     generation_config = copy.deepcopy(policy.generation_config)
     policy.config.use_cache = True  # generation dominates an RL step
+    # Completions end and are padded by the rule evaluation generates with (HFGenerator): the
+    # tokenizer's EOS and the generation config's EOS ids stop, the pad token (else EOS) pads.
+    args.generation_kwargs = {
+        **(args.generation_kwargs or {}),
+        "eos_token_id": sorted(stop_ids(policy, start.tokenizer)),
+        "pad_token_id": pad_id(start.tokenizer),
+    }
     if is_peft_method(cfg.finetune.method):
         lora_cfg = cfg
         if cfg.finetune.method == "qlora":  # the merged model is not quantized: a plain LoRA on it
@@ -402,11 +334,13 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
 
     timer = TimeLimitCallback(cfg.rl.max_minutes)
     trainer_callbacks: list[Any] = [timer]
+    accuracy: RLAccuracyCallback | None = None
     if cfg.rl.eval_steps:
-        accuracy = _accuracy_callback(cfg, datasets, start)
-        if accuracy is not None:
+        sample = _accuracy_callback(cfg, datasets, start)
+        if sample is not None:
+            accuracy = RLAccuracyCallback(sample, cfg.rl.eval_steps, keep_best=keeps_best(cfg))
             # First: it adds its value to the log entry the trackers and progress lines then read.
-            trainer_callbacks.insert(0, RLAccuracyCallback(accuracy, cfg.rl.eval_steps))
+            trainer_callbacks.insert(0, accuracy)
     trainer = GRPOTrainer(
         model=policy,
         reward_funcs=reward_funcs,
@@ -415,12 +349,14 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
         processing_class=start.tokenizer,
         callbacks=trainer_callbacks,
     )
+    if hasattr(trainer, "eos_token_ids"):  # TRL masks each completion after its first stop id: the same ids
+        trainer.eos_token_ids = list(args.generation_kwargs["eos_token_id"])
     for cb in callbacks:
         trainer.add_callback(cb)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ProgressLinesCallback() if lines else ProgressBarCallback())
-    return trainer, policy, reward, {"timer": timer, "generation_config": generation_config}
+    return trainer, policy, reward, {"timer": timer, "accuracy": accuracy, "generation_config": generation_config}
 
 
 def _accuracy_callback(cfg: Config, datasets, start: ResolvedModel) -> ExecutionAccuracyCallback | None:
@@ -469,6 +405,8 @@ def _save(cfg: Config, run: RunDir, trainer, tokenizer, depends_on, result: GRPO
                 "base_model": cfg.model.name_or_path,
                 "global_step": result.global_step,
                 "stopped_by_time": result.stopped_by_time,
+                "saved_step": result.saved_step,
+                "accuracy_by_step": result.accuracy_by_step,
                 "rows": result.rows,
                 "rows_without_database": result.rows_without_database,
                 "counts": result.counts,
