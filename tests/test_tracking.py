@@ -21,6 +21,7 @@ from text2sql.tracking import (
     setup_tracking,
     tracking_env,
 )
+from text2sql.training.resources import ResourceMonitorCallback
 
 EVAL_METRICS = {
     "execution_accuracy": 0.75,
@@ -71,8 +72,11 @@ def _train_two_steps(cfg, report):
         use_cpu=True,
         disable_tqdm=True,
         dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
     )
     trainer = Trainer(model=model, args=args, train_dataset=rows, callbacks=[TrackingRunCallback(cfg.output_dir)])
+    # as build_trainer registers it: first, so that the trackers read its figures
+    trainer.callback_handler.callbacks.insert(0, ResourceMonitorCallback())
     trainer.train()
     return trainer
 
@@ -134,6 +138,9 @@ def test_mlflow_training_and_evaluation_share_one_run(tmp_path, monkeypatch):
     assert [r.info.run_id for r in runs] == [record["mlflow"]["run_id"]]  # one run, not two
     run = client.get_run(record["mlflow"]["run_id"])
     assert "loss" in run.data.metrics  # from the trainer's MLflowCallback
+    for key in ("resources/cpu_percent", "resources/rss_mb", "throughput/samples_per_second"):
+        assert key in run.data.metrics, sorted(run.data.metrics)
+    assert run.data.metrics["resources/rss_mb"] > 0
     assert run.data.metrics["test/execution_accuracy"] == 0.75
     assert run.data.metrics["test/by_complexity/join/execution_accuracy"] == 0.25
     history = client.get_metric_history(run.info.run_id, "test/exact_match")
@@ -162,6 +169,13 @@ def test_tensorboard_scalars_from_training_and_evaluation(tmp_path, monkeypatch)
     events.Reload()
     tags = events.Tags()["scalars"]
     assert "train/loss" in tags
+    for key in (
+        "resources/cpu_percent",
+        "resources/rss_mb",
+        "throughput/samples_per_second",
+        "throughput/tokens_per_second",
+    ):
+        assert f"train/{key}" in tags, key
     assert [(e.step, e.value) for e in events.Scalars("test/execution_accuracy")] == [(2, 0.75)]
     assert "test/by_complexity/basic SQL/execution_accuracy" in tags
     assert "text2sql/config/text_summary" in events.Tags()["tensors"]

@@ -87,7 +87,16 @@ def test_report_is_self_contained_escaped_and_complete(tmp_path, scored):
 def test_loss_curve_from_training_log(tmp_path, scored):
     model = tmp_path / "run" / "adapter"
     model.mkdir(parents=True)
-    log = [{"step": s, "loss": 3.0 / s, "learning_rate": 1e-4} for s in range(1, 30)] + [{"step": 20, "eval_loss": 0.4}]
+    log = [
+        {
+            "step": s,
+            "loss": 3.0 / s,
+            "learning_rate": 1e-4,
+            "resources/rss_mb": 700.0 + s,
+            "throughput/tokens_per_second": 2e3,
+        }
+        for s in range(1, 30)
+    ] + [{"step": 20, "eval_loss": 0.4}]
     (model / "training_log.json").write_text(json.dumps(log))
     found, source = find_training_log(model)
     assert len(found) == 30 and source.endswith("training_log.json")
@@ -96,6 +105,9 @@ def test_loss_curve_from_training_log(tmp_path, scored):
     ).read_text()
     check_html(text)
     assert "Training loss" in text and "polyline" in text and "eval loss" in text
+    assert "Training resources and speed" in text
+    assert 'resources/rss_mb</td><td class="num">715.0</td><td class="num">729.0</td>' in text  # mean, peak
+    assert 'throughput/tokens_per_second</td><td class="num">2,000.0' in text
 
     # a merged model beside the adapter finds the adapter's log
     merged = tmp_path / "run" / "merged"

@@ -59,6 +59,12 @@ def test_lora_changes_the_adapter_and_no_base_weight(arch, tmp_path):
     history = json.loads((out / "training_log.json").read_text())
     assert [e["step"] for e in history if "loss" in e] == [1, 2, 3]
     assert all("peak_rss_mb" in e for e in history if "loss" in e)  # seed 004: memory in every log
+    logged = [e for e in history if "loss" in e]
+    for key in ("resources/cpu_percent", "resources/rss_mb", "resources/system_memory_percent"):
+        assert all(e[key] >= 0 for e in logged), key
+    assert all(0 < e["resources/rss_mb"] for e in logged)
+    # speed between two logs: every log after the first measures it (tokens counted by the trainer)
+    assert all(e["throughput/samples_per_second"] > 0 and e["throughput/tokens_per_second"] > 0 for e in logged)
     assert any("eval_loss" in e for e in history)
 
     # The saved adapter is the trained one, and loads on top of the base by its recorded name.

@@ -19,6 +19,7 @@ from text2sql import __version__
 from text2sql.evaluation import charts
 from text2sql.evaluation.aggregate import notes as metric_notes
 from text2sql.evaluation.scoring import ScoredExample
+from text2sql.training.resources import resource_summary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 WORST_EXAMPLES = 25
@@ -208,6 +209,7 @@ def render_report(
     )
     log = find_training_log(info.get("model_path"))
     loss = loss_chart(log[0]) if log else None
+    resources = resource_summary(log[0]) if log else []
     wrong = [s for s in scored if not s.correct]
     worst = sorted(wrong, key=lambda s: (s.f1_score, s.id))[:WORST_EXAMPLES]
     html = (
@@ -234,6 +236,7 @@ def render_report(
                 "loss": Markup(loss) if loss else None,
             },
             loss_source=log[1] if log else "",
+            resources=resources,
             length_metric="execution accuracy" if has_ex else "exact match",
             worst=worst,
             num_wrong=len(wrong),

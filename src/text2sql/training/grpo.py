@@ -46,6 +46,7 @@ from text2sql.training.arguments import mixed_precision, uses_cpu
 from text2sql.training.callbacks import ProgressBarCallback, ProgressLinesCallback, use_progress_lines
 from text2sql.training.methods import apply_method, format_summary, is_peft_method, parameter_summary
 from text2sql.training.model_card import dump_json
+from text2sql.training.resources import ResourceMonitorCallback
 from text2sql.training.rewards import execution_reward, format_reward
 from text2sql.training.rl_callbacks import RLAccuracyCallback, TimeLimitCallback
 from text2sql.training.rl_data import check_gold_runs, grpo_dataset
@@ -356,6 +357,7 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ProgressLinesCallback() if lines else ProgressBarCallback())
+    trainer.callback_handler.callbacks.insert(0, ResourceMonitorCallback())  # before the trackers read each log
     return trainer, policy, reward, {"timer": timer, "accuracy": accuracy, "generation_config": generation_config}
 
 

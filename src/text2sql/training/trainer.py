@@ -37,6 +37,7 @@ from text2sql.training.callbacks import (
 from text2sql.training.checkpoints import CompleteCheckpointCallback
 from text2sql.training.collator import PaddingCollator, training_columns
 from text2sql.training.methods import apply_method, is_peft_method, parameter_summary, quantization_config
+from text2sql.training.resources import ResourceMonitorCallback
 
 log = logging.getLogger("text2sql.train")
 
@@ -253,8 +254,8 @@ def build_trainer(
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ProgressLinesCallback() if lines else ProgressBarCallback())
-    # First in line, so that trackers and progress lines see the memory figures in each log entry.
-    memory = PeakMemoryCallback()
+    # First in line, so that trackers and progress lines see the resource figures in each log entry.
+    memory = ResourceMonitorCallback()
     trainer.callback_handler.callbacks.insert(0, memory)
 
     return TrainingSetup(
