@@ -102,6 +102,17 @@ def test_sql_over_http_with_and_without_execute(real):
     assert (body["error"] is None) == (body["rows"] is not None)
 
 
+def test_vertex_prediction_route_answers_each_instance(real):
+    """The route a model registered in the Vertex AI Model Registry is served on (its container spec)."""
+    instances = [{"question": "How many flights?", "db_id": "airline"}, {"question": "List airports", "db_id": "airline"}]
+    r = httpx.post(f"{real.url}/vertex/predict", json={"instances": instances, "parameters": {}}, headers=AUTH)
+    assert r.status_code == 200
+    predictions = r.json()["predictions"]
+    assert len(predictions) == 2 and all(isinstance(p["sql"], str) and p["db_id"] == "airline" for p in predictions)
+    r = httpx.post(f"{real.url}/vertex/predict", json={"instances": []}, headers=AUTH)
+    assert r.status_code == 422
+
+
 def test_concurrent_requests_all_succeed_and_are_batched(real):
     engine = real.server.engine
     before = engine.stats.as_dict()

@@ -7,6 +7,8 @@ A model name is one of:
   folder (`text2sql.models.gguf`);
 - a local directory holding a saved model;
 - `gs://...` or `s3://...`: a remote directory, downloaded once into the local cache (`text2sql.storage`);
+- `projects/P/locations/L/models/ID[@VERSION]`: a Vertex AI Model Registry model, its artifact folder
+  fetched the same way (`text2sql.models.registry`);
 - anything else: a Hugging Face hub id such as `TinyLlama/TinyLlama-1.1B-Chat-v1.0`.
 
 Every failure to find or load a model is a `ConfigError` whose one-line message names the model and
@@ -23,6 +25,7 @@ from typing import Any
 
 from text2sql.errors import ConfigError, first_line
 from text2sql.models.gguf import gguf_model_path, is_gguf
+from text2sql.models.registry import artifact_uri, parse_model_resource
 from text2sql.models.tiny import tiny_model_path
 from text2sql.storage import StorageError, fetch
 
@@ -48,6 +51,10 @@ def resolve_model(name_or_path: str) -> str:
         return str(tiny_model_path(name))
     if is_gguf(name):
         return str(gguf_model_path(name))
+    registered = parse_model_resource(name)
+    if registered is not None:  # the Vertex AI Model Registry: its artifact folder, through the cache
+        uri = artifact_uri(registered)
+        return _fetch_remote(uri) if _URL.match(uri) else resolve_model(uri)
     if _URL.match(name):
         return _fetch_remote(name)
     path = Path(name).expanduser()

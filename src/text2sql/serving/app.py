@@ -37,6 +37,7 @@ from text2sql.data.example import Example
 from text2sql.data.schema import schema_text
 from text2sql.errors import DataError
 from text2sql.inference.generate import Sampling
+from text2sql.models.registry import PREDICT_ROUTE
 from text2sql.serving import questions
 from text2sql.serving.databases import DatabaseDirectory, UnknownDatabase
 from text2sql.serving.engine import Engine, EngineBusy, Generation, GenerationRequest, PromptTooLong
@@ -57,6 +58,8 @@ from text2sql.serving.openai_schema import (
     SqlRequest,
     SqlResponse,
     Usage,
+    VertexPredictRequest,
+    VertexPredictResponse,
     _Generation,
 )
 from text2sql.serving.repair import answer
@@ -291,6 +294,11 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             candidates=last or None,
             usage=Usage.of(result.prompt_tokens, result.completion_tokens),
         )
+
+    @app.post(PREDICT_ROUTE, response_model=VertexPredictResponse, response_model_exclude_none=True)
+    async def vertex_predict(body: VertexPredictRequest) -> VertexPredictResponse:
+        """The route a Vertex AI endpoint sends predictions to (a model registered by text2sql)."""
+        return VertexPredictResponse(predictions=[await sql(instance) for instance in body.instances])
 
     return app
 

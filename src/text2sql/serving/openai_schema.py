@@ -186,3 +186,14 @@ class SqlResponse(BaseModel):
     db_id: str | None = None
     candidates: list[SqlCandidate] | None = Field(None, description="With vote: every candidate of the last round.")
     usage: Usage
+
+
+class VertexPredictRequest(BaseModel):
+    """Vertex AI's prediction request: each instance is a `/v1/sql` request."""
+
+    instances: list[SqlRequest] = Field(..., min_length=1, description="The questions, each as /v1/sql takes it.")
+    parameters: dict[str, Any] | None = Field(None, description="Ignored: every setting goes in the instance.")
+
+
+class VertexPredictResponse(BaseModel):
+    predictions: list[SqlResponse]
