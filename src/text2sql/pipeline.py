@@ -20,6 +20,7 @@ from accelerate import PartialState
 
 from text2sql import storage
 from text2sql.config import Config, save_config
+from text2sql.models.registry import check_registration
 from text2sql.paths import cache_root
 from text2sql.stages import (
     Evaluate,
@@ -72,8 +73,10 @@ def run_pipeline(cfg: Config, *, force: bool = False, say: Say = say_line) -> Ru
     if remote:
         work.output_dir = str(_local_mirror(remote))
         say(f"output_dir {remote} is remote: working in {work.output_dir}, uploading each finished stage")
+    if work.launch.register_model:  # before hours of training, not after
+        check_registration(work, remote)
     work = _localize_inputs(work)
-    ctx = StageContext(work, force=force, say=say)
+    ctx = StageContext(work, force=force, say=say, remote=remote)
     result = RunResult(output_dir=cfg.output_dir)
 
     for number, stage in enumerate(pipeline_stages(work), start=1):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from text2sql import storage
 from text2sql.config import Config
 from text2sql.data.prepare import prepare
 from text2sql.data.prepare_report import summarize
@@ -24,6 +25,7 @@ from text2sql.evaluation.compare_runs import compare_runs, format_table, render_
 from text2sql.evaluation.evaluate import evaluate
 from text2sql.models.loading import ResolvedModel, open_model
 from text2sql.models.merge import merge_adapter
+from text2sql.models.registry import check_registration, run_upload_request, upload_model
 from text2sql.rundir import RunDir
 from text2sql.training.grpo import init_model_path, train_grpo
 from text2sql.training.methods import is_peft_method
@@ -47,6 +49,7 @@ class StageContext:
     cfg: Config
     force: bool = False
     say: Say = say_line
+    remote: str | None = None  # the gs:// or s3:// output_dir a local mirror (cfg.output_dir) is uploaded to
     _model: ResolvedModel | None = field(default=None, repr=False)
 
     @property
@@ -214,6 +217,34 @@ class Compare:
         return StageOutcome(self.name, page, False, result=comparison)
 
 
+class Register:
+    """Register the run's fine-tuned model, uploaded already, in the Vertex AI Model Registry
+    (`launch.register_model`); `<output_dir>/registry/registered.json` keeps its resource name."""
+
+    name = "register"
+    processes = "main"
+
+    def run(self, ctx: StageContext) -> StageOutcome:
+        cfg = ctx.cfg
+        check_registration(cfg, ctx.remote)
+        rel = Path(evaluated_model(cfg, "finetuned")).relative_to(cfg.output_dir)
+        uri = storage.join(str(ctx.remote), *rel.parts)
+        scored = ctx.run.stage_dir("eval/finetuned") / "metrics.json"
+        metrics = json.loads(scored.read_text(encoding="utf-8")) if scored.is_file() else None
+        request = run_upload_request(cfg, uri, metrics)
+        folder = ctx.run.stage_dir("registry")
+        record = folder / "registered.json"
+        if not ctx.force and record.is_file():
+            done = json.loads(record.read_text(encoding="utf-8"))
+            if done.get("request") == request:
+                return StageOutcome(self.name, folder, True, result=done["model"])
+        name = upload_model(request)
+        folder.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"model": name, "request": request}, indent=2), encoding="utf-8")
+        ctx.say(f"    registered {name} (evaluate it: text2sql evaluate --model {name} --data ...)")
+        return StageOutcome(self.name, folder, False, result=name)
+
+
 def pipeline_stages(cfg: Config) -> list[Stage]:
     """The stages `text2sql run` goes through for `cfg`, in order."""
     stages: list[Stage] = [Prepare()]
@@ -228,6 +259,8 @@ def pipeline_stages(cfg: Config) -> list[Stage]:
         stages.append(Evaluate("baseline"))
     if len(compared_labels(cfg)) > 1:
         stages.append(Compare())
+    if cfg.launch.register_model:
+        stages.append(Register())
     return stages
 
 

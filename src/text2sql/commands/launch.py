@@ -1,19 +1,27 @@
-"""`text2sql launch vertex CONFIG.yaml [key=value ...] [--dry-run] [--machine-type ...]`."""
+"""`text2sql launch vertex CONFIG.yaml [key=value ...] [--dry-run] [--register] [--machine-type ...]`,
+`text2sql launch vertex-register CONFIG.yaml [--model URI] [--dry-run]` and
+`text2sql launch vertex-pipeline CONFIG.yaml [--dry-run | --compile FILE]`."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from text2sql.commands.common import load_run_config
 from text2sql.config import split_config_args
 from text2sql.errors import ConfigError, Text2SQLError
-from text2sql.launch import vertex
+from text2sql.launch import pipeline, vertex
+from text2sql.models import registry
+from text2sql.models.registry import check_registration
 from text2sql.storage import is_remote, upload
 
-HELP = "launch a run on a cloud platform (Vertex AI custom job)"
+HELP = "launch on Vertex AI: a custom job, a pipeline, or register a model"
 
 
 def add_arguments(p: argparse.ArgumentParser, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -45,7 +53,43 @@ def add_arguments(p: argparse.ArgumentParser, parents: Sequence[argparse.Argumen
     )
     v.add_argument("--image", dest="image_uri", metavar="URI", help="training image URI (launch.image_uri)")
     v.add_argument("--display-name", help="job name in the console (default: text2sql-VERB-RUN)")
+    v.add_argument(
+        "--register",
+        action="store_true",
+        help="the job ends by registering the fine-tuned model in the Model Registry (launch.register_model=true)",
+    )
     v.set_defaults(func=run)
+
+    r = targets.add_parser(
+        "vertex-register",
+        parents=list(parents),
+        help="register a run's fine-tuned model (on gs://) in the Vertex AI Model Registry",
+    )
+    add_config(r)
+    r.add_argument("--model", metavar="URI", help="the model folder to register (default: the run's fine-tuned model)")
+    r.add_argument("--dry-run", action="store_true", help="print the UploadModelRequest; send nothing")
+    r.add_argument("--name-file", metavar="FILE", help="also write the registered resource name to FILE (pipelines)")
+    r.set_defaults(func=run_register)
+
+    pl = targets.add_parser(
+        "vertex-pipeline",
+        parents=list(parents),
+        help="prepare → train → merge → register → evaluate from the registry, as a Vertex AI Pipeline (KFP)",
+    )
+    add_config(pl)
+    pl.add_argument("--dry-run", action="store_true", help="compile offline and print the steps and the PipelineJob")
+    pl.add_argument("--compile", metavar="FILE", help="write the compiled pipeline spec (YAML) to FILE and stop")
+    pl.add_argument("--display-name", help="pipeline job name in the console")
+    pl.set_defaults(func=run_pipeline_job)
+
+
+def add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "config_and_overrides",
+        nargs="+",
+        metavar="CONFIG.yaml [key=value ...]",
+        help="a local or gs:// YAML config followed by dotted overrides; a local file is uploaded to launch.staging_bucket",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
         raise Text2SQLError(
             "text2sql launch vertex needs a config file first: text2sql launch vertex CONFIG.yaml [key=value ...]"
         )
-    _, cfg = load_run_config(args.config_and_overrides)  # every config problem is reported here, offline
+    if args.register:
+        overrides = [*overrides, "launch.register_model=true"]
+    _, cfg = load_run_config([path, *overrides])  # every config problem is reported here, offline
+    if cfg.launch.register_model:
+        check_registration(cfg, str(cfg.output_dir))
     problems = vertex.launch_problems(cfg)
     if problems:
         raise ConfigError(f"cannot launch on Vertex AI ({len(problems)} problem(s)): " + "; ".join(problems))
@@ -89,4 +137,85 @@ def run(args: argparse.Namespace) -> int:
         upload(path, config_uri)
     name = vertex.submit(spec, cfg.launch.project, cfg.launch.region)
     print(f"submitted {name}\n{vertex.console_url(name)}")
+    return 0
+
+
+def run_register(args: argparse.Namespace) -> int:
+    from text2sql.stages import evaluated_model
+
+    _, cfg = load_run_config(args.config_and_overrides)
+    remote = str(cfg.output_dir).rstrip("/")
+    model = args.model
+    if model is None:
+        if not remote.startswith("gs://"):
+            raise ConfigError(
+                f"output_dir={cfg.output_dir} is not on gs://: give --model gs://... (the registry reads gs://)"
+            )
+        model = f"{remote}/{Path(evaluated_model(cfg, 'finetuned')).name}"
+    request = registry.run_upload_request(cfg, model, _remote_metrics(remote))
+    checked = registry.validate_upload_request(request)
+    if args.dry_run:
+        print(registry.dump_request(request))
+        note = "" if checked else " (not checked against the Vertex AI API types: pip install 'text2sql[vertex]')"
+        print(f"dry run: would upload this model to the Model Registry in {request['parent']}{note}", file=sys.stderr)
+        return 0
+    registry.require_sdk()
+    name = registry.upload_model(request)
+    if args.name_file:
+        Path(args.name_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.name_file).write_text(name, encoding="utf-8")
+    print(f"registered {name}")
+    return 0
+
+
+def _remote_metrics(output_dir: str) -> dict | None:
+    """The run's fine-tuned evaluation metrics, for the registered model's labels; None when not there."""
+    from text2sql import storage
+
+    url = f"{output_dir}/eval/finetuned/metrics.json"
+    try:
+        if storage.is_remote(url):
+            with storage.filesystem(url).open(url, "r") as f:
+                return json.load(f)
+        return json.loads(Path(url).read_text(encoding="utf-8"))
+    except (OSError, ValueError, Text2SQLError) as exc:  # not evaluated yet, or no gcsfs here
+        print(f"note: no metrics for the labels ({exc})", file=sys.stderr)
+        return None
+
+
+def run_pipeline_job(args: argparse.Namespace) -> int:
+    path, overrides = split_config_args(args.config_and_overrides)
+    if path is None:
+        raise Text2SQLError("text2sql launch vertex-pipeline needs a config file first: CONFIG.yaml [key=value ...]")
+    _, cfg = load_run_config(args.config_and_overrides)
+    config_uri = path if is_remote(path) else vertex.staged_config_uri(path, cfg.launch.staging_bucket)
+    steps = pipeline.pipeline_steps(cfg, config_uri, overrides)  # every problem, before compiling
+    pipeline.require_kfp()
+    if args.compile:
+        out = pipeline.compile_pipeline(cfg, config_uri, args.compile, overrides)
+        print(f"pipeline spec written to {out} ({' → '.join(s['name'] for s in steps)})")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = pipeline.compile_pipeline(cfg, config_uri, Path(tmp) / "pipeline.yaml", overrides)
+        digest = hashlib.sha256(spec.read_bytes()).hexdigest()[:12]  # an unchanged pipeline is one template
+        template = f"{pipeline.pipeline_root(cfg).rstrip('/')}/templates/{spec.stem}-{digest}.yaml"
+        request = pipeline.pipeline_job_request(cfg, str(spec) if args.dry_run else template, args.display_name)
+        if args.dry_run:
+            shown = {"{model}": "<the name register wrote>", "{name_file}": "<output parameter model_name>"}
+            for step in steps:
+                line = shlex.join(shown.get(a, a) for a in step["args"])
+                print(f"{step['name']:>9}: text2sql {line}" + (f"  [{step['gpus']} GPU]" if step["gpus"] else ""))
+            print(json.dumps({**request, "template_path": template}, indent=2))
+            staged = "" if config_uri == path else f"upload {path} to {config_uri}, "
+            print(
+                f"dry run: would {staged}upload the compiled spec to {template}, then submit this PipelineJob",
+                file=sys.stderr,
+            )
+            return 0
+        vertex.require_sdk()
+        if config_uri != path:
+            upload(path, config_uri)
+        upload(spec, template)
+        name = pipeline.submit(request)
+    print(f"submitted {name}")
     return 0

@@ -354,6 +354,23 @@ class LaunchConfig(_Section):
     staging_bucket: str | None = Field(
         None, description="gs:// folder where launch uploads a local config file for the job to read."
     )
+    register_model: bool = Field(
+        False,
+        description="At the end of `text2sql run`, register the fine-tuned model (already on gs://) in the Vertex AI "
+        "Model Registry and print its resource name (output_dir must be gs://).",
+    )
+    serving_image_uri: str | None = Field(
+        None, description="Image that serves a registered model (`text2sql serve`); default: launch.image_uri."
+    )
+    model_display_name: str | None = Field(
+        None, description="Name of the registered model in the registry (default: the output_dir name)."
+    )
+    parent_model: str | None = Field(
+        None, description="Register as a new version of this registry model (projects/P/locations/L/models/ID)."
+    )
+    pipeline_root: str | None = Field(
+        None, description="gs:// folder for Vertex AI Pipelines artifacts (default: <staging_bucket>/pipeline_root)."
+    )
 
 
 TUNING_METRICS = (

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from text2sql.config import Config
 from text2sql.errors import ConfigError, MissingExtraError, Text2SQLError, first_line
 
 ENDPOINT_ENV = "TEXT2SQL_VERTEX_API_ENDPOINT"
@@ -211,3 +212,38 @@ def upload_model(request: dict[str, Any]) -> str:
 
 def dump_request(request: dict[str, Any]) -> str:
     return json.dumps(request, indent=2)
+
+
+def run_upload_request(cfg: Config, model_uri: str, metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The upload of a run's fine-tuned model at `model_uri`, from the config's `launch` section."""
+    launch = cfg.launch
+    problems = []
+    if not launch.project:
+        problems.append("no Google Cloud project: set launch.project")
+    image = launch.serving_image_uri or launch.image_uri
+    if not image:
+        problems.append("no serving image: set launch.serving_image_uri (or launch.image_uri)")
+    if problems:
+        raise ConfigError("cannot register the model: " + "; ".join(problems))
+    name = launch.model_display_name or cfg.tracking.run_name or Path(str(cfg.output_dir).rstrip("/")).name
+    headline = {k: metrics[k] for k in ("execution_accuracy", "exact_match", "f1_score") if metrics and k in metrics}
+    return upload_request(
+        resource_parent=f"projects/{launch.project}/locations/{launch.region}",
+        artifact_uri=model_uri,
+        display_name=name,
+        serving_image=str(image),
+        labels=registry_labels(cfg.model.name_or_path, cfg.finetune.method, metrics),
+        description=f"text2sql: {cfg.finetune.method} fine-tune of {cfg.model.name_or_path}; test metrics {headline}",
+        parent_model=launch.parent_model,
+    )
+
+
+def check_registration(cfg: Config, remote_output: str | None) -> None:
+    """Before a run that ends by registering its model: everything registration needs, checked first."""
+    if not (remote_output or "").startswith("gs://"):
+        raise ConfigError(
+            f"launch.register_model: the registry reads model files from gs://, and output_dir={cfg.output_dir} is "
+            "not there; set output_dir=gs://BUCKET/runs/NAME"
+        )
+    run_upload_request(cfg, str(remote_output), None)
+    require_sdk("launch.register_model")
