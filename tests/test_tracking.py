@@ -198,3 +198,60 @@ def test_unknown_mlflow_run_is_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(Text2SQLError, match=f"cannot log evaluation metrics to MLflow at {uri}: ") as info:
         log_evaluation(cfg, EVAL_METRICS)
     assert "\n" not in str(info.value) and "tracking.json" in str(info.value)
+
+
+def test_vertex_experiments_dry_run_records_every_call(tmp_path, monkeypatch):
+    """tracking.backend=vertex with tracking.dry_run: training's time series and evaluation's metrics
+    go to one experiment run; each SDK call is written down instead of sent."""
+    from text2sql.tracking import tracking_callbacks
+    from text2sql.tracking.vertex import DRY_RUN_FILE
+
+    cfg = load_config(
+        None,
+        [f"output_dir={tmp_path / 'run'}", "tracking.backend=vertex", "tracking.dry_run=true",
+         "tracking.project=queryhub-experiments", "tracking.run_name=T5_Large LoRA", "launch.project=my-proj"],
+    )  # fmt: skip
+    assert setup_tracking(cfg) == []  # no transformers integration: our callback instead
+    callbacks = tracking_callbacks(cfg)
+    trainer = _train_two_steps(cfg, [])
+    for cb in callbacks:  # a second short run, tracked (the helper builds its own trainer)
+        trainer.add_callback(cb)
+    trainer.args.max_steps = 4
+    trainer.train()
+    log_evaluation(cfg, EVAL_METRICS)
+
+    calls = [json.loads(line) for line in (tmp_path / "run" / DRY_RUN_FILE).read_text().splitlines()]
+    names = [c["call"] for c in calls]
+    assert names[:3] == ["aiplatform.init", "aiplatform.start_run", "aiplatform.log_params"]
+    assert calls[0]["kwargs"] == {"project": "my-proj", "location": "us-central1", "experiment": "queryhub-experiments"}
+    assert calls[1]["kwargs"] == {"run": "t5-large-lora", "resume": False}
+    series = [c["kwargs"] for c in calls if c["call"] == "aiplatform.log_time_series_metrics"]
+    assert [s["step"] for s in series if "loss" in s["metrics"]] == [1, 2, 3, 4]
+    assert all("resources/rss_mb" in s["metrics"] for s in series if "loss" in s["metrics"])
+    # evaluation resumes the same run and logs its numbers (only numbers) as the run's metrics
+    end = names.index("aiplatform.end_run")
+    assert names[end + 1 : end + 3] == ["aiplatform.init", "aiplatform.start_run"]
+    assert calls[end + 2]["kwargs"] == {"run": "t5-large-lora", "resume": True}
+    logged = next(c["kwargs"]["metrics"] for c in calls if c["call"] == "aiplatform.log_metrics")
+    assert logged["test/execution_accuracy"] == 0.75 and "test/model" not in logged
+    assert names[-1] == "aiplatform.end_run"
+    params = calls[2]["kwargs"]["params"]  # the resolved config, as the values log_params takes
+    assert params["text2sql.tracking.project"] == "queryhub-experiments"
+    assert all(isinstance(v, (str, int, float)) for v in params.values())
+
+
+def test_vertex_names_and_sdk_are_checked_before_training(tmp_path, monkeypatch):
+    cfg = load_config(None, [f"output_dir={tmp_path / 'run'}", "tracking.backend=vertex", "tracking.project=Bad_Name"])
+    with pytest.raises(Exception) as err:
+        setup_tracking(cfg)
+    assert "tracking.project" in str(err.value) and "\n" not in str(err.value)
+    cfg = load_config(None, [f"output_dir={tmp_path / 'run'}", "tracking.backend=vertex", "launch.project=p"])
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("google.cloud") else real(name, *a)
+    )
+    with pytest.raises(MissingExtraError) as err:
+        setup_tracking(cfg)
+    assert "pip install 'text2sql[vertex]'" in str(err.value)

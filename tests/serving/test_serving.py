@@ -104,7 +104,10 @@ def test_sql_over_http_with_and_without_execute(real):
 
 def test_vertex_prediction_route_answers_each_instance(real):
     """The route a model registered in the Vertex AI Model Registry is served on (its container spec)."""
-    instances = [{"question": "How many flights?", "db_id": "airline"}, {"question": "List airports", "db_id": "airline"}]
+    instances = [
+        {"question": "How many flights?", "db_id": "airline"},
+        {"question": "List airports", "db_id": "airline"},
+    ]
     r = httpx.post(f"{real.url}/vertex/predict", json={"instances": instances, "parameters": {}}, headers=AUTH)
     assert r.status_code == 200
     predictions = r.json()["predictions"]

@@ -332,11 +332,15 @@ class ServingConfig(_Section):
 
 
 class TrackingConfig(_Section):
-    backend: Literal["none", "tensorboard", "mlflow", "wandb"] = Field(
-        "none", description="Experiment tracker the trainer reports to."
+    backend: Literal["none", "tensorboard", "mlflow", "wandb", "vertex"] = Field(
+        "none", description="Experiment tracker the trainer reports to (vertex: Vertex AI Experiments)."
     )
     project: str = Field("text2sql", description="Experiment / project name in the tracker.")
     run_name: str | None = Field(None, description="Run name in the tracker (default: the output_dir name).")
+    dry_run: bool = Field(
+        False,
+        description="vertex: send nothing; write each Vertex AI Experiments call to <output_dir>/vertex_experiments.jsonl.",
+    )
 
 
 class LaunchConfig(_Section):

@@ -290,6 +290,7 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     from transformers import PrinterCallback, ProgressCallback, set_seed
     from trl import GRPOTrainer
 
+    from text2sql.tracking import tracking_callbacks
     from text2sql.training.trainer import check_attention, model_dtype
 
     lines = use_progress_lines(cfg.callbacks.progress)
@@ -342,6 +343,7 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
             accuracy = RLAccuracyCallback(sample, cfg.rl.eval_steps, keep_best=keeps_best(cfg))
             # First: it adds its value to the log entry the trackers and progress lines then read.
             trainer_callbacks.insert(0, accuracy)
+    trainer_callbacks += tracking_callbacks(cfg)
     trainer = GRPOTrainer(
         model=policy,
         reward_funcs=reward_funcs,

@@ -22,7 +22,7 @@ from text2sql.data.prompt import PromptBuilder
 from text2sql.errors import ConfigError
 from text2sql.models.adapters import adapter_base, is_adapter_dir
 from text2sql.models.loading import ResolvedModel, load_model
-from text2sql.tracking import TrackingRunCallback
+from text2sql.tracking import TrackingRunCallback, tracking_callbacks
 from text2sql.training.accuracy import ExecutionAccuracyCallback
 from text2sql.training.arguments import build_training_arguments
 from text2sql.training.callbacks import (
@@ -202,6 +202,7 @@ def build_trainer(
     if cfg.tracking.backend != "none":
         # After the trainer's own reporting integration: records its run in <output_dir>/tracking.json.
         callbacks.append(TrackingRunCallback(cfg.output_dir))
+        callbacks.extend(tracking_callbacks(cfg))
     if cfg.callbacks.checkpoint_sync:
         callbacks.append(CheckpointSyncCallback(cfg.callbacks.checkpoint_sync))
     # Execution accuracy must enter the eval metrics before early stopping reads them.

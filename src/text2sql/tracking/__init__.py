@@ -45,15 +45,32 @@ _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")  # MLflow metric names allow exa
 
 
 def report_to(cfg: Config) -> list[str]:
-    """The trainer's `report_to` for `tracking.backend`: `["mlflow"]`, ..., or `[]` for none."""
+    """The trainer's `report_to` for `tracking.backend`: `["mlflow"]`, ..., or `[]` for none (and for
+    vertex, which transformers has no integration for: `tracking_callbacks` adds ours)."""
     backend = cfg.tracking.backend
-    return [] if backend == "none" else [backend]
+    return [] if backend in ("none", "vertex") else [backend]
+
+
+def tracking_callbacks(cfg: Config) -> list[Any]:
+    """TrainerCallbacks of the trackers transformers does not integrate: Vertex AI Experiments."""
+    if cfg.tracking.backend != "vertex":
+        return []
+    from text2sql.tracking.vertex import VertexExperimentsCallback
+
+    return [VertexExperimentsCallback(cfg, _flat_config(cfg))]
 
 
 def check_backend(cfg: Config) -> None:
     """MissingExtraError naming the pip command when the backend's package is not installed."""
     backend = cfg.tracking.backend
     if backend == "none":
+        return
+    if backend == "vertex":
+        from text2sql.tracking import vertex
+
+        vertex.check_names(cfg)
+        if not cfg.tracking.dry_run:
+            vertex.require_sdk()
         return
     import importlib.util
 
@@ -127,7 +144,8 @@ class TrackingRunCallback(TrainerCallback):
             return
         if not self.record:
             self._capture(args, state)
-        self.record["global_step"] = state.global_step
+        # What other trackers recorded meanwhile (Vertex AI Experiments' run) stays.
+        self.record = {**(read_record(self.output_dir) or {}), **self.record, "global_step": state.global_step}
         write_record(self.output_dir, self.record)
 
     def _capture(self, args, state) -> None:
@@ -231,6 +249,8 @@ def log_evaluation(
         _log_tensorboard(cfg, values, step, record)
     elif backend == "wandb":
         _log_wandb(cfg, values, record, run_dir)
+    elif backend == "vertex":
+        _log_vertex(cfg, values, run_dir)
     return values
 
 
@@ -324,3 +344,14 @@ def _log_wandb(cfg: Config, values: dict[str, float], record: dict[str, Any], ru
             write_record(run_dir, record)
     finally:
         run.finish()
+
+
+def _log_vertex(cfg: Config, values: dict[str, float], run_dir: Path) -> None:
+    from text2sql.tracking.vertex import Experiments
+
+    experiments = Experiments(cfg, run_dir)
+    experiments.start()  # the run training logged to, or a new one
+    experiments.params(_flat_config(cfg))
+    experiments.metrics(values)
+    experiments.end()
+    log.info("logged %d evaluation metrics to Vertex AI experiment %s", len(values), cfg.tracking.project)
