@@ -20,6 +20,7 @@ from text2sql.data.readers import ReadStats, read_examples
 from text2sql.data.schema import read_schema
 from text2sql.errors import ConfigError, DataError, MissingExtraError, Text2SQLError
 from text2sql.models.gguf import is_gguf
+from text2sql.models.registry import is_model_resource
 from text2sql.models.tiny import parse_tiny_spec
 from text2sql.sql.execution import execute_sql
 from text2sql.sql.targets import dialect_of, is_url, local_path
@@ -119,6 +120,12 @@ def _required_packages(cfg: Config) -> list[tuple[str, str, str, str]]:
     for key, backend in (("evaluation.backend", cfg.evaluation.backend), ("serving.backend", cfg.serving.backend)):
         if backend == "vllm":
             needed.append((f"{key}=vllm", "vllm", "vllm", "vllm"))
+    if cfg.rl.enabled and cfg.rl.use_vllm:
+        needed.append(("rl.use_vllm", "vllm", "vllm", "vllm"))
+    if cfg.launch.register_model:
+        needed.append(("launch.register_model", "google.cloud.aiplatform_v1", "google-cloud-aiplatform", "vertex"))
+    if is_model_resource(cfg.model.name_or_path):
+        needed.append(("a Model Registry model", "google.cloud.aiplatform_v1", "google-cloud-aiplatform", "vertex"))
     return needed
 
 
@@ -149,7 +156,7 @@ def _check_requirements(cfg: Config, report: ValidationReport, config_path: str 
             report.problems.append(str(MissingExtraError(what, package, extra)))
     try:
         check_backend(cfg)
-    except MissingExtraError as exc:
+    except (MissingExtraError, ConfigError) as exc:
         report.problems.append(str(exc))
     d = cfg.data
     urls = [

@@ -1,5 +1,5 @@
 """Resource monitoring during training, on any machine: CPU and memory use of the process and the
-machine, GPU utilisation and memory through NVML when there is a GPU (`pip install nvidia-ml-py`),
+machine, GPU utilisation and memory through NVML when there is a GPU (`pip install 'text2sql[gpu-monitor]'`),
 and training speed (samples/s and, when the trainer counts them, tokens/s) between two log entries.
 
 `ResourceMonitorCallback` adds the figures to every log entry before the trackers read it, so
@@ -29,6 +29,12 @@ TOKENS = "throughput/tokens_per_second"
 KEYS = (CPU, SYSTEM_CPU, RSS, SYSTEM_MEMORY, GPU_UTIL, GPU_MEMORY, SAMPLES, TOKENS)
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 class _Nvml:
     """GPU utilisation and used memory from NVML; `available` is False without a GPU or nvidia-ml-py."""
 
@@ -40,7 +46,10 @@ class _Nvml:
             pynvml.nvmlInit()
             self._nvml = pynvml
             self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        except Exception as exc:  # no library, no driver, no GPU: CPU figures only
+        except ImportError:
+            if _cuda_available():
+                log.info("GPU utilisation is not logged: pip install 'text2sql[gpu-monitor]' (NVML)")
+        except Exception as exc:  # no driver, no GPU: CPU figures only
             log.debug("GPU monitoring off: %s", exc)
 
     @property
