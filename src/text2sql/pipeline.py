@@ -130,5 +130,5 @@ def summary(result: RunResult) -> str:
         rel = result.report.relative_to(result.report.parents[2])
         lines.append(f"report: {where}/{rel.as_posix()}")
     if result.compare_page is not None:
-        lines.append(f"baseline vs fine-tuned: {where}/eval/compare.html")
+        lines.append(f"{' vs '.join(names)}: {where}/eval/compare.html")
     return "\n".join(lines)
