@@ -22,7 +22,7 @@ WORKDIR /opt/text2sql
 COPY pyproject.toml README.md ./
 RUN python -c "import torch; print('torch==' + torch.__version__)" > /tmp/constraints.txt \
  && mkdir -p src/text2sql && touch src/text2sql/__init__.py \
- && pip install --constraint /tmp/constraints.txt ".[gcs,s3,qlora,mlflow]" \
+ && pip install --constraint /tmp/constraints.txt ".[gcs,s3,qlora,mlflow,vertex,gpu-monitor]" \
  && pip uninstall -y text2sql && rm -rf src build
 
 COPY src ./src

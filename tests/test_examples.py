@@ -61,7 +61,7 @@ def test_dockerfile_builds_the_training_image():
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert dockerfile.splitlines()[0].startswith("# docker build")
     assert "FROM ${BASE_IMAGE}" in dockerfile and "cuda" in dockerfile
-    assert 'pip install --constraint /tmp/constraints.txt ".[gcs,s3,qlora,mlflow]"' in dockerfile
+    assert 'pip install --constraint /tmp/constraints.txt ".[gcs,s3,qlora,mlflow,vertex,gpu-monitor]"' in dockerfile
     assert 'ENTRYPOINT ["text2sql"]' in dockerfile
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     assert {".venv", ".git", "runs", "tests"} <= set(ignored)
