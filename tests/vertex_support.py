@@ -11,6 +11,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
 
 import pytest
+import yaml
+
+IMAGE = "us-docker.pkg.dev/proj/train/text2sql:1"
+
+
+def write_vertex_config(path, **launch) -> None:
+    """A run config for Vertex AI: data and output on gs://, a launch section (plus `launch`)."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "output_dir": "gs://bkt/runs/t5-sql",
+                "model": {"name_or_path": "gs://bkt/models/t5-large"},
+                "data": {"train": "gs://bkt/data/train.csv", "validation": "gs://bkt/data/val.csv"},
+                "launch": {"project": "proj", "image_uri": IMAGE, "staging_bucket": "gs://bkt/staging", **launch},
+            }
+        )
+    )
 
 
 class FakeVertex:

@@ -8,13 +8,13 @@ import json
 import sys
 
 import pytest
-import yaml
 
 from text2sql.cli import main
 from text2sql.config import load_config
 from text2sql.errors import ConfigError, MissingExtraError
 from text2sql.launch import vertex
 from text2sql.launch.vertex import staged_config_uri, submit, vertex_job_spec
+from vertex_support import IMAGE, write_vertex_config
 
 # Field names of the REST resource (cloud.google.com/vertex-ai/docs/reference/rest/v1/CustomJob),
 # in the snake_case spelling the Python client takes.
@@ -46,22 +46,11 @@ WORKER_POOL_FIELDS = {
 MACHINE_SPEC_FIELDS = {"machine_type", "accelerator_type", "accelerator_count", "tpu_topology", "reservation_affinity"}
 CONTAINER_SPEC_FIELDS = {"image_uri", "command", "args", "env"}
 
-IMAGE = "us-docker.pkg.dev/proj/train/text2sql:1"
-
 
 @pytest.fixture
 def config_file(tmp_path):
     path = tmp_path / "vertex.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "output_dir": "gs://bkt/runs/t5-sql",
-                "model": {"name_or_path": "gs://bkt/models/t5-large"},
-                "data": {"train": "gs://bkt/data/train.csv", "validation": "gs://bkt/data/val.csv"},
-                "launch": {"project": "proj", "image_uri": IMAGE, "staging_bucket": "gs://bkt/staging"},
-            }
-        )
-    )
+    write_vertex_config(path)
     return path
 
 

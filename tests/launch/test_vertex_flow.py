@@ -15,33 +15,18 @@ import yaml
 from text2sql.cli import main
 from text2sql.config import load_config
 from text2sql.stages import Register, StageContext
-from vertex_support import fake_vertex  # noqa: F401  (fixture)
+from vertex_support import IMAGE, fake_vertex, write_vertex_config  # noqa: F401  (fake_vertex: a fixture)
 
 pytest.importorskip("google.cloud.aiplatform_v1")
 pytest.importorskip("kfp")
 
-IMAGE = "us-docker.pkg.dev/proj/train/text2sql:1"
 SERVING = "us-docker.pkg.dev/proj/serve/text2sql:1"
 
 
 @pytest.fixture
 def config_file(tmp_path):
     path = tmp_path / "vertex.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "output_dir": "gs://bkt/runs/t5-sql",
-                "model": {"name_or_path": "gs://bkt/models/t5-large"},
-                "data": {"train": "gs://bkt/data/train.csv"},
-                "launch": {
-                    "project": "proj",
-                    "image_uri": IMAGE,
-                    "serving_image_uri": SERVING,
-                    "staging_bucket": "gs://bkt/staging",
-                },
-            }  # fmt: skip
-        )
-    )
+    write_vertex_config(path, serving_image_uri=SERVING)
     return path
 
 

@@ -31,12 +31,7 @@ def add_arguments(p: argparse.ArgumentParser, parents: Sequence[argparse.Argumen
         parents=list(parents),
         help="a Vertex AI custom job running the training image (defaults: the config's launch section)",
     )
-    v.add_argument(
-        "config_and_overrides",
-        nargs="+",
-        metavar="CONFIG.yaml [key=value ...]",
-        help="a local or gs:// YAML config followed by dotted overrides; a local file is uploaded to launch.staging_bucket",
-    )
+    add_config(v)
     v.add_argument(
         "--dry-run", action="store_true", help="validate and print the job as JSON; upload and submit nothing"
     )

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.config import Config
-from text2sql.errors import ConfigError, MissingExtraError, Text2SQLError
+from text2sql.errors import ConfigError, MissingExtraError
 from text2sql.launch.vertex import launch_problems
+from text2sql.models import vertex_api
 from text2sql.training.methods import is_peft_method
 
 FUSE_ROOT = "/gcs/"
@@ -202,23 +203,12 @@ def pipeline_job_request(cfg: Config, template_uri: str, display_name: str | Non
 
 def submit(request: dict[str, Any]) -> str:
     """Create the PipelineJob; its resource name. Does not wait."""
-    from text2sql.launch.vertex import require_sdk
-
-    require_sdk()
-    from google.api_core import exceptions as api_errors
-    from google.auth import exceptions as auth_errors
+    vertex_api.require_sdk("text2sql launch vertex-pipeline")
     from google.cloud import aiplatform
 
-    try:
+    with vertex_api.api_call(
+        "Vertex AI refused the pipeline job", "check launch.project, launch.region and launch.pipeline_root"
+    ):
         job = aiplatform.PipelineJob(**request)
         job.submit()
-    except auth_errors.DefaultCredentialsError:
-        raise Text2SQLError(
-            "no Google Cloud credentials: run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
-        ) from None
-    except api_errors.GoogleAPICallError as exc:
-        message = str(getattr(exc, "message", "") or exc).splitlines()[0]
-        raise Text2SQLError(
-            f"Vertex AI refused the pipeline job: {message}; check launch.project and launch.region"
-        ) from None
     return str(job.resource_name)

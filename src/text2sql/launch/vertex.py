@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.config import Config
-from text2sql.errors import ConfigError, MissingExtraError, Text2SQLError
+from text2sql.errors import ConfigError
+from text2sql.models import vertex_api
 from text2sql.storage import is_remote
 
 VERBS = ("run", "train")
@@ -162,12 +163,7 @@ def validate_with_api_types(spec: dict[str, Any]) -> bool:
 
 def require_sdk() -> None:
     """MissingExtraError naming `text2sql[vertex]` when google-cloud-aiplatform is not installed."""
-    import importlib
-
-    try:
-        importlib.import_module("google.cloud.aiplatform_v1")
-    except ImportError:
-        raise MissingExtraError("text2sql launch vertex", "google-cloud-aiplatform", "vertex") from None
+    vertex_api.require_sdk("text2sql launch vertex")
 
 
 def submit(spec: dict[str, Any], project: str | None, region: str) -> str:
@@ -175,25 +171,16 @@ def submit(spec: dict[str, Any], project: str | None, region: str) -> str:
     if not project:
         raise ConfigError("no Google Cloud project: set launch.project (or pass launch.project=ID)")
     require_sdk()
-    from google.api_core import exceptions as api_errors
-    from google.auth import exceptions as auth_errors
     from google.cloud import aiplatform_v1
 
-    try:
+    with vertex_api.api_call(
+        f"Vertex AI refused the job in projects/{project}/locations/{region}",
+        "check launch.project, launch.region, the Vertex AI API and your permissions (aiplatform.customJobs.create)",
+    ):
         client = aiplatform_v1.JobServiceClient(client_options={"api_endpoint": f"{region}-aiplatform.googleapis.com"})
         job = client.create_custom_job(
             parent=f"projects/{project}/locations/{region}", custom_job=aiplatform_v1.types.CustomJob(**spec)
         )
-    except auth_errors.DefaultCredentialsError:
-        raise Text2SQLError(
-            "no Google Cloud credentials: run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
-        ) from None
-    except api_errors.GoogleAPICallError as exc:
-        message = str(getattr(exc, "message", "") or exc).splitlines()[0]
-        raise Text2SQLError(
-            f"Vertex AI refused the job in projects/{project}/locations/{region}: {message}; check launch.project, "
-            "launch.region, the Vertex AI API and your permissions (aiplatform.customJobs.create)"
-        ) from None
     return job.name
 
 

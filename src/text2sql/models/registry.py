@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.config import Config
-from text2sql.errors import ConfigError, MissingExtraError, Text2SQLError, first_line
+from text2sql.errors import ConfigError, first_line
+from text2sql.models.vertex_api import api_call, require_sdk
 
 ENDPOINT_ENV = "TEXT2SQL_VERTEX_API_ENDPOINT"
 _NAME = re.compile(
@@ -64,15 +65,6 @@ def is_model_resource(text: str) -> bool:
     return parse_model_resource(text) is not None
 
 
-def require_sdk(feature: str = "the Vertex AI Model Registry") -> None:
-    import importlib
-
-    try:
-        importlib.import_module("google.cloud.aiplatform_v1")
-    except ImportError:
-        raise MissingExtraError(feature, "google-cloud-aiplatform", "vertex") from None
-
-
 def model_client(location: str) -> Any:
     """A `ModelServiceClient` for `location` (see the module docstring for the endpoint)."""
     require_sdk()
@@ -89,35 +81,15 @@ def model_client(location: str) -> Any:
     return aiplatform_v1.ModelServiceClient(client_options=options)
 
 
-def _api_errors(action: str, where: str):
-    """(exception types, one-line error) for a failed registry call."""
-    from google.api_core import exceptions as api_errors
-    from google.auth import exceptions as auth_errors
-
-    def explain(exc: BaseException) -> Text2SQLError:
-        if isinstance(exc, auth_errors.DefaultCredentialsError):
-            return Text2SQLError(
-                "no Google Cloud credentials: run `gcloud auth application-default login` or set "
-                "GOOGLE_APPLICATION_CREDENTIALS"
-            )
-        if isinstance(exc, api_errors.NotFound):
-            return Text2SQLError(f"{where} is not in the Vertex AI Model Registry; check the project, region and ID")
-        message = (str(getattr(exc, "message", "") or first_line(exc)).splitlines() or [""])[0]
-        return Text2SQLError(
-            f"Vertex AI refused to {action} {where}: {message}; check the project, region and your permissions"
-        )
-
-    return (auth_errors.DefaultCredentialsError, api_errors.GoogleAPICallError), explain
-
-
 def artifact_uri(resource: ModelResource) -> str:
     """Where the registered model's files are (its `artifact_uri`)."""
     client = model_client(resource.location)
-    errors, explain = _api_errors("read", resource.name)
-    try:
+    with api_call(
+        f"Vertex AI refused to read {resource.name}",
+        "check the project, region and your permissions (aiplatform.models.get)",
+        not_found=f"{resource.name} is not in the Vertex AI Model Registry; check the project, region and ID",
+    ):
         model = client.get_model(name=resource.name)
-    except errors as exc:
-        raise explain(exc) from None
     if not model.artifact_uri:
         raise ConfigError(
             f"{resource.name} has no artifact URI (a model without files, e.g. AutoML); text2sql needs one"
@@ -201,11 +173,11 @@ def upload_model(request: dict[str, Any]) -> str:
     client = model_client(location)
     from google.cloud.aiplatform_v1.types import UploadModelRequest
 
-    errors, explain = _api_errors("register a model in", request["parent"])
-    try:
+    with api_call(
+        f"Vertex AI refused to register the model in {request['parent']}",
+        "check launch.project, launch.region and your permissions (aiplatform.models.upload)",
+    ):
         response = client.upload_model(request=UploadModelRequest(**request)).result()
-    except errors as exc:
-        raise explain(exc) from None
     name = str(response.model)
     return f"{name}@{response.model_version_id}" if response.model_version_id else name
 
