@@ -87,3 +87,16 @@ def test_upload_request_is_a_valid_api_object_and_registers(fake_vertex):  # noq
     assert "gs://" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(ConfigError):
         validate_upload_request({"parent": "projects/p/locations/l", "model": {"no_such_field": 1}})
+
+
+def test_evaluate_a_registered_model_by_its_name(fake_vertex, tiny_llama_path, tmp_path, capsys):  # noqa: F811
+    """The seed's last step: evaluation loads the model from the registry by its resource name."""
+    from text2sql.cli import main
+
+    fake_vertex.models[NAME] = {"name": NAME, "versionId": "1", "artifactUri": str(tiny_llama_path)}
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", f"{NAME}@1", "--data", "bundled", "--output", str(out), "--max-samples", "2",
+            "--max-new-tokens", "4", "--no-loss", "--threads", "1"]  # fmt: skip
+    assert main(argv) == 0
+    assert (out / "metrics.json").is_file()
+    assert fake_vertex.requests[-1][:2] == ("GET", f"/v1/{NAME}@1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from text2sql.commands.common import add_threads_argument
+from text2sql.commands.common import MODEL_HELP, add_threads_argument
 from text2sql.config import EvaluationConfig, add_section_flags
 
 HELP = "score a model or predictions: exact match, token F1, execution accuracy"
@@ -36,8 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--model",
         metavar="M",
-        help="a merged model folder, an adapter folder (base + adapter), a run folder, a base model folder, "
-        "a hub id, or tiny:<arch>",
+        help=MODEL_HELP,
     )
     what.add_argument(
         "--predictions",
