@@ -15,7 +15,7 @@ from text2sql.config import load_config
 from text2sql.data.bundled import db_path
 from text2sql.errors import ConfigError, DataError
 from text2sql.training.grpo import train_grpo
-from text2sql.training.rewards import execution_reward, format_reward
+from text2sql.training.rewards import ExecutionReward, format_reward
 from training_support import run_config, weights
 
 GOLD = "SELECT name FROM airports WHERE country = 'Germany'"
@@ -223,7 +223,7 @@ def test_reward_cannot_modify_the_database(tmp_path):
         "SELECT 1; DELETE FROM flights",
         "```sql\nDELETE FROM flights;\n```",
     ]
-    reward = execution_reward(forbidden_penalty=-0.5)
+    reward = ExecutionReward(forbidden_penalty=-0.5)
     rewards = reward(completions=attacks, sql=[GOLD] * len(attacks), db_path=[str(db)] * len(attacks))
     assert sha256(db) == before
     assert not (tmp_path / "other.db").exists()
@@ -234,7 +234,7 @@ def test_reward_cannot_modify_the_database(tmp_path):
 
 def test_rewards_by_outcome(tmp_path):
     db = str(db_path("airline"))
-    reward = execution_reward(partial_credit=0.25)
+    reward = ExecutionReward(partial_credit=0.25)
     logged: dict[str, float] = {}
     completions = [
         GOLD,

@@ -47,7 +47,7 @@ from text2sql.training.callbacks import ProgressBarCallback, ProgressLinesCallba
 from text2sql.training.methods import apply_method, format_summary, is_peft_method, parameter_summary
 from text2sql.training.model_card import dump_json
 from text2sql.training.resources import ResourceMonitorCallback
-from text2sql.training.rewards import execution_reward, format_reward
+from text2sql.training.rewards import ExecutionReward, format_reward
 from text2sql.training.rl_callbacks import RLAccuracyCallback, TimeLimitCallback
 from text2sql.training.rl_data import check_gold_runs, grpo_dataset
 from text2sql.training.train import LOG_FILE, finetuned_path
@@ -322,7 +322,7 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     else:
         policy = apply_method(policy, cfg, "decoder")
 
-    reward = execution_reward(
+    reward = ExecutionReward(
         partial_credit=cfg.rl.partial_credit,
         forbidden_penalty=cfg.rl.forbidden_penalty,
         timeout=cfg.evaluation.timeout,

@@ -1,6 +1,6 @@
 """Rewards from execution, for reinforcement learning (TRL's `GRPOTrainer`).
 
-    reward = execution_reward(partial_credit=0.1, forbidden_penalty=-0.5)
+    reward = ExecutionReward(partial_credit=0.1, forbidden_penalty=-0.5)
     trainer = GRPOTrainer(..., reward_funcs=[reward, format_reward(0.1)])
 
 TRL calls a reward function as `f(prompts=..., completions=..., completion_ids=..., **columns)`,
@@ -61,7 +61,9 @@ class _Row:
 
 
 class ExecutionReward:
-    """A TRL reward function scoring each completion by executing its SQL against the gold.
+    """A TRL reward function scoring each completion by executing its SQL against the gold: 1.0 for
+    the gold's result, `partial_credit` for SQL that runs but differs, 0.0 for SQL that fails,
+    `forbidden_penalty` for SQL the read-only executor refuses, None (left out) when the gold fails.
 
     `counts` accumulates over every call; `last` holds the counts of the latest call. When TRL
     passes `log_metric` (it does from 1.x on), the shares of each call are logged as
@@ -146,27 +148,6 @@ class ExecutionReward:
         return rewards
 
 
-def execution_reward(
-    *,
-    partial_credit: float = 0.0,
-    forbidden_penalty: float = -0.5,
-    timeout: float = DEFAULT_TIMEOUT,
-    max_rows: int = DEFAULT_MAX_ROWS,
-    max_steps: int | None = None,
-    result_match: str = "default",
-) -> ExecutionReward:
-    """The execution reward for TRL: 1.0 right result, `partial_credit` ran but differs, 0.0 fails,
-    `forbidden_penalty` refused by the read-only executor, None when the gold itself fails."""
-    return ExecutionReward(
-        partial_credit=partial_credit,
-        forbidden_penalty=forbidden_penalty,
-        timeout=timeout,
-        max_rows=max_rows,
-        max_steps=max_steps,
-        result_match=result_match,
-    )
-
-
 def is_single_statement(text: str) -> bool:
     """Whether `text` is one SQL statement and nothing else: no prose, no fence, no second statement
     (one trailing `;` is fine)."""
@@ -201,7 +182,6 @@ def _completion_text(completion: Any) -> str:
 __all__ = [
     "ExecutionReward",
     "RewardCounts",
-    "execution_reward",
     "format_reward",
     "is_single_statement",
 ]
