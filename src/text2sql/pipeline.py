@@ -34,6 +34,7 @@ from text2sql.stages import (
     timed,
 )
 from text2sql.tracking import RECORD, log_evaluation, tensorboard_dir
+from text2sql.tracking.vertex import DRY_RUN_FILE
 from text2sql.training.arguments import uses_cpu
 
 HEADLINE = ("execution_accuracy", "exact_match", "f1_score", "valid_sql_rate")
@@ -110,9 +111,10 @@ def _publish_tracking(work: Config, remote: str) -> None:
     logs = tensorboard_dir(work)
     if logs.is_dir() and any(logs.iterdir()):
         storage.upload(logs, storage.join(remote, logs.name))
-    record = Path(work.output_dir) / RECORD
-    if record.is_file():
-        storage.upload(record, storage.join(remote, RECORD))
+    for name in (RECORD, DRY_RUN_FILE):  # the Vertex AI Experiments calls of tracking.dry_run too
+        path = Path(work.output_dir) / name
+        if path.is_file():
+            storage.upload(path, storage.join(remote, name))
 
 
 def summary(result: RunResult) -> str:

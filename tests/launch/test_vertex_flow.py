@@ -45,7 +45,10 @@ def test_register_dry_run_prints_a_valid_upload_request(config_file, capsys):
     assert "would upload this model" in out.err
 
 
-def test_register_sends_the_request_and_writes_the_name(config_file, fake_vertex, tmp_path, capsys):  # noqa: F811
+def test_register_sends_the_request_and_writes_the_name(config_file, fake_vertex, tmp_path, capsys, monkeypatch):  # noqa: F811
+    # No Cloud Storage here: record the marking instead (tests/storage checks mark_complete on S3).
+    marked = []
+    monkeypatch.setattr("text2sql.storage.mark_complete", marked.append)
     name_file = tmp_path / "out" / "model.txt"
     argv = ["launch", "vertex-register", str(config_file), "--model", "gs://bkt/elsewhere/merged"]
     assert main([*argv, "--name-file", str(name_file)]) == 0
@@ -55,6 +58,7 @@ def test_register_sends_the_request_and_writes_the_name(config_file, fake_vertex
     method, path, body = fake_vertex.requests[-1]
     assert (method, path) == ("POST", "/v1/projects/proj/locations/us-central1/models:upload")
     assert body["model"]["artifactUri"] == "gs://bkt/elsewhere/merged"
+    assert marked == ["gs://bkt/elsewhere/merged"]  # a folder written through FUSE becomes fetchable
 
 
 def test_register_stage_registers_once(fake_vertex, tmp_path):  # noqa: F811
@@ -87,6 +91,8 @@ def test_register_stage_registers_once(fake_vertex, tmp_path):  # noqa: F811
 def test_launch_with_register_checks_registration_first(config_file, capsys):
     assert main(["launch", "vertex", str(config_file), "--register", "--dry-run"]) == 0
     spec = json.loads(capsys.readouterr().out)
+    assert main(["launch", "vertex", str(config_file), "--register", "--dry-run", "--verb", "train"]) == 2
+    assert "--register needs --verb run" in capsys.readouterr().err
     assert spec["job_spec"]["worker_pool_specs"][0]["container_spec"]["args"][-1] == "launch.register_model=true"
     # no serving image anywhere: refused before anything is uploaded or submitted
     assert main(["launch", "vertex", str(config_file), "--register", "--dry-run", "launch.serving_image_uri=null",

@@ -153,6 +153,20 @@ def test_folder_without_complete_marker_is_refused(remote, tmp_path):
     assert _digests(fetch(url, cache_dir=tmp_path / "cache")) == _digests(source)
 
 
+def test_a_finished_folder_written_by_other_means_is_marked_complete(remote, tmp_path):
+    """A model folder a pipeline step wrote through a FUSE mount: marked, then fetched, listing its files."""
+    source = _model_folder(tmp_path / "model")
+    url = f"{remote}/written-through-fuse"
+    fs = storage.filesystem(url)
+    for rel in _digests(source):
+        fs.put_file(str(source / rel), f"{url}/{rel}")
+    assert storage.mark_complete(url) is True
+    assert _digests(fetch(url, cache_dir=tmp_path / "cache")) == _digests(source)
+    assert storage.mark_complete(url) is False  # marked already: left as it is
+    with pytest.raises(StorageError, match="holds no files"):
+        storage.mark_complete(f"{remote}/nothing-here")
+
+
 def test_marker_listing_a_missing_file_is_refused(remote, tmp_path):
     source = _model_folder(tmp_path / "model")
     url = f"{remote}/m"

@@ -89,6 +89,8 @@ def test_grpo_run_end_to_end(tiny_llama_path, tmp_path):
             assert key in entry, key
         assert "completions/mean_length" in entry
     assert any("eval_execution_accuracy" in e for e in result.history)
+    # the starting model's accuracy is an entry of its own, at step 0
+    assert [e["step"] for e in result.history if "eval_execution_accuracy" in e][0] == 0
 
     changed = [k for k in snap.begin if not torch.equal(snap.begin[k], snap.end[k])]
     assert changed, "no weight changed"
@@ -300,3 +302,25 @@ def test_gold_that_runs_nowhere(tiny_llama_path, tmp_path):
     message = str(err.value)
     assert "\n" not in message and "gold SQL" in message and "runs on its database" in message
     assert not (tmp_path / "run" / "rl").exists()
+
+
+def test_rl_logs_to_a_vertex_experiment_run_of_its_own(tiny_llama_path, tmp_path):
+    """tracking.backend=vertex (dry run): RL's curves go to `<run>-rl` in the experiment, with resource use."""
+    import json
+
+    from text2sql.tracking.vertex import DRY_RUN_FILE
+
+    cfg = load_config(
+        None,
+        [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={tiny_llama_path}", "data.train=bundled",
+         "data.max_samples.train=4", "data.max_samples.validation=2", "data.max_samples.test=2",
+         "data.schema_format=tables", "tracking.backend=vertex", "tracking.dry_run=true", "finetune.method=full",
+         *rl_overrides(tiny_llama_path)],
+    )  # fmt: skip
+    train_grpo(cfg, extra_rewards=[by_length])
+    calls = [json.loads(line) for line in (tmp_path / "run" / DRY_RUN_FILE).read_text().splitlines()]
+    assert calls[1] == {"call": "aiplatform.start_run", "kwargs": {"run": "run-rl", "resume": False}}
+    series = [c["kwargs"] for c in calls if c["call"] == "aiplatform.log_time_series_metrics"]
+    assert [s["step"] for s in series if "reward" in s["metrics"]] == [1, 2]
+    assert all("resources/cpu_percent" in s["metrics"] for s in series if "reward" in s["metrics"])
+    assert calls[-1]["call"] == "aiplatform.end_run"

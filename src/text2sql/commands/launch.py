@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from text2sql import storage
 from text2sql.commands.common import load_run_config
 from text2sql.config import split_config_args
 from text2sql.errors import ConfigError, Text2SQLError
@@ -97,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
         overrides = [*overrides, "launch.register_model=true"]
     _, cfg = load_run_config([path, *overrides])  # every config problem is reported here, offline
     if cfg.launch.register_model:
-        check_registration(cfg, str(cfg.output_dir))
+        if args.verb != "run":
+            raise ConfigError("--register needs --verb run: the model is registered at the end of `text2sql run`")
+        # The job registers, not this machine: the SDK is needed here only to submit.
+        check_registration(cfg, str(cfg.output_dir), need_sdk=not args.dry_run)
     problems = vertex.launch_problems(cfg)
     if problems:
         raise ConfigError(f"cannot launch on Vertex AI ({len(problems)} problem(s)): " + "; ".join(problems))
@@ -155,6 +159,8 @@ def run_register(args: argparse.Namespace) -> int:
         print(f"dry run: would upload this model to the Model Registry in {request['parent']}{note}", file=sys.stderr)
         return 0
     registry.require_sdk()
+    if is_remote(model):  # written through a FUSE mount or by other tools: finished, now marked so
+        storage.mark_complete(model)
     name = registry.upload_model(request)
     if args.name_file:
         Path(args.name_file).parent.mkdir(parents=True, exist_ok=True)
@@ -165,8 +171,6 @@ def run_register(args: argparse.Namespace) -> int:
 
 def _remote_metrics(output_dir: str) -> dict | None:
     """The run's fine-tuned evaluation metrics, for the registered model's labels; None when not there."""
-    from text2sql import storage
-
     url = f"{output_dir}/eval/finetuned/metrics.json"
     try:
         if storage.is_remote(url):

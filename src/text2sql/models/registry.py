@@ -210,7 +210,7 @@ def run_upload_request(cfg: Config, model_uri: str, metrics: dict[str, Any] | No
     )
 
 
-def check_registration(cfg: Config, remote_output: str | None) -> None:
+def check_registration(cfg: Config, remote_output: str | None, *, need_sdk: bool = True) -> None:
     """Before a run that ends by registering its model: everything registration needs, checked first."""
     if not (remote_output or "").startswith("gs://"):
         raise ConfigError(
@@ -218,4 +218,5 @@ def check_registration(cfg: Config, remote_output: str | None) -> None:
             "not there; set output_dir=gs://BUCKET/runs/NAME"
         )
     run_upload_request(cfg, str(remote_output), None)
-    require_sdk("launch.register_model")
+    if need_sdk:
+        require_sdk("launch.register_model")

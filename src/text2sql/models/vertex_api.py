@@ -33,6 +33,8 @@ def api_call(refused: str, hint: str, *, not_found: str | None = None) -> Iterat
         yield
     except auth_errors.DefaultCredentialsError:
         raise Text2SQLError(NO_CREDENTIALS) from None
+    except auth_errors.GoogleAuthError as exc:  # expired or revoked credentials, a refused token
+        raise Text2SQLError(f"Google Cloud refused the credentials ({_message(exc)}); {NO_CREDENTIALS}") from None
     except api_errors.NotFound as exc:
         if not_found is None:
             raise Text2SQLError(f"{refused}: {_message(exc)}; {hint}") from None

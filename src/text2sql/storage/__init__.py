@@ -35,13 +35,14 @@ from text2sql.storage.remote import (
     missing_package,
     s3_endpoint,
 )
-from text2sql.storage.upload import RemoteMirror, upload
+from text2sql.storage.upload import RemoteMirror, mark_complete, upload
 
 __all__ = [
     "COMPLETE_MARKER",
     "MANIFEST",
     "PARTIAL_TAG",
     "RemoteMirror",
+    "mark_complete",
     "StorageError",
     "cache_root",
     "check_destination",

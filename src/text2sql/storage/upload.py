@@ -74,6 +74,29 @@ def upload(
     return dest
 
 
+def mark_complete(url: str) -> bool:
+    """Write the `_COMPLETE` marker into a remote folder that other means wrote (a Cloud Storage FUSE
+    mount in a pipeline step, gsutil), listing its files as they are now, so that `fetch` takes it.
+    Only for a folder known to be finished. False when it has a marker already."""
+    fs, path = resolve(url, None, None)
+    path = path.rstrip("/")
+    with storage_errors(url, "write to", fs):
+        marker = f"{path}/{COMPLETE_MARKER}"
+        if fs.exists(marker):
+            return False
+        sizes = {}
+        for key, info in sorted(fs.find(path, detail=True).items()):
+            rel = key[len(path) + 1 :]
+            if rel and rel != COMPLETE_MARKER and PARTIAL_TAG not in rel:
+                sizes[rel] = int(info["size"])
+        if not sizes:
+            raise StorageError(f"{url} holds no files: check the path")
+        body = {"files": sizes, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        fs.pipe_file(marker, json.dumps(body).encode())
+    log.info("marked %s complete (%d files)", url, len(sizes))
+    return True
+
+
 def _put_atomic(fs: Any, local: Path, key: str) -> None:
     """`local` to `key` via a temporary key, so `key` is either absent, the old object, or whole."""
     partial = f"{key}{PARTIAL_TAG}{uuid.uuid4().hex[:12]}"

@@ -88,7 +88,13 @@ class Experiments:
             return
         from google.cloud import aiplatform
 
-        getattr(aiplatform, name)(**kwargs)
+        from text2sql.models.vertex_api import api_call
+
+        with api_call(
+            f"Vertex AI Experiments refused aiplatform.{name}",
+            "check launch.project, launch.region and your permissions (aiplatform.metadataStores.*)",
+        ):
+            getattr(aiplatform, name)(**kwargs)
 
     def start(self) -> None:
         """Start the run, or resume it when this run folder's `tracking.json` records one (training
@@ -97,11 +103,19 @@ class Experiments:
 
         launch = self.cfg.launch
         record = read_record(self.run_dir) or {}
-        entry = {"experiment": self.cfg.tracking.project, "run": run_id(self.cfg)}
-        self._call("init", project=launch.project, location=launch.region, experiment=entry["experiment"])
-        self._call("start_run", run=entry["run"], resume=record.get("vertex") == entry)
-        if record.get("vertex") != entry:
-            write_record(self.run_dir, {**record, "vertex": entry})
+        experiment, run = self.cfg.tracking.project, run_id(self.cfg)
+        # The runs this folder started, by experiment: SFT's, RL's (`<run>-rl`); evaluation resumes one.
+        started = dict((record.get("vertex") or {}).get("runs") or {})
+        self._call("init", project=launch.project, location=launch.region, experiment=experiment)
+        try:
+            self._call("start_run", run=run, resume=run in started.get(experiment, []))
+        except RuntimeError as exc:  # the run exists, but this folder's record was lost (a fresh mirror)
+            if "already exists" not in str(exc):
+                raise
+            self._call("start_run", run=run, resume=True)
+        if run not in started.get(experiment, []):
+            started[experiment] = [*started.get(experiment, []), run]
+            write_record(self.run_dir, {**record, "vertex": {"runs": started}})
         if self.dry_run:
             log.info("tracking.dry_run: the Vertex AI Experiments calls are written to %s, not sent", self.file)
 

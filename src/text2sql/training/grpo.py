@@ -155,7 +155,7 @@ def _grpo_arguments(cfg: Config, run: RunDir, progress_lines: bool):
         remove_unused_columns=False,
         disable_tqdm=progress_lines,
         report_to="none",
-        run_name=cfg.tracking.run_name or f"{Path(cfg.output_dir).name}-rl",
+        run_name=f"{cfg.tracking.run_name or Path(cfg.output_dir).name}-rl",
         **mixed_precision(cfg.training),
     )
     if rl.use_vllm:
@@ -308,11 +308,12 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     policy.config.use_cache = True  # generation dominates an RL step
     # Completions end and are padded by the rule evaluation generates with (HFGenerator): the
     # tokenizer's EOS and the generation config's EOS ids stop, the pad token (else EOS) pads.
-    args.generation_kwargs = {
-        **(args.generation_kwargs or {}),
-        "eos_token_id": sorted(stop_ids(policy, start.tokenizer)),
-        "pad_token_id": pad_id(start.tokenizer),
-    }
+    # vLLM takes SamplingParams, where the stop ids are `stop_token_ids` (it pads nothing).
+    stops = sorted(stop_ids(policy, start.tokenizer))
+    rule = (
+        {"stop_token_ids": stops} if args.use_vllm else {"eos_token_id": stops, "pad_token_id": pad_id(start.tokenizer)}
+    )
+    args.generation_kwargs = {**(args.generation_kwargs or {}), **rule}
     if is_peft_method(cfg.finetune.method):
         lora_cfg = cfg
         if cfg.finetune.method == "qlora":  # the merged model is not quantized: a plain LoRA on it
@@ -341,9 +342,10 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
         sample = _accuracy_callback(cfg, datasets, start)
         if sample is not None:
             accuracy = RLAccuracyCallback(sample, cfg.rl.eval_steps, keep_best=keeps_best(cfg))
-            # First: it adds its value to the log entry the trackers and progress lines then read.
-            trainer_callbacks.insert(0, accuracy)
-    trainer_callbacks += tracking_callbacks(cfg)
+    # RL's curves restart at step 1: a tracker run of their own (`<run>-rl`), as for every tracker.
+    rl_run = cfg.model_copy(deep=True)
+    rl_run.tracking.run_name = args.run_name
+    trainer_callbacks += tracking_callbacks(rl_run)
     trainer = GRPOTrainer(
         model=policy,
         reward_funcs=reward_funcs,
@@ -353,13 +355,17 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
         callbacks=trainer_callbacks,
     )
     if hasattr(trainer, "eos_token_ids"):  # TRL masks each completion after its first stop id: the same ids
-        trainer.eos_token_ids = list(args.generation_kwargs["eos_token_id"])
+        trainer.eos_token_ids = stops
     for cb in callbacks:
         trainer.add_callback(cb)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ProgressLinesCallback() if lines else ProgressBarCallback())
-    trainer.callback_handler.callbacks.insert(0, ResourceMonitorCallback())  # before the trackers read each log
+    # First in line, before the trackers (transformers puts its integrations before the callbacks
+    # given to the trainer): they add their values to each log entry the trackers then read.
+    trainer.callback_handler.callbacks.insert(0, ResourceMonitorCallback())
+    if accuracy is not None:
+        trainer.callback_handler.callbacks.insert(0, accuracy)
     return trainer, policy, reward, {"timer": timer, "accuracy": accuracy, "generation_config": generation_config}
 
 
@@ -429,6 +435,8 @@ def _card(cfg: Config, result: GRPOResult) -> str:
         f"Started from `{result.init_from}` and trained {result.global_step} steps with TRL's GRPOTrainer on "
         f"{result.rows} training prompts; each completion's SQL was executed against the gold query.\n\n"
         f"- completions by outcome: {result.counts}\n"
+        f"- weights saved: step {result.saved_step} (validation execution accuracy by step: "
+        f"{result.accuracy_by_step or 'not measured'})\n"
         f"- mean reward, first and last log: {rewards[0] if rewards else '-'} → {rewards[-1] if rewards else '-'}\n\n"
         f"```json\n{settings}\n```\n"
     )

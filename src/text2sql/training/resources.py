@@ -22,7 +22,7 @@ CPU = "resources/cpu_percent"  # this process, summed over its threads: 200 = tw
 SYSTEM_CPU = "resources/system_cpu_percent"  # the whole machine, 100 = every core busy
 RSS = "resources/rss_mb"
 SYSTEM_MEMORY = "resources/system_memory_percent"
-GPU_UTIL = "resources/gpu_util_percent"  # mean over the visible GPUs
+GPU_UTIL = "resources/gpu_util_percent"  # mean over the visible GPUs (CUDA_VISIBLE_DEVICES)
 GPU_MEMORY = "resources/gpu_memory_mb"  # used, summed over the visible GPUs (every process on them)
 SAMPLES = "throughput/samples_per_second"
 TOKENS = "throughput/tokens_per_second"
@@ -35,6 +35,20 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _visible(count: int) -> list[int]:
+    """The NVML indices of the GPUs this process may use: CUDA_VISIBLE_DEVICES when it lists indices
+    (NVML itself sees every GPU of the machine), else all of them."""
+    import os
+
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return list(range(count))
+    parts = [p.strip() for p in listed.split(",") if p.strip()]
+    if all(p.isdigit() for p in parts):
+        return [int(p) for p in parts if int(p) < count]
+    return list(range(count))  # UUIDs or MIG names: not resolved here
+
+
 class _Nvml:
     """GPU utilisation and used memory from NVML; `available` is False without a GPU or nvidia-ml-py."""
 
@@ -45,7 +59,7 @@ class _Nvml:
 
             pynvml.nvmlInit()
             self._nvml = pynvml
-            self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in _visible(pynvml.nvmlDeviceGetCount())]
         except ImportError:
             if _cuda_available():
                 log.info("GPU utilisation is not logged: pip install 'text2sql[gpu-monitor]' (NVML)")
@@ -57,8 +71,15 @@ class _Nvml:
         return bool(self.handles)
 
     def sample(self) -> dict[str, float]:
-        util = [self._nvml.nvmlDeviceGetUtilizationRates(h).gpu for h in self.handles]
-        used = [self._nvml.nvmlDeviceGetMemoryInfo(h).used for h in self.handles]
+        """The figures, or none at all once NVML fails (a MIG slice, a lost GPU): monitoring never
+        stops training."""
+        try:
+            util = [self._nvml.nvmlDeviceGetUtilizationRates(h).gpu for h in self.handles]
+            used = [self._nvml.nvmlDeviceGetMemoryInfo(h).used for h in self.handles]
+        except Exception as exc:
+            log.info("GPU utilisation is no longer logged: NVML failed (%s)", exc)
+            self.handles = []
+            return {}
         return {GPU_UTIL: round(sum(util) / len(util), 1), GPU_MEMORY: round(sum(used) / 2**20, 1)}
 
 

@@ -67,7 +67,9 @@ class RLAccuracyCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if self.keep_best and model is not None:
-            self.pending = self._measure(model, 0)
+            # An entry of its own at step 0: the next log entry belongs to a later step.
+            value = self._measure(model, state.global_step)
+            state.log_history.append({self.accuracy.metric_name: value, "step": state.global_step})
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if model is None or state.global_step % self.every:
