@@ -35,6 +35,16 @@ def rl_overrides(init) -> list[str]:
     ]
 
 
+def small_bundled_config(model, tmp_path, *extra):
+    """RL on four bundled training rows (two validation, two test), from `model`."""
+    return load_config(
+        None,
+        [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={model}", "data.train=bundled",
+         "data.max_samples.train=4", "data.max_samples.validation=2", "data.max_samples.test=2",
+         "data.schema_format=tables", *extra, *rl_overrides(model)],
+    )  # fmt: skip
+
+
 class Snapshot(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.begin = weights(model)
@@ -174,12 +184,7 @@ def test_completions_stop_and_pad_by_the_evaluation_rule(tiny_llama_path, tmp_pa
     tokenizer_eos = open_model(str(init)).tokenizer.eos_token_id
     generation["eos_token_id"] = [tokenizer_eos, 7]
     (init / "generation_config.json").write_text(json.dumps(generation))
-    cfg = load_config(
-        None,
-        [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={init}", "data.train=bundled",
-         "data.max_samples.train=4", "data.max_samples.validation=2", "data.max_samples.test=2",
-         "data.schema_format=tables", *rl_overrides(init)],
-    )  # fmt: skip
+    cfg = small_bundled_config(init, tmp_path)
     start = open_model(str(init))
     prepare(cfg, start)
     datasets = load_from_disk(str(tmp_path / "run" / "data"))
@@ -193,12 +198,7 @@ def test_completions_stop_and_pad_by_the_evaluation_rule(tiny_llama_path, tmp_pa
 
 
 def test_vllm_needs_a_gpu(tiny_llama_path, tmp_path):
-    cfg = load_config(
-        None,
-        [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={tiny_llama_path}", "data.train=bundled",
-         "data.max_samples.train=4", "data.max_samples.validation=2", "data.max_samples.test=2",
-         "data.schema_format=tables", "rl.use_vllm=true", *rl_overrides(tiny_llama_path)],
-    )  # fmt: skip
+    cfg = small_bundled_config(tiny_llama_path, tmp_path, "rl.use_vllm=true")
     with pytest.raises(ConfigError) as err:
         train_grpo(cfg)
     message = str(err.value)
@@ -310,13 +310,9 @@ def test_rl_logs_to_a_vertex_experiment_run_of_its_own(tiny_llama_path, tmp_path
 
     from text2sql.tracking.vertex import DRY_RUN_FILE
 
-    cfg = load_config(
-        None,
-        [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={tiny_llama_path}", "data.train=bundled",
-         "data.max_samples.train=4", "data.max_samples.validation=2", "data.max_samples.test=2",
-         "data.schema_format=tables", "tracking.backend=vertex", "tracking.dry_run=true", "finetune.method=full",
-         *rl_overrides(tiny_llama_path)],
-    )  # fmt: skip
+    cfg = small_bundled_config(
+        tiny_llama_path, tmp_path, "tracking.backend=vertex", "tracking.dry_run=true", "finetune.method=full"
+    )
     train_grpo(cfg, extra_rewards=[by_length])
     calls = [json.loads(line) for line in (tmp_path / "run" / DRY_RUN_FILE).read_text().splitlines()]
     assert calls[1] == {"call": "aiplatform.start_run", "kwargs": {"run": "run-rl", "resume": False}}

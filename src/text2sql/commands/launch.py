@@ -191,11 +191,11 @@ def run_pipeline_job(args: argparse.Namespace) -> int:
     steps = pipeline.pipeline_steps(cfg, config_uri, overrides)  # every problem, before compiling
     pipeline.require_kfp()
     if args.compile:
-        out = pipeline.compile_pipeline(cfg, config_uri, args.compile, overrides)
+        out = pipeline.compile_pipeline(cfg, steps, args.compile)
         print(f"pipeline spec written to {out} ({' → '.join(s['name'] for s in steps)})")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        spec = pipeline.compile_pipeline(cfg, config_uri, Path(tmp) / "pipeline.yaml", overrides)
+        spec = pipeline.compile_pipeline(cfg, steps, Path(tmp) / "pipeline.yaml")
         digest = hashlib.sha256(spec.read_bytes()).hexdigest()[:12]  # an unchanged pipeline is one template
         template = f"{pipeline.pipeline_root(cfg).rstrip('/')}/templates/{spec.stem}-{digest}.yaml"
         request = pipeline.pipeline_job_request(cfg, str(spec) if args.dry_run else template, args.display_name)

@@ -106,13 +106,12 @@ def pipeline_steps(cfg: Config, config_uri: str, overrides: list[str] | tuple[st
     return steps
 
 
-def build_pipeline(cfg: Config, config_uri: str, overrides: list[str] | tuple[str, ...] = ()) -> Any:
-    """The KFP pipeline function of `pipeline_steps` (compile it with `compile_pipeline`)."""
+def build_pipeline(cfg: Config, steps: list[dict[str, Any]]) -> Any:
+    """The KFP pipeline function of `steps` (`pipeline_steps`; compile it with `compile_pipeline`)."""
     require_kfp()
     from kfp import dsl
 
     image = str(cfg.launch.image_uri)
-    steps = pipeline_steps(cfg, config_uri, overrides)
     accelerator = cfg.launch.accelerator_type
     name = "text2sql-" + Path(str(cfg.output_dir).rstrip("/")).name.lower().replace("_", "-")
 
@@ -165,13 +164,11 @@ def build_pipeline(cfg: Config, config_uri: str, overrides: list[str] | tuple[st
     return pipeline
 
 
-def compile_pipeline(
-    cfg: Config, config_uri: str, path: str | Path, overrides: list[str] | tuple[str, ...] = ()
-) -> Path:
-    """Write the pipeline spec (YAML) to `path`, offline."""
+def compile_pipeline(cfg: Config, steps: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write the pipeline spec (YAML) of `steps` to `path`, offline."""
     from kfp import compiler
 
-    pipeline = build_pipeline(cfg, config_uri, overrides)
+    pipeline = build_pipeline(cfg, steps)
     path = Path(path)
     if not path.suffix:
         path = path.with_name(path.name + ".yaml")

@@ -148,17 +148,9 @@ def staged_config_uri(config_path: str | os.PathLike[str], staging_bucket: str |
 def validate_with_api_types(spec: dict[str, Any]) -> bool:
     """Build `aiplatform_v1.types.CustomJob(**spec)` when the vertex extra is installed: unknown
     fields and unknown accelerator names fail here instead of at submit. False when not installed."""
-    try:
-        from google.cloud.aiplatform_v1.types import CustomJob
-    except ImportError:
-        return False
-    try:
-        CustomJob(**spec)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(
-            f"the Vertex AI job is not valid: {exc}; check launch.machine_type / launch.accelerator_type"
-        ) from None
-    return True
+    return vertex_api.valid_as(
+        "CustomJob", spec, "the Vertex AI job is not valid", "check launch.machine_type / launch.accelerator_type"
+    )
 
 
 def require_sdk() -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.config import Config
-from text2sql.errors import ConfigError, first_line
-from text2sql.models.vertex_api import api_call, require_sdk
+from text2sql.errors import ConfigError
+from text2sql.models.vertex_api import api_call, require_sdk, valid_as
 
 ENDPOINT_ENV = "TEXT2SQL_VERTEX_API_ENDPOINT"
 _NAME = re.compile(
@@ -156,15 +156,7 @@ def upload_request(
 
 def validate_upload_request(request: dict[str, Any]) -> bool:
     """Build the real API type when the SDK is installed (unknown fields fail here); False when not."""
-    try:
-        from google.cloud.aiplatform_v1.types import UploadModelRequest
-    except ImportError:
-        return False
-    try:
-        UploadModelRequest(**request)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"the Model Registry upload is not valid: {first_line(exc)}") from None
-    return True
+    return valid_as("UploadModelRequest", request, "the Model Registry upload is not valid")
 
 
 def upload_model(request: dict[str, Any]) -> str:

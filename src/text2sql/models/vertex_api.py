@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Iterator
+from typing import Any
 
-from text2sql.errors import MissingExtraError, Text2SQLError, first_line
+from text2sql.errors import ConfigError, MissingExtraError, Text2SQLError, first_line
 
 NO_CREDENTIALS = (
     "no Google Cloud credentials: run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
@@ -20,6 +21,21 @@ def require_sdk(feature: str = "Vertex AI") -> None:
         importlib.import_module("google.cloud.aiplatform_v1")
     except ImportError:
         raise MissingExtraError(feature, "google-cloud-aiplatform", "vertex") from None
+
+
+def valid_as(type_name: str, fields: dict[str, Any], problem: str, hint: str = "") -> bool:
+    """Build `aiplatform_v1.types.<type_name>(**fields)` when the SDK is installed, so that unknown
+    fields and values fail here instead of at the service: ConfigError `<problem>: <why>[; <hint>]`.
+    False when the SDK is not installed (nothing checked)."""
+    try:
+        from google.cloud.aiplatform_v1 import types
+    except ImportError:
+        return False
+    try:
+        getattr(types, type_name)(**fields)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{problem}: {first_line(exc)}" + (f"; {hint}" if hint else "")) from None
+    return True
 
 
 @contextlib.contextmanager
