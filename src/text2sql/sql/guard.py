@@ -1,123 +1,206 @@
-"""A first look at untrusted SQL before a server engine (PostgreSQL, DuckDB) sees it: exactly one
-statement, a query (SELECT / WITH / set operations and nothing that writes), and no function that
-reaches outside the database (files, other servers, settings, other SQL strings, sleeps).
+"""The check every piece of untrusted SQL passes before a server engine (PostgreSQL, DuckDB) sees it.
+It fails closed: SQL runs only when the guard can parse it into exactly one read-only query in the
+engine's dialect and recognises every function it calls.
 
-This is one layer of several, not the one the guarantees rest on: each engine also runs the query in
-a read-only transaction or connection, with a timeout and row caps (see `postgres`, `duckdb_engine`).
-SQL that sqlglot cannot parse is left to the engine, whose parser is the authority and whose own
-rules still apply (one statement per call, read-only).
+- Unparsable SQL, several statements, anything but a query, and anything inside a query that
+  writes, locks rows or was only kept as raw text by the parser are refused with the reason.
+- A function runs only when it is on the engine's allow-list of functions known to have no effect
+  outside the query (`text2sql.sql.functions`); everything else, including a function the guard
+  does not know, is refused with its category (runs SQL given as text, reads files, takes locks...).
+  Names are read from the SQL text as written, so a parser that maps one function onto another
+  cannot hide a call, and every name followed by `(` that the guard cannot place is refused.
+- The server's own catalogs (`pg_catalog`, `information_schema`, `pg_*`, `duckdb_*`) and files named
+  as tables are not read.
+
+The engines add their own layers (read-only transactions or connections, least-privilege roles,
+timeouts, byte and row caps), so that one gap in one layer is not an escape. SQLite is not checked
+here: its compiler asks an authorizer about every action and function (`sqlite`), which is the same
+allow-list applied by the engine's own parser.
 """
 
 from __future__ import annotations
 
+import re
+
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType
 
-from text2sql.sql.results import FORBIDDEN, SYNTAX
+from text2sql.sql.functions import classify, refusal
+from text2sql.sql.results import FORBIDDEN, MAX_SQL_BYTES, SYNTAX
+from text2sql.sql.targets import DISPLAY_NAMES
 
-# Functions that read or write files, reach other servers, change settings, run SQL given as a
-# string, or only wait: no question about the data needs them.
-_DENIED = {
-    "postgres": {
-        "pg_read_file",
-        "pg_read_binary_file",
-        "pg_ls_dir",
-        "pg_stat_file",
-        "pg_ls_logdir",
-        "pg_ls_waldir",
-        "pg_ls_tmpdir",
-        "pg_ls_archive_statusdir",
-        "lo_import",
-        "lo_export",
-        "lo_get",
-        "lo_put",
-        "lo_open",
-        "lo_from_bytea",
-        "lo_unlink",
-        "lo_create",
-        "lo_truncate",
-        "dblink",
-        "dblink_exec",
-        "dblink_connect",
-        "set_config",
-        "pg_sleep",
-        "pg_sleep_for",
-        "pg_sleep_until",
-        "pg_terminate_backend",
-        "pg_cancel_backend",
-        "pg_reload_conf",
-        "pg_rotate_logfile",
-        "pg_promote",
-        "pg_switch_wal",
-        "pg_create_restore_point",
-        "pg_notify",
-        "query_to_xml",
-        "query_to_xml_and_xmlschema",
-        "query_to_xmlschema",
-        "cursor_to_xml",
-        "pg_advisory_lock",
-        "pg_advisory_xact_lock",
-        "pg_try_advisory_lock",
-        "txid_current",
-        "nextval",
-        "setval",
-    },
-    "duckdb": {
-        "glob",
-        "sniff_csv",
-        "query",
-        "query_table",
-        "getenv",
-        "duckdb_secrets",
-        "install",
-        "load",
-        "sqlite_attach",
-        "postgres_attach",
-        "parquet_metadata",
-        "parquet_schema",
-        "parquet_file_metadata",
-        "parquet_kv_metadata",
-    },
+_WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Into, exp.Copy)
+# Function-shaped nodes that come from syntax rather than from a name in the text (`x::int`,
+# `CAST(...)`, `EXTRACT(... FROM ...)`, `a AND b`, `ARRAY[...]`): each is one fixed, harmless operation.
+_SYNTAX = (
+    exp.Cast,
+    exp.TryCast,
+    exp.Extract,
+    exp.Substring,
+    exp.Trim,
+    exp.StrPosition,
+    exp.Overlay,
+    exp.Ceil,
+    exp.Floor,
+    exp.Initcap,
+    exp.Chr,
+    exp.Normalize,
+    exp.Max,
+    exp.Min,
+    exp.ArgMax,
+    exp.ArgMin,
+    exp.GroupConcat,
+    exp.ArrayAgg,
+    exp.Quantile,
+    exp.ApproxQuantile,
+    exp.CurrentDate,
+    exp.CurrentTime,
+    exp.CurrentTimestamp,
+    exp.Exists,
+    exp.Array,
+    exp.Struct,
+    exp.Case,
+    exp.If,
+    exp.Any,
+    exp.All,
+    exp.Connector,
+    exp.Xor,
+    exp.Coalesce,
+    exp.TsOrDsToTimestamp,
+    exp.TsOrDsToDate,
+    exp.Interval,
+    exp.Decode,
+)
+# Schemas and name prefixes of the engines' own catalogs: what other sessions run, settings, roles.
+_SYSTEM_SCHEMAS = {
+    "postgres": {"pg_catalog", "information_schema", "pg_toast"},
+    "duckdb": {"pg_catalog", "information_schema", "system", "temp"},
 }
-# DuckDB's file readers and scanners of other systems, by name pattern.
-_DENIED_PREFIXES = {"duckdb": ("read_",), "postgres": ()}
-_DENIED_SUFFIXES = {"duckdb": ("_scan",), "postgres": ()}
-_WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Command, exp.Into)
+_SYSTEM_PREFIXES = {"postgres": ("pg_",), "duckdb": ("duckdb_", "pragma_", "sqlite_", "pg_")}
+_NAME = re.compile(r'^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$')
+_NAMES = (TokenType.VAR, TokenType.IDENTIFIER)
 
 
-def _function_name(node: exp.Anonymous | exp.Func) -> str:
-    name = node.name if isinstance(node, exp.Anonymous) else (node.sql_name() if isinstance(node, exp.Func) else "")
-    return (name or "").lower().rsplit(".", 1)[-1]
-
-
-def _denied(name: str, dialect: str) -> bool:
-    return (
-        name in _DENIED.get(dialect, set())
-        or any(name.startswith(p) for p in _DENIED_PREFIXES.get(dialect, ()))
-        or any(name.endswith(s) for s in _DENIED_SUFFIXES.get(dialect, ()))
-    )
-
-
-def check_query(sql: str, dialect: str) -> tuple[str, str] | None:
-    """(error, category) when `sql` must not run on a `dialect` database; None when the engine may
-    run it (which still runs it read-only)."""
+def check_query(sql: str, dialect: str, *, defined: frozenset[str] = frozenset()) -> tuple[str, str] | None:
+    """(reason, category) when `sql` must not run on a `dialect` database; None when it may (the
+    engine still runs it read-only). `defined`: function names the database itself defines (its own
+    functions and macros, extension overloads), refused although the allow-list has the name."""
+    text = (sql or "").strip().rstrip(";").rstrip()
+    if not text:
+        return "empty SQL", SYNTAX
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SQL_BYTES:
+        return f"SQL longer than {MAX_SQL_BYTES:,} bytes; only shorter queries are run", FORBIDDEN
+    name = DISPLAY_NAMES.get(dialect, dialect)
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except (SqlglotError, RecursionError, ValueError):
-        return None  # the engine's parser decides; its read-only rules still hold
+        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+        tokens = Dialect.get_or_raise(dialect).tokenize(text)
+    except (SqlglotError, RecursionError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"the guard cannot parse this as one {name} query ({reason}); only SQL it can check is run", SYNTAX
     if not statements:
         return "empty SQL", SYNTAX
     if len(statements) > 1:
         return f"{len(statements)} statements; only one query is run", FORBIDDEN
     statement = statements[0]
     if not isinstance(statement, exp.Query):
-        return f"a {statement.key.upper()} statement; only queries are allowed", FORBIDDEN
+        return f"a {statement.key.upper()} statement; only queries are run", FORBIDDEN
+    return _check_nodes(statement, text, dialect, defined) or _check_calls(statement, tokens, dialect, defined)
+
+
+def _check_nodes(statement: exp.Expr, text: str, dialect: str, defined: frozenset[str]) -> tuple[str, str] | None:
     for node in statement.walk():
         if isinstance(node, _WRITES):
             return f"{node.key.upper()} inside a query; only reading is allowed", FORBIDDEN
-        if isinstance(node, (exp.Anonymous, exp.Func)):
-            name = _function_name(node)
-            if name and _denied(name, dialect):
-                return f"function {name}() reaches outside the database; it is not allowed", FORBIDDEN
+        if isinstance(node, exp.Command):
+            return f"the guard does not recognise '{_cut(node.sql(dialect))}'; only SQL it can check is run", FORBIDDEN
+        if isinstance(node, exp.Lock):
+            return "row locks (FOR UPDATE / FOR SHARE); only reading is allowed", FORBIDDEN
+        if isinstance(node, exp.Table):
+            refused = _check_table(node, dialect) or _check_table_text(node, text, dialect)
+        elif isinstance(node, exp.Func):
+            refused = _check_function(node, text, dialect, defined)
+        else:
+            refused = None
+        if refused:
+            return refused, FORBIDDEN
     return None
+
+
+def _check_function(node: exp.Func, text: str, dialect: str, defined: frozenset[str]) -> str | None:
+    written = _written_name(node, text)
+    if written is None:
+        if isinstance(node, _SYNTAX):
+            return None
+        return f"the guard does not recognise the expression {node.key.upper()}; only SQL it can check is run"
+    parent = node.parent
+    if dialect == "postgres" and isinstance(parent, exp.Dot) and parent.expression is node:
+        # Schema-qualified: only the system catalog's own functions, by their reviewed names.
+        if not (isinstance(parent.this, (exp.Column, exp.Identifier, exp.Var)) and parent.this.name == "pg_catalog"):
+            return f"a schema-qualified function ({_cut(parent.sql(dialect))}); call it by its plain name"
+    return _check_name(written, dialect, defined)
+
+
+def _check_name(name: str, dialect: str, defined: frozenset[str]) -> str | None:
+    if name in defined:
+        return f"function {name}() is defined by this database, not by {DISPLAY_NAMES.get(dialect, dialect)}; it is not run"
+    verdict = classify(name, dialect)
+    return None if verdict.allowed else refusal(name, verdict)
+
+
+def _written_name(node: exp.Func, text: str) -> str | None:
+    """The function's name as the engine reads it from the text (unquoted: lower case), or None when
+    the node comes from syntax rather than from a name."""
+    start, end = node.meta.get("start"), node.meta.get("end")
+    if start is None or end is None:
+        return None
+    raw = text[start : end + 1]
+    if not _NAME.match(raw):
+        return None
+    return raw[1:-1].replace('""', '"') if raw.startswith('"') else raw.lower()
+
+
+def _check_table(node: exp.Table, dialect: str) -> str | None:
+    schema = (node.db or "").lower()
+    table = (node.name or "").lower()
+    if schema in _SYSTEM_SCHEMAS.get(dialect, ()) or (
+        not schema and table.startswith(_SYSTEM_PREFIXES.get(dialect, ()))
+    ):
+        return f"{node.sql(dialect)} is a system catalog; only the database's own tables are read"
+    return None
+
+
+def _check_table_text(node: exp.Table, text: str, dialect: str) -> str | None:
+    """DuckDB reads a file named as a string in FROM ('data.csv'); the parser keeps it as a quoted
+    name, so the text itself tells."""
+    start = node.this.meta.get("start") if isinstance(node.this, exp.Identifier) else None
+    if start is not None and text[start : start + 1] == "'":
+        return f"a file or string as a table ({_cut(text[start : node.this.meta['end'] + 1])}); only the database's tables are read"
+    return None
+
+
+def _check_calls(statement: exp.Expr, tokens: list, dialect: str, defined: frozenset[str]) -> tuple[str, str] | None:
+    """Every name followed by `(` is a name the query declares with its columns (`WITH t(a) AS`,
+    `AS g(x)`) or an allowed function; anything else is refused."""
+    declared = {n.name.lower() for n in statement.find_all(exp.TableAlias) if n.name and n.args.get("columns")}
+    parser = Dialect.get_or_raise(dialect).parser_class
+    syntax = set(parser.FUNCTION_PARSERS) | set(parser.NO_PAREN_FUNCTION_PARSERS)
+    for token, following in zip(tokens, tokens[1:]):
+        if following.token_type != TokenType.L_PAREN or token.token_type not in _NAMES:
+            continue
+        if token.token_type == TokenType.VAR and token.text.upper() in syntax:
+            continue  # parsed by its own rule into a node the walk checked (CAST, EXTRACT, XMLTABLE...)
+        name = token.text if token.token_type == TokenType.IDENTIFIER else token.text.lower()
+        if name.lower() in declared:
+            continue
+        refused = _check_name(name, dialect, defined)
+        if refused:
+            return refused, FORBIDDEN
+    return None
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -7,9 +7,11 @@ sure of that, each enough on its own for the usual cases:
 1. the file is opened through a read-only URI (`mode=ro`), so SQLite's VFS never opens it for writing;
 2. `PRAGMA query_only=ON` makes SQLite refuse any write to the open databases;
 3. an authorizer, installed after our own pragmas, allows only the actions a query needs (read a
-   column, call a harmless function, run a recursive CTE) and denies the rest at compile time,
-   before anything runs: PRAGMA, ATTACH (which would create a file), VACUUM (whose `INTO` form
-   writes a new file), DDL, DML, transactions.
+   column, call a function on the allow-list of `text2sql.sql.functions`, run a recursive CTE) and
+   denies the rest at compile time, before anything runs: PRAGMA, ATTACH (which would create a
+   file), VACUUM (whose `INTO` form writes a new file), DDL, DML, transactions, and any function not
+   known to have no side effects (`load_extension`, application-defined ones, ones a newer SQLite
+   adds). SQLite's own parser decides what the SQL is, so nothing it parses escapes the check.
 
 A runaway query (an infinite recursive CTE, a huge cross join) is stopped by a progress handler that
 checks a deadline, and the rows fetched are capped so that a query without LIMIT cannot fill memory.
@@ -26,6 +28,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import TokenError
 
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table, resolve_implicit_references
+from text2sql.sql.functions import Verdict, classify, refusal
 from text2sql.sql.results import (
     DEFAULT_MAX_ROWS,
     DEFAULT_TIMEOUT,
@@ -51,13 +54,6 @@ _PROGRESS_EVERY = 10_000
 
 # Actions a read-only query needs. Everything else is denied (see module docstring).
 _ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
-
-# Functions that reach outside the database. load_extension runs native code from a file;
-# fts3_tokenizer with two arguments takes a raw pointer. The file-system functions exist only
-# when the sqlite3 shell's extensions are loaded, but are named here in case a build ships them.
-_DENIED_FUNCTIONS = frozenset(
-    {"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit", "fsdir", "shell_add_schema"}
-)
 
 _SYNTAX_MARKERS = ("syntax error", "incomplete input", "unrecognized token", "empty sql")
 _SCHEMA_MARKERS = ("no such table", "no such column", "ambiguous column")
@@ -88,12 +84,23 @@ def categorize(message: str) -> str:
     return RUNTIME
 
 
-def _authorize(action: int, arg1, arg2, db_name, trigger) -> int:
-    if action in _ALLOWED_ACTIONS:
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in _DENIED_FUNCTIONS:
-        return sqlite3.SQLITE_OK
-    return sqlite3.SQLITE_DENY
+class _Authorizer:
+    """SQLite's compile-time check of every action and function call; remembers the last function it
+    refused so that the error can name it."""
+
+    def __init__(self) -> None:
+        self.refused: tuple[str, Verdict] | None = None
+
+    def __call__(self, action: int, arg1, arg2, db_name, trigger) -> int:
+        if action in _ALLOWED_ACTIONS:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION:
+            name = (arg2 or "").lower()  # SQLite function names are case-insensitive
+            verdict = classify(name, "sqlite")
+            if verdict.allowed:
+                return sqlite3.SQLITE_OK
+            self.refused = (name, verdict)
+        return sqlite3.SQLITE_DENY
 
 
 def _decode_text(raw: bytes) -> str:
@@ -142,7 +149,8 @@ class SQLiteDatabase:
             self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)  # type: ignore[attr-defined]
             self._conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES)  # type: ignore[attr-defined]
         # Last: from here on the user's SQL can no longer issue PRAGMAs, ours included.
-        self._conn.set_authorizer(_authorize)
+        self._authorizer = _Authorizer()
+        self._conn.set_authorizer(self._authorizer)
 
     def execute(
         self,
@@ -176,6 +184,7 @@ class SQLiteDatabase:
         if not text:
             return failure("empty SQL", SYNTAX)
 
+        self._authorizer.refused = None
         self._conn.set_progress_handler(past_deadline, every)
         # The progress handler runs between VM steps; one step can be a long function call. A timer
         # interrupts the statement from another thread at the deadline whatever it is doing.
@@ -201,6 +210,8 @@ class SQLiteDatabase:
                 return failure(f"query ran past its budget of {self.max_steps:,} SQLite steps and was stopped", TIMEOUT)
             if timed_out or time.monotonic() > deadline:
                 return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
+            if message.startswith("not authorized") and self._authorizer.refused:
+                return failure(refusal(*self._authorizer.refused), FORBIDDEN)
             if message == "not authorized":  # the authorizer's word: say what was refused
                 first = text.split(None, 1)[0].upper() if text.split() else "SQL"
                 message = f"{first} statement or function not allowed: only reading queries run (not authorized)"
@@ -242,7 +253,7 @@ class SQLiteDatabase:
                     table.foreign_keys.append(ForeignKey(tuple(r[3] for r in group), group[0][2], to))
                 tables.append(table)
         finally:
-            conn.set_authorizer(_authorize)
+            conn.set_authorizer(self._authorizer)
         schema = Schema(tables, db_id=self.path.stem, db_path=str(self.path), dialect=self.dialect)
         resolve_implicit_references(schema)
         return schema
