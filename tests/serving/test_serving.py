@@ -203,7 +203,7 @@ def test_bad_openai_requests(real):
     messages = [{"role": "user", "content": "How many flights?"}]
     with pytest.raises(openai.UnprocessableEntityError, match="limit of 512"):
         real.client.chat.completions.create(model="m", messages=messages, max_tokens=513)
-    with pytest.raises(openai.UnprocessableEntityError, match="n"):
+    with pytest.raises(openai.BadRequestError, match=r"at most 16 per request \(serving.max_generations_per_request\)"):
         real.client.chat.completions.create(model="m", messages=messages, n=17)
     with pytest.raises(openai.UnprocessableEntityError, match="no question"):
         real.client.chat.completions.create(model="m", messages=[{"role": "system", "content": HEAD}])
@@ -235,6 +235,7 @@ def test_n_choices_and_streaming_through_the_openai_client(real):
 
 
 VOTES: list[str] = []
+CANDIDATES: list[str] = []
 
 
 def script(prompt: str) -> str:
@@ -255,6 +256,9 @@ def script(prompt: str) -> str:
         VOTES.append(prompt)
         return ("SELECT COUNT(*) FROM airlines", "SELECT COUNT(*) FROM flights", "SELECT count(flight_id) FROM flights",
                 "SELECT nope FROM flights")[(len(VOTES) - 1) % 4]  # fmt: skip
+    if "Q_CANDIDATES" in prompt:  # candidates in turn: every fifth one fails
+        CANDIDATES.append(prompt)
+        return "SELECT nope FROM flights" if len(CANDIDATES) % 5 == 0 else f"SELECT {len(CANDIDATES)} FROM flights"
     if "Q_STOP" in prompt:
         return "SELECT 1 AS a STOP and then many more words that are cut away"
     return "SELECT COUNT(*) FROM flights"
@@ -314,6 +318,7 @@ def test_execute_returns_the_rows_sqlite_returns(scripted):
     assert body["sql"] == "SELECT COUNT(*) FROM flights"
     assert body["columns"] == ["COUNT(*)"] and body["rows"] == [list(r) for r in expected]
     assert body["error"] is None and body["attempts"] == 1 and body["truncated"] is False
+    assert body["candidates"] is None  # n = 1: one answer, no list
     many = sql_request(scripted, question="Q_MANY", db_id="airline", execute=True)
     assert len(many["rows"]) == 5 and many["truncated"] is True  # serving.max_rows
 
@@ -388,3 +393,22 @@ def test_sql_votes_over_n_candidates_by_result(scripted):
     assert [s.greedy for s in scripted.backend.samplings[-4:]] == [True, False, False, False]
     r = httpx.post(f"{scripted.url}/v1/sql", json={"question": "Q_VOTE?", "schema": HEAD, "vote": True, "n": 2})
     assert r.status_code == 422 and "vote needs a db_id" in r.json()["error"]["message"]
+
+
+def test_sql_returns_every_candidate_it_generated(scripted):
+    """n = 16 without vote: the greedy answer is `sql`, and all 16 candidates come back, each run."""
+    CANDIDATES.clear()
+    body = sql_request(scripted, question="Q_CANDIDATES how many?", db_id="airline", n=16, execute=True)
+    assert len(CANDIDATES) == 16  # generated: 16, no more
+    candidates = body["candidates"]
+    assert [c["sql"] for c in candidates] == [
+        "SELECT nope FROM flights" if i % 5 == 0 else f"SELECT {i} FROM flights" for i in range(1, 17)
+    ]
+    assert body["sql"] == "SELECT 1 FROM flights" and body["rows"] and body["attempts"] == 1
+    assert [c["chosen"] for c in candidates] == [True] + [False] * 15
+    assert [c["ok"] for c in candidates] == [i % 5 != 0 for i in range(1, 17)]
+    assert all("nope" in c["error"] for c in candidates if not c["ok"]) and all(c["votes"] is None for c in candidates)
+    assert [s.greedy for s in scripted.backend.samplings[-16:]] == [True] + [False] * 15
+    # usage counts every candidate's tokens (each with its end-of-sequence token), not the answer's alone
+    tokens = [len(scripted.builder.tokenizer.encode(c["sql"], add_special_tokens=False)) + 1 for c in candidates]
+    assert body["usage"]["completion_tokens"] == sum(tokens)

@@ -17,6 +17,7 @@ FIELDS = (
     "batch_size",
     "batch_wait_ms",
     "max_queue",
+    "max_generations_per_request",
     "max_tokens",
     "max_tokens_limit",
     "max_body_bytes",

@@ -307,7 +307,14 @@ class ServingConfig(_Section):
     batch_wait_ms: float = Field(
         10.0, ge=0, description="How long a batch waits for more requests before it starts, in milliseconds."
     )
-    max_queue: int = Field(1024, gt=0, description="Requests waiting for the model at most; above it: 503.")
+    max_queue: int = Field(
+        1024, gt=0, description="Generations waiting for the model at most; a request that would pass it: 503."
+    )
+    max_generations_per_request: int = Field(
+        16,
+        gt=0,
+        description="Answers one request may generate: prompts (or instances) × n, repairs included; above: 400.",
+    )
     max_repairs: int = Field(
         0, ge=0, le=10, description="/v1/sql: ask the model again with the error this many times when its SQL fails."
     )
@@ -323,6 +330,11 @@ class ServingConfig(_Section):
     @model_validator(mode="after")
     def _default_within_limit(self) -> ServingConfig:
         refuse_passwords({f"serving.databases.{k}": v for k, v in self.databases.items()})
+        if self.max_generations_per_request > self.max_queue:
+            raise ValueError(
+                f"serving.max_generations_per_request ({self.max_generations_per_request}) is above serving.max_queue "
+                f"({self.max_queue}): such a request could never be queued; lower it or raise serving.max_queue"
+            )
         if self.max_tokens is not None and self.max_tokens > self.max_tokens_limit:
             raise ValueError(
                 f"serving.max_tokens ({self.max_tokens}) is above serving.max_tokens_limit "

@@ -1,18 +1,32 @@
-"""The HTTP API: OpenAI-compatible chat and completions, `/v1/sql`, `/v1/models` and `/health`.
+"""The HTTP API: OpenAI-compatible chat and completions, `/v1/sql`, the Vertex AI prediction route,
+`/v1/models` and `/health`.
 
     app = create_app(engine, ServerSettings(model_name="runs/x/merged"))
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Every answer is SQL only: the model's output goes through `extract_sql`. Prompts are built by the
-model's own PromptBuilder (the engine's), so the model is asked exactly as it was trained. Errors use
-the OpenAI shape `{"error": {"message", "type", "code", ...}}`:
+model's own PromptBuilder (the engine's), so the model is asked exactly as it was trained.
 
-    400  too many stop strings or prompts, a prompt longer than the model reads
+Every route that generates is bounded before anything is generated: its generations (prompts, or
+Vertex instances, × n) must fit `serving.max_generations_per_request` (else 400), and they are
+admitted to the engine's queue all at once (else 503, nothing queued). `/v1/sql` repair rounds, each
+generating n again, run only as far as that limit leaves room, and their queue room is held from the
+start. When the client disconnects, its generations still queued are dropped, never generated.
+
+`/v1/sql` with n > 1 returns every candidate it generated in `candidates`, the greedy one first, each
+with the outcome of the check its answer gets (`ok`, `error`: run with execute, else compiled on the
+db_id, else parsed) and, with vote, its `votes`. `sql` stays the answer: the greedy candidate, or the
+vote's choice; with n = 1 `candidates` is null, as before.
+
+Errors use the OpenAI shape `{"error": {"message", "type", "code", ...}}`:
+
+    400  too many stop strings, no prompt, more generations than serving.max_generations_per_request,
+         a prompt longer than the model reads
     401  missing or wrong API key (when the server has one; /health is always open)
     404  unknown db_id (the error lists `known_ids`)
     413  request body over serving.max_body_bytes
     422  a malformed body, max_tokens over serving.max_tokens_limit, no question
-    503  serving.max_queue requests already waiting, or a database that cannot be reached
+    503  generations that would pass serving.max_queue, or a database that cannot be reached
 """
 
 from __future__ import annotations
@@ -22,10 +36,11 @@ import json
 import math
 import time
 import uuid
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,10 +55,9 @@ from text2sql.inference.generate import Sampling
 from text2sql.models.registry import PREDICT_ROUTE
 from text2sql.serving import questions
 from text2sql.serving.databases import DatabaseDirectory, UnknownDatabase
-from text2sql.serving.engine import Engine, EngineBusy, Generation, GenerationRequest, PromptTooLong
+from text2sql.serving.engine import Engine, EngineBusy, Generation, GenerationRequest, PromptTooLong, Reservation
 from text2sql.serving.guard import GuardMiddleware, error_body
 from text2sql.serving.openai_schema import (
-    MAX_PROMPTS,
     MAX_STOP,
     AssistantMessage,
     ChatChoice,
@@ -62,10 +76,12 @@ from text2sql.serving.openai_schema import (
     VertexPredictResponse,
     _Generation,
 )
-from text2sql.serving.repair import answer
+from text2sql.serving.repair import answer, check_sql
 from text2sql.sql.execution import NO_DATABASE, open_database
 from text2sql.sql.extract import extract_sql
 from text2sql.sql.voting import vote
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -148,13 +164,45 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             raise APIError(503, f"database {db_id} is unavailable: {exc}", "database_unavailable") from None
         return target, text
 
-    async def generate(requests: list[GenerationRequest]):
+    def within_limit(count: int, what: str) -> None:
+        """400 when a request asks for more generations than one request may make."""
+        limit = serving.max_generations_per_request
+        if count > limit:
+            raise APIError(
+                400,
+                f"{what} asks for {count} generations; this server makes at most {limit} per request "
+                "(serving.max_generations_per_request): lower n or send fewer",
+            )
+
+    def admit(count: int) -> Reservation:
+        """`count` slots of the engine's queue, held at once; 503, with nothing queued, when they do not fit."""
         try:
-            return await engine.generate_many(requests)
+            return engine.reserve(count)
         except EngineBusy as exc:
-            raise APIError(503, f"server busy: {exc}", "server_busy") from None
+            raise APIError(503, f"server busy: {exc} (serving.max_queue); retry later", "server_busy") from None
+
+    async def generate(requests: list[GenerationRequest], reservation: Reservation) -> list[Generation]:
+        try:
+            return await engine.generate_many(requests, reservation)
         except PromptTooLong as exc:
             raise APIError(400, f"{exc}; shorten the schema or the question") from None
+
+    async def while_connected(request: Request, work: Awaitable[T]) -> T:
+        """`work`'s result. When the client disconnects first, `work` is cancelled: its generations still
+        queued are dropped (never generated), its queue slots freed, and no answer is sent."""
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not task.done():
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task  # its `finally` blocks run: held queue slots go back
+        if task.cancelled():
+            raise APIError(499, "the client closed the connection before the answer was ready", "client_closed")
+        return task.result()
 
     async def prompt_for(question: questions.Question, db_id: str | None) -> str:
         if not question.question.strip():
@@ -180,13 +228,18 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         return ModelList(data=[ModelCard(id=settings.model_name, created=created)])
 
     @app.post("/v1/chat/completions", response_model=ChatCompletion)
-    async def chat_completions(body: ChatCompletionRequest):
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
+        return await while_connected(request, chat(body))
+
+    async def chat(body: ChatCompletionRequest):
         check_generation(body)
+        n = body.n or 1
+        within_limit(n, f"n = {n}")
         limit = max_tokens(body.max_completion_tokens or body.max_tokens)
         question = questions.from_messages((m.role, m.text()) for m in body.messages)
         prompt = await prompt_for(question, body.db_id)
-        n = body.n or 1
-        gens = await generate([GenerationRequest(prompt, limit, sampling(body), body.stop_list())] * n)
+        with admit(n) as reservation:
+            gens = await generate([GenerationRequest(prompt, limit, sampling(body), body.stop_list())] * n, reservation)
         # A prompt is read once per request: usage counts it once, as OpenAI's API does for n > 1.
         completion = ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -203,18 +256,24 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         return streamed_chat(completion) if body.stream else completion
 
     @app.post("/v1/completions", response_model=Completion)
-    async def completions(body: CompletionRequest):
+    async def completions(body: CompletionRequest, request: Request):
+        return await while_connected(request, complete(body))
+
+    async def complete(body: CompletionRequest):
         check_generation(body)
-        limit = max_tokens(body.max_tokens)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         n = body.n or 1
-        if not prompts or len(prompts) * n > MAX_PROMPTS:
-            raise APIError(400, f"send 1 to {MAX_PROMPTS} prompts × n, not {len(prompts)} × {n}")
+        if not prompts:
+            raise APIError(400, "no prompt: send a prompt string or a list of at least one")
+        within_limit(len(prompts) * n, f"{len(prompts)} prompts × n = {n}")
+        limit = max_tokens(body.max_tokens)
         texts = [await prompt_for(questions.from_prompt(p), body.db_id) for p in prompts]
         # OpenAI's order: the n choices of the first prompt, then those of the next.
-        gens = await generate(
-            [GenerationRequest(t, limit, sampling(body), body.stop_list()) for t in texts for _ in range(n)]
-        )
+        with admit(len(texts) * n) as reservation:
+            gens = await generate(
+                [GenerationRequest(t, limit, sampling(body), body.stop_list()) for t in texts for _ in range(n)],
+                reservation,
+            )
         completion = Completion(
             id=f"cmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
@@ -228,59 +287,107 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         return streamed_completion(completion) if body.stream else completion
 
     @app.post("/v1/sql", response_model=SqlResponse)
-    async def sql(body: SqlRequest) -> SqlResponse:
+    async def sql(body: SqlRequest, request: Request) -> SqlResponse:
+        return await while_connected(request, sql_one(body))
+
+    async def sql_one(body: SqlRequest) -> SqlResponse:
+        within_limit(body.n, f"n = {body.n}")
+        prepared = await sql_prepared(body)
+        [repairs] = repairs_within([body.n])
+        with admit(body.n * (1 + repairs)) as reservation:
+            return await sql_answer(body, prepared, repairs, reservation)
+
+    @app.post(PREDICT_ROUTE, response_model=VertexPredictResponse, response_model_exclude_none=True)
+    async def vertex_predict(body: VertexPredictRequest, request: Request) -> VertexPredictResponse:
+        """The route a Vertex AI endpoint sends predictions to (a model registered by text2sql)."""
+        return await while_connected(request, vertex(body))
+
+    async def vertex(body: VertexPredictRequest) -> VertexPredictResponse:
+        """Every instance is checked (and its schema read) before any is generated; their generations
+        are counted together against the per-request limit and admitted to the queue together."""
+        ns = [instance.n for instance in body.instances]
+        within_limit(sum(ns), f"{len(ns)} instances × their n")
+        prepared = [await sql_prepared(instance) for instance in body.instances]
+        repairs = repairs_within(ns)
+        with admit(sum(n * (1 + r) for n, r in zip(ns, repairs))) as reservation:
+            return VertexPredictResponse(
+                predictions=[
+                    await sql_answer(instance, ready, r, reservation)
+                    for instance, ready, r in zip(body.instances, prepared, repairs)
+                ]
+            )
+
+    # -------------------------------------------------------------------------------- /v1/sql
+
+    async def sql_prepared(body: SqlRequest) -> tuple[int, str | None, str]:
+        """(max_tokens, database path or None, schema text) of a /v1/sql request: its 4xx errors come
+        here, before anything is generated."""
         if (body.db_id is None) == (body.schema_text is None):
             raise APIError(422, "give either db_id (a database of the server) or schema (CREATE TABLE text)")
         if body.execute and body.db_id is None:
             raise APIError(422, "execute needs a db_id: the SQL can only run on a database of the server")
+        if body.vote and body.db_id is None:
+            raise APIError(422, "vote needs a db_id: candidates are compared by running them on its database")
         limit = max_tokens(body.max_tokens)
         if body.db_id is not None:
             path, schema = await db_schema(body.db_id)
-        else:
-            path, schema = None, questions.schema_from_text(body.schema_text or "")
+            return limit, path, schema
+        return limit, None, questions.schema_from_text(body.schema_text or "")
 
-        if body.vote and body.db_id is None:
-            raise APIError(422, "vote needs a db_id: candidates are compared by running them on its database")
+    def repairs_within(ns: list[int]) -> list[int]:
+        """Repair rounds each of these /v1/sql requests may run: serving.max_repairs, or fewer where a round
+        (n more generations) would take the request past serving.max_generations_per_request."""
+        spare = serving.max_generations_per_request - sum(ns)
+        rounds = []
+        for n in ns:
+            allowed = min(serving.max_repairs, spare // n)
+            spare -= allowed * n
+            rounds.append(allowed)
+        return rounds
+
+    async def sql_answer(
+        body: SqlRequest, prepared: tuple[int, str | None, str], repairs: int, reservation: Reservation
+    ) -> SqlResponse:
+        """The answer to one prepared /v1/sql request, its generations queued on `reservation`."""
+        limit, path, schema = prepared
         last: list[SqlCandidate] = []
 
         async def ask(question: str) -> Generation:
             prompt = _prompt(question, schema, body.evidence, path)
             extra = Sampling(temperature=body.temperature, top_p=body.top_p)
             requests = [GenerationRequest(prompt, limit)] + [GenerationRequest(prompt, limit, extra)] * (body.n - 1)
-            gens = await generate(requests)
-            if not body.vote or len(gens) == 1:
+            gens = await generate(requests, reservation)
+            if len(gens) == 1:
                 return gens[0]
             sqls = [extract_sql(g.text) for g in gens]
-            chosen, candidates = await asyncio.to_thread(vote_on, path, sqls)
+            if body.vote:
+                chosen, candidates = await asyncio.to_thread(vote_on, path, sqls)
+            else:
+                # The greedy one is the answer; the repair loop checks it, and its outcome fills candidate 0 below.
+                chosen = 0
+                candidates = [SqlCandidate(sql=sqls[0], ok=False, chosen=True)]
+                candidates += await asyncio.to_thread(check_each, path, sqls[1:], body.execute)
             last[:] = candidates
             return Generation(
-                text=sqls[chosen],
+                text=gens[chosen].text,
                 prompt_tokens=gens[0].prompt_tokens,
                 completion_tokens=sum(g.completion_tokens for g in gens),
                 finish_reason=gens[chosen].finish_reason,
             )
-
-        def vote_on(target: str | None, sqls: list[str]) -> tuple[int, list[SqlCandidate]]:
-            """The candidate most of them agree with by result (the greedy one first on ties)."""
-            with open_database(str(target)) as db:
-                result = vote(db, sqls, timeout=serving.timeout, max_rows=serving.max_rows)
-            size = {i: len(g) for g in result.groups for i in g}
-            return result.chosen, [
-                SqlCandidate(sql=q, ok=r.ok, error=r.error, votes=size.get(i, 0), chosen=i == result.chosen)
-                for i, (q, r) in enumerate(zip(sqls, result.results))
-            ]
 
         result = await answer(
             ask,
             body.question,
             db_path=path,
             execute=body.execute,
-            max_repairs=serving.max_repairs,
+            max_repairs=repairs,
             timeout=serving.timeout,
             max_rows=serving.max_rows,
         )
         if result.category == NO_DATABASE:
             raise APIError(503, f"database {body.db_id} is unavailable: {result.error}", "database_unavailable")
+        if last and not body.vote and result.result is not None:
+            last[0] = SqlCandidate(sql=result.sql, ok=result.result.ok, error=result.error, chosen=True)
         ran = result.result if result.executed and result.result is not None and result.result.ok else None
         return SqlResponse(
             sql=result.sql,
@@ -295,12 +402,31 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             usage=Usage.of(result.prompt_tokens, result.completion_tokens),
         )
 
-    @app.post(PREDICT_ROUTE, response_model=VertexPredictResponse, response_model_exclude_none=True)
-    async def vertex_predict(body: VertexPredictRequest) -> VertexPredictResponse:
-        """The route a Vertex AI endpoint sends predictions to (a model registered by text2sql)."""
-        return VertexPredictResponse(predictions=[await sql(instance) for instance in body.instances])
+    def vote_on(target: str | None, sqls: list[str]) -> tuple[int, list[SqlCandidate]]:
+        """The candidate most of them agree with by result (the greedy one first on ties)."""
+        with open_database(str(target)) as db:
+            result = vote(db, sqls, timeout=serving.timeout, max_rows=serving.max_rows)
+        size = {i: len(g) for g in result.groups for i in g}
+        return result.chosen, [
+            SqlCandidate(sql=q, ok=r.ok, error=r.error, votes=size.get(i, 0), chosen=i == result.chosen)
+            for i, (q, r) in enumerate(zip(sqls, result.results))
+        ]
+
+    def check_each(target: str | None, sqls: list[str], execute: bool) -> list[SqlCandidate]:
+        """Each SQL checked as an answer is (run with execute, else compiled on the database, else parsed)."""
+        checked = [
+            (q, check_sql(q, target, execute=execute, timeout=serving.timeout, max_rows=serving.max_rows)) for q in sqls
+        ]
+        return [SqlCandidate(sql=q, ok=r.ok, error=r.error) for q, r in checked]
 
     return app
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has gone. The body is read by then, so the server's next message is the
+    disconnect (uvicorn sends it when the connection closes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def streamed_chat(completion: ChatCompletion) -> StreamingResponse:

@@ -8,6 +8,11 @@ requests queue up, and the next batch starts as soon as it ends, without waiting
 
 The worker also does all tokenizing and decoding, so the tokenizer is only ever used from one
 thread. Results come back as `concurrent.futures.Future`s (`submit`) or awaitables (`generate`).
+
+Admission is all or nothing: `reserve(k)` holds k of the `max_queue` slots at once or raises
+EngineBusy with nothing queued, so a request is never half generated for a full queue. A slot counts
+a generation from its admission until the worker takes it up (or its caller cancels it: a cancelled
+generation frees its slot at once and is skipped, never generated).
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class Generation:
 class EngineStats:
     requests: int = 0
     batches: int = 0
+    dropped: int = 0  # generations cancelled while queued, skipped by the worker
     batch_sizes: Counter = field(default_factory=Counter)  # rows per generate call → how many calls
 
     @property
@@ -71,9 +77,34 @@ class EngineStats:
         return {
             "requests": self.requests,
             "batches": self.batches,
+            "dropped": self.dropped,
             "max_batch": self.max_batch,
             "batch_sizes": dict(sorted(self.batch_sizes.items())),
         }
+
+
+class Reservation:
+    """Queue slots held by one admitted caller: its generations are queued against them and are never
+    refused midway. `release()` (or leaving the `with` block) hands back the slots not used."""
+
+    def __init__(self, engine: Engine, slots: int):
+        self._engine = engine
+        self.left = slots
+
+    def take(self) -> None:
+        if self.left < 1:
+            raise RuntimeError("every reserved slot is used; reserve as many as you submit")
+        self.left -= 1
+
+    def release(self) -> None:
+        left, self.left = self.left, 0
+        self._engine._free(left)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class Engine:
@@ -102,7 +133,11 @@ class Engine:
         self.batch_size = batch_size
         self.batch_wait = batch_wait_ms / 1000.0
         self.stats = EngineStats()
-        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        # Unbounded: admission (`_waiting`, at most max_queue) bounds what is put in it.
+        self._queue: queue.Queue = queue.Queue()
+        self._waiting = 0  # generations admitted (reserved or queued) and not yet taken up by the worker
+        self._admission = threading.Lock()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -128,6 +163,7 @@ class Engine:
             except queue.Empty:
                 break
             if item is not _STOP and item[1].set_running_or_notify_cancel():
+                self._free(1)
                 item[1].set_exception(RuntimeError("the server is shutting down"))
 
     @property
@@ -136,22 +172,62 @@ class Engine:
 
     # ------------------------------------------------------------------ callers
 
-    def submit(self, request: GenerationRequest) -> Future:
-        """Queue one request; the future resolves to a `Generation` (or raises PromptTooLong)."""
+    @property
+    def waiting(self) -> int:
+        """Generations admitted and not yet taken up by the worker (reserved slots included)."""
+        with self._admission:
+            return self._waiting
+
+    def reserve(self, count: int) -> Reservation:
+        """Hold `count` queue slots at once; EngineBusy, with nothing held, when they would pass max_queue."""
+        with self._admission:
+            if self._waiting + count > self.max_queue:
+                raise EngineBusy(
+                    f"{count} more generations would pass the queue of {self.max_queue} ({self._waiting} already waiting)"
+                )
+            self._waiting += count
+        return Reservation(self, count)
+
+    def _free(self, count: int) -> None:
+        with self._admission:
+            self._waiting -= count
+
+    def submit(self, request: GenerationRequest, reservation: Reservation | None = None) -> Future:
+        """Queue one request on a slot of `reservation` (else on a free slot: EngineBusy when there is
+        none); the future resolves to a `Generation` (or raises PromptTooLong). Cancelling the future
+        before the worker takes it up frees its slot and drops it."""
         if not self.running:
             raise RuntimeError("the engine is not running; call start() first")
+        held = reservation if reservation is not None else self.reserve(1)
+        held.take()
         future: Future = Future()
-        try:
-            self._queue.put_nowait((request, future))
-        except queue.Full:
-            raise EngineBusy(f"{self._queue.maxsize} requests are already waiting; retry later") from None
+        future.add_done_callback(self._on_done)
+        self._queue.put((request, future))
         return future
 
-    async def generate(self, request: GenerationRequest) -> Generation:
-        return await asyncio.wrap_future(self.submit(request))
+    def _on_done(self, future: Future) -> None:
+        # Cancelled while queued: the worker will skip it, so its slot is free now.
+        if future.cancelled():
+            self._free(1)
 
-    async def generate_many(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        return list(await asyncio.gather(*(self.generate(r) for r in requests)))
+    async def generate(self, request: GenerationRequest, reservation: Reservation | None = None) -> Generation:
+        return await asyncio.wrap_future(self.submit(request, reservation))
+
+    async def generate_many(
+        self, requests: Sequence[GenerationRequest], reservation: Reservation | None = None
+    ) -> list[Generation]:
+        """Every request's generation, queued all at once (on `reservation`, else on slots reserved here:
+        EngineBusy with nothing queued when they do not all fit). Cancelling the call drops those not
+        yet taken up by the worker."""
+        held = reservation if reservation is not None else self.reserve(len(requests))
+        try:
+            if held.left < len(requests):
+                raise RuntimeError(f"{len(requests)} generations on a reservation with {held.left} slots left")
+            futures = [self.submit(r, held) for r in requests]
+        finally:
+            if reservation is None:
+                held.release()  # only the slots not taken
+        return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
 
     # ------------------------------------------------------------------ worker
 
@@ -175,6 +251,8 @@ class Engine:
                 batch.append(item)
             # A caller that gave up (client disconnected) cancelled its future: skip its prompt.
             live = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]
+            self._free(len(live))  # the cancelled ones freed their slots when they were cancelled
+            self.stats.dropped += len(batch) - len(live)
             if live:
                 self._run(live)
             if stop:

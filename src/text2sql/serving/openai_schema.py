@@ -11,10 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Bounds on list fields (the body-size limit bounds everything else).
+# Bounds on list fields (the body-size limit bounds everything else). What a request may generate
+# (prompts or instances × n) is bounded by the server's serving.max_generations_per_request.
 MAX_STOP = 4  # as OpenAI
-MAX_CHOICES = 16  # n per request: each choice is a generation
-MAX_PROMPTS = 64  # prompts in one /v1/completions request
 
 
 def _encodable(value: Any) -> Any:
@@ -63,7 +62,7 @@ class _Generation(_Request):
     temperature: float | None = Field(None, ge=0, le=2, description="0 or absent: greedy decoding.")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling, when temperature > 0.")
     stop: str | list[str] | None = Field(None, description="Generation is cut at the first of these strings.")
-    n: int | None = Field(None, ge=1, le=MAX_CHOICES, description="Choices per prompt.")
+    n: int | None = Field(None, ge=1, description="Choices per prompt (serving.max_generations_per_request bounds it).")
     stream: bool | None = Field(
         None, description="Server-sent events as OpenAI streams them; the SQL arrives as one piece once extracted."
     )
@@ -93,7 +92,7 @@ class SqlRequest(_Request):
     evidence: str | None = Field(None, description="An optional hint (BIRD's 'evidence').")
     execute: bool = Field(False, description="Run the SQL read-only on db_id and return its rows.")
     max_tokens: int | None = Field(None, gt=0, description="Most tokens to generate (bounded by the server).")
-    n: int = Field(1, ge=1, le=MAX_CHOICES, description="Candidates: the greedy answer plus n - 1 sampled ones.")
+    n: int = Field(1, ge=1, description="Candidates: the greedy answer plus n - 1 sampled ones; each one is returned.")
     vote: bool = Field(
         False, description="Run the n candidates on db_id and answer with the one most of them agree with by result."
     )
@@ -169,10 +168,12 @@ class ModelList(BaseModel):
 
 class SqlCandidate(BaseModel):
     sql: str
-    ok: bool = Field(description="True when it ran.")
+    ok: bool = Field(description="True when its check passed (run with execute or vote, else compiled or parsed).")
     error: str | None = None
-    votes: int = Field(description="Candidates (itself included) whose result equals its result; 0 when it failed.")
-    chosen: bool = False
+    votes: int | None = Field(
+        None, description="With vote: candidates (itself included) whose result equals its result; 0 when it failed."
+    )
+    chosen: bool = Field(False, description="True for the candidate that is the answer (`sql`).")
 
 
 class SqlResponse(BaseModel):
@@ -184,7 +185,9 @@ class SqlResponse(BaseModel):
     truncated: bool = Field(False, description="True when the result had more rows than were returned.")
     attempts: int = Field(description="Model calls it took: 1, plus one per repair.")
     db_id: str | None = None
-    candidates: list[SqlCandidate] | None = Field(None, description="With vote: every candidate of the last round.")
+    candidates: list[SqlCandidate] | None = Field(
+        None, description="With n > 1: every candidate of the last round, the greedy one first; null with n = 1."
+    )
     usage: Usage
 
 
