@@ -12,6 +12,7 @@ from text2sql.data.schema import read_schema
 from text2sql.errors import OutputExistsError
 from text2sql.sql.copy import copy_database
 from text2sql.sql.execution import execute_sql
+from text2sql.sql.targets import dialect_of, postgres_parts
 
 
 @pytest.fixture
@@ -41,6 +42,14 @@ def _target(engine, tmp_path, request, name):
     return request.getfixturevalue("postgres_server").url("postgres", schema=name)
 
 
+def _readable(target, request):
+    """`target` as a role that may only read reaches it: DuckDB files as they are, a PostgreSQL schema
+    through the `reader` role (the copy writes as a role that may create tables)."""
+    if dialect_of(target) == "duckdb":
+        return target
+    return request.getfixturevalue("postgres_server").grant_reader("postgres", postgres_parts(target)[1])
+
+
 @pytest.mark.parametrize("engine", ["postgres", "duckdb"])
 def test_types_keys_and_notes(engine, messy, tmp_path, request):
     target = _target(engine, tmp_path, request, "messy_copy")
@@ -61,14 +70,16 @@ def test_types_keys_and_notes(engine, messy, tmp_path, request):
     assert "mixed: holds integer and real and text values; copied as text" in notes
     assert "rows repeat or leave out its primary key" in notes
     assert "does not point at a primary key" in notes  # code -> Parent(label)
+    assert "Parent.label: 1 value(s) not valid UTF-8; copied with U+FFFD" in notes
     if engine == "duckdb":  # parent_id 9 has no parent: DuckDB would refuse the rows
         assert "some rows point at no row" in notes
     assert report.rows == 6
-    rows = execute_sql(target, "SELECT mixed, price FROM child ORDER BY price").rows
+    readable = _readable(target, request)
+    rows = execute_sql(readable, "SELECT mixed, price FROM child ORDER BY price").rows
     assert rows == [("5", 1.5), ("five", 2.0), ("7.25", 3.0)]
-    cafe = execute_sql(target, "SELECT label FROM parent WHERE id = 3").rows[0][0]
-    assert cafe.startswith("Caf")
-    schema = read_schema(target)
+    cafe = execute_sql(readable, "SELECT label FROM parent WHERE id = 3").rows[0][0]
+    assert cafe == "Cafe\ufffd"  # the byte that is not UTF-8, replaced and noted
+    schema = read_schema(readable)
     # PostgreSQL lists tables as created (parents first); a DuckDB file lists them by name once reopened.
     assert [t.name for t in schema.tables] == (["parent", "child"] if engine == "postgres" else ["child", "Parent"])
 
@@ -82,12 +93,12 @@ def test_existing_tables_are_kept_without_force(engine, messy, tmp_path, request
     conn.close()
     with pytest.raises(OutputExistsError, match="already has table"):
         copy_database(messy, target, show_progress=False)
-    assert execute_sql(target, "SELECT COUNT(*) FROM child").rows == [(3,)]  # unchanged
+    assert execute_sql(_readable(target, request), "SELECT COUNT(*) FROM child").rows == [(3,)]  # unchanged
     code, _, err = run_cli(capsys, "db", "copy", str(messy), target)
     assert_one_line_error(code, err, "already has table", "--force")
     code, _, err = run_cli(capsys, "db", "copy", str(messy), target, "--force")
     assert code == 0 and "messy" in err
-    assert execute_sql(target, "SELECT COUNT(*) FROM child").rows == [(0,)]
+    assert execute_sql(_readable(target, request), "SELECT COUNT(*) FROM child").rows == [(0,)]
 
 
 def test_a_folder_needs_a_pattern_and_copies_each_database(tmp_path, capsys):

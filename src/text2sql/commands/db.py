@@ -5,7 +5,8 @@
     text2sql db copy spider/database "spider_duckdb/{db_id}/{db_id}.duckdb"
 
 SRC is a SQLite file, a folder of <db_id>/<db_id>.sqlite (Spider's layout) or `bundled`; for a
-folder, DEST holds `{db_id}`: one schema or file per database.
+folder, DEST holds `{db_id}`: one schema or file per database. Every database is copied or, on any
+failure, none is (`text2sql.sql.copy`).
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def sources(source: str) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from text2sql.sql.copy import copy_database
-    from text2sql.sql.targets import dialect_of, for_db_id, redact
+    from text2sql.sql.copy import copy_databases
+    from text2sql.sql.targets import dialect_of, for_db_id
 
     found = sources(args.source)
     if len(found) > 1 and "{db_id}" not in args.dest:
@@ -66,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
             "out/{db_id}/{db_id}.duckdb) so that each gets its own"
         )
     dialect_of(args.dest.replace("{db_id}", "x"))  # an unknown scheme fails before anything is read
+    # All or nothing: a table is listed only once every database is in place.
+    reports = copy_databases([(path, for_db_id(args.dest, db_id)) for db_id, path in found.items()], force=args.force)
     print(f"{'database':<24} {'tables':>6} {'rows':>9}  destination", file=sys.stderr)
     notes = 0
-    for db_id, path in found.items():
-        dest = for_db_id(args.dest, db_id)
-        report = copy_database(path, dest, force=args.force)
-        print(f"{db_id:<24} {len(report.tables):>6} {report.rows:>9}  {redact(dest)}", file=sys.stderr)
+    for db_id, report in zip(found, reports):
+        print(f"{db_id:<24} {len(report.tables):>6} {report.rows:>9}  {report.dest}", file=sys.stderr)
         for note in report.notes:
             print(f"  note: {note}", file=sys.stderr)
         notes += len(report.notes)
