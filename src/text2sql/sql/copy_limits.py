@@ -9,7 +9,7 @@ name on its own.
                  own catalogs (`duckdb_`, `pragma_`, `sqlite_`, `pg_`), which untrusted SQL may not read
 
 Both: no empty name and no NUL in a name. The prefixes are those the guard refuses to read
-(`guard._SYSTEM_PREFIXES`): a table copied under such a name could never be queried.
+(`guard.SYSTEM_PREFIXES`): a table copied under such a name could never be queried.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from collections.abc import Iterable
 
 from text2sql.errors import DataError
 from text2sql.sql.catalog import Table
+from text2sql.sql.guard import SYSTEM_PREFIXES
 from text2sql.sql.targets import DISPLAY_NAMES
 from text2sql.sql.transpile import target_identifier
 
 PG_MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL cuts longer names, which the copy never lets happen
 PG_MAX_COLUMNS = 1600  # MaxHeapAttributeNumber
 PG_MAX_KEY_COLUMNS = 32  # INDEX_MAX_KEYS: columns of one primary key (its index)
-_RESERVED_PREFIXES = {"postgres": ("pg_",), "duckdb": ("duckdb_", "pragma_", "sqlite_", "pg_")}
 _RENAME = "rename it in the SQLite file (ALTER TABLE ... RENAME ...)"
 _PG_SYSTEM_COLUMNS = {"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -54,7 +54,7 @@ def check_tables(tables: Iterable[Table], dialect: str, source: str) -> None:
         name = target_identifier(table.name, dialect)
         shown = f"{source}: table {q(table.name)}"
         _check_name(name, table.name, shown, dialect)
-        if name.lower().startswith(_RESERVED_PREFIXES.get(dialect, ())):
+        if name.lower().startswith(SYSTEM_PREFIXES.get(dialect, ())):
             raise DataError(
                 f"{shown}: {engine} keeps names starting with {name.split('_')[0]}_ for its own catalogs, so "
                 "queries could not read it; rename the table in the SQLite file (ALTER TABLE ... RENAME TO ...)"

@@ -79,7 +79,7 @@ _SYSTEM_SCHEMAS = {
     "postgres": {"pg_catalog", "information_schema", "pg_toast"},
     "duckdb": {"pg_catalog", "information_schema", "system", "temp"},
 }
-_SYSTEM_PREFIXES = {"postgres": ("pg_",), "duckdb": ("duckdb_", "pragma_", "sqlite_", "pg_")}
+SYSTEM_PREFIXES = {"postgres": ("pg_",), "duckdb": ("duckdb_", "pragma_", "sqlite_", "pg_")}
 _NAME = re.compile(r'^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$')
 _NAMES = (TokenType.VAR, TokenType.IDENTIFIER)
 
@@ -166,7 +166,7 @@ def _check_table(node: exp.Table, dialect: str) -> str | None:
     schema = (node.db or "").lower()
     table = (node.name or "").lower()
     if schema in _SYSTEM_SCHEMAS.get(dialect, ()) or (
-        not schema and table.startswith(_SYSTEM_PREFIXES.get(dialect, ()))
+        not schema and table.startswith(SYSTEM_PREFIXES.get(dialect, ()))
     ):
         return f"{node.sql(dialect)} is a system catalog; only the database's own tables are read"
     return None
