@@ -23,9 +23,10 @@ from text2sql.config import Config
 from text2sql.data.context import FittedPrompt
 from text2sql.data.example import Example
 from text2sql.data.prepare_report import SPLITS, PrepareReport, percentiles
-from text2sql.data.prompt import PromptBuilder
+from text2sql.data.prompt import PROMPT_ENCODING, PromptBuilder
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
 from text2sql.data.retarget import retarget
+from text2sql.data.values import VALUE_HINT_RULES
 from text2sql.errors import DataError
 from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import RunDir, source_identity
@@ -389,6 +390,9 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
     depends_on["inputs"] = {k: source_identity(v) for k, v in sources.items() if v}
     if cfg.data.db:  # its schema is in every prompt: a changed database is stale data
         depends_on["inputs"]["db"] = source_identity(cfg.data.db)
+    if cfg.data.value_hints:  # so are the rules that pick value hints: new rules, new prompts
+        depends_on["inputs"]["value_hints"] = VALUE_HINT_RULES
+    depends_on["inputs"]["prompt_encoding"] = PROMPT_ENCODING  # and how prompts become tokens
     tokenizer, kind, model_type = model.tokenizer, model.kind, model.model_type
     depends_on["tokenizer"] = tokenizer_fingerprint(tokenizer)
 

@@ -9,21 +9,34 @@ separately and concatenated, so the prompt tokens at training time are exactly t
 inference call produces for the same example. Labels are -100 on every prompt token.
 
 Seq2seq models (T5): the encoder input is the user message; the decoder target is the SQL.
+
+The user message (question, evidence, schema text, stored values, descriptions) is text from users and
+databases: only the template around it may hold special tokens. `encode_prompts` finds that frame in
+each prompt text and, when the user message holds the string of a special or added token (`</s>`,
+`<|im_start|>`), encodes the message as plain text between the frame's tokens
+(`text2sql.data.control_tokens`). Every other prompt is encoded as one string, exactly as before.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from text2sql.config import DEFAULT_SYSTEM_PROMPT, Config
 from text2sql.data.context import FittedPrompt, SchemaSettings, fit_prompts
+from text2sql.data.control_tokens import ControlTokens
 from text2sql.data.example import Example
 from text2sql.data.templates import DEFAULT_TEMPLATE_BY_MODEL_TYPE, get_template
+from text2sql.errors import DataError
 from text2sql.sql.targets import DISPLAY_NAMES, dialect_of
 
 IGNORE_INDEX = -100
+# How prompt text becomes token ids; prepared data made under an earlier rule is prepared again.
+# 2: text from databases and users is tokenized as plain text, never as special tokens.
+PROMPT_ENCODING = 2
+_MARKER = "\x00USER\x00"  # stands for the user message when the template's frame is found
 
 
 def user_message(question: str, schema: str = "", evidence: str | None = None) -> str:
@@ -68,6 +81,16 @@ def prompt_budget(cfg: Config, kind: str) -> int:
     return d.max_length - min(cfg.evaluation.max_new_tokens, d.max_length // 4)
 
 
+@dataclass(frozen=True)
+class Frame:
+    """The template's text before and after the user message. `verbatim`: the template inserts any
+    message unchanged, so prompts are spliced, not rendered."""
+
+    before: str
+    after: str
+    verbatim: bool
+
+
 @dataclass
 class Encoded:
     input_ids: list[int]
@@ -107,8 +130,8 @@ class PromptBuilder:
         self.schema = schema or SchemaSettings()
         self.template_name, self.chat_template = self._resolve_template(template, model_type)
         self._system_in_template = True
-        self._frame: tuple[str, str] | None = None
-        self._frame_checked = False
+        self._frames: dict[bool, Frame | None] = {}  # by _system_in_template
+        self._expected: dict[bool, list[int]] = {}
         self._fast_ids: bool | None = None
 
     @classmethod
@@ -141,7 +164,9 @@ class PromptBuilder:
     # ------------------------------------------------------------------ text
 
     def messages(self, question: str, schema: str = "", evidence: str | None = None) -> list[dict[str, str]]:
-        user = user_message(question, schema, evidence)
+        return self._conversation(user_message(question, schema, evidence))
+
+    def _conversation(self, user: str) -> list[dict[str, str]]:
         if not self.system:
             return [{"role": "user", "content": user}]
         if not self._system_in_template:
@@ -150,56 +175,60 @@ class PromptBuilder:
 
     def prompt_text(self, question: str, schema: str = "", evidence: str | None = None) -> str:
         """The exact text given to the model for one question."""
+        user = user_message(question, schema, evidence)
         if self.kind == "seq2seq":
-            return user_message(question, schema, evidence)
-        messages = self.messages(question, schema, evidence)
+            return user
         try:
-            return self._render(messages)
+            return self._render(user)
         except Exception as exc:  # jinja2 TemplateError: some templates reject a system turn
             if self._system_in_template and "system" in str(exc).lower():
                 self._system_in_template = False
-                return self._render(self.messages(question, schema, evidence))
+                return self._render(user)
             raise
 
-    def _render(self, messages: list[dict[str, str]]) -> str:
-        frame = self._template_frame()
-        if frame is not None and len(messages) == 2:
-            return frame[0] + messages[1]["content"] + frame[1]
-        return self._render_jinja(messages)
+    def _render(self, user: str) -> str:
+        frame = self._frame()
+        if frame is not None and frame.verbatim:
+            return frame.before + user + frame.after
+        text = self._render_jinja(self._conversation(user))
+        if frame is not None and text == frame.before + user + frame.after:
+            return text  # `encode_prompts` finds the user message in it
+        if self.controls.found_in(user):
+            # The template changes the message, so the message cannot be told apart from the frame when
+            # encoding: its special-token strings are split before rendering instead.
+            return self._render_jinja(self._conversation(self.controls.neutralise(user)))
+        return text
 
     def _render_jinja(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(
             messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
         )
 
-    def _template_frame(self) -> tuple[str, str] | None:
-        """Text before and after the user message, when the template inserts it verbatim.
+    def _frame(self) -> Frame | None:
+        """The text before and after the user message for the current turn layout (None when the
+        template does not place the message once).
 
-        Rendering jinja per row costs ~100 µs; for most templates the prompt is a fixed frame
-        around the user message, so prepare renders once and splices. Checked on two probes: any
-        template that transforms the content (trims it, escapes it) keeps the per-row path.
+        Rendering jinja per row costs ~100 µs; for most templates the prompt is a fixed frame around the
+        user message, so prompts are spliced. Checked on two probes: a template that transforms the
+        content (trims it, escapes it) renders each row, and its frame only serves to find the message.
         """
-        if self._frame_checked:
-            return self._frame
-        self._frame_checked = True
-        if not self.system or not self._system_in_template:
-            return None
-        marker = "\x00USER\x00"
+        layout = self._system_in_template
+        if layout in self._frames:
+            return self._frames[layout]
+        self._frames[layout] = None
         try:
-            rendered = self._render_jinja(self._two_turns(marker))
+            rendered = self._render_jinja(self._conversation(_MARKER))
         except Exception:
             return None
-        if rendered.count(marker) != 1:
+        if rendered.count(_MARKER) != 1:
             return None
-        before, after = rendered.split(marker)
-        for probe in (" Question: a 'b'  \n", "x\n\nCREATE TABLE t (a)"):
-            if self._render_jinja(self._two_turns(probe)) != before + probe + after:
-                return None
-        self._frame = (before, after)
-        return self._frame
-
-    def _two_turns(self, user: str) -> list[dict[str, str]]:
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+        before, after = rendered.split(_MARKER)
+        verbatim = all(
+            self._render_jinja(self._conversation(probe)) == before + probe + after
+            for probe in (" Question: a 'b'  \n", "x\n\nCREATE TABLE t (a)")
+        )
+        self._frames[layout] = Frame(before, after, verbatim)
+        return self._frames[layout]
 
     def fit(self, examples: Sequence[Example], *, gold: bool = False) -> list[FittedPrompt]:
         """Each example's prompt, its schema pruned to the budget and with value hints as the
@@ -214,10 +243,92 @@ class PromptBuilder:
 
     # ------------------------------------------------------------------ tokens
 
+    @functools.cached_property
+    def controls(self) -> ControlTokens:
+        """The tokenizer's special and added tokens, which only the template may write."""
+        return ControlTokens(self.tokenizer)
+
     def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
-        # Decoder prompts carry their special tokens in the rendered text (as apply_chat_template
-        # with tokenize=True does); T5 inputs get the tokenizer's own </s>.
-        return self._ids(list(prompts), add_special=self.kind == "seq2seq")
+        """The ids of prompt texts from `prompt_text`: the template's own special tokens as tokens,
+        the user message as plain text (see the module docstring). Decoder prompts carry their
+        special tokens in the rendered text (as apply_chat_template with tokenize=True does); T5
+        inputs get the tokenizer's own </s>. A text outside the template's frame is encoded whole
+        when it holds no special token, and refused (DataError) when it holds others than the
+        template's own."""
+        texts = list(prompts)
+        expected = self._expected_controls()
+        ids = self._ids(texts, add_special=self.kind == "seq2seq")
+        for n, text in enumerate(texts):
+            span = self._user_span(text)
+            if span is not None and self.controls.found_in(text, *span):
+                ids[n] = self._encode_plain_user(text, span)
+            elif (found := self.controls.sequence(ids[n])) != expected:
+                # Another spelling of a token string (a normalizer's), or tokens the frame cannot explain.
+                if span is None and found:
+                    raise DataError(
+                        "a prompt holds text the tokenizer reads as one of its special tokens, and the chat "
+                        "template changes the user message so it cannot be kept plain; remove that text from the "
+                        "question, schema or data, or use a template that inserts the message as it is"
+                    )
+                if span is not None:
+                    ids[n] = self._encode_plain_user(text, span)
+        return ids
+
+    def _user_span(self, text: str) -> tuple[int, int] | None:
+        """Where the user message lies in a prompt text: all of it for seq2seq, inside the template's
+        frame for decoders; None when the text is not in the frame."""
+        if self.kind == "seq2seq":
+            return 0, len(text)
+        frame = self._frame()
+        if frame is None or len(text) < len(frame.before) + len(frame.after):
+            return None
+        if not (text.startswith(frame.before) and text.endswith(frame.after)):
+            return None
+        return len(frame.before), len(text) - len(frame.after)
+
+    def _expected_controls(self) -> list[int]:
+        """The control token ids a prompt holds when its user message holds none: the template's own
+        (for T5, the </s> the tokenizer appends)."""
+        if self._system_in_template not in self._expected:
+            text = self.prompt_text("x")  # also settles whether the template takes a system turn
+            ids = self._ids([text], add_special=self.kind == "seq2seq")[0]
+            self._expected[self._system_in_template] = self.controls.sequence(ids)
+        return self._expected[self._system_in_template]
+
+    def _encode_plain_user(self, text: str, span: tuple[int, int]) -> list[int]:
+        """The frame's text with its tokens, the user message between as plain text."""
+        start, end = span
+        head, user, tail = text[:start], text[start:end], text[end:]
+        ids = self._ids([head], add_special=False)[0] if head else []
+        ids += self.controls.plain_ids(user, continued=bool(head))
+        if tail:
+            ids += self._continued(tail)
+        if self.kind == "seq2seq":
+            ids = self._added_around(ids)
+        if self.controls.sequence(ids) != self._expected_controls():
+            raise DataError(
+                "a prompt's user message cannot be encoded without the tokenizer's special tokens; remove the "
+                "special-token text from the question, schema or data"
+            )
+        return ids
+
+    def _continued(self, text: str) -> list[int]:
+        """Trusted text that follows other text: encoded after a newline that is then dropped, so a
+        SentencePiece tokenizer adds no start-of-text prefix space."""
+        newline = self._ids(["\n"], add_special=False)[0]
+        ids = self._ids(["\n" + text], add_special=False)[0]
+        if newline and ids[: len(newline)] == newline:
+            return ids[len(newline) :]
+        return self._ids([text], add_special=False)[0]
+
+    def _added_around(self, ids: list[int]) -> list[int]:
+        """`ids` with what the tokenizer adds around every input (T5's </s>)."""
+        full = self._ids(["x"], add_special=True)[0]
+        bare = self._ids(["x"], add_special=False)[0]
+        for k in range(len(full) - len(bare) + 1):
+            if full[k : k + len(bare)] == bare:
+                return full[:k] + ids + full[k + len(bare) :]
+        raise DataError("the tokenizer changes the text it wraps in special tokens; its inputs cannot be kept plain")
 
     def encode_targets(self, targets: Sequence[str]) -> list[list[int]]:
         if self.kind == "seq2seq":

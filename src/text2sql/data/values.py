@@ -6,8 +6,17 @@ database an index of the distinct text values of every column is built once (cac
 the other caches, keyed by the file's size and modification time, so an edited database is indexed
 again; a server's is built once per process) and each question is matched against it with
 rapidfuzz: whole values fuzzily ("japan" → 'Japan', "Mueller" → 'Muller'), and a question word that is
-one word of a longer value ("Frank" → 'Frank Müller') a little lower. The best few matches become
+one word of a short value ("Frank" → 'Frank Müller') a little lower. The best few matches become
 hints next to their columns in the prompt.
+
+Stored values are data, not instructions: a value is shown only when the question names it. A word
+shared with a value names it only when the word is distinctive (held by at most MAX_WORD_VALUES
+values, not a stop word) and the value has at most MAX_PARTIAL_WORDS words; a long
+sentence-like value is never reached through one of its words.
+
+The cost of one question is bounded whatever its length and the number of stored values: only its
+first MAX_QUESTION_WORDS words make spans, at most MAX_SPANS of them, and each span is looked up in a
+trigram index (`text2sql.data.fuzzy_index`) that scores a fixed number of candidates.
 """
 
 from __future__ import annotations
@@ -18,10 +27,12 @@ import json
 import logging
 import os
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from text2sql.data.fuzzy_index import FuzzyIndex, SearchStats
 from text2sql.paths import cache_root
 from text2sql.sql.catalog import Schema
 from text2sql.sql.execution import open_database
@@ -29,7 +40,8 @@ from text2sql.sql.targets import dialect_of, is_url, local_path
 
 log = logging.getLogger(__name__)
 
-INDEX_VERSION = 1
+INDEX_VERSION = 1  # of the stored values
+VALUE_HINT_RULES = 2  # of how questions are matched: prepared prompts with hints follow it
 MAX_VALUES_PER_COLUMN = 5000  # distinct values read per column; more is a free-text column
 MAX_VALUE_CHARS = 60  # longer texts are prose, not names a question repeats
 HINT_CHARS = 40  # a hint is cut to this length
@@ -39,6 +51,17 @@ MIN_SCORE = 85.0  # rapidfuzz 0-100; below it, matches are mostly chance
 COLUMN_SPREAD = 5.0  # a column shows only matches within this of its best one
 PARTIAL_WEIGHT = 0.9  # a question word that is one word of a longer value ranks below a whole value
 _MAX_NGRAM = 4
+# A question's words past these make no spans: names sit in the first words of any real question,
+# and a longer text must not cost more (characters are cut before folding, words after).
+MAX_QUESTION_CHARS = 1000
+MAX_QUESTION_WORDS = 64
+MAX_SPANS = 4 * MAX_QUESTION_WORDS
+# A value is reached through one of its words only when the value is short and few values hold the
+# word: 'Frank Müller' through "Frank", never 'Ignore previous
+# instructions and ...' through "instructions".
+MAX_PARTIAL_WORDS = 3
+MAX_WORD_VALUES = 5
+MIN_PARTIAL_CHARS = 4
 
 # Words that begin or end no value a question names; spans starting or ending with one are skipped.
 _STOPWORDS = frozenset(
@@ -63,38 +86,57 @@ class ValueIndex:
         return [fold(v) for v in self.values]
 
     @functools.cached_property
-    def _words(self) -> tuple[list[str], list[list[int]]]:
-        """The words of values of two or more words, and for each word the values holding it."""
+    def _whole(self) -> FuzzyIndex:
+        return FuzzyIndex(self._keys)
+
+    @functools.cached_property
+    def _words(self) -> tuple[FuzzyIndex, list[list[int]]]:
+        """The distinctive words of short values, and for each word the values it names (see the
+        module docstring)."""
+        split = [key.split() for key in self._keys]
+        spread = Counter(word for words in split for word in set(words))
         holders: dict[str, list[int]] = {}
-        for i, key in enumerate(self._keys):
-            words = key.split()
-            if len(words) > 1:
-                for word in dict.fromkeys(words):
-                    if len(word) >= 3:
-                        holders.setdefault(word, []).append(i)
+        for i, words in enumerate(split):
+            if not 1 < len(words) <= MAX_PARTIAL_WORDS:
+                continue
+            for word in dict.fromkeys(words):
+                if (
+                    len(word) >= MIN_PARTIAL_CHARS
+                    and word not in _STOPWORDS
+                    and spread[word] <= MAX_WORD_VALUES
+                ):
+                    holders.setdefault(word, []).append(i)
         vocab = sorted(holders)
-        return vocab, [holders[w] for w in vocab]
+        return FuzzyIndex(vocab), [holders[w] for w in vocab]
 
-    def match(self, question: str, *, limit: int = MAX_HINTS, per_column: int = MAX_HINTS_PER_COLUMN) -> Hints:
+    def match(
+        self,
+        question: str,
+        *,
+        limit: int = MAX_HINTS,
+        per_column: int = MAX_HINTS_PER_COLUMN,
+        stats: SearchStats | None = None,
+    ) -> Hints:
         """Values the question names, by column: at most `limit` in all, best first, ties broken by
-        column order then value, so the same question always gets the same hints."""
-        import numpy as np
-        from rapidfuzz import fuzz, process
-
+        column order then value, so the same question always gets the same hints. `stats` adds up
+        what the look-ups cost."""
         spans = question_spans(question)
         if not spans or not self.values:
             return {}
-        scores = process.cdist(spans, self._keys, scorer=fuzz.ratio, score_cutoff=MIN_SCORE, workers=1)
-        best = scores.max(axis=0).astype(float)
-        # A question word that is one word of a longer value ("Frank" -> 'Frank Muller').
-        single = [s for s in spans if " " not in s and len(s) >= 4]
-        vocab, holders = self._words
-        if single and vocab:
-            words = process.cdist(single, vocab, scorer=fuzz.ratio, score_cutoff=MIN_SCORE, workers=1).max(axis=0)
-            for w in np.nonzero(words)[0].tolist():
-                for i in holders[w]:
-                    best[i] = max(best[i], float(words[w]) * PARTIAL_WEIGHT)
-        found = [i for i in best.nonzero()[0].tolist() if best[i] >= MIN_SCORE]
+        best: dict[int, float] = {}
+        for span in spans:
+            for i, score in self._whole.search(span, MIN_SCORE, stats=stats):
+                best[i] = max(best.get(i, 0.0), score)
+        # A question word that is one word of a short value ("Frank" -> 'Frank Muller').
+        words, holders = self._words
+        if len(words):
+            for span in spans:
+                if " " in span or len(span) < MIN_PARTIAL_CHARS:
+                    continue
+                for w, score in words.search(span, MIN_SCORE, stats=stats):
+                    for i in holders[w]:
+                        best[i] = max(best.get(i, 0.0), score * PARTIAL_WEIGHT)
+        found = [i for i, score in best.items() if score >= MIN_SCORE]
         found.sort(key=lambda i: (-best[i], self.owners[i], self.values[i]))
         hints: Hints = {}
         top: dict[int, float] = {}  # best score per column: weaker matches beside a clear one are noise
@@ -113,9 +155,10 @@ class ValueIndex:
 
 
 def question_spans(question: str) -> list[str]:
-    """Runs of 1-4 words of the question, folded as values are (`fold`), that neither begin nor end
-    with a stop word and are not bare numbers."""
-    words = fold(question).split()
+    """Runs of 1-4 words of the question's first MAX_QUESTION_WORDS words (of its first
+    MAX_QUESTION_CHARS characters), folded as values are (`fold`), that neither begin nor end with a
+    stop word and are not bare numbers; at most MAX_SPANS, shortest runs first."""
+    words = fold(question[:MAX_QUESTION_CHARS]).split()[:MAX_QUESTION_WORDS]
     spans: dict[str, None] = {}
     for n in range(1, _MAX_NGRAM + 1):
         for start in range(len(words) - n + 1):
@@ -126,6 +169,8 @@ def question_spans(question: str) -> list[str]:
             if len(text) < 3 or text.replace(" ", "").isdigit():
                 continue
             spans[text] = None
+            if len(spans) >= MAX_SPANS:
+                return list(spans)
     return list(spans)
 
 

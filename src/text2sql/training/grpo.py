@@ -12,9 +12,9 @@ updates every weight. The stage folder holds a plain model folder (weights, toke
 and a `stage.json` record; it is skipped when current and a different run's folder is never replaced
 without `force`.
 
-The prompts are the prepared rows' own prompt tokens (`input_ids[:prompt_length]`), decoded to the
-text TRL tokenizes again without a chat template (a plain string prompt): the very prompt SFT trained
-on and evaluation asks with. Rows without a database cannot be rewarded and are left out.
+The prompts are the prepared rows' own prompt tokens (`input_ids[:prompt_length]`), which TRL
+generates from as they are (`rl_data.trainer_class`): the very tokens SFT trained on and evaluation
+asks with, never text tokenized again. Rows without a database cannot be rewarded and are left out.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from text2sql.training.model_card import dump_json
 from text2sql.training.resources import ResourceMonitorCallback
 from text2sql.training.rewards import ExecutionReward, format_reward
 from text2sql.training.rl_callbacks import RLAccuracyCallback, TimeLimitCallback
-from text2sql.training.rl_data import check_gold_runs, grpo_dataset
+from text2sql.training.rl_data import check_gold_runs, grpo_dataset, trainer_class
 from text2sql.training.train import LOG_FILE, finetuned_path
 
 log = logging.getLogger("text2sql.rl")
@@ -288,7 +288,6 @@ def train_grpo(
 
 def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets, train_rows, callbacks, extra_rewards):
     from transformers import PrinterCallback, ProgressCallback, set_seed
-    from trl import GRPOTrainer
 
     from text2sql.tracking import tracking_callbacks
     from text2sql.training.trainer import check_attention, model_dtype
@@ -346,7 +345,7 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     rl_run = cfg.model_copy(deep=True)
     rl_run.tracking.run_name = args.run_name
     trainer_callbacks += tracking_callbacks(rl_run)
-    trainer = GRPOTrainer(
+    trainer = trainer_class()(
         model=policy,
         reward_funcs=reward_funcs,
         args=args,
