@@ -6,7 +6,9 @@ Passwords are checked over TCP (scram-sha-256) and read from a pgpass file the f
 (PGPASSFILE), as a user's ~/.pgpass would be: URLs never carry them. Roles:
 
     postgres   superuser, owns what the tests create
-    reader     may log in and read (SELECT granted per schema by `grant_reader`), nothing else
+    reader     may log in and read (SELECT granted per schema by `grant_reader`), nothing else;
+               model SQL runs only on such a role (the others are refused unless allowed)
+    others     made by `create_role` with the grants a test needs; they log in with ROLE_PASSWORD
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pytest
 
 ADMIN_PASSWORD = "admin-secret"
 READER_PASSWORD = "reader-secret"
+ROLE_PASSWORD = "role-secret"
 
 
 def _bindir() -> Path | None:
@@ -76,6 +79,19 @@ class PostgresServer:
             conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO reader')
         return self.url(database, user="reader", schema=None if schema == "public" else schema)
 
+    def create_role(self, name: str, *grants: str, database: str = "postgres") -> str:
+        """A fresh LOGIN role `name` (the old one and what it owned dropped first) given `grants`,
+        statements run by the admin in `database` with {role} standing for the role; its URL."""
+        with self.admin(database) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+                conn.execute(f'DROP OWNED BY "{name}"')
+                conn.execute(f'DROP ROLE "{name}"')
+            conn.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{ROLE_PASSWORD}'")
+            conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{name}"')
+            for grant in grants:
+                conn.execute(grant.format(role=f'"{name}"'))
+        return self.url(database, user=name)
+
     def stop(self) -> None:
         _as_owner([str(_bindir() / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop"])
 
@@ -125,6 +141,7 @@ def postgres_server():
     passfile = server.folder.parent / f"{server.folder.name}.pgpass"
     passfile.write_text(
         f"{server.host}:{server.port}:*:postgres:{ADMIN_PASSWORD}\n{server.host}:{server.port}:*:reader:{READER_PASSWORD}\n"
+        f"{server.host}:{server.port}:*:*:{ROLE_PASSWORD}\n"
     )
     passfile.chmod(0o600)
     old = {k: os.environ.get(k) for k in ("PGPASSFILE", "PGPASSWORD")}

@@ -31,9 +31,27 @@ class _IntermixedParser(argparse.ArgumentParser):
             self._intermixing = False
 
 
+class _UnsafeRole(argparse.Action):
+    """`--unsafe-role`: lifts, for this process, the refusal of PostgreSQL roles that can do more than
+    read (wherever the flag stands, before or after the verb)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from text2sql.sql.postgres import allow_unsafe_role
+
+        allow_unsafe_role(True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _IntermixedParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    common.add_argument(
+        "--unsafe-role",
+        action=_UnsafeRole,
+        help="run model SQL on PostgreSQL even as a role that can do more than read (a superuser, a writer)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="text2sql",

@@ -88,10 +88,12 @@ def test_init_and_validate_on_a_server_or_duckdb_file(capsys, tmp_path, shop, en
 
     data, db = shop
     if engine == "postgres":
-        target = request.getfixturevalue("postgres_server").url("postgres", schema="init_shop")
+        server = request.getfixturevalue("postgres_server")
+        copy_database(db, server.url("postgres", schema="init_shop"), force=True, show_progress=False)
+        target = server.grant_reader("postgres", "init_shop")  # model SQL runs only as a role that may read
     else:
         target = str(tmp_path / "shop.duckdb")
-    copy_database(db, target, force=True, show_progress=False)
+        copy_database(db, target, force=True, show_progress=False)
     out = tmp_path / f"{engine}.yaml"
     assert run_cli(capsys, "init", "--data", data, "--db", target, "--model", "tiny:llama", "--output", out)[0] == 0
     assert load_config(out).data.db == target

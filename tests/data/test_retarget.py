@@ -29,6 +29,10 @@ def bundled_copy(request, tmp_path_factory) -> tuple[str, str]:
         pattern = str(tmp_path_factory.mktemp("duckdb") / "{db_id}.duckdb")
     for db_id in bundled.db_ids():
         copy_database(bundled.db_path(db_id), pattern.replace("{db_id}", db_id), force=True, show_progress=False)
+        if request.param == "postgres":  # model SQL runs only as a role that may read
+            server.grant_reader("postgres", f"bundled_{db_id}")
+    if request.param == "postgres":
+        pattern = server.url("postgres", user="reader", schema="bundled_{db_id}")
     return request.param, pattern
 
 

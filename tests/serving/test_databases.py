@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from cli_support import assert_one_line_error, run_cli
-from pg_support import ADMIN_PASSWORD, start_server
+from pg_support import ADMIN_PASSWORD, READER_PASSWORD, start_server
 from serving_support import ScriptedBackend, running
 from text2sql.commands.serve import database_flags
 from text2sql.config import ServingConfig
@@ -38,7 +38,8 @@ def airline_copies(postgres_server, tmp_path_factory) -> dict[str, str]:
     duck = str(tmp_path_factory.mktemp("duck") / "airline.duckdb")
     for target in (pg, duck):
         copy_database(AIRLINE, target, force=True, show_progress=False)
-    return {"pg_airline": pg, "duck_airline": duck}
+    reader = postgres_server.grant_reader("postgres", "serve_airline")  # model SQL runs only as a role that may read
+    return {"pg_airline": reader, "duck_airline": duck}
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +76,9 @@ def test_a_database_server_that_goes_away_is_a_503(app_on, monkeypatch):
     server = start_server()  # a server of its own, to stop
     monkeypatch.setenv("PGPASSWORD", ADMIN_PASSWORD)  # the session's pgpass file knows only its own server
     try:
-        url = server.url("postgres", schema="away")
-        copy_database(AIRLINE, url, show_progress=False)
+        copy_database(AIRLINE, server.url("postgres", schema="away"), show_progress=False)
+        url = server.grant_reader("postgres", "away")  # model SQL runs only as a role that may read
+        monkeypatch.setenv("PGPASSWORD", READER_PASSWORD)
         app, _, engine = app_on({"away": url, "never": url.replace("schema=away", "schema=never")})
         try:
             with running(app) as base:

@@ -1,11 +1,10 @@
 """PostgreSQL targets fail in one line that names the fix: a server that is not there, a wrong
 password, a database or extra that is missing, a scheme text2sql does not know. A role that may only
-read works without a warning; one that could write is warned about once."""
+read runs model SQL; a superuser is refused unless allowed (more in test_sandbox_postgres)."""
 
 from __future__ import annotations
 
 import builtins
-import logging
 
 import pytest
 
@@ -15,7 +14,7 @@ from pg_support import _free_port
 from text2sql.data.schema import read_schema
 from text2sql.errors import ConfigError, DataError, MissingExtraError
 from text2sql.sql import postgres
-from text2sql.sql.execution import NO_DATABASE, execute_sql, open_database
+from text2sql.sql.execution import FORBIDDEN, NO_DATABASE, execute_sql, open_database
 from text2sql.sql.targets import dialect_of
 
 
@@ -31,7 +30,8 @@ def test_a_server_that_is_not_there(postgres_server):
 def test_a_wrong_password(postgres_server, monkeypatch):
     monkeypatch.setenv("PGPASSWORD", "wrong")  # before ~/.pgpass (PGPASSFILE), as libpq reads them
     with pytest.raises(ConnectionError) as err:
-        open_database(postgres_server.url(user="reader"))
+        # A URL of its own: a pool of the plain reader URL would hand out a connection made earlier.
+        open_database(postgres_server.url(user="reader") + "?application_name=text2sql_fresh")
     assert "password authentication failed" in str(err.value) and "set PGPASSWORD or ~/.pgpass" in str(err.value)
     assert "wrong" not in str(err.value)
 
@@ -78,15 +78,12 @@ def test_cli_lines_for_a_server_that_is_away(postgres_server, capsys, tmp_path):
     assert_one_line_error(code, err, "MySQL is not supported yet")
 
 
-def test_a_reader_role_reads_without_a_warning_and_a_superuser_is_warned_once(postgres_server, tmp_path, caplog):
-    admin_url = shop_on("postgres", tmp_path, postgres_server, schema="roles_shop")
-    postgres_server.grant_reader("postgres", schema="roles_shop")
-    reader_url = postgres_server.url("postgres", user="reader", schema="roles_shop")
-    postgres._warned.clear()
-    with caplog.at_level(logging.WARNING, logger="text2sql.sql"):
-        assert execute_sql(reader_url, "SELECT COUNT(*) FROM customers").rows == [(5,)]
-        assert not caplog.records
-        execute_sql(admin_url, "SELECT 1")
-        execute_sql(admin_url, "SELECT 1")
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and "could write (or is a superuser)" in warnings[0]
+def test_a_reader_role_reads_and_a_superuser_is_refused_unless_allowed(postgres_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(postgres, "_unsafe_role_allowed", False)
+    reader_url = shop_on("postgres", tmp_path, postgres_server, schema="roles_shop")
+    admin_url = postgres_server.url("postgres", schema="roles_shop")
+    assert execute_sql(reader_url, "SELECT COUNT(*) FROM customers").rows == [(5,)]
+    refused = execute_sql(admin_url, "SELECT 1")
+    assert refused.category == FORBIDDEN and "is a superuser" in refused.error and "--unsafe-role" in refused.error
+    with postgres.PostgresDatabase(admin_url, unsafe_role=True) as db:  # the superuser, on purpose
+        assert db.execute("SELECT COUNT(*) FROM customers").rows == [(5,)]

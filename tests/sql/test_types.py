@@ -39,7 +39,7 @@ def test_postgres_types_compare_as_sqlite_values(postgres_server, sqlite_typed):
             "INSERT INTO typed.typed VALUES (1.50, 2.000, '2024-03-01', '2024-03-01 12:30', '12:30', "
             "'0b1a5c5e-2f1d-4c9b-9a5e-6f0b8f3e1a2b', true, '90 seconds', '{1,2}', '{\"b\": 1, \"a\": [1, 2]}')"
         )
-    url = postgres_server.url("postgres", schema="typed")
+    url = postgres_server.grant_reader("postgres", "typed")
     pg = execute_sql(url, SELECT)
     assert pg.ok, pg.error
     assert results_match(execute_sql(sqlite_typed, SELECT), pg, order_matters=True)

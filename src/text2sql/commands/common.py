@@ -23,7 +23,12 @@ def load_run_config(items: Sequence[str], extra_overrides: Sequence[str] = ()) -
 
         if storage.is_remote(path):
             local = str(storage.fetch(path))
-    return path, load_config(local, [*extra_overrides, *overrides])
+    cfg = load_config(local, [*extra_overrides, *overrides])
+    if cfg.data.unsafe_role:
+        from text2sql.sql.postgres import allow_unsafe_role
+
+        allow_unsafe_role(True)
+    return path, cfg
 
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:

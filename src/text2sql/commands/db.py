@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from text2sql.commands.db_role import add_role_parser
 from text2sql.errors import ConfigError, DataError
 
 HELP = "copy SQLite databases into PostgreSQL or DuckDB (tables, keys, rows), to train and check SQL there"
@@ -37,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser, parents: Sequence[argparse.Argumen
     )
     c.add_argument("--force", action="store_true", help="replace tables that already exist in DEST")
     c.set_defaults(func=run)
+    add_role_parser(actions, parents)
 
 
 def sources(source: str) -> dict[str, Path]:

@@ -127,6 +127,9 @@ class DataConfig(_Section):
     db_dir: str | None = Field(
         None, description="Folder holding databases as <db_dir>/<db_id>/<db_id>.sqlite (Spider layout)."
     )
+    unsafe_role: bool = Field(
+        False, description="Run model SQL on PostgreSQL even as a role that can do more than read (--unsafe-role)."
+    )
     question_column: str = Field("input_text", description="CSV column holding the question.")
     sql_column: str = Field("sql", description="CSV column holding the target SQL.")
     complexity_column: str = Field("sql_complexity", description="CSV column holding the complexity label.")

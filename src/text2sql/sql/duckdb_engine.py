@@ -1,16 +1,35 @@
 """DuckDB: untrusted SQL on a database file that it cannot change, and what the file holds.
 
-The connection is opened `read_only=True` with external access off (no files read or written, no
-ATTACH, no extension installed or loaded), its configuration locked (no `SET` can undo that), one
-thread and a memory cap. On top: `guard.check_query` and DuckDB's own statement splitter (exactly
-one SELECT), a watchdog that interrupts the query at its timeout, and the row and byte caps of
-`results`. Needs the `duckdb` package: `pip install 'text2sql[duckdb]'`.
+Every connection is opened `read_only=True` with external access off (no files read or written, no
+ATTACH, no extension installed or loaded), no Python objects scanned by name, no spilling to a temp
+folder, one thread and a memory limit, and its configuration locked (no `SET` can undo that). On
+top: `guard.check_query` and DuckDB's own statement splitter (exactly one SELECT).
+
+Model SQL runs in a worker process of its own (`duckdb_worker`): DuckDB builds some values outside
+its memory limit (`repeat('x', 1e9)`, a vector of 2,048 large strings) and does not see an interrupt
+inside one function call, so the only hard bounds are the kernel's: the worker's data memory is
+capped, and a query that has not answered a moment after its timeout is ended with the worker.
+Results come back pickled, within the row and byte caps of `results`, and only plain value types are
+accepted from the worker. Idle workers are kept for the next database (starting one costs ~0.15 s).
+
+Schema reads (`catalog`, `sample_rows`: our own SQL) use a connection in this process. Needs the
+`duckdb` package: `pip install 'text2sql[duckdb]'`.
 """
 
 from __future__ import annotations
 
+import atexit
+import datetime
+import decimal
+import io
+import os
+import pickle
+import subprocess
+import sys
 import threading
 import time
+import uuid
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +41,40 @@ from text2sql.sql.results import (
     DEFAULT_TIMEOUT,
     FORBIDDEN,
     MAX_RESULT_BYTES,
+    NO_DATABASE,
     RUNTIME,
     SCHEMA,
     SYNTAX,
     TIMEOUT,
     ExecutionResult,
-    fetch_limited,
     limited_result,
     too_large,
 )
+
+# DuckDB's own memory limit for what it manages (tables read, sorts, hash tables), in MB.
+MEMORY_LIMIT_MB = 512
+# The worker's data memory, in bytes: DuckDB's limit, the result budget kept and pickled (twice
+# MAX_RESULT_BYTES), and what Python and DuckDB hold besides (~100 MB at rest).
+WORKER_MEMORY = (MEMORY_LIMIT_MB + 512) * 2**20
 
 # Per-connection settings that make a connection safe for untrusted SQL (see the module docstring).
 _SAFE_CONFIG = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
+    "python_enable_replacements": False,
+    "temp_directory": "",
     "threads": 1,
-    "max_memory": "512MB",
+    "memory_limit": f"{MEMORY_LIMIT_MB}MB",
     "lock_configuration": True,
 }
+
+_GRACE = 0.5  # seconds a worker has after the timeout to report its own interrupt before it is ended
+_OPEN_TIMEOUT = 30.0  # seconds for a worker to start and open a file
+_MAX_IDLE = 4  # idle workers kept for later databases
+# A reply's size past the result budget, in bytes: numbers and dates pickle to a few dozen bytes a
+# value, so this leaves room for a million of them besides the budget's strings.
+_REPLY_OVERHEAD = 32 * 2**20
 
 
 def require_duckdb() -> Any:
@@ -52,8 +86,11 @@ def require_duckdb() -> Any:
 
 
 def categorize(exc: Exception) -> str:
-    name = type(exc).__name__
-    text = str(exc).lower()
+    return _category(type(exc).__name__, str(exc))
+
+
+def _category(name: str, message: str) -> str:
+    text = message.lower()
     if name == "ParserException":
         return SYNTAX
     if name in ("CatalogException", "BinderException") or "does not exist" in text:
@@ -64,7 +101,7 @@ def categorize(exc: Exception) -> str:
 
 
 class DuckDBDatabase:
-    """One read-only connection to one DuckDB file."""
+    """One read-only DuckDB file: model SQL runs in a worker process, schema reads in this one."""
 
     dialect = "duckdb"
 
@@ -77,6 +114,8 @@ class DuckDBDatabase:
         self.target = str(path)
         self._duckdb = duckdb
         self._conn = duckdb.connect(str(path), read_only=True, config=dict(_SAFE_CONFIG))
+        self._worker: _Worker | None = None
+        self._lock = threading.Lock()  # one query at a time on the worker
 
     def execute(
         self,
@@ -105,22 +144,49 @@ class DuckDBDatabase:
         if len(statements) != 1 or statements[0].type != self._duckdb.StatementType.SELECT:
             kinds = ", ".join(str(s.type).rsplit(".", 1)[-1] for s in statements) or "nothing"
             return failure(f"only one SELECT query is run, not: {kinds}", FORBIDDEN)
-        watchdog = threading.Timer(timeout, self._conn.interrupt)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            cursor = self._conn.execute(text)
-            columns = [d[0] for d in cursor.description or []]
-            rows, over = fetch_limited(iter(cursor.fetchone, None), max_rows, max_bytes)
-        except (self._duckdb.Error, RuntimeError, ValueError, OverflowError, MemoryError) as exc:
-            if time.monotonic() - start >= timeout or "interrupt" in str(exc).lower():
-                return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
-            return failure(_first_line(exc), categorize(exc))
-        finally:
-            watchdog.cancel()
+        with self._lock:
+            worker = self._worker or self._start_worker()
+            if isinstance(worker, str):
+                return failure(worker, NO_DATABASE)
+            start = time.monotonic()  # the query's time starts once the worker has the file open
+            reply = worker.ask(("query", text, timeout, max_rows, max_bytes, _max_reply(max_bytes)), timeout + _GRACE)
+            if not worker.alive:
+                self._worker = None
+        elapsed = time.monotonic() - start
+        stopped = f"query ran longer than {timeout:g} s and was stopped"
+        if reply[0] == "late" or (reply[0] == "died" and elapsed >= timeout):
+            return failure(stopped, TIMEOUT)
+        if reply[0] == "died":
+            return failure(_out_of_memory(), RUNTIME)
+        if reply[0] == "too_large":
+            return failure(too_large(max_bytes), RUNTIME)
+        if reply[0] == "error":
+            name, message = reply[1], reply[2]
+            if elapsed >= timeout or name == "InterruptException" or "interrupt" in message.lower():
+                return failure(stopped, TIMEOUT)
+            if name == "ResultTooLarge":
+                return failure(too_large(max_bytes), RUNTIME)
+            if name in ("OutOfMemoryException", "MemoryError"):
+                return failure(_out_of_memory(), RUNTIME)
+            return failure(message, _category(name, message))
+        _, columns, rows, over = reply
         if over:
             return failure(too_large(max_bytes), RUNTIME)
-        return limited_result(columns, rows, max_rows, time.monotonic() - start)
+        return limited_result(columns, rows, max_rows, elapsed)
+
+    def _start_worker(self) -> _Worker | str:
+        """A worker with this file open, or why there is none."""
+        try:
+            worker = _borrow()
+        except OSError as exc:
+            return f"cannot start a DuckDB worker process: {exc}"
+        reply = worker.ask(("open", self.target, dict(_SAFE_CONFIG)), _OPEN_TIMEOUT)
+        if reply != ("ok",):
+            worker.stop()
+            why = reply[2] if reply[0] == "error" else "it did not answer"
+            return f"cannot open {self.target} in a worker process: {why}"
+        self._worker = worker
+        return worker
 
     def catalog(self) -> Schema:
         """Tables of the main schema in creation order, their columns, primary and foreign keys."""
@@ -152,6 +218,13 @@ class DuckDBDatabase:
         return out
 
     def close(self) -> None:
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            if worker.ask(("close",), _OPEN_TIMEOUT) == ("ok",):
+                _give_back(worker)
+            else:
+                worker.stop()
         self._conn.close()
 
     def __enter__(self) -> DuckDBDatabase:
@@ -159,6 +232,152 @@ class DuckDBDatabase:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _out_of_memory() -> str:
+    return (
+        f"the query needed more than the {WORKER_MEMORY // 2**20} MB of memory a query may use and was stopped; "
+        "only queries with smaller values and results are run"
+    )
+
+
+def _max_reply(max_bytes: int) -> int:
+    return 2 * max_bytes + _REPLY_OVERHEAD
+
+
+# ---------------------------------------------------------------------- worker processes
+
+_BOOT = "import sys; sys.path[:0] = sys.argv[1:3]; from text2sql.sql.duckdb_worker import main; main(int(sys.argv[3]))"
+
+
+class _Worker:
+    """One `duckdb_worker` process and its two pipes."""
+
+    def __init__(self) -> None:
+        import duckdb
+
+        import text2sql
+
+        package_root = str(Path(text2sql.__file__).resolve().parent.parent)
+        duckdb_root = str(Path(duckdb.__file__).resolve().parent.parent)
+        from_parent, to_worker = os.pipe()
+        from_worker, to_parent = os.pipe()
+        try:
+            # -I: neither the working folder nor PYTHON* variables decide what the worker imports.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, package_root, duckdb_root, str(WORKER_MEMORY)],
+                stdin=from_parent,
+                stdout=to_parent,
+                close_fds=True,
+                start_new_session=True,  # a Ctrl-C in the terminal is the parent's to handle
+            )
+        finally:
+            os.close(from_parent)
+            os.close(to_parent)
+        self._send = Connection(to_worker, readable=False)
+        self._recv = Connection(from_worker, writable=False)
+        self.alive = True
+        self.owner = os.getpid()  # a forked copy of this process must not talk to it too
+
+    def ask(self, request: tuple, wait: float) -> tuple:
+        """The worker's reply to `request`, or when there is none the worker is ended and the reply is
+        ("late",) after `wait` seconds, ("died",) when it ended first (its memory cap), or
+        ("too_large",) when it sent more than a query's `max_reply` bytes."""
+        max_reply = request[5] + 1024 if request[0] == "query" else 2**20
+        try:
+            self._send.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+            if not self._recv.poll(max(0.0, wait)):
+                self.stop()
+                return ("late",)
+            data = self._recv.recv_bytes(max_reply)
+        except EOFError:
+            self.stop()
+            return ("died",)
+        except OSError as exc:
+            self.stop()
+            return ("too_large",) if "bad message length" in str(exc) else ("died",)
+        try:
+            return _PlainUnpickler(io.BytesIO(data)).load()
+        except pickle.UnpicklingError as exc:
+            return ("error", "UnpicklingError", f"a value of a type text2sql does not return: {exc}")
+
+    def stop(self) -> None:
+        """End the process now (a query in it is abandoned)."""
+        self.alive = False
+        for conn in (self._send, self._recv):
+            conn.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def retire(self) -> None:
+        """End an idle process: it exits when its input closes."""
+        self.alive = False
+        self._send.close()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._recv.close()
+
+
+_ALLOWED_GLOBALS = {
+    ("decimal", "Decimal"): decimal.Decimal,
+    ("datetime", "date"): datetime.date,
+    ("datetime", "time"): datetime.time,
+    ("datetime", "datetime"): datetime.datetime,
+    ("datetime", "timedelta"): datetime.timedelta,
+    ("datetime", "timezone"): datetime.timezone,
+    ("uuid", "UUID"): uuid.UUID,
+}
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Only the value types DuckDB returns: a worker that untrusted SQL took over cannot make this
+    process build anything else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _ALLOWED_GLOBALS.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"{module}.{name}")
+        return found
+
+
+_idle: list[_Worker] = []
+_idle_lock = threading.Lock()
+
+
+def _borrow() -> _Worker:
+    with _idle_lock:
+        if _idle and _idle[0].owner != os.getpid():  # forked: the parent's workers are the parent's
+            _idle.clear()
+        while _idle:
+            worker = _idle.pop()
+            if worker.proc.poll() is None:
+                return worker
+            worker.stop()
+    return _Worker()
+
+
+def _give_back(worker: _Worker) -> None:
+    with _idle_lock:
+        if worker.alive and worker.proc.poll() is None and len(_idle) < _MAX_IDLE:
+            _idle.append(worker)
+            return
+    worker.retire()
+
+
+def shutdown_workers() -> None:
+    """End the idle worker processes (at exit; tests call it to count a worker's memory)."""
+    with _idle_lock:
+        workers = [w for w in _idle if w.owner == os.getpid()]
+        _idle.clear()
+    for worker in workers:
+        worker.retire()
+
+
+atexit.register(shutdown_workers)
 
 
 def _first_line(exc: BaseException) -> str:

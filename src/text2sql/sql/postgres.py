@@ -1,11 +1,20 @@
 """PostgreSQL: untrusted SQL on a server that it cannot change, and what a schema of it holds.
 
-Each query runs in a READ ONLY transaction that is always rolled back, with `statement_timeout`
-set in it, through a server-side cursor (`DECLARE ... CURSOR FOR` accepts one query and nothing
-else). `guard.check_query` refuses writes, several statements and functions that reach outside the
-database (files, `set_config`, `dblink`, `pg_sleep`, ...) before the server sees them; rows come in
-batches sized to stay within the result byte budget. A role that could write, or a superuser, gets
-one warning per server: grant the model's connection read access only.
+Layers, each meant to hold should another fail:
+
+- the role: model SQL runs only on a role that can read and nothing else (`roles.role_problems`:
+  no superuser, no writes, no CREATE, no owned objects, no pg_read_server_files and the like),
+  checked once per URL and process; `text2sql db role` creates such a role. `allow_unsafe_role`
+  (`--unsafe-role`, `data.unsafe_role`) or `PostgresDatabase(unsafe_role=True)` lifts the refusal;
+- `guard.check_query` refuses what is no single read-only query before the server sees it;
+- each query runs in a READ ONLY transaction that is always rolled back, with `statement_timeout`
+  set in it, wrapped as a subquery (`wrap`: only a query can stand there, and the extended protocol
+  takes one statement) that has the server measure each row and refuse one over MAX_ROW_BYTES
+  before sending it: a 300 MB value never leaves the server. Rows come one at a time and are
+  counted against the result budget, and reading stops (the query is cancelled) at the row cap;
+- after each query the session is reset (`DISCARD ALL`: advisory locks, settings, prepared
+  statements, temporary tables, LISTEN, cursors), so that nothing one query leaves behind on a
+  pooled connection reaches the next.
 
 Connections come from a small pool per URL (`psycopg_pool`, when installed), so a server answering
 many requests opens few. Credentials come from libpq's usual places (PGPASSWORD, ~/.pgpass, ...),
@@ -17,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from text2sql.errors import MissingExtraError
@@ -33,9 +43,11 @@ from text2sql.sql.results import (
     SYNTAX,
     TIMEOUT,
     ExecutionResult,
+    fetch_limited,
     limited_result,
     too_large,
 )
+from text2sql.sql.roles import describe, role_problems
 from text2sql.sql.targets import name_of, postgres_parts, redact
 
 log = logging.getLogger("text2sql.sql")
@@ -43,10 +55,31 @@ log = logging.getLogger("text2sql.sql")
 CONNECT_TIMEOUT = 5  # seconds: a server that does not answer is an error, never a hung request
 POOL_SIZE = 4  # connections per server URL at most
 _POOL_WAIT = 1.0  # seconds to wait for a pooled connection before connecting directly
-_MAX_FETCH = 500  # rows per round trip at most
+# Largest row the server sends, as text, in bytes: a bigger one is refused on the server before it
+# is sent. Rows come one at a time and are counted, so a query's memory here stays within the result
+# budget plus about twice this (the row as received, and as Python values).
+MAX_ROW_BYTES = 16 * 2**20
+_GRACE = 0.5  # seconds past the timeout before the query is cancelled from here (statement_timeout comes first)
+# Run after every query, outside its transaction: ends everything a session can keep (advisory locks,
+# session settings, prepared statements, temporary tables, LISTEN, WITH HOLD cursors, plans).
+RESET = "DISCARD ALL"
+# Marks the error the wrapped query raises for a row over MAX_ROW_BYTES.
+_ROW_TOO_LARGE = "text2sql row size"
+
 _pools: dict[str, Any] = {}
 _pools_lock = threading.Lock()
-_warned: set[str] = set()
+_unsafe_role_allowed = False
+_role_verdicts: dict[str, str | None] = {}  # URL -> what its role holds beyond reading (None: a reader)
+_role_lock = threading.Lock()
+
+
+def allow_unsafe_role(allow: bool = True) -> bool:
+    """Process-wide: whether model SQL may run on a role that can do more than read (a superuser, a
+    role that can write...). Off unless `--unsafe-role` or `data.unsafe_role` turns it on; a
+    `PostgresDatabase(unsafe_role=...)` decides for itself. Returns the previous setting."""
+    global _unsafe_role_allowed
+    previous, _unsafe_role_allowed = _unsafe_role_allowed, bool(allow)
+    return previous
 
 
 def require_psycopg() -> Any:
@@ -74,7 +107,7 @@ def categorize(exc: Exception) -> str:
 
 def connection_error(target: str, exc: Exception) -> str:
     """One line for a server that cannot be used, with the fix."""
-    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    text = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
     lowered = text.lower()
     if "password" in lowered or "authentication" in lowered:
         fix = "set PGPASSWORD or ~/.pgpass for this user"
@@ -100,7 +133,7 @@ def _pool(url: str, create: bool) -> Any:
                 url,
                 min_size=0,
                 max_size=POOL_SIZE,
-                kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": False},
+                kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": True},
                 check=ConnectionPool.check_connection,  # a restarted server leaves dead connections behind
                 open=True,
             )
@@ -108,16 +141,36 @@ def _pool(url: str, create: bool) -> Any:
         return pool
 
 
+def wrap(sql: str, max_row_bytes: int) -> str:
+    """`sql` as a subquery whose rows the server measures before it sends them: one column more, NULL
+    while a row (as text) holds at most `max_row_bytes`, an error past them. Only a query can stand in
+    FROM (...), and the extended protocol takes one statement, so nothing but one query runs. The
+    newline keeps a trailing `--` comment from hiding the closing parenthesis."""
+    size = "octet_length(text2sql_query::text)"
+    # The error is a failed cast of a text that holds the size: not a constant, so the planner cannot
+    # raise it before any row is read.
+    return (
+        f"SELECT text2sql_query.*, CASE WHEN {size} > {int(max_row_bytes)} "
+        f"THEN ('{_ROW_TOO_LARGE} ' || {size})::int END FROM (\n{sql}\n) AS text2sql_query"
+    )
+
+
 class PostgresDatabase:
-    """One connection (from the URL's pool) to one schema of a PostgreSQL server."""
+    """One connection (from the URL's pool) to one schema of a PostgreSQL server. `unsafe_role`:
+    run model SQL even on a role that can do more than read (None: as `allow_unsafe_role` says)."""
 
     dialect = "postgres"
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, *, unsafe_role: bool | None = None):
         self._psycopg = require_psycopg()
         self.target = target
         self.url, self.schema = postgres_parts(target)
+        self.unsafe_role = unsafe_role
         self._pool = _pool(self.url, create=False)
+        self._conn: Any = self._connection()
+        self._closed = False
+
+    def _connection(self) -> Any:
         conn = None
         if self._pool is not None:
             try:
@@ -126,16 +179,58 @@ class PostgresDatabase:
                 self._pool = None
         if conn is None:
             conn = self._connect()
+            self._pool = None  # this one is closed, not returned
             _pool(self.url, create=True)  # it answers: later connections come from the pool
-        self._conn: Any = conn
-        self._conn.read_only = True  # every transaction on it: BEGIN READ ONLY
-        self._warn_if_writable()
+        # Autocommit outside `transaction()` blocks, so that the reset runs outside any transaction;
+        # every block is BEGIN READ ONLY.
+        conn.autocommit = True
+        conn.read_only = True
+        return conn
+
+    def _live(self) -> Any:
+        """The connection, replaced first when the last reset failed. Raises ConnectionError."""
+        if self._conn is None:
+            if self._closed:
+                raise ConnectionError(f"the connection to {redact(self.target)} is closed")
+            self._conn = self._connection()
+        return self._conn
 
     def _connect(self) -> Any:
         try:
-            return self._psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=False)
+            return self._psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
         except self._psycopg.Error as exc:
             raise ConnectionError(connection_error(self.target, exc)) from None
+
+    # ------------------------------------------------------------------ the role
+
+    def _role_refusal(self) -> str | None:
+        """Why model SQL may not run on this connection's role, or None (see `allow_unsafe_role`).
+        The role is checked once per URL and process; a check that fails refuses, and is tried again
+        next time."""
+        allowed = _unsafe_role_allowed if self.unsafe_role is None else self.unsafe_role
+        if allowed:
+            return None
+        with _role_lock:
+            if self.url not in _role_verdicts:
+                try:
+                    conn = self._live()
+                    with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+                        problems = role_problems(cursor)
+                        user = cursor.execute("SELECT current_user").fetchone()[0]
+                except self._psycopg.Error as exc:
+                    return (
+                        f"cannot check what the role connecting to {redact(self.target)} may do ({_first_line(exc)}); "
+                        "model SQL runs only on a role that can read and nothing else"
+                    )
+                _role_verdicts[self.url] = f"the role {user} {describe(problems)}" if problems else None
+            verdict = _role_verdicts[self.url]
+        if verdict is None:
+            return None
+        return (
+            f"{verdict} on {redact(self.target)}, so model SQL does not run there; connect as a role that can "
+            "only read (`text2sql db role URL NAME` creates one) or pass --unsafe-role (data.unsafe_role: true) "
+            "to run it anyway"
+        )
 
     # ------------------------------------------------------------------ queries
 
@@ -143,7 +238,7 @@ class PostgresDatabase:
         # SET LOCAL, both in one round trip: they end with the transaction.
         cursor.execute(
             "SELECT set_config('statement_timeout', %s, true), set_config('search_path', %s, true)",
-            (str(max(1, int(timeout * 1000))), self._psycopg.sql.Identifier(self.schema).as_string(self._conn)),
+            (str(max(1, int(timeout * 1000))), self._psycopg.sql.Identifier(self.schema).as_string(cursor.connection)),
         )
 
     def execute(
@@ -154,7 +249,8 @@ class PostgresDatabase:
         max_rows: int = DEFAULT_MAX_ROWS,
         max_bytes: int = MAX_RESULT_BYTES,
     ) -> ExecutionResult:
-        """Run one query and return its first `max_rows` rows; never raises for bad SQL."""
+        """Run one query and return its first `max_rows` rows; never raises for bad SQL. Refused
+        (`forbidden`) on a role that can do more than read, unless allowed (see `allow_unsafe_role`)."""
         start = time.monotonic()
 
         def failure(message: str, category: str) -> ExecutionResult:
@@ -163,78 +259,71 @@ class PostgresDatabase:
         text = (sql or "").strip().rstrip(";").rstrip()
         if not text:
             return failure("empty SQL", SYNTAX)
+        try:
+            conn = self._live()
+        except ConnectionError as exc:
+            return failure(str(exc), NO_DATABASE)
+        refusal = self._role_refusal()
+        if refusal is not None:
+            return failure(refusal, FORBIDDEN)
         refused = check_query(text, self.dialect)
         if refused is not None:
             return failure(*refused)
-        # statement_timeout stops the query on the server; the watchdog cancels it from here when
-        # the server itself does not answer.
-        watchdog = threading.Timer(timeout + 1.0, self._conn.cancel_safe)
+        deadline = start + timeout
+        row_cap = min(max_bytes, MAX_ROW_BYTES)
+        # statement_timeout stops the query on the server; the watchdog cancels it from here when the
+        # server itself does not answer.
+        watchdog = threading.Timer(timeout + _GRACE, conn.cancel_safe)
         watchdog.daemon = True
         watchdog.start()
         try:
-            with self._conn.transaction(force_rollback=True):
-                with self._conn.cursor() as setup:
-                    self._begin(setup, timeout)
-                with self._conn.cursor(name="text2sql_query") as cursor:
-                    cursor.execute(text)
-                    columns = [d.name for d in cursor.description or []]
-                    rows, over = self._fetch(cursor, max_rows, max_bytes)
+            with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+                self._begin(cursor, timeout)
+                # One row at a time (libpq's single-row mode); leaving early cancels the rest.
+                query = wrap(text, row_cap)
+                stream = _Stream(cursor, query, deadline)
+                try:
+                    rows, over = fetch_limited(stream, max_rows, max_bytes)
+                finally:
+                    stream.close()
+                if not rows and not over and not stream.late:  # a stream describes its columns with its first row only
+                    cursor.execute(f"SELECT * FROM ({query}\n) AS text2sql_described LIMIT 0")
+                    stream.columns = stream.names()
         except self._psycopg.Error as exc:
+            if _ROW_TOO_LARGE in str(exc):
+                return failure(_row_too_large(row_cap), RUNTIME)
             category = categorize(exc)
-            if category == TIMEOUT or time.monotonic() - start >= timeout:
+            if category == TIMEOUT or time.monotonic() >= deadline:
                 return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
             return failure(_first_line(exc), category)
         finally:
             watchdog.cancel()
+            self._reset(conn)
+        if stream.late:
+            return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
         if over:
             return failure(too_large(max_bytes), RUNTIME)
-        return limited_result(columns, rows, max_rows, time.monotonic() - start)
+        return limited_result(stream.columns, rows, max_rows, time.monotonic() - start)
 
-    @staticmethod
-    def _fetch(cursor: Any, max_rows: int, max_bytes: int) -> tuple[list[tuple], bool]:
-        """Rows in batches sized from the bytes seen so far, so that one batch stays well inside the
-        budget: a result of huge values comes one row at a time."""
-        rows: list[tuple] = []
-        size, batch, largest = 0, 1, 1
-        while len(rows) <= max_rows:
-            chunk = cursor.fetchmany(batch)
-            if not chunk:
-                break
-            for row in chunk:
-                row_bytes = sum(len(v) for v in row if isinstance(v, (str, bytes, bytearray, memoryview)))
-                size += row_bytes
-                largest = max(largest, row_bytes)
-                if size > max_bytes:
-                    return rows, True
-                rows.append(tuple(row))
-            batch = max(1, min(_MAX_FETCH, (max_bytes - size) // (4 * largest), max_rows + 1 - len(rows)))
-        return rows, False
-
-    def _warn_if_writable(self) -> None:
-        if self.url in _warned:
-            return
-        _warned.add(self.url)
+    def _reset(self, conn: Any) -> None:
+        """End what the query left in the session; a connection that cannot be reset is closed (and
+        replaced before the next query), never reused."""
         try:
-            with self._conn.transaction(force_rollback=True), self._conn.cursor() as cursor:
-                cursor.execute(
-                    "SELECT rolsuper OR EXISTS (SELECT 1 FROM information_schema.table_privileges "
-                    "WHERE grantee = current_user AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')) "
-                    "FROM pg_roles WHERE rolname = current_user"
-                )
-                row = cursor.fetchone()
-        except self._psycopg.Error:
-            return
-        if row and row[0]:
-            log.warning(
-                "the role connecting to %s could write (or is a superuser); text2sql runs every query read-only, "
-                "but a role with read access only is safer for a model's SQL",
-                redact(self.target),
-            )
+            if conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+                raise self._psycopg.OperationalError("the connection is not idle")
+            conn.execute(RESET)
+        except self._psycopg.Error as exc:
+            log.debug("closing a connection that could not be reset: %s", exc)
+            self._conn = None
+            conn.close()
+            if self._pool is not None:
+                self._pool.putconn(conn)  # the pool drops a closed connection and may open another
 
     # ------------------------------------------------------------------ what the schema holds
 
     def _rows(self, query: str, params: tuple = ()) -> list[tuple]:
-        with self._conn.transaction(force_rollback=True), self._conn.cursor() as cursor:
+        conn = self._live()
+        with conn.transaction(force_rollback=True), conn.cursor() as cursor:
             cursor.execute(query, params)
             return cursor.fetchall()
 
@@ -278,12 +367,13 @@ class PostgresDatabase:
         out = {}
         for name in tables:
             table = sql.Identifier(self.schema, name)
-            with self._conn.transaction(force_rollback=True), self._conn.cursor() as cursor:
+            conn = self._live()
+            with conn.transaction(force_rollback=True), conn.cursor() as cursor:
                 cursor.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table))
                 order = sql.SQL(", ").join(sql.Literal(i + 1) for i in range(len(cursor.description or [])))
                 query = sql.SQL("SELECT * FROM {} ORDER BY {} LIMIT {}").format(table, order, sql.Literal(limit))
                 try:
-                    with self._conn.transaction():
+                    with conn.transaction():
                         cursor.execute(query)
                 except self._psycopg.errors.UndefinedFunction:  # no ordering for some column type
                     cursor.execute(sql.SQL("SELECT * FROM {} LIMIT {}").format(table, sql.Literal(limit)))
@@ -294,6 +384,7 @@ class PostgresDatabase:
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
+        self._closed = True
         if conn is None:
             return
         if self._pool is not None:
@@ -306,6 +397,41 @@ class PostgresDatabase:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class _Stream:
+    """The rows of a wrapped query without their measuring column, until the deadline passes (then
+    `late`); `columns` once the first row came."""
+
+    def __init__(self, cursor: Any, query: str, deadline: float):
+        self._cursor = cursor
+        self._rows: Iterator[tuple] = cursor.stream(query)
+        self.deadline = deadline
+        self.late = False
+        self.columns: list[str] = []
+
+    def __iter__(self) -> Iterator[tuple]:
+        for row in self._rows:
+            if not self.columns:
+                self.columns = self.names()
+            if time.monotonic() >= self.deadline:
+                self.late = True
+                return
+            yield row[:-1]
+
+    def names(self) -> list[str]:
+        """The column names of the cursor's current result, less the measuring column."""
+        return [d.name for d in self._cursor.description or []][:-1]
+
+    def close(self) -> None:
+        """Stop reading: a query still sending rows is cancelled, and the rest discarded."""
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
+
+def _row_too_large(row_cap: int) -> str:
+    return f"a row of the result holds more than {row_cap / 2**20:g} MB; only queries with smaller rows are run"
 
 
 def _first_line(exc: BaseException) -> str:

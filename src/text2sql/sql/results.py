@@ -56,6 +56,17 @@ class ExecutionResult:
         return self.error is None
 
 
+def text_bytes(value: Any) -> int:
+    """Characters of the strings and bytes of the blobs in one value, arrays and structs included."""
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return sum(text_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(text_bytes(k) + text_bytes(v) for k, v in value.items())
+    return 0
+
+
 def fetch_limited(rows: Iterable[Any], max_rows: int, max_bytes: int) -> tuple[list[tuple], bool]:
     """(up to max_rows + 1 rows of `rows`, whether the result went past max_bytes of strings and
     blobs). One row past the cap tells whether there was more without reading it all; rows are
@@ -63,7 +74,7 @@ def fetch_limited(rows: Iterable[Any], max_rows: int, max_bytes: int) -> tuple[l
     kept: list[tuple] = []
     size = 0
     for row in rows:
-        size += sum(len(v) for v in row if isinstance(v, (str, bytes, bytearray, memoryview)))
+        size += sum(text_bytes(v) for v in row)
         if size > max_bytes:
             return kept, True
         kept.append(tuple(row))
