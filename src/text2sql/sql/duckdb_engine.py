@@ -35,6 +35,7 @@ from typing import Any
 
 from text2sql.errors import MissingExtraError
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table
+from text2sql.sql.functions import DUCKDB_DEFINED, defined_here
 from text2sql.sql.guard import check_query
 from text2sql.sql.results import (
     DEFAULT_MAX_ROWS,
@@ -114,8 +115,17 @@ class DuckDBDatabase:
         self.target = str(path)
         self._duckdb = duckdb
         self._conn = duckdb.connect(str(path), read_only=True, config=dict(_SAFE_CONFIG))
+        self._defined_names: frozenset[str] | None = None
         self._worker: _Worker | None = None
         self._lock = threading.Lock()  # one query at a time on the worker
+
+    def _defined(self) -> frozenset[str]:
+        """Allowed function names the file defines itself (its macros): refused here, since a call
+        could reach them."""
+        if self._defined_names is None:
+            names = [r[0] for r in self._conn.execute(DUCKDB_DEFINED).fetchall()]
+            self._defined_names = defined_here(names, "duckdb")
+        return self._defined_names
 
     def execute(
         self,
@@ -134,7 +144,7 @@ class DuckDBDatabase:
         text = (sql or "").strip().rstrip(";").rstrip()
         if not text:
             return failure("empty SQL", SYNTAX)
-        refused = check_query(text, self.dialect)
+        refused = check_query(text, self.dialect, defined=self._defined())
         if refused is not None:
             return failure(*refused)
         try:

@@ -31,6 +31,7 @@ from typing import Any
 
 from text2sql.errors import MissingExtraError
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table
+from text2sql.sql.functions import POSTGRES_DEFINED, defined_here, reviewed_extensions
 from text2sql.sql.guard import check_query
 from text2sql.sql.results import (
     DEFAULT_MAX_ROWS,
@@ -71,6 +72,7 @@ _pools_lock = threading.Lock()
 _unsafe_role_allowed = False
 _role_verdicts: dict[str, str | None] = {}  # URL -> what its role holds beyond reading (None: a reader)
 _role_lock = threading.Lock()
+_defined: dict[str, frozenset[str]] = {}  # URL and schema -> function names the schema defines (`_defined`)
 
 
 def allow_unsafe_role(allow: bool = True) -> bool:
@@ -266,7 +268,11 @@ class PostgresDatabase:
         refusal = self._role_refusal()
         if refusal is not None:
             return failure(refusal, FORBIDDEN)
-        refused = check_query(text, self.dialect)
+        try:
+            defined = self._defined()
+        except self._psycopg.Error as exc:
+            return failure(f"cannot read the functions {redact(self.target)} defines ({_first_line(exc)})", NO_DATABASE)
+        refused = check_query(text, self.dialect, defined=defined)
         if refused is not None:
             return failure(*refused)
         deadline = start + timeout
@@ -304,6 +310,18 @@ class PostgresDatabase:
         if over:
             return failure(too_large(max_bytes), RUNTIME)
         return limited_result(stream.columns, rows, max_rows, time.monotonic() - start)
+
+    def _defined(self) -> frozenset[str]:
+        """Allowed function names that the schema model SQL sees defines itself (its own functions, an
+        unreviewed extension's): refused there, since a call could reach them. Read once per URL."""
+        key = f"{self.url}\0{self.schema}"
+        with _role_lock:
+            if key not in _defined:
+                conn = self._live()
+                with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+                    cursor.execute(POSTGRES_DEFINED, (self.schema, reviewed_extensions("postgres")))
+                    _defined[key] = defined_here([r[0] for r in cursor.fetchall()], "postgres")
+            return _defined[key]
 
     def _reset(self, conn: Any) -> None:
         """End what the query left in the session; a connection that cannot be reset is closed (and
