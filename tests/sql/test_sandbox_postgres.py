@@ -187,12 +187,17 @@ def test_db_role_creates_a_reader_and_nothing_more(postgres_server, shop, capsys
     url = out.strip()
     assert url == f"postgresql://sandbox_model@{postgres_server.host}:{postgres_server.port}/postgres?schema={SCHEMA}"
     assert ROLE_PASSWORD not in out + err and "~/.pgpass or PGPASSWORD" in err
+    assert "temporary files are capped at 1GB" in err
     assert execute_sql(url, "SELECT COUNT(*) FROM customers").rows == [(5,)]
     with postgres_server.admin() as conn:
         limit, config = conn.execute(
             "SELECT rolconnlimit, rolconfig FROM pg_roles WHERE rolname = 'sandbox_model'"
         ).fetchone()
-        assert limit == 3 and set(config) == {"statement_timeout=3s", "default_transaction_read_only=on"}
+        assert limit == 3 and set(config) == {
+            "statement_timeout=3s",
+            "default_transaction_read_only=on",
+            "temp_file_limit=1GB",  # the admin is a superuser, who alone may cap temporary files
+        }
         assert roles.role_problems(conn.cursor(), "sandbox_model") == []
         # Tables the admin makes later are readable too (default privileges).
         conn.execute(f"CREATE TABLE {SCHEMA}.later AS SELECT 1 AS x")

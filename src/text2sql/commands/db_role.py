@@ -84,6 +84,14 @@ def run_role(args: argparse.Namespace) -> int:
         f"every session read-only, statements stopped after {args.statement_timeout.strip()}",
         file=sys.stderr,
     )
+    if role.temp_file_limit:
+        print(f"its temporary files are capped at {role.temp_file_limit}", file=sys.stderr)
+    else:
+        print(
+            "its temporary files are not capped (only a superuser may set temp_file_limit): a superuser can run "
+            f"ALTER ROLE {role.name} SET temp_file_limit = '1GB'",
+            file=sys.stderr,
+        )
     print("its password goes in ~/.pgpass or PGPASSWORD, never in the URL; use:", file=sys.stderr)
     print(role.url)
     return 0

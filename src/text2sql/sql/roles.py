@@ -134,6 +134,7 @@ class ReaderRole:
     url: str
     name: str
     schemas: tuple[str, ...]
+    temp_file_limit: str | None = None  # set only when the admin is a superuser (PostgreSQL's rule)
 
 
 def create_reader_role(
@@ -145,11 +146,14 @@ def create_reader_role(
     connection_limit: int = 8,
     password: str | None = None,
     force: bool = False,
+    temp_file_limit: str = "1GB",
 ) -> ReaderRole:
     """Create the LOGIN role `name` on the server of `admin_url` (connected as an admin) that may
     connect to its database, use `schemas` and SELECT from their tables, present and future (those
     the admin creates), and nothing else; every session of it is read-only with `statement_timeout`
-    and at most `connection_limit` at once. All of it happens in one transaction that is committed
+    and at most `connection_limit` at once, and, when the admin is a superuser (only one may set it),
+    its temporary files are capped at `temp_file_limit`: a query that sorts or materialises a huge
+    result then fails instead of filling the server's disk. All of it happens in one transaction that is committed
     only when the new role passes `role_problems`, so a refusal leaves the server as it was.
 
     An existing role is refused unless `force` (then it is given the same settings and grants; what
@@ -194,6 +198,11 @@ def create_reader_role(
                 sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(role, sql.Literal(statement_timeout))
             )
             cur.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
+            superuser = cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+            if superuser:
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} SET temp_file_limit = {}").format(role, sql.Literal(temp_file_limit))
+                )
             cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), role))
             for schema in chosen:
                 ident = sql.Identifier(schema)
@@ -213,7 +222,8 @@ def create_reader_role(
         raise DataError(f"cannot create the role {name!r} on {redact(url)}: {_first_line(exc)}") from None
     finally:
         conn.close()
-    return ReaderRole(url=_url_for(url, name, chosen), name=name, schemas=chosen)
+    limit = temp_file_limit if superuser else None
+    return ReaderRole(url=_url_for(url, name, chosen), name=name, schemas=chosen, temp_file_limit=limit)
 
 
 def _url_for(url: str, name: str, schemas: tuple[str, ...]) -> str:
