@@ -112,6 +112,52 @@ def value_indexes(spider: Path) -> None:
         )
 
 
+def value_matching() -> None:
+    """Matching questions against a value index: the bundled test questions against their database's
+    index, and the worst case the index is built for (a 10 KB question against 100,000 values)."""
+    import random
+
+    from text2sql.data.fuzzy_index import SearchStats
+    from text2sql.data.schema import read_schema
+    from text2sql.data.values import ValueIndex, value_index
+
+    rows = list(bundled.iter_rows("test"))
+    indexes = {db: value_index(bundled.db_path(db), read_schema(bundled.db_path(db))) for db in bundled.db_ids()}
+    for index in indexes.values():
+        index.match("warm up")  # the trigram index is built on first use
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    big = ValueIndex(
+        [("t", f"c{i}") for i in range(20)],
+        [
+            " ".join("".join(rng.choices(letters, k=rng.randint(4, 9))) for _ in range(rng.randint(1, 3)))
+            for _ in range(100_000)
+        ],
+        [i % 20 for i in range(100_000)],
+    )
+    big.match("warm up")
+    long_question = " ".join(rng.choice(big.values) for _ in range(1200))[:10_000]
+    print("\n| questions | values | per question ms | peak MB | comparisons per question |")
+    print("|---|---:|---:|---:|---:|")
+    for label, pairs in (
+        (f"{len(rows)} bundled test questions", [(indexes[r["db_id"]], r["question"]) for r in rows]),
+        ("one 10 KB question", [(big, long_question)]),
+    ):
+        stats = SearchStats()
+        tracemalloc.start()
+        start = time.perf_counter()
+        for index, question in pairs:
+            index.match(question, stats=stats)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        values = sum(len(i.values) for i in {id(i): i for i, _ in pairs}.values())
+        print(
+            f"| {label} | {values:,} | {elapsed / len(pairs) * 1000:.2f} | {peak:.1f} "
+            f"| {stats.comparisons / len(pairs):,.0f} |"
+        )
+
+
 def prepare_throughput(work: Path, repeats: int = 3) -> None:
     print("\n| data.value_hints | rows | best of 3 s | rows/s | rows with hints | ratio |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -148,6 +194,7 @@ def main() -> None:
     try:
         spider_dev(args.spider, args.budget, work)
         value_indexes(args.spider)
+        value_matching()
         prepare_throughput(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -8,6 +8,11 @@ query visits the posting lists of its rarest trigrams only, up to `max_postings`
 keys found by the share of trigrams they have in common with it, and scores only the best
 `max_candidates` with rapidfuzz. Two strings whose `fuzz.ratio` passes a high cutoff share most of
 their trigrams, so the true matches rank first.
+
+Small problems are scored directly instead (`best_scores`): when queries × keys stay within
+DIRECT_COMPARISONS, rapidfuzz's vectorised `cdist` scores every pair, exactly and in well under a
+millisecond for a typical question against a few thousand values, where the index's per-query Python
+overhead would cost more. Either way the work per call is bounded.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 
 MAX_POSTINGS = 4096  # posting-list entries one query visits: bounds its time and memory whatever the key count
 MAX_CANDIDATES = 16  # keys one query scores with rapidfuzz
+# Queries × keys scored directly, every pair (4 bytes each: 4 MB at most); past it, the index.
+DIRECT_COMPARISONS = 1_000_000
 
 
 @dataclass
@@ -63,6 +70,29 @@ class FuzzyIndex:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def best_scores(
+        self, queries: Sequence[str], cutoff: float, *, stats: SearchStats | None = None
+    ) -> dict[int, float]:
+        """key index -> best `fuzz.ratio` of any query against it, for keys scoring at least `cutoff`:
+        every pair scored when that stays within DIRECT_COMPARISONS, else each query through `search`."""
+        import numpy as np
+        from rapidfuzz import fuzz, process
+
+        stats = stats if stats is not None else SearchStats()
+        if not queries or not self.keys:
+            return {}
+        if len(queries) * len(self.keys) <= DIRECT_COMPARISONS:
+            stats.queries += len(queries)
+            stats.comparisons += len(queries) * len(self.keys)
+            scores = process.cdist(queries, self.keys, scorer=fuzz.ratio, score_cutoff=cutoff, workers=1)
+            best = scores.max(axis=0)
+            return {k: float(best[k]) for k in np.nonzero(best >= cutoff)[0].tolist()}
+        found: dict[int, float] = {}
+        for query in queries:
+            for k, score in self.search(query, cutoff, stats=stats):
+                found[k] = max(found.get(k, 0.0), score)
+        return found
 
     def search(
         self,

@@ -100,11 +100,7 @@ class ValueIndex:
             if not 1 < len(words) <= MAX_PARTIAL_WORDS:
                 continue
             for word in dict.fromkeys(words):
-                if (
-                    len(word) >= MIN_PARTIAL_CHARS
-                    and word not in _STOPWORDS
-                    and spread[word] <= MAX_WORD_VALUES
-                ):
+                if len(word) >= MIN_PARTIAL_CHARS and word not in _STOPWORDS and spread[word] <= MAX_WORD_VALUES:
                     holders.setdefault(word, []).append(i)
         vocab = sorted(holders)
         return FuzzyIndex(vocab), [holders[w] for w in vocab]
@@ -123,19 +119,13 @@ class ValueIndex:
         spans = question_spans(question)
         if not spans or not self.values:
             return {}
-        best: dict[int, float] = {}
-        for span in spans:
-            for i, score in self._whole.search(span, MIN_SCORE, stats=stats):
-                best[i] = max(best.get(i, 0.0), score)
+        best = self._whole.best_scores(spans, MIN_SCORE, stats=stats)
         # A question word that is one word of a short value ("Frank" -> 'Frank Muller').
         words, holders = self._words
-        if len(words):
-            for span in spans:
-                if " " in span or len(span) < MIN_PARTIAL_CHARS:
-                    continue
-                for w, score in words.search(span, MIN_SCORE, stats=stats):
-                    for i in holders[w]:
-                        best[i] = max(best.get(i, 0.0), score * PARTIAL_WEIGHT)
+        single = [s for s in spans if " " not in s and len(s) >= MIN_PARTIAL_CHARS]
+        for w, score in words.best_scores(single, MIN_SCORE, stats=stats).items():
+            for i in holders[w]:
+                best[i] = max(best.get(i, 0.0), score * PARTIAL_WEIGHT)
         found = [i for i, score in best.items() if score >= MIN_SCORE]
         found.sort(key=lambda i: (-best[i], self.owners[i], self.values[i]))
         hints: Hints = {}
