@@ -101,7 +101,7 @@ def test_a_common_word_names_no_value():
     assert hinted(index, "What is the email of frank smith?") == ["Frank Smith"]
 
 
-def test_a_distinctive_word_names_a_short_value():
+def test_a_place_is_named_by_its_distinctive_word():
     index = index_of("Mexico City International", "Japan")
     assert hinted(index, "flights to mexico") == ["Mexico City International"]
 
