@@ -127,6 +127,14 @@ def summary(result: RunResult) -> str:
             value = result.metrics[n].get(key)
             row += f"{value:>12.3f}" if isinstance(value, float) else f"{str(value if value is not None else '-'):>12}"
         lines.append(row)
+    for key, label in (
+        ("latency_p50_seconds", "latency p50 (s)"),
+        ("seconds_per_question", "s per question"),
+        ("cost_per_1000_questions", "cost per 1,000 q"),
+    ):
+        values = [(result.metrics[n].get("cost") or {}).get(key) for n in names]
+        if any(v is not None for v in values):
+            lines.append(f"{label:<22}" + "".join(f"{v:>12.4g}" if v is not None else f"{'-':>12}" for v in values))
     where = result.output_dir.rstrip("/")
     if result.report is not None:
         rel = result.report.relative_to(result.report.parents[2])

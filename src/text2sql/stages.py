@@ -21,8 +21,11 @@ from text2sql import storage
 from text2sql.config import Config
 from text2sql.data.prepare import prepare
 from text2sql.data.prepare_report import summarize
+from text2sql.data.synth.cached import has_held_out
 from text2sql.evaluation.compare_runs import compare_runs, format_table, render_compare_html
 from text2sql.evaluation.evaluate import evaluate
+from text2sql.inference.label import ANSWERS, label_for_run
+from text2sql.inference.openai_model import OpenAIModel
 from text2sql.models.loading import ResolvedModel, open_model
 from text2sql.models.merge import merge_adapter
 from text2sql.models.registry import check_registration, run_upload_request, upload_model
@@ -85,15 +88,28 @@ class Stage(Protocol):
 
 
 class Prepare:
-    """Read, split and tokenize the data into `<output_dir>/data/`."""
+    """Read, split and tokenize the data into `<output_dir>/data/`; with data.label, first have the
+    teacher label its questions into `<output_dir>/label/` (skipped when current)."""
 
     name = "prepare"
     processes = "main first"
 
     def run(self, ctx: StageContext) -> StageOutcome:
-        result = prepare(ctx.cfg, ctx.model, force=ctx.force)
+        if ctx.cfg.data.label is not None:
+            pairs, report = label_for_run(ctx.cfg, force=ctx.force)
+            ctx.say(f"    label: up to date, skipped -> {pairs}" if report is None else report.table())
+        result = prepare(ctx.cfg, ctx.model, force=ctx.force, synth_teacher=synth_teacher(ctx.cfg))
         ctx.say(summarize(result.report))  # rows in and out per split, and what was dropped
         return StageOutcome(self.name, result.path, result.skipped, result=result)
+
+
+def synth_teacher(cfg: Config) -> Callable[[], OpenAIModel] | None:
+    """What makes the teacher of data.synth.teacher, called only when its pairs are sampled."""
+    spec = cfg.data.synth.teacher if cfg.data.synth is not None else None
+    if not spec:
+        return None
+    ev = cfg.evaluation
+    return lambda: OpenAIModel(spec, base_url=ev.base_url, timeout=ev.request_timeout, max_retries=ev.max_retries)
 
 
 class Train:
@@ -127,11 +143,13 @@ def final_model(cfg: Config) -> Path:
 def evaluated_model(cfg: Config, label: str) -> str:
     """The model an Evaluate stage scores: `finetuned` is the run's last trained model (the RL model
     when rl.enabled), `sft` the model RL started from (the run's SFT result, or rl.init_from),
-    `baseline` the base model."""
+    `reference` the endpoint of evaluation.reference, `baseline` the base model."""
     if label == "finetuned":
         return str(RunDir(cfg.output_dir).stage_dir("rl") if cfg.rl.enabled else final_model(cfg))
     if label == "sft":
         return str(init_model_path(cfg))
+    if label == "reference" and cfg.evaluation.reference:
+        return cfg.evaluation.reference
     return cfg.model.name_or_path
 
 
@@ -165,7 +183,10 @@ class Merge:
 
 
 class Evaluate:
-    """Evaluate the fine-tuned model (or the base model, as a baseline) into `<output_dir>/eval/<label>/`."""
+    """Evaluate the fine-tuned model (or the base model, as a baseline, or the endpoint of
+    evaluation.reference) into `<output_dir>/eval/<label>/`. The reference is asked with the
+    fine-tuned model's own prompts (its prompt settings and token budget), and its answers are kept
+    in `<output_dir>/answers/`, so a rerun pays for nothing twice."""
 
     processes = "main"
 
@@ -177,6 +198,7 @@ class Evaluate:
         cfg, run = ctx.cfg, ctx.run
         model = evaluated_model(cfg, self.label)
         run.check_root(ctx.force)
+        endpoint = self.label == "reference"
         result = evaluate(
             str(run.stage_dir("data")),
             run.stage_dir(f"eval/{self.label}"),
@@ -184,21 +206,25 @@ class Evaluate:
             settings=cfg.evaluation,
             force=ctx.force,
             run_config=cfg,
+            prompt_from=evaluated_model(cfg, "finetuned") if endpoint else None,
+            answer_cache=run.stage_dir(ANSWERS) if endpoint else None,
         )
         return StageOutcome(self.name, result.output_dir, result.skipped, result=result)
 
 
 def compared_labels(cfg: Config) -> list[str]:
-    """The evaluations Compare puts side by side, first the reference: baseline, sft (when rl is on), finetuned."""
-    labels = ["baseline"] if cfg.evaluation.baseline else []
+    """The evaluations Compare puts side by side, first the one the others are measured against:
+    reference (evaluation.reference), baseline, sft (when rl is on), finetuned."""
+    labels = ["reference"] if cfg.evaluation.reference else []
+    labels += ["baseline"] if cfg.evaluation.baseline else []
     if cfg.rl.enabled:
         labels.append("sft")
     return [*labels, "finetuned"]
 
 
 class Compare:
-    """The baseline, the SFT model (when rl.enabled) and the fine-tuned model side by side
-    (`<output_dir>/eval/compare.html`)."""
+    """The reference endpoint, the baseline, the SFT model (when rl.enabled) and the fine-tuned model
+    side by side (`<output_dir>/eval/compare.html`), each against the first."""
 
     name = "compare"
     processes = "main"
@@ -254,9 +280,13 @@ def pipeline_stages(cfg: Config) -> list[Stage]:
             stages.append(Merge())
     if cfg.rl.enabled:
         stages += [RL(), Evaluate("sft")]
+    if not has_held_out(cfg.data):  # data.synth alone: sampled pairs are never scored, so nothing to evaluate
+        return stages
     stages.append(Evaluate("finetuned"))
     if cfg.evaluation.baseline:
         stages.append(Evaluate("baseline"))
+    if cfg.evaluation.reference:
+        stages.append(Evaluate("reference"))
     if len(compared_labels(cfg)) > 1:
         stages.append(Compare())
     if cfg.launch.register_model:

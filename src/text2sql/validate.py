@@ -100,11 +100,12 @@ def _is_hub_dataset(source: str) -> bool:
 
 def _sources(cfg: Config) -> dict[str, str]:
 
-    sources = {"train": cfg.data.train}
+    train = cfg.data.train
+    sources = {"train": train} if train else {}  # none: data.synth samples all of train
     for split in ("validation", "test"):
         value = getattr(cfg.data, split)
-        if value is None and has_split(cfg.data.train, split):
-            value = cfg.data.train
+        if value is None and train and has_split(train, split):
+            value = train
         if value is not None:
             sources[split] = value
     return sources

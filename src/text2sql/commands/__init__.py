@@ -15,6 +15,8 @@ VERBS = (
     "rl",
     "evaluate",
     "compare",
+    "label",
+    "synth",
     "predict",
     "serve",
     "export",

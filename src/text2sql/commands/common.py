@@ -9,7 +9,8 @@ from text2sql.config import Config, load_config, split_config_args
 
 MODEL_HELP = (
     "a merged model folder, an adapter folder (base + adapter), a run folder, a base model folder, a hub id, "
-    "a gs:// or s3:// folder, a Vertex AI Model Registry name (projects/P/locations/L/models/ID[@V]), or tiny:<arch>"
+    "a gs:// or s3:// folder, a Vertex AI Model Registry name (projects/P/locations/L/models/ID[@V]), tiny:<arch>, "
+    "or openai:NAME (an OpenAI-compatible endpoint: --base-url or $OPENAI_BASE_URL, key in $OPENAI_API_KEY)"
 )
 
 

@@ -28,6 +28,11 @@ FIELDS = (
     "efficiency_runs",
     "exclude_unstable_gold",
     "text_metrics",
+    "base_url",
+    "concurrency",
+    "max_retries",
+    "request_timeout",
+    "price_per_hour",
 )
 
 
@@ -65,6 +70,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db-dir", help="folder holding <db_id>/<db_id>.sqlite databases")
     p.add_argument("--base", help="adapters: base model to load instead of the one the adapter records")
     p.add_argument("--checkpoint", help="a checkpoint folder inside or beside --model, e.g. checkpoint-500")
+    p.add_argument(
+        "--prompt-from",
+        metavar="M",
+        help="with --model openai:NAME: ask the endpoint with this fine-tuned model's prompt (its prompt settings, "
+        "schema format and token budget); default: the default prompt with whole schemas",
+    )
     add_section_flags(p, EvaluationConfig, FIELDS)
     p.add_argument("--no-loss", action="store_true", help="skip the teacher-forced loss / perplexity pass")
     p.add_argument("--num-examples", type=int, default=5, metavar="N", help="print N sample outputs (default 5)")
@@ -90,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         compute_loss=not args.no_loss,
         force=args.force,
         threads=args.threads,
+        prompt_from=args.prompt_from,
         **given,
     )
     if result.skipped:

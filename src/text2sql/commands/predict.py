@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="when the SQL fails to compile or run, ask again with the error up to N times",
     )
     p.add_argument("--timeout", type=float, default=_D.timeout, help="seconds the query may run")
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="with --model openai:NAME: the OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI's)",
+    )
     p.add_argument("--rows", type=int, default=20, metavar="N", help="rows of the result to print")
     add_threads_argument(p)
 
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         max_rows=_D.max_rows,
         threads=args.threads,
+        base_url=args.base_url,
     )
     print(p.sql)
     if p.attempts > 1:

@@ -91,11 +91,57 @@ class MaxSamples(_Section):
     test: int | None = Field(None, gt=0, description="Keep at most this many test rows.")
 
 
+class LabelConfig(_Section):
+    file: str = Field(..., description="Questions to label: a CSV or JSONL file with a question column, no SQL needed.")
+    teacher: str = Field(..., description="The endpoint that writes the SQL: openai:NAME.")
+    samples: int = Field(
+        1, ge=1, le=16, description="Candidates per question: the greedy one, then sampled ones, voted on by result."
+    )
+    min_agreement: int | None = Field(
+        None,
+        ge=1,
+        description="Candidates that must agree with the chosen SQL (default: half the samples, rounded up).",
+    )
+    base_url: str | None = Field(
+        None, description="The teacher's endpoint (default: evaluation.base_url, $OPENAI_BASE_URL, else OpenAI's)."
+    )
+
+    @model_validator(mode="after")
+    def _teacher_and_agreement(self) -> LabelConfig:
+        if not self.teacher.startswith("openai:") or not self.teacher[len("openai:") :].strip():
+            raise ValueError(f"data.label.teacher: {self.teacher!r} is not an endpoint; write openai:NAME")
+        if self.min_agreement is not None and self.min_agreement > self.samples:
+            raise ValueError(
+                f"data.label.min_agreement ({self.min_agreement}) is above data.label.samples ({self.samples}); "
+                "no question could be kept"
+            )
+        return self
+
+
+class SynthConfig(_Section):
+    n: int = Field(1000, gt=0, description="Pairs to sample from the databases, spread evenly over them.")
+    teacher: str | None = Field(
+        None,
+        description="openai:NAME words the questions (OPENAI_BASE_URL, OPENAI_API_KEY); a pair is kept when the "
+        "teacher's SQL for its question returns the same result. Unset: template questions.",
+    )
+    per_database: bool = Field(False, description="data.synth.n pairs from each database instead of in all.")
+    seed: int = Field(0, description="Seed of every sampling choice: the same seed and data give the same pairs.")
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher_is_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("openai:") or not value[len("openai:") :].strip()):
+            raise ValueError(f"data.synth.teacher: {value!r} is not an endpoint; write openai:NAME")
+        return value
+
+
 class DataConfig(_Section):
-    train: str = Field(
+    train: str | None = Field(
         "bundled",
         description="Training data: a CSV/JSON/JSONL/parquet file, a Spider or BIRD json, a save_to_disk "
-        "folder, a hub dataset id, or 'bundled' for the dataset shipped with text2sql.",
+        "folder, a hub dataset id, or 'bundled' for the dataset shipped with text2sql; none (null) when "
+        "data.synth makes all of it, which is the default when data.synth is set and data.train is not.",
     )
     validation: str | None = Field(
         None, description="Validation data (same kinds as data.train); split off train when unset."
@@ -183,6 +229,23 @@ class DataConfig(_Section):
     max_source_length: int = Field(512, gt=0, description="Seq2seq models: drop rows whose input exceeds this.")
     max_target_length: int = Field(256, gt=0, description="Seq2seq models: drop rows whose target exceeds this.")
     num_proc: int | None = Field(None, gt=0, description="Processes for tokenization (default: one).")
+    label: LabelConfig | None = Field(
+        None,
+        description="Questions without SQL labelled by a teacher endpoint ({file, teacher, samples, "
+        "min_agreement}); the kept pairs join the training split only.",
+    )
+    synth: SynthConfig | None = Field(
+        None,
+        description="Pairs sampled from the databases themselves ({n, teacher, per_database, seed}), from "
+        "data.databases, else data.db, else the bundled databases; they join the training split only.",
+    )
+
+    @model_validator(mode="after")
+    def _synth_alone(self) -> DataConfig:
+        # With data.synth and no data.train, the database is the only source: nothing bundled mixes in.
+        if self.synth is not None and "train" not in self.model_fields_set:
+            object.__setattr__(self, "train", None)
+        return self
 
     @model_validator(mode="after")
     def _databases_are_usable(self) -> DataConfig:
@@ -246,6 +309,11 @@ class CallbacksConfig(_Section):
     )
 
 
+class TokenPrice(_Section):
+    input: float = Field(..., ge=0, description="Price of a million prompt tokens.")
+    output: float = Field(..., ge=0, description="Price of a million generated tokens.")
+
+
 class EvaluationConfig(_Section):
     batch_size: int = Field(16, gt=0, description="Prompts generated per batch.")
     max_new_tokens: int = Field(256, gt=0, description="Longest SQL (in tokens) a model may generate.")
@@ -295,6 +363,40 @@ class EvaluationConfig(_Section):
         "caps the validation loss during and after training too. A real model's loss pass over a whole "
         "split can take longer than its training.",
     )
+    reference: str | None = Field(
+        None,
+        description="In a run, also evaluate this endpoint (openai:NAME) on the test rows, asked with the "
+        "fine-tuned model's own prompts, and compare the fine-tuned model against it.",
+    )
+    base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint of openai: models (default: $OPENAI_BASE_URL, else OpenAI's); "
+        "the key is read from $OPENAI_API_KEY, never from a config.",
+    )
+    concurrency: int = Field(4, gt=0, le=64, description="Requests to an openai: model in flight at once.")
+    max_retries: int = Field(
+        3, ge=0, le=20, description="Retries of a request an openai: endpoint answers with 429 or 5xx, or not in time."
+    )
+    request_timeout: float = Field(60.0, gt=0, description="Seconds one request to an openai: endpoint may take.")
+    price_per_1m_tokens: TokenPrice | None = Field(
+        None,
+        description="Price of an openai: model per million tokens, {input, output}: its cost per 1,000 questions.",
+    )
+    price_per_hour: float | None = Field(
+        None,
+        ge=0,
+        description="Price per hour of the machine a local model runs on: its cost per 1,000 questions, from "
+        "the measured generation time.",
+    )
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_is_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("openai:") or not value[len("openai:") :].strip()):
+            raise ValueError(
+                f"evaluation.reference: {value!r} is not an endpoint; write openai:NAME (e.g. openai:gpt-4o-mini)"
+            )
+        return value
 
 
 class ServingConfig(_Section):

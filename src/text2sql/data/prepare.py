@@ -4,7 +4,9 @@ Rows stream from the readers into Arrow (memory stays flat as rows grow), are de
 split, sampled, tokenized by the one prompt builder and filtered by length. Nothing is padded:
 batches are padded dynamically at training time. Rows too long for the limits are dropped and
 counted, never truncated mid-SQL. The result lands in `<output_dir>/data/` with
-`prepare_report.json` beside the splits.
+`prepare_report.json` beside the splits. With `data.label`, the pairs a teacher labelled
+(`<output_dir>/label/pairs.jsonl`, written by the prepare stage before this runs) join the training
+split after validation and test are split off, so they are never scored.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import logging
 import random
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,14 +28,19 @@ from text2sql.data.prepare_report import SPLITS, PrepareReport, percentiles
 from text2sql.data.prompt import PROMPT_ENCODING, PromptBuilder
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
 from text2sql.data.retarget import retarget
+from text2sql.data.synth.cached import held_out_keys, sql_key, synth_depends_on, synthesized_pairs
+from text2sql.data.synth.teacher import Teacher
 from text2sql.data.values import VALUE_HINT_RULES
 from text2sql.errors import DataError
 from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import RunDir, source_identity
+from text2sql.sql.targets import dialect_of
 
 log = logging.getLogger(__name__)
 
 STAGE = "data"
+# Where a run keeps the pairs of data.label (the label stage writes them, `text2sql.inference.label`).
+LABELLED_PAIRS = Path("label") / "pairs.jsonl"
 
 # Arrow schema of the raw (untokenized) rows; `extra` holds a JSON object as text because its keys
 # differ between sources.
@@ -67,6 +74,10 @@ def prepare_depends_on(cfg: Config) -> dict[str, Any]:
     """The settings a prepared dataset depends on; a change makes it a different run's data."""
     data = cfg.data.model_dump(mode="json")
     data.pop("num_proc", None)
+    if data.get("synth") is None:  # runs without sampled pairs keep the fingerprints they had
+        data.pop("synth", None)
+    if data.get("label") is None:  # runs without labelled pairs keep the fingerprints they had
+        data.pop("label", None)
     return {"model": {"name_or_path": cfg.model.name_or_path}, "data": data, "prompt": cfg.prompt.model_dump()}
 
 
@@ -181,6 +192,39 @@ def _dedupe(ds, split: str, report: PrepareReport, drop: bool):
     return ds
 
 
+def _labelled(cfg: Config, cache_dir: Path, report: PrepareReport):
+    """The pairs data.label kept (read as csv records, their databases from data.db / data.databases),
+    counted into train's rows in; None without data.label or when the teacher kept none."""
+    if cfg.data.label is None:
+        return None
+    path = Path(cfg.output_dir) / LABELLED_PAIRS
+    if not path.is_file():
+        raise DataError(
+            f"{path}: the pairs of data.label are missing; run `text2sql prepare` or `text2sql run`, which label "
+            "the questions first"
+        )
+    report.sources["labelled"] = str(path)
+    if path.stat().st_size == 0:
+        log.warning("the teacher of data.label kept no pairs (see %s)", path.with_name("pairs.report.json"))
+        return None
+    # Written in the dialect of the database they were checked on: read as they are, never transpiled.
+    data = cfg.data.model_copy(
+        update={
+            "format": "csv",
+            "question_column": "input_text",
+            "sql_column": "sql",
+            "target_dialect": None,
+            "target_db": None,
+        }
+    )
+    stats = ReadStats()
+    ds = _read_split(str(path), cfg.model_copy(update={"data": data}), "labelled", cache_dir, stats)
+    report.rows_in["train"] = report.rows_in.get("train", 0) + len(ds) + stats.total_dropped
+    for reason, count in stats.dropped.items():
+        report.drop("train", reason, count)
+    return ds
+
+
 def _split_off(ds, cfg: Config, need_validation: bool, need_test: bool) -> dict[str, Any]:
     d = cfg.data
     out = {"train": ds}
@@ -257,6 +301,49 @@ def _overlap(splits: dict[str, Any], report: PrepareReport, drop: bool) -> None:
             log.warning(
                 "%d %s rows also occur in train (set data.drop_test_overlap=true to drop them)", len(hits), split
             )
+
+
+def _with_synth(
+    splits: dict[str, Any], cfg: Config, cache_dir: Path, report: PrepareReport, teacher: Callable[[], Teacher] | None
+):
+    """The training rows with the run's synthesized pairs added: training only, never validation or
+    test, and without a pair whose query is also a held-out row's on the same database."""
+    from datasets import concatenate_datasets
+
+    path, databases, sampled = synthesized_pairs(cfg.data, cfg.output_dir, teacher)
+    if sampled is not None:
+        log.info("sampled %d pairs into %s\n%s", sum(sampled.kept.values()), path, sampled.table())
+    # Rows name their db_id; each resolves to the database it was sampled from. Their SQL is already
+    # in that database's dialect: nothing to retarget.
+    data = cfg.data.model_copy(
+        update={
+            "format": "auto",
+            "databases": {**cfg.data.databases, **databases},
+            "target_dialect": None,
+            "target_db": None,
+        }
+    )
+    stats = ReadStats()
+    ds = _read_split(str(path), cfg.model_copy(update={"data": data}), "train", cache_dir / "synth", stats)
+    report.sources["synth"] = str(path)
+    report.rows_in["train"] = report.rows_in.get("train", 0) + len(ds)
+    dialects = {db_id: dialect_of(target) for db_id, target in databases.items()}
+    held_out = [(db, sql) for s in ("validation", "test") if s in splits for db, sql in _pairs_of(splits[s])]
+    keys = held_out_keys(held_out, dialects)
+    if keys:
+        keep = [i for i, (db, sql) in enumerate(_pairs_of(ds)) if (db, sql_key(sql, dialects[db])) not in keys]
+        report.drop("train", "synth_in_held_out", len(ds) - len(keep))
+        ds = ds.select(keep) if len(keep) < len(ds) else ds
+    if "validation" not in splits and "test" not in splits:
+        log.warning(
+            "only synthesized pairs and no data.validation or data.test: nothing is held out to evaluate on; give "
+            "data.test human pairs to measure the model"
+        )
+    return concatenate_datasets([splits["train"], ds]) if "train" in splits else ds
+
+
+def _pairs_of(ds) -> list[tuple[str, str]]:
+    return list(zip(column(ds, "db_id"), column(ds, "sql")))
 
 
 def _tokenize(ds, builder: PromptBuilder, cfg: Config, split: str):
@@ -379,9 +466,12 @@ class PrepareResult:
     skipped: bool
 
 
-def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareResult:
+def prepare(
+    cfg: Config, model: ModelTokens, *, force: bool = False, synth_teacher: Callable[[], Teacher] | None = None
+) -> PrepareResult:
     """Prepare `cfg.data` for `model` (cfg.model, resolved by the caller) into `<output_dir>/data/`;
-    skip when already current."""
+    skip when already current. `synth_teacher` makes the teacher of data.synth.teacher when its pairs
+    must be sampled (`data.synth.cached`)."""
     from datasets import DatasetDict
 
     run = RunDir(cfg.output_dir)
@@ -390,9 +480,13 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
     depends_on["inputs"] = {k: source_identity(v) for k, v in sources.items() if v}
     if cfg.data.db:  # its schema is in every prompt: a changed database is stale data
         depends_on["inputs"]["db"] = source_identity(cfg.data.db)
+    if cfg.data.synth is not None:  # sampled pairs read these databases: a changed one is sampled again
+        depends_on["inputs"]["synth"] = synth_depends_on(cfg.data)
     if cfg.data.value_hints:  # so are the rules that pick value hints: new rules, new prompts
         depends_on["inputs"]["value_hints"] = VALUE_HINT_RULES
     depends_on["inputs"]["prompt_encoding"] = PROMPT_ENCODING  # and how prompts become tokens
+    if cfg.data.label is not None:  # the teacher's pairs: labelled again, prepared again
+        depends_on["inputs"]["labelled"] = source_identity(Path(cfg.output_dir) / LABELLED_PAIRS)
     tokenizer, kind, model_type = model.tokenizer, model.kind, model.model_type
     depends_on["tokenizer"] = tokenizer_fingerprint(tokenizer)
 
@@ -417,7 +511,7 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
         stats: dict[str, ReadStats] = {}
         for split in SPLITS:
             source = sources[split]
-            if source is None and split != "train" and has_split(cfg.data.train, split):
+            if source is None and split != "train" and cfg.data.train and has_split(cfg.data.train, split):
                 source = cfg.data.train
             if source is None:
                 continue
@@ -431,12 +525,21 @@ def prepare(cfg: Config, model: ModelTokens, *, force: bool = False) -> PrepareR
                 report.drop(split, reason, count)
             raw[split] = _dedupe(ds, split, report, cfg.data.drop_duplicates)
 
-        splits = _split_off(raw["train"], cfg, "validation" not in raw, "test" not in raw)
+        splits = _split_off(raw["train"], cfg, "validation" not in raw, "test" not in raw) if "train" in raw else {}
         splits.update({k: v for k, v in raw.items() if k != "train"})
         for split, ds in list(splits.items()):
             if split not in report.rows_in:
                 report.rows_in[split] = len(ds)
                 report.rows_in["train"] -= len(ds)
+        if cfg.data.synth is not None:
+            splits["train"] = _with_synth(splits, cfg, cache, report, synth_teacher)
+        elif "train" not in splits:
+            raise DataError("no training data: set data.train, or data.synth to sample pairs from the databases")
+        labelled = _labelled(cfg, cache, report)
+        if labelled is not None:
+            from datasets import concatenate_datasets
+
+            splits["train"] = concatenate_datasets([splits["train"], labelled])
         _overlap(splits, report, cfg.data.drop_test_overlap)
 
         out = {}

@@ -2,13 +2,15 @@
 
 The first run is the reference (the baseline, the untuned model; or the trial to beat): every
 other run gets its metrics, its per-complexity accuracy and its per-example wins and losses against
-it. A row is *right* by execution when it could be executed, else by exact match (the rule
+it (a run's `evaluation.reference`, the LLM it is meant to replace, comes first). A row is *right* by
+execution when it could be executed, else by exact match (the rule
 `ScoredExample.correct` uses); rows are matched by id, over the ids both runs scored.
 
 Over those paired rows each headline metric that is scored per row gets the delta of its means with
 a 95% bootstrap interval, and right/wrong by execution gets McNemar's exact test (`significance`):
-a difference whose interval holds 0 is within noise. `compare.json` (beside `compare.html`) holds
-it all for scripts.
+a difference whose interval holds 0 is within noise. What each run's answers cost (`metrics["cost"]`:
+latency, tokens, price of 1,000 questions) is put side by side too. `compare.json` (beside
+`compare.html`) holds it all for scripts.
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ ROW_FIELDS = {
     "bleu": "bleu",
     "rouge_l": "rouge_l",
 }
+# metrics["cost"] keys shown side by side, with their labels (seconds, tokens, price)
+COST_ROWS = (
+    ("latency_p50_seconds", "latency p50 (s)"),
+    ("latency_p95_seconds", "latency p95 (s)"),
+    ("seconds_per_question", "seconds per question"),
+    ("tokens_in_per_question", "tokens in per question"),
+    ("tokens_out_per_question", "tokens out per question"),
+    ("cost_per_1000_questions", "cost per 1,000 questions"),
+)
 RESAMPLES = 2000
 SEED = 0
 CONFIDENCE = 0.95
@@ -93,6 +104,7 @@ class Comparison:
     complexity_metric: str
     pairs: list[PairResult]
     notes: list[str]
+    costs: list[tuple[str, list[float | None]]] = field(default_factory=list)  # COST_ROWS key, value per run
 
 
 def is_correct(record: dict[str, Any]) -> bool:
@@ -147,7 +159,9 @@ def compare_runs(paths: Sequence[str | Path]) -> Comparison:
     for pair in pairs:
         if pair.common == 0:
             notes.append(f"{pair.name} shares no example ids with {runs[0].name}: no per-example comparison")
-    return Comparison(runs, headline, by_complexity, metric, pairs, notes)
+    costs = [(key, [(r.metrics.get("cost") or {}).get(key) for r in runs]) for key, _ in COST_ROWS]
+    costs = [(key, values) for key, values in costs if any(v is not None for v in values)]
+    return Comparison(runs, headline, by_complexity, metric, pairs, notes, costs)
 
 
 def _unique_names(runs: list[Run]) -> None:
@@ -240,6 +254,11 @@ def format_table(c: Comparison) -> str:
     table.append([f"{c.complexity_metric} by complexity:"] + [""] * len(c.runs))
     for label, values, _ in c.by_complexity:
         table.append([f"  {label}", _pct(values[0])] + [_with_delta("", v, values[0]) for v in values[1:]])
+    if c.costs:
+        table.append(["cost and speed:"] + [""] * len(c.runs))
+        labels = dict(COST_ROWS)
+        for key, values in c.costs:
+            table.append([f"  {labels[key]}"] + [format_cost_value(v) for v in values])
     widths = [max(len(row[i]) for row in table if i == 0 or row[i]) for i in range(len(table[0]))]
     widths[0] = max(len(row[0]) for row in table if row[1:] != [""] * len(c.runs))
     lines = []
@@ -256,6 +275,11 @@ def format_table(c: Comparison) -> str:
         lines.extend(_significance_lines(pair))
     lines.extend(f"note: {n}" for n in c.notes)
     return "\n".join(lines)
+
+
+def format_cost_value(value: float | None) -> str:
+    """A cost or speed figure: three significant digits ('n/a' when not measured or not priced)."""
+    return "n/a" if value is None else f"{value:.3g}"
 
 
 def noise_note(significant: bool) -> str:
@@ -301,6 +325,7 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
             {"complexity": label, "values": values, "rows": counts} for label, values, counts in c.by_complexity
         ],
         "pairs": [_pair_dict(c.runs[0].name, pair) for pair in c.pairs],
+        "cost": {key: values for key, values in c.costs},
         "significance": {
             "method": "paired bootstrap, percentile interval",
             "resamples": RESAMPLES,
@@ -378,6 +403,8 @@ def render_compare_html(c: Comparison, path: str | Path) -> Path:
             points=format_points,
             p_value=format_p,
             noise=noise_note,
+            cost_labels=dict(COST_ROWS),
+            cost_value=format_cost_value,
             confidence=f"{CONFIDENCE * 100:g}%",
             created=time.strftime("%Y-%m-%d %H:%M"),
             version=__version__,

@@ -2,12 +2,15 @@
 
     result = evaluate("bundled", "runs/x/eval", model="runs/x/adapter", settings=cfg.evaluation)
     result = evaluate("spider/dev.json", "eval/", predictions="pred.sql", max_samples=100)
+    result = evaluate("bundled", "eval/", model="openai:gpt-4o-mini", prompt_from="runs/x/merged")
 
 Steps: load the model with its training-time prompt settings (`inference.load_for_inference`),
 read the rows (`evalset`), generate in length-sorted batches and extract the SQL, or read the
 predictions file; score every row (`scoring`), teacher-forced loss for models, aggregate, and write
 results.csv, predictions.jsonl, metrics.json and report.html into the output folder, a stage
-folder with its `stage.json` record (an unchanged evaluation is skipped).
+folder with its `stage.json` record (an unchanged evaluation is skipped). An `openai:NAME` model is
+an endpoint (`remote`): asked the same messages, its SQL scored by the same code. Every model's
+latency, tokens and cost per 1,000 questions go into metrics.json (`cost`).
 """
 
 from __future__ import annotations
@@ -29,15 +32,18 @@ from text2sql.data.prepare import tokenizer_fingerprint
 from text2sql.data.readers import ReadOptions
 from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.evaluation.aggregate import aggregate, notes
+from text2sql.evaluation.cost import format_cost, local_cost
 from text2sql.evaluation.efficiency import r_ves
 from text2sql.evaluation.evalset import EvalSet, load_eval_set
 from text2sql.evaluation.gold_audit import UNSTABLE, audit_rows, audit_summary
 from text2sql.evaluation.loss import encode_rows, teacher_forced_loss
 from text2sql.evaluation.predictions import read_predictions
+from text2sql.evaluation.remote import Endpoint, answer_rows, explain_wrong, open_endpoint
 from text2sql.evaluation.report import render_report, shorten
 from text2sql.evaluation.sampling import Voted, candidate_sql, sample, sampling_summary, vote_rows
 from text2sql.evaluation.scoring import ScoredExample, score_predictions
 from text2sql.inference.loading import find_run_config, load_for_inference, resolve_model_folder
+from text2sql.inference.openai_model import is_endpoint
 from text2sql.inference.vllm import require_vllm
 from text2sql.rundir import StageFolder, identity_of
 from text2sql.sql.extract import extract_sql
@@ -77,6 +83,11 @@ class EvaluationResult:
 
 # What a model's own run decided about generation, used when evaluating it alone (`saved_settings`).
 GENERATION_FIELDS = ("max_new_tokens", "num_beams")
+# Settings of endpoints only: a local model's evaluation does not depend on them.
+ENDPOINT_FIELDS = ("base_url", "concurrency", "max_retries", "request_timeout", "price_per_1m_tokens")
+# Settings that never change what an evaluation scores or records (`reference` is the run's choice of
+# a second model; concurrency changes speed only).
+UNRECORDED_FIELDS = ("reference", "concurrency")
 
 
 def saved_settings(model: str, checkpoint: str | None = None) -> EvaluationConfig | None:
@@ -117,14 +128,26 @@ def evaluation_depends_on(
     db_dir: str | None,
     compute_loss: bool,
     db: str | None = None,
+    prompt_from: str | None = None,
 ) -> dict[str, Any]:
     """What an evaluation's outputs depend on: the model (the fingerprint of a trained one, else its
-    files or its name) or the predictions file, the data, and the settings."""
+    files or its name) or the predictions file, the data, and the settings that concern it (an
+    endpoint's: also its base URL, retries, timeout and token price, and the model it takes its
+    prompt from; a local model's: not those, and its hourly price only when set)."""
+    skip = set(UNRECORDED_FIELDS)
+    if not is_endpoint(model):
+        skip.update(ENDPOINT_FIELDS)
+        if settings.price_per_hour is None:
+            skip.add("price_per_hour")
+    else:
+        skip.add("price_per_hour")
     depends_on: dict[str, Any] = {
         "model": identity_of(model) if model is not None else None,
         "data": identity_of(data),
-        "evaluation": settings.model_dump(mode="json"),
+        "evaluation": settings.model_dump(mode="json", exclude=skip),
     }
+    if prompt_from is not None:
+        depends_on["prompt_from"] = identity_of(prompt_from)
     if predictions is not None:
         depends_on["predictions"] = identity_of(predictions)
     options = {"base": base, "checkpoint": checkpoint, "db_dir": db_dir, "db": identity_of(db) if db else None}
@@ -150,6 +173,8 @@ def evaluate(
     progress: bool = True,
     run_config: Config | None = None,
     threads: int | None = None,
+    prompt_from: str | None = None,
+    answer_cache: str | Path | None = None,
     **overrides: Any,
 ) -> EvaluationResult:
     """Evaluate `model` (a merged folder, adapter folder, base model or hub id) or a `predictions`
@@ -162,8 +187,13 @@ def evaluate(
     says `skipped`; one made from other inputs is refused (OutputExistsError) unless `force`, as is
     a non-empty folder that is no evaluation. `run_config` (a run's evaluation stage) is saved beside
     the outputs. ConfigError / DataError for unusable inputs.
+
+    `model` may be an endpoint, `openai:NAME` (settings: base_url, concurrency, max_retries,
+    request_timeout, price_per_1m_tokens): it is asked with the prompt settings and token budget of
+    the model `prompt_from` when given, else with the defaults and whole schemas; its answers are
+    kept under `answer_cache` (default: the cache root). EndpointError when it cannot answer.
     """
-    if settings is None and model is not None:
+    if settings is None and model is not None and not is_endpoint(model):
         settings = saved_settings(model, checkpoint)
     settings = settings_with(settings, overrides)
     if (model is None) == (predictions is None):
@@ -185,6 +215,7 @@ def evaluate(
         db_dir=db_dir,
         compute_loss=compute_loss,
         db=db,
+        prompt_from=prompt_from if is_endpoint(model) else None,
     )
     if not stage.guard(depends_on, force):
         return _up_to_date(out)
@@ -192,7 +223,12 @@ def evaluate(
     extra_notes: list[str] = []
     timing: dict[str, float] = {}
     im = None
-    if model is not None:
+    endpoint: Endpoint | None = None
+    if is_endpoint(model):
+        assert model is not None
+        endpoint = open_endpoint(model, settings, prompt_from=prompt_from, db=db, cache_dir=answer_cache)
+        opts = endpoint.read_options(db_dir=db_dir, db=db)
+    elif model is not None:
         if settings.backend == "vllm":
             require_vllm()
         start = time.perf_counter()
@@ -218,11 +254,31 @@ def evaluate(
     cut: list[bool] | None = None
     too_long: list[str | None] | None = None
     voted: list[Voted] | None = None
-    if im is not None:
+    reasons: list[str | None] | None = None
+    cost: dict[str, Any] | None = None
+    if endpoint is not None:
+        asked = answer_rows(endpoint, rows, settings, progress, timing)
+        raw_outputs, preds, cut, voted, reasons, cost = (
+            list(asked.raw),
+            asked.sql,
+            asked.cut,
+            asked.voted,
+            asked.reasons,
+            asked.cost,
+        )
+        extra_notes.append("loss and perplexity need a local model's weights: not computed for an endpoint")
+    elif im is not None:
         generated = _generate(im, rows, settings, progress, timing)
         raw_outputs, preds, cut, too_long = list(generated.raw), generated.sql, generated.cut, generated.too_long
         if settings.num_samples > 1:
             voted = _vote(im, rows, generated, settings, progress, timing)
+        cost = local_cost(
+            settings,
+            sum(1 for ids in generated.prompts if ids is not None),
+            timing["generation_seconds"] + timing.get("sampling_seconds", 0.0),
+            sum(len(ids) for ids in generated.prompts if ids is not None),
+            int(timing["generated_tokens"] + timing.get("sampled_tokens", 0)),
+        )
     else:
         assert predictions is not None  # exactly one of model and predictions, checked above
         # A predictions file follows the data's rows, unstable ones included.
@@ -247,6 +303,8 @@ def evaluate(
         result_match=settings.result_match,
     )
     timing["scoring_seconds"] = time.perf_counter() - start
+    if reasons is not None:
+        explain_wrong(scored, reasons)
 
     metrics = aggregate(scored, text_metrics=settings.text_metrics)
     if voted is not None:
@@ -264,11 +322,14 @@ def evaluate(
         extra_notes.append("loss and perplexity are computed with --backend hf only")
     metrics["gold_audit"] = audit_summary(audit, unstable, audited_ids, excluded=settings.exclude_unstable_gold)
     metrics["notes"] = extra_notes
+    if cost is not None:
+        metrics["cost"] = cost
     metrics["timing"] = timing
     if "examples_per_second" in timing:
         metrics["examples_per_second"] = timing["examples_per_second"]
+    subject = endpoint or im
     metrics["run"] = {
-        "model": im.describe() if im is not None else None,
+        "model": subject.describe() if subject is not None else None,
         "predictions": str(predictions) if predictions is not None else None,
         "data": evalset.describe(),
         "generation": {
@@ -278,6 +339,8 @@ def evaluate(
             "num_beams": settings.num_beams,
         }
         if im is not None
+        else {"backend": "openai", "max_new_tokens": settings.max_new_tokens, "concurrency": settings.concurrency}
+        if endpoint is not None
         else None,
         "timeout": settings.timeout,
         # Which budget stopped queries: SQLite steps (the same on every machine) or wall-clock seconds.
@@ -286,11 +349,11 @@ def evaluate(
     }
     if stage.record() is None and out.is_dir() and any(out.iterdir()):
         # --force on a folder that holds other things than an evaluation: add the outputs beside them.
-        _write_all(out, scored, metrics, im, predictions, evalset, settings.timeout)
+        _write_all(out, scored, metrics, subject, predictions, evalset, settings.timeout)
         stage.write_record(out, depends_on, cfg=run_config)
     else:
         with stage.staging() as staged:
-            _write_all(staged, scored, metrics, im, predictions, evalset, settings.timeout)
+            _write_all(staged, scored, metrics, subject, predictions, evalset, settings.timeout)
             stage.commit(staged, depends_on, cfg=run_config)
     files = {name: out / name for name in OUTPUT_FILES}
     return EvaluationResult(out, metrics, scored, evalset, files["report.html"], files)
@@ -448,9 +511,9 @@ def write_outputs(out: Path, scored: Sequence[ScoredExample], metrics: dict[str,
 def _report(out, metrics, scored, im, predictions, evalset: EvalSet, timeout: float) -> Path:
     generation = metrics["run"]["generation"]
     info = {
-        "subject_label": "model" if im is not None else "predictions",
+        "subject_label": "predictions" if im is None else "endpoint" if isinstance(im, Endpoint) else "model",
         "subject": im.spec if im is not None else str(predictions),
-        "model_path": im.path if im is not None else None,
+        "model_path": getattr(im, "path", None),
         "data": evalset.source,
         "split": evalset.split if not Path(evalset.source).is_file() else None,
         "generation": ", ".join(f"{k}={v}" for k, v in generation.items()) if generation else None,
@@ -502,6 +565,8 @@ def format_summary(metrics: dict[str, Any]) -> str:
             f"{c['seconds_per_question']:.3f} s and {c['tokens_per_question']:.0f} tokens per question "
             f"(greedy alone: {c['greedy_seconds_per_question']:.3f} s, {c['greedy_tokens_per_question']:.0f} tokens)"
         )
+    if metrics.get("cost") and format_cost(metrics["cost"]):
+        lines.append(f"cost: {format_cost(metrics['cost'])}")
     if metrics.get("error_counts"):
         lines.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in metrics["error_counts"].items()))
     lines.extend(f"note: {n}" for n in notes(metrics))

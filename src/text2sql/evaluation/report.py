@@ -105,6 +105,8 @@ def _cards(m: dict[str, Any]) -> list[dict[str, str]]:
         cards.append({"label": "Loss", "value": f"{m['loss']:.3f}", "sub": f"perplexity {m['perplexity']:.2f}"})
     if m.get("bleu") is not None:
         cards.append({"label": "BLEU-4", "value": f"{m['bleu'] * 100:.1f}", "sub": f"ROUGE-L {pct(m.get('rouge_l'))}"})
+    if m.get("cost"):
+        cards.append(_cost_card(m["cost"]))
     if m.get("examples_per_second"):
         cards.append(
             {
@@ -114,6 +116,29 @@ def _cards(m: dict[str, Any]) -> list[dict[str, str]]:
             }
         )
     return cards
+
+
+def _cost_card(cost: dict[str, Any]) -> dict[str, str]:
+    """Cost per 1,000 questions, with latency (an endpoint's p50 / p95, a local model's seconds per
+    question) and tokens in and out."""
+    value = cost.get("cost_per_1000_questions")
+    if cost.get("latency_p50_seconds") is not None:
+        speed = f"latency p50 {cost['latency_p50_seconds']:.2f} s, p95 {cost['latency_p95_seconds']:.2f} s"
+    elif cost.get("seconds_per_question") is not None:
+        speed = f"{cost['seconds_per_question']:.3f} s per question, batched"
+    else:
+        speed = "no timing"
+    tokens = (
+        f"{cost['tokens_in_per_question']:.0f} tokens in, {cost['tokens_out_per_question']:.0f} out per question"
+        if cost.get("tokens_in_per_question") is not None and cost.get("tokens_out_per_question") is not None
+        else "tokens not reported"
+    )
+    unpriced = "evaluation.price_per_1m_tokens" if cost.get("kind") == "endpoint" else "evaluation.price_per_hour"
+    return {
+        "label": "Cost per 1,000 questions",
+        "value": f"{value:.4g}" if value is not None else "n/a",
+        "sub": f"{speed}; {tokens}" + ("" if value is not None else f"; set {unpriced} for a price"),
+    }
 
 
 def find_training_log(model_path: str | Path | None) -> tuple[list[dict[str, Any]], str] | None:

@@ -5,7 +5,8 @@
 
 The prompt comes from the model's training-time PromptBuilder (`load_for_inference`), the schema
 from the database rendered as in training (or from a .sql file of CREATE TABLE statements), and
-the SQL runs only through `execute_sql` (read-only, with a timeout).
+the SQL runs only through `execute_sql` (read-only, with a timeout). An `openai:NAME` model is an
+endpoint, asked the default prompt with the whole schema (`inference.endpoint_prompts`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from text2sql.data.example import Example
 from text2sql.data.readers.ddl import extract_create_tables
 from text2sql.data.schema import schema_text
 from text2sql.errors import ConfigError, DataError, Text2SQLError
+from text2sql.inference.answer_cache import AnswerCache, answers_folder, cache_file
+from text2sql.inference.endpoint_prompts import endpoint_builder, endpoint_messages
 from text2sql.inference.loading import load_for_inference
+from text2sql.inference.openai_model import Decoding, OpenAIModel, is_endpoint
 from text2sql.progress import progress_bars_disabled
 from text2sql.serving.engine import Generation, GenerationRequest, build_engine
 from text2sql.serving.repair import SqlAnswer, answer
@@ -98,15 +102,31 @@ def predict(
     timeout: float = 5.0,
     max_rows: int = 1000,
     threads: int | None = None,
+    base_url: str | None = None,
 ) -> Prediction:
     """The model's SQL for `question` on the database `db` (a SQLite or DuckDB file, a PostgreSQL URL) or the schema file
-    `schema`; with `execute`, its rows. Raises Text2SQLError for bad input, before loading."""
+    `schema`; with `execute`, its rows. Raises Text2SQLError for bad input, before loading. `model`
+    may be an endpoint, `openai:NAME` (at `base_url`, default $OPENAI_BASE_URL)."""
     db = resolve_database(db)
     check_inputs(db, schema, execute)
     if not question.strip():
         raise Text2SQLError("the question is empty; pass it as the last argument, in quotes")
 
     schema_str = schema_text(db, "sql") if db else read_schema_file(schema or "")  # validates the file early
+    if is_endpoint(model):
+        remote = _endpoint_asker(model, schema_str, db, base_url, max_new_tokens or EvaluationConfig().max_new_tokens)
+        result = asyncio.run(
+            answer(
+                remote,
+                question,
+                db_path=db,
+                execute=execute,
+                max_repairs=max_repairs,
+                timeout=timeout,
+                max_rows=max_rows,
+            )
+        )
+        return _answered(result, db)
     with progress_bars_disabled():
         im = load_for_inference(model, base=base, checkpoint=checkpoint, threads=threads)
     if max_new_tokens is None:  # as long as the model's own run let its answers be
@@ -125,11 +145,35 @@ def predict(
     result = asyncio.run(
         answer(ask, question, db_path=db, execute=execute, max_repairs=max_repairs, timeout=timeout, max_rows=max_rows)
     )
+    return _answered(result, db)
+
+
+def _answered(result: SqlAnswer, db: str | None) -> Prediction:
     if result.category == NO_DATABASE:
         raise DataError(result.error or f"{redact(db or '')}: the database cannot be reached")
     return Prediction(
         sql=result.sql, attempts=result.attempts, result=result.result, executed=result.executed, answer=result
     )
+
+
+def _endpoint_asker(model: str, schema: str, db: str | None, base_url: str | None, max_tokens: int):
+    """The `ask` of the repair loop for an endpoint: the default prompt with the whole schema, in the
+    database's dialect; answers kept in the cache root's answers folder."""
+    endpoint = OpenAIModel(model, base_url=base_url)
+    endpoint.cache = AnswerCache(cache_file(answers_folder(), endpoint.base_url, endpoint.name))
+    builder = endpoint_builder(dialect=dialect_of(db) if db else None)
+
+    async def ask(text: str) -> Generation:
+        [messages] = endpoint_messages(builder, [Example(text, "", schema, db_path=str(db) if db else None)])
+        reply = await asyncio.to_thread(endpoint.complete, messages, Decoding(max_tokens=max_tokens))
+        return Generation(
+            text=reply.text,
+            prompt_tokens=reply.prompt_tokens or 0,
+            completion_tokens=reply.completion_tokens or 0,
+            finish_reason=(reply.finish_reasons[0] if reply.finish_reasons else None) or "stop",
+        )
+
+    return ask
 
 
 def format_table(

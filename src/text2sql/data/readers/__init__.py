@@ -140,10 +140,9 @@ def read_examples(
 def _csv_required(fmt: str, opts: ReadOptions, path: Path) -> dict[str, str]:
     """Columns a CSV file must have for `fmt`, each with the fix when it is missing."""
     if fmt == "csv":
-        required = {
-            opts.question_column: "set data.question_column to the column that holds the question",
-            opts.sql_column: "set data.sql_column to the column that holds the SQL",
-        }
+        required = {opts.question_column: "set data.question_column to the column that holds the question"}
+        if opts.require_sql:
+            required[opts.sql_column] = "set data.sql_column to the column that holds the SQL"
         if opts.complexity_column != ReadOptions.__dataclass_fields__["complexity_column"].default:
             required[opts.complexity_column] = "set data.complexity_column to the column that holds it"
         return required

@@ -48,6 +48,7 @@ class ReadOptions:
     require_reasoning: bool = False  # drop rows whose target has no reasoning
     hf_split: str | None = None  # split of a HF dataset (hub id / save_to_disk DatasetDict)
     hf_config: str | None = None  # configuration name of a HF hub dataset
+    require_sql: bool = True  # False: questions alone are rows (`text2sql label`), their SQL is optional
 
     @classmethod
     def from_config(cls, data: Any) -> ReadOptions:
@@ -173,7 +174,7 @@ def finish(example: Example, opts: ReadOptions) -> Example:
     example.sql = example.sql.strip()
     if not example.question:
         raise SkipRow(EMPTY_QUESTION)
-    if not example.sql:
+    if not example.sql and opts.require_sql:
         raise SkipRow(EMPTY_SQL)
     if opts.require_reasoning and not example.reasoning:
         raise SkipRow(NO_REASONING)

@@ -31,7 +31,7 @@ def csv_row_function(opts: ReadOptions, label: str, databases: Databases) -> Row
 
     def to_example(row: Mapping[str, Any], default_id: str) -> Example:
         for column, key in ((opts.question_column, "data.question_column"), (opts.sql_column, "data.sql_column")):
-            if column not in row:
+            if column not in row and (column != opts.sql_column or opts.require_sql):
                 raise missing_field(label, column, row, key)
         if opts.complexity_column != default_complexity and opts.complexity_column not in row:
             raise missing_field(label, opts.complexity_column, row, "data.complexity_column")

@@ -32,7 +32,8 @@ def format_from_fields(fields: Collection[str], opts: ReadOptions) -> str | None
     """The row format whose fields these are, or None. First match wins:
 
     messages → chat; question + context + answer → create_context; db_id + question + SQL → bird;
-    db_id + question + query (or sql) → spider; the configured question and SQL columns → csv.
+    db_id + question + query (or sql) → spider; the configured question and SQL columns (the
+    question column alone when `opts.require_sql` is off) → csv.
     """
     fields = set(fields)
     if "messages" in fields:
@@ -45,6 +46,8 @@ def format_from_fields(fields: Collection[str], opts: ReadOptions) -> str | None
         if "query" in fields or "sql" in fields:
             return "spider"
     if {opts.question_column, opts.sql_column} <= fields:
+        return "csv"
+    if not opts.require_sql and opts.question_column in fields:  # questions without SQL
         return "csv"
     return None
 
