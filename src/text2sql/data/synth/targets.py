@@ -38,8 +38,8 @@ def _expand(value: str) -> list[tuple[str, str]]:
 
 
 def databases_from_config(data: Any) -> dict[str, str]:
-    """db_id -> target for `data.synth`: data.databases, else data.db, else (training on the bundled
-    dataset) the bundled databases."""
+    """db_id -> target for `data.synth`: data.databases, else data.db, else (any split read from the
+    bundled dataset) the bundled databases."""
     if data.databases:
         return dict(data.databases)
     if data.db and "{db_id}" not in data.db:
@@ -49,6 +49,6 @@ def databases_from_config(data: Any) -> dict[str, str]:
             f"data.synth cannot list the databases of data.db={redact(data.db)} ({{db_id}} stands for any); "
             "name them in data.databases (db_id: file or URL)"
         )
-    if data.train == "bundled":
+    if "bundled" in (data.train, data.validation, data.test):
         return databases_from_args(["bundled"])
     raise ConfigError("data.synth needs databases to sample from; set data.db or data.databases")

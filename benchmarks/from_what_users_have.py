@@ -1,0 +1,206 @@
+"""A model from what a user has, measured: pairs synthesized from the database alone, a few human
+pairs plus synthesized ones, questions labelled by a teacher endpoint, and that endpoint as the
+reference a run compares against.
+
+    python benchmarks/from_what_users_have.py --teacher runs/quickstart/model [--skip-training]
+
+The teacher stands in for the LLM a user pays for: a trained model served by `text2sql serve` on
+loopback, asked through the `openai` client (`openai:text2sql`). SmolLM2-135M trains with the real-model
+preset (configs/smollm2_lora.yaml: LoRA, 70 steps of 8 rows, the same 100 test rows) on:
+
+- synth only: 2,000 pairs sampled from the four bundled databases, no bundled training pair; the
+  run also evaluates the teacher as `evaluation.reference`, so its report puts both side by side;
+- 50 bundled training pairs alone, and the same 50 plus the 2,000 sampled pairs.
+
+The bundled test questions are never seen by synthesis (a sampled query equal to a test query is
+dropped). Prints markdown tables; BENCHMARKS.md ("From what users have") holds a run's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "src" / "text2sql" / "data" / "bundled"
+PRESET = ROOT / "configs" / "smollm2_lora.yaml"
+# Illustrative prices of a hosted small LLM (USD per million tokens) and of a 2-core CPU machine.
+PRICE = {"input": 0.15, "output": 0.60}
+PRICE_PER_HOUR = 0.10
+
+
+def _rows(split: str) -> list[dict]:
+    return [json.loads(line) for line in (BUNDLED / f"{split}.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _text2sql(*args: str, log: Path) -> None:
+    start = time.monotonic()
+    with log.open("w") as out:
+        code = subprocess.run(["text2sql", *args], stdout=out, stderr=subprocess.STDOUT).returncode
+    print(f"  text2sql {' '.join(args[:2])} ... {time.monotonic() - start:.0f} s (log: {log})", file=sys.stderr)
+    if code != 0:
+        raise SystemExit(f"text2sql {' '.join(args)} failed (exit {code}); see {log}")
+
+
+class Served:
+    """`text2sql serve` of the teacher on a loopback port, for as long as the block runs."""
+
+    def __init__(self, model: str, work: Path):
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.log = work / "serve.log"
+        self.model = model
+
+    def __enter__(self) -> Served:
+        self.process = subprocess.Popen(
+            ["text2sql", "serve", "--model", self.model, "--port", str(self.port), "--threads", "1"],
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+                    if json.load(r).get("status") == "ok":
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        raise SystemExit(f"the teacher did not start; see {self.log}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def label(served: Served, work: Path, split: str, samples: int) -> dict:
+    """The bundled `split` questions (no SQL) labelled by the teacher with `samples` candidates each;
+    how many are kept, and how many kept pairs return the gold query's result."""
+    from text2sql.sql.match import execute_pairs
+
+    questions = work / f"questions_{split}.csv"
+    rows = _rows(split)
+    with questions.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "input_text", "db_id"])
+        for row in rows:
+            writer.writerow([row["id"], row["question"], row["db_id"]])
+    pairs = work / f"labelled_{split}_{samples}.jsonl"
+    pattern = str(BUNDLED / "databases" / "{db_id}" / "{db_id}.sqlite")
+    _text2sql(
+        "label", "--data", str(questions), "--db", pattern, "--teacher", "openai:text2sql", "--samples", str(samples),
+        "--base-url", served.base_url, "--output", str(pairs), "--force", log=work / f"label_{split}_{samples}.log",
+    )  # fmt: skip
+    kept = [json.loads(line) for line in pairs.read_text().splitlines() if line.strip()]
+    gold = {(r["db_id"], r["question"]): r["sql"] for r in rows}
+
+    class Row:
+        def __init__(self, sql: str, db_id: str):
+            self.sql, self.db_path = sql, pattern.replace("{db_id}", db_id)
+
+    rows = [Row(gold[(k["db_id"], k["input_text"])], k["db_id"]) for k in kept]
+    outcomes = execute_pairs(rows, [k["sql"] for k in kept])
+    right = sum(1 for o in outcomes if o[0] == 1.0)
+    return {"questions": len(rows), "kept": len(kept), "right": right}
+
+
+def _few(work: Path, n: int = 50, seed: int = 0) -> Path:
+    path = work / f"few{n}.jsonl"
+    picked = random.Random(seed).sample(_rows("train"), n)
+    path.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    return path
+
+
+def train_runs(served: Served, work: Path) -> dict[str, Path]:
+    common = [
+        "data.validation=bundled",
+        "data.test=bundled",
+        "evaluation.baseline=false",
+        f"data.db_dir={BUNDLED / 'databases'}",
+        f"evaluation.price_per_hour={PRICE_PER_HOUR}",
+    ]
+    few = _few(work)
+    runs = {
+        "synth only": [
+            "data.train=null",
+            "data.synth.n=2000",
+            "evaluation.reference=openai:text2sql",
+            f"evaluation.base_url={served.base_url}",
+            f"evaluation.price_per_1m_tokens.input={PRICE['input']}",
+            f"evaluation.price_per_1m_tokens.output={PRICE['output']}",
+        ],
+        "50 pairs": [f"data.train={few}"],
+        "50 pairs + synth": [f"data.train={few}", "data.synth.n=2000"],
+    }
+    out = {}
+    for name, overrides in runs.items():
+        folder = work / name.replace(" ", "_").replace("+", "and")
+        _text2sql("run", str(PRESET), f"output_dir={folder}", *common, *overrides, log=work / f"{folder.name}.log")
+        out[name] = folder
+    return out
+
+
+def _metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", default="runs/quickstart/model", help="the model `text2sql serve` serves")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "from_what_users_have")
+    parser.add_argument("--skip-training", action="store_true", help="label only")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
+    with Served(args.teacher, args.work) as served:
+        # The training questions (which the teacher was trained on), and the test questions it never
+        # saw, with one candidate and with five voted on (kept when three agree).
+        labelled = {(split, k): label(served, args.work, split, k) for split in ("train", "test") for k in (1, 5)}
+        runs = {} if args.skip_training else train_runs(served, args.work)
+    print("\n| questions labelled by the teacher | candidates | questions | kept | share kept | kept pairs right |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for (split, k), got in labelled.items():
+        print(
+            f"| bundled {split} | {k} | {got['questions']} | {got['kept']} | {got['kept'] / got['questions']:.3f} "
+            f"| {got['right'] / max(got['kept'], 1):.3f} |"
+        )
+    if not runs:
+        return
+    print("\n| SmolLM2-135M LoRA trained on | test rows | execution accuracy | exact match | valid SQL |")
+    print("|---|---:|---:|---:|---:|")
+    for name, folder in runs.items():
+        m = _metrics(folder / "eval" / "finetuned")
+        print(
+            f"| {name} | {m['num_examples']} | {m['execution_accuracy']:.3f} | {m['exact_match']:.3f} "
+            f"| {m['valid_sql_rate']:.3f} |"
+        )
+    reference = runs["synth only"] / "eval" / "reference"
+    if reference.is_dir():
+        m = _metrics(reference)
+        print(f"| (reference: the served teacher) | {m['num_examples']} | {m['execution_accuracy']:.3f} | ... |")
+    compare = args.work / "compare_few"
+    _text2sql(
+        "compare", str(runs["50 pairs"] / "eval" / "finetuned"), str(runs["50 pairs + synth"] / "eval" / "finetuned"),
+        "--output", str(compare), log=args.work / "compare.log",
+    )  # fmt: skip
+    print(f"\npaired comparison (50 pairs -> 50 pairs + synth): {compare / 'compare.json'}")
+    print(json.dumps(json.loads((compare / "compare.json").read_text()).get("runs", [])[-1:], indent=1)[:2000])
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
