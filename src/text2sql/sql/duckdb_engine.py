@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from text2sql.errors import MissingExtraError
+from text2sql.errors import MissingExtraError, first_line
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table
 from text2sql.sql.functions import DUCKDB_DEFINED, defined_here
 from text2sql.sql.guard import check_query
@@ -47,8 +47,10 @@ from text2sql.sql.results import (
     SCHEMA,
     SYNTAX,
     TIMEOUT,
+    Attempt,
     ExecutionResult,
     limited_result,
+    timed_out,
     too_large,
 )
 
@@ -136,21 +138,17 @@ class DuckDBDatabase:
         max_bytes: int = MAX_RESULT_BYTES,
     ) -> ExecutionResult:
         """Run one query and return its first `max_rows` rows; never raises for bad SQL."""
-        start = time.monotonic()
-
-        def failure(message: str, category: str) -> ExecutionResult:
-            return ExecutionResult(error=message, category=category, elapsed=time.monotonic() - start)
-
-        text = (sql or "").strip().rstrip(";").rstrip()
-        if not text:
-            return failure("empty SQL", SYNTAX)
+        attempt = Attempt(sql)
+        failure, text = attempt.failure, attempt.text
+        if (empty := attempt.empty()) is not None:
+            return empty
         refused = check_query(text, self.dialect, defined=self._defined())
         if refused is not None:
             return failure(*refused)
         try:
             statements = self._conn.extract_statements(text)
         except self._duckdb.Error as exc:
-            return failure(_first_line(exc), categorize(exc))
+            return failure(first_line(exc), categorize(exc))
         if len(statements) != 1 or statements[0].type != self._duckdb.StatementType.SELECT:
             kinds = ", ".join(str(s.type).rsplit(".", 1)[-1] for s in statements) or "nothing"
             return failure(f"only one SELECT query is run, not: {kinds}", FORBIDDEN)
@@ -158,12 +156,12 @@ class DuckDBDatabase:
             worker = self._worker or self._start_worker()
             if isinstance(worker, str):
                 return failure(worker, NO_DATABASE)
-            start = time.monotonic()  # the query's time starts once the worker has the file open
+            attempt.start = time.monotonic()  # the query's time starts once the worker has the file open
             reply = worker.ask(("query", text, timeout, max_rows, max_bytes, _max_reply(max_bytes)), timeout + _GRACE)
             if not worker.alive:
                 self._worker = None
-        elapsed = time.monotonic() - start
-        stopped = f"query ran longer than {timeout:g} s and was stopped"
+        elapsed = attempt.elapsed
+        stopped = timed_out(timeout)
         if reply[0] == "late" or (reply[0] == "died" and elapsed >= timeout):
             return failure(stopped, TIMEOUT)
         if reply[0] == "died":
@@ -388,8 +386,3 @@ def shutdown_workers() -> None:
 
 
 atexit.register(shutdown_workers)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

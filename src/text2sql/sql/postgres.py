@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from text2sql.errors import MissingExtraError
+from text2sql.errors import MissingExtraError, first_line
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table
 from text2sql.sql.functions import POSTGRES_DEFINED, defined_here, reviewed_extensions
 from text2sql.sql.guard import check_query
@@ -43,9 +43,11 @@ from text2sql.sql.results import (
     SCHEMA,
     SYNTAX,
     TIMEOUT,
+    Attempt,
     ExecutionResult,
     fetch_limited,
     limited_result,
+    timed_out,
     too_large,
 )
 from text2sql.sql.roles import describe, role_problems
@@ -221,7 +223,7 @@ class PostgresDatabase:
                         user = cursor.execute("SELECT current_user").fetchone()[0]
                 except self._psycopg.Error as exc:
                     return (
-                        f"cannot check what the role connecting to {redact(self.target)} may do ({_first_line(exc)}); "
+                        f"cannot check what the role connecting to {redact(self.target)} may do ({first_line(exc)}); "
                         "model SQL runs only on a role that can read and nothing else"
                     )
                 _role_verdicts[self.url] = f"the role {user} {describe(problems)}" if problems else None
@@ -253,14 +255,10 @@ class PostgresDatabase:
     ) -> ExecutionResult:
         """Run one query and return its first `max_rows` rows; never raises for bad SQL. Refused
         (`forbidden`) on a role that can do more than read, unless allowed (see `allow_unsafe_role`)."""
-        start = time.monotonic()
-
-        def failure(message: str, category: str) -> ExecutionResult:
-            return ExecutionResult(error=message, category=category, elapsed=time.monotonic() - start)
-
-        text = (sql or "").strip().rstrip(";").rstrip()
-        if not text:
-            return failure("empty SQL", SYNTAX)
+        attempt = Attempt(sql)
+        failure, text = attempt.failure, attempt.text
+        if (empty := attempt.empty()) is not None:
+            return empty
         try:
             conn = self._live()
         except ConnectionError as exc:
@@ -271,11 +269,11 @@ class PostgresDatabase:
         try:
             defined = self._defined()
         except self._psycopg.Error as exc:
-            return failure(f"cannot read the functions {redact(self.target)} defines ({_first_line(exc)})", NO_DATABASE)
+            return failure(f"cannot read the functions {redact(self.target)} defines ({first_line(exc)})", NO_DATABASE)
         refused = check_query(text, self.dialect, defined=defined)
         if refused is not None:
             return failure(*refused)
-        deadline = start + timeout
+        deadline = attempt.start + timeout
         row_cap = min(max_bytes, MAX_ROW_BYTES)
         # statement_timeout stops the query on the server; the watchdog cancels it from here when the
         # server itself does not answer.
@@ -300,16 +298,16 @@ class PostgresDatabase:
                 return failure(_row_too_large(row_cap), RUNTIME)
             category = categorize(exc)
             if category == TIMEOUT or time.monotonic() >= deadline:
-                return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
-            return failure(_first_line(exc), category)
+                return failure(timed_out(timeout), TIMEOUT)
+            return failure(first_line(exc), category)
         finally:
             watchdog.cancel()
             self._reset(conn)
         if stream.late:
-            return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
+            return failure(timed_out(timeout), TIMEOUT)
         if over:
             return failure(too_large(max_bytes), RUNTIME)
-        return limited_result(stream.columns, rows, max_rows, time.monotonic() - start)
+        return limited_result(stream.columns, rows, max_rows, attempt.elapsed)
 
     def _defined(self) -> frozenset[str]:
         """Allowed function names that the schema model SQL sees defines itself (its own functions, an
@@ -450,8 +448,3 @@ class _Stream:
 
 def _row_too_large(row_cap: int) -> str:
     return f"a row of the result holds more than {row_cap / 2**20:g} MB; only queries with smaller rows are run"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -7,6 +7,7 @@ category, because a prediction that fails to run is a wrong answer with a reason
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,30 @@ def text_bytes(value: Any) -> int:
     if isinstance(value, dict):
         return sum(text_bytes(k) + text_bytes(v) for k, v in value.items())
     return 0
+
+
+class Attempt:
+    """How every engine's `execute` begins: the clock starts, the SQL is trimmed (trailing semicolons
+    end the statement; they are not a second one), and a failure becomes a result with its time."""
+
+    def __init__(self, sql: str | None):
+        self.start = time.monotonic()
+        self.text = (sql or "").strip().rstrip(";").rstrip()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def failure(self, message: str, category: str) -> ExecutionResult:
+        return ExecutionResult(error=message, category=category, elapsed=self.elapsed)
+
+    def empty(self) -> ExecutionResult | None:
+        """The failure of SQL that holds nothing, or None."""
+        return None if self.text else self.failure("empty SQL", SYNTAX)
+
+
+def timed_out(timeout: float) -> str:
+    return f"query ran longer than {timeout:g} s and was stopped"
 
 
 def fetch_limited(rows: Iterable[Any], max_rows: int, max_bytes: int) -> tuple[list[tuple], bool]:

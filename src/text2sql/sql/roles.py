@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from text2sql.errors import ConfigError, DataError
+from text2sql.errors import ConfigError, DataError, first_line
 from text2sql.sql.targets import postgres_parts, redact
 
 # Predefined roles that reach outside the database or other sessions; a member of one (directly or
@@ -219,7 +219,7 @@ def create_reader_role(
                     f"{first.fix} (as an admin) and run this again; nothing was changed"
                 )
     except psycopg.Error as exc:
-        raise DataError(f"cannot create the role {name!r} on {redact(url)}: {_first_line(exc)}") from None
+        raise DataError(f"cannot create the role {name!r} on {redact(url)}: {first_line(exc)}") from None
     finally:
         conn.close()
     limit = temp_file_limit if superuser else None
@@ -234,8 +234,3 @@ def _url_for(url: str, name: str, schemas: tuple[str, ...]) -> str:
     if len(schemas) == 1 and schemas[0] != "public":
         query = "&".join(q for q in (query, f"schema={quote(schemas[0])}") if q)
     return urlunsplit((parts.scheme, f"{quote(name, safe='')}@{host}", parts.path, query, parts.fragment))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -41,9 +41,11 @@ from text2sql.sql.results import (
     SCHEMA,
     SYNTAX,
     TIMEOUT,
+    Attempt,
     ExecutionResult,
     fetch_limited,
     limited_result,
+    timed_out,
     too_large,
 )
 
@@ -162,27 +164,22 @@ class SQLiteDatabase:
     ) -> ExecutionResult:
         """Run one statement and return its first `max_rows` rows; never raises for bad SQL. A result
         with more than `max_bytes` of strings and blobs is an error, not a result."""
-        start = time.monotonic()
-        deadline = start + timeout
-        timed_out = over_steps = False
+        attempt = Attempt(sql)
+        deadline = attempt.start + timeout
+        late = over_steps = False
         every = min(_PROGRESS_EVERY, self.max_steps) if self.max_steps else _PROGRESS_EVERY
         steps = 0
 
         def past_deadline() -> bool:
-            nonlocal timed_out, over_steps, steps
+            nonlocal late, over_steps, steps
             steps += every
             over_steps = self.max_steps is not None and steps >= self.max_steps
-            timed_out = time.monotonic() > deadline
-            return timed_out or over_steps  # a true value makes SQLite interrupt the statement
+            late = time.monotonic() > deadline
+            return late or over_steps  # a true value makes SQLite interrupt the statement
 
-        def failure(message: str, category: str) -> ExecutionResult:
-            return ExecutionResult(error=message, category=category, elapsed=time.monotonic() - start)
-
-        # Trailing semicolons are the statement's end, not a second statement; sqlite3 would
-        # reject `SELECT 1;;` as two.
-        text = (sql or "").strip().rstrip(";").rstrip()
-        if not text:
-            return failure("empty SQL", SYNTAX)
+        failure, text = attempt.failure, attempt.text  # sqlite3 would reject `SELECT 1;;` as two statements
+        if (empty := attempt.empty()) is not None:
+            return empty
 
         self._authorizer.refused = None
         self._conn.set_progress_handler(past_deadline, every)
@@ -208,8 +205,8 @@ class SQLiteDatabase:
             message = str(exc) or type(exc).__name__
             if over_steps:
                 return failure(f"query ran past its budget of {self.max_steps:,} SQLite steps and was stopped", TIMEOUT)
-            if timed_out or time.monotonic() > deadline:
-                return failure(f"query ran longer than {timeout:g} s and was stopped", TIMEOUT)
+            if late or time.monotonic() > deadline:
+                return failure(timed_out(timeout), TIMEOUT)
             if message.startswith("not authorized") and self._authorizer.refused:
                 return failure(refusal(*self._authorizer.refused), FORBIDDEN)
             if message == "not authorized":  # the authorizer's word: say what was refused
@@ -221,7 +218,7 @@ class SQLiteDatabase:
             if cursor is not None:
                 cursor.close()
             self._conn.set_progress_handler(None, 0)
-        return limited_result(columns, rows, max_rows, time.monotonic() - start)
+        return limited_result(columns, rows, max_rows, attempt.elapsed)
 
     # ------------------------------------------------------------------ what the database holds
 
