@@ -99,7 +99,7 @@ class Experiments:
     def start(self) -> None:
         """Start the run, or resume it when this run folder's `tracking.json` records one (training
         first, then RL and evaluation add to it)."""
-        from text2sql.tracking import read_record, write_record
+        from text2sql.tracking.record import read_record, write_record
 
         launch = self.cfg.launch
         record = read_record(self.run_dir) or {}
