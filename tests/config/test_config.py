@@ -80,6 +80,15 @@ def test_every_problem_reported_at_once():
     assert "\n" not in msg
 
 
+def test_a_long_list_of_problems_is_cut_with_a_count(tmp_path):
+    wrong = tmp_path / "not_a_config.yaml"  # a data file passed as a config: every key unknown
+    wrong.write_text("\n".join(f"column_{i}: {i}" for i in range(20)))
+    with pytest.raises(ConfigError) as err:
+        load_config(wrong)
+    msg = str(err.value)
+    assert "20 problems" in msg and "and 12 more" in msg and "column_7" in msg and "column_8" not in msg
+
+
 @pytest.mark.parametrize(
     "override",
     ["training.per_device_train_batch_size=0", "training.learning_rate=-1", "training.max_steps=0", "data=3"],

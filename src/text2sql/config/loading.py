@@ -115,10 +115,16 @@ def _check_tuning(cfg: Config) -> list[str]:
     return problems
 
 
+# Problems a config error names; a config with more (a wrong file passed as one) says how many more.
+MAX_PROBLEMS = 8
+
+
 def _join_problems(problems: list[str]) -> str:
     if len(problems) == 1:
         return f"invalid config: {problems[0]}"
-    return f"invalid config ({len(problems)} problems): " + "; ".join(problems)
+    shown = "; ".join(problems[:MAX_PROBLEMS])
+    more = f"; and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else ""
+    return f"invalid config ({len(problems)} problems): {shown}{more}"
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
