@@ -95,7 +95,9 @@ def test_bad_gguf_input_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_ollama_modelfile_reproduces_the_training_prompt(tmp_path, tiny_llama_path, capsys):
     out = tmp_path / "export"
-    code, _, err = run_cli(capsys, "export", tiny_llama_path, "--format", "ollama", "--dtype", "q8_0", "--output", out)
+    code, _, err = run_cli(
+        capsys, "export", "--model", tiny_llama_path, "--format", "ollama", "--dtype", "q8_0", "--output", out
+    )
     assert code == 0, err
     assert "greedy answers equal on 3/3 prompts: ok" in err and "mean KL" in err
     assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "export.json", "model-q8_0.gguf"]
@@ -107,8 +109,12 @@ def test_ollama_modelfile_reproduces_the_training_prompt(tmp_path, tiny_llama_pa
     # An export is never overwritten without --force, and a T5 model is refused in one line.
     code, _, err = run_cli(capsys, "export", tiny_llama_path, "--output", out)
     assert_one_line_error(code, err, "already holds an export", "--force")
-    assert run_cli(capsys, "export", tiny_llama_path, "--output", out, "--force", "--no-check")[0] == 0
+    # The model as a positional argument, as it was written before --model: it works, with a note.
+    code, _, err = run_cli(capsys, "export", tiny_llama_path, "--output", out, "--force", "--no-check")
+    assert code == 0 and "text2sql export --model MODEL" in err
     assert sorted(p.name for p in out.iterdir()) == ["export.json", "model-f16.gguf"]
+    code, _, err = run_cli(capsys, "export", "--output", out)
+    assert_one_line_error(code, err, "no model to export", "--model")
     code, _, err = run_cli(capsys, "export", "tiny:t5", "--output", tmp_path / "t5")
     assert_one_line_error(code, err, "decoder models")
 

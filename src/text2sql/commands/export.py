@@ -1,18 +1,21 @@
-"""`text2sql export MODEL --format gguf|ollama [--dtype f16|bf16|q8_0|f32] [--output DIR]`."""
+"""`text2sql export --model MODEL --format gguf|ollama [--dtype f16|bf16|q8_0|f32] [--output DIR]`.
+
+`--model` as every other verb takes it; the model as a positional argument still works, with a note."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from text2sql.errors import ConfigError
 
 HELP = "write a fine-tuned model as a GGUF file for llama.cpp, or with an Ollama Modelfile; checked by reloading"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "model",
-        metavar="MODEL",
-        help="a merged model folder, an adapter or run folder (merged on the fly), or a base model",
-    )
+    model_help = "a merged model folder, an adapter or run folder (merged on the fly), or a base model"
+    p.add_argument("--model", metavar="MODEL", help=model_help)
+    p.add_argument("positional_model", nargs="?", metavar="MODEL", help=f"the same as --model ({model_help})")
     p.add_argument(
         "--format",
         dest="fmt",
@@ -36,8 +39,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from text2sql.inference.export import export
 
+    if args.model and args.positional_model:
+        raise ConfigError("give the model once: --model MODEL (the positional MODEL is the same thing)")
+    if args.positional_model:
+        print("note: `text2sql export MODEL` is `text2sql export --model MODEL` now; both work", file=sys.stderr)
+    model = args.model or args.positional_model
+    if not model:
+        raise ConfigError("no model to export: give --model MODEL (a merged, adapter or run folder)")
     export(
-        args.model,
+        model,
         fmt=args.fmt,
         dtype=args.dtype,
         output=args.output,
