@@ -1,4 +1,5 @@
-"""`text2sql predict --model M --db DB "question" [--execute]`: one question in, one SQL statement out."""
+"""`text2sql predict --model M --db DB "question" [--execute] [--n N --vote]`: one question in, one SQL
+statement out."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from text2sql.config import ServingConfig
 HELP = "answer one question with SQL only (and its rows with --execute)"
 
 _D = ServingConfig()
+# The extra candidates are sampled as /v1/sql samples them (answering.EXTRA_SAMPLING; not imported
+# here, so that the command line starts without loading the serving modules).
+_TEMPERATURE, _TOP_P = 0.8, 0.95
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +41,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="when the SQL fails to compile or run, ask again with the error up to N times",
     )
+    p.add_argument(
+        "--n",
+        type=int,
+        default=1,
+        metavar="N",
+        help="candidates: the greedy answer plus N - 1 sampled ones (as /v1/sql's n); the greedy one is the "
+        "answer unless --vote",
+    )
+    p.add_argument(
+        "--vote",
+        action="store_true",
+        help="run the N candidates read-only on --db and answer with the one most of them agree with by result",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=_TEMPERATURE,
+        help="sampling temperature of the N - 1 extra candidates",
+    )
+    p.add_argument("--top-p", type=float, default=_TOP_P, help="nucleus sampling of the N - 1 extra candidates")
     p.add_argument("--timeout", type=float, default=_D.timeout, help="seconds the query may run")
     p.add_argument(
         "--base-url",
@@ -64,10 +88,16 @@ def run(args: argparse.Namespace) -> int:
         max_rows=_D.max_rows,
         threads=args.threads,
         base_url=args.base_url,
+        n=args.n,
+        vote=args.vote,
+        temperature=args.temperature,
+        top_p=args.top_p,
     )
     print(p.sql)
     if p.attempts > 1:
         print(f"({p.attempts} attempts)", file=sys.stderr)
+    if args.vote and args.n > 1:
+        print(f"({p.answer.votes} of {args.n} candidates agree)", file=sys.stderr)
     if not args.execute:
         return 0
     result = p.result

@@ -12,14 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from text2sql.errors import ConfigError
+from text2sql.serving.errors import UnknownDatabase
 from text2sql.sql.targets import is_url
 
-
-class UnknownDatabase(LookupError):
-    def __init__(self, db_id: str, known_ids: list[str]):
-        super().__init__(f"unknown db_id {db_id!r}; known ids: {', '.join(known_ids) or '(none)'}")
-        self.db_id = db_id
-        self.known_ids = known_ids
+__all__ = ["DatabaseDirectory", "UnknownDatabase"]
 
 
 class DatabaseDirectory:

@@ -3,15 +3,15 @@
     p = predict("runs/x/merged", "How many flights leave Paris?", db="airline.sqlite", execute=True)
     print(p.sql); print(format_table(p.result.columns, p.result.rows))
 
-The prompt comes from the model's training-time PromptBuilder (`load_for_inference`), the schema
-from the database rendered as in training (or from a .sql file of CREATE TABLE statements), and
-the SQL runs only through `execute_sql` (read-only, with a timeout). An `openai:NAME` model is an
-endpoint, asked the default prompt with the whole schema (`inference.endpoint_prompts`).
+The question is answered by the `Answerer` the server uses (`answering`): the prompt comes from the
+model's training-time PromptBuilder (`load_for_inference`), the schema from the database rendered as
+in training (or from a .sql file of CREATE TABLE statements), and the SQL runs only through the
+read-only engines (with a timeout). `n` candidates and `vote` work as in `/v1/sql`. An `openai:NAME`
+model is an endpoint, asked the default prompt with the whole schema (`inference.endpoint_prompts`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,25 +19,28 @@ from typing import Any
 
 from text2sql.config import EvaluationConfig
 from text2sql.data import bundled
-from text2sql.data.example import Example
 from text2sql.data.readers.ddl import extract_create_tables
 from text2sql.data.schema import schema_text
 from text2sql.errors import ConfigError, DataError, Text2SQLError
 from text2sql.inference.answer_cache import AnswerCache, answers_folder, cache_file
-from text2sql.inference.endpoint_prompts import endpoint_builder, endpoint_messages
+from text2sql.inference.generate import Sampling
 from text2sql.inference.loading import load_for_inference
-from text2sql.inference.openai_model import Decoding, OpenAIModel, is_endpoint
+from text2sql.inference.openai_model import OpenAIModel, is_endpoint
 from text2sql.progress import progress_bars_disabled
-from text2sql.serving.engine import Generation, GenerationRequest, build_engine
-from text2sql.serving.repair import SqlAnswer, answer
-from text2sql.sql.execution import NO_DATABASE, ExecutionResult
-from text2sql.sql.targets import dialect_of, is_url, local_path, redact
+from text2sql.serving.answer_models import EndpointModel, LocalModel, Model
+from text2sql.serving.answering import EXTRA_SAMPLING, Answerer, SqlAnswer, Target
+from text2sql.serving.engine import build_engine
+from text2sql.sql.execution import ExecutionResult
+from text2sql.sql.targets import dialect_of, is_url, local_path
 
 DEFAULT_SHOWN_ROWS = 20
 
 
 @dataclass
 class Prediction:
+    """The answer: its SQL, the rounds it took, its check (rows when executed) and the whole answer
+    (candidates and their votes with n > 1)."""
+
     sql: str
     attempts: int
     result: ExecutionResult | None  # rows when executed, else the compile/parse check's outcome
@@ -88,6 +91,18 @@ def read_schema_file(path: str | Path) -> str:
     return "\n".join(statements)
 
 
+def check_candidates(db: str | None, *, n: int, vote: bool, temperature: float, top_p: float) -> None:
+    """Bad candidate settings, reported before any model loads."""
+    if n < 1:
+        raise Text2SQLError(f"--n {n}: give 1 or more candidates (the greedy answer plus n - 1 sampled ones)")
+    if vote and db is None:
+        raise Text2SQLError("--vote needs --db: candidates are compared by running them on the database")
+    if not 0 < temperature <= 2:
+        raise Text2SQLError(f"--temperature {temperature:g}: give a value above 0 and at most 2")
+    if not 0 < top_p <= 1:
+        raise Text2SQLError(f"--top-p {top_p:g}: give a value above 0 and at most 1")
+
+
 def predict(
     model: str,
     question: str,
@@ -103,77 +118,57 @@ def predict(
     max_rows: int = 1000,
     threads: int | None = None,
     base_url: str | None = None,
+    n: int = 1,
+    vote: bool = False,
+    temperature: float = EXTRA_SAMPLING.temperature,
+    top_p: float = EXTRA_SAMPLING.top_p,
 ) -> Prediction:
     """The model's SQL for `question` on the database `db` (a SQLite or DuckDB file, a PostgreSQL URL) or the schema file
-    `schema`; with `execute`, its rows. Raises Text2SQLError for bad input, before loading. `model`
-    may be an endpoint, `openai:NAME` (at `base_url`, default $OPENAI_BASE_URL)."""
+    `schema`; with `execute`, its rows. With `n` > 1 the greedy answer comes with n - 1 answers sampled at
+    `temperature` and `top_p`; with `vote`, the answer is the one most of them agree with by result. Raises
+    Text2SQLError for bad input, before loading. `model` may be an endpoint, `openai:NAME` (at `base_url`,
+    default $OPENAI_BASE_URL)."""
     db = resolve_database(db)
     check_inputs(db, schema, execute)
+    check_candidates(db, n=n, vote=vote, temperature=temperature, top_p=top_p)
     if not question.strip():
         raise Text2SQLError("the question is empty; pass it as the last argument, in quotes")
 
     schema_str = schema_text(db, "sql") if db else read_schema_file(schema or "")  # validates the file early
+    asked: Model
     if is_endpoint(model):
-        remote = _endpoint_asker(model, schema_str, db, base_url, max_new_tokens or EvaluationConfig().max_new_tokens)
-        result = asyncio.run(
-            answer(
-                remote,
-                question,
-                db_path=db,
-                execute=execute,
-                max_repairs=max_repairs,
-                timeout=timeout,
-                max_rows=max_rows,
-            )
-        )
-        return _answered(result, db)
-    with progress_bars_disabled():
-        im = load_for_inference(model, base=base, checkpoint=checkpoint, threads=threads)
-    if max_new_tokens is None:  # as long as the model's own run let its answers be
-        max_new_tokens = (im.config.evaluation if im.config is not None else EvaluationConfig()).max_new_tokens
-    if db:
-        schema_str = schema_text(db, im.schema_format, im.schema_sample_rows)
-    engine = build_engine(im, batch_size=1)
-
-    async def ask(text: str) -> Generation:
-        prompt = im.builder.example_prompt(Example(text, "", schema_str, db_path=str(db) if db else None))
-        [gen] = engine.generate_batch([GenerationRequest(prompt, max_new_tokens)])
-        if isinstance(gen, Exception):
-            raise Text2SQLError(f"{gen}; shorten the schema or the question")
-        return gen
-
-    result = asyncio.run(
-        answer(ask, question, db_path=db, execute=execute, max_repairs=max_repairs, timeout=timeout, max_rows=max_rows)
+        asked = _endpoint(model, db, base_url)
+        max_new_tokens = max_new_tokens or EvaluationConfig().max_new_tokens
+    else:
+        with progress_bars_disabled():
+            im = load_for_inference(model, base=base, checkpoint=checkpoint, threads=threads)
+        if max_new_tokens is None:  # as long as the model's own run let its answers be
+            max_new_tokens = (im.config.evaluation if im.config is not None else EvaluationConfig()).max_new_tokens
+        if db:
+            schema_str = schema_text(db, im.schema_format, im.schema_sample_rows)
+        asked = LocalModel(build_engine(im, batch_size=1))
+    answerer = Answerer(asked, timeout=timeout, max_rows=max_rows)
+    result = answerer.answer_now(
+        question,
+        Target(schema_str, db),
+        max_tokens=max_new_tokens,
+        execute=execute,
+        n=n,
+        vote=vote,
+        sampling=Sampling(temperature=temperature, top_p=top_p),
+        max_repairs=max_repairs,
     )
-    return _answered(result, db)
-
-
-def _answered(result: SqlAnswer, db: str | None) -> Prediction:
-    if result.category == NO_DATABASE:
-        raise DataError(result.error or f"{redact(db or '')}: the database cannot be reached")
     return Prediction(
         sql=result.sql, attempts=result.attempts, result=result.result, executed=result.executed, answer=result
     )
 
 
-def _endpoint_asker(model: str, schema: str, db: str | None, base_url: str | None, max_tokens: int):
-    """The `ask` of the repair loop for an endpoint: the default prompt with the whole schema, in the
-    database's dialect; answers kept in the cache root's answers folder."""
+def _endpoint(model: str, db: str | None, base_url: str | None) -> EndpointModel:
+    """An endpoint asked the default prompt with the whole schema, in the database's dialect; its
+    answers kept in the cache root's answers folder."""
     endpoint = OpenAIModel(model, base_url=base_url)
     endpoint.cache = AnswerCache(cache_file(answers_folder(), endpoint.base_url, endpoint.name))
-    builder = endpoint_builder(dialect=dialect_of(db) if db else None)
-
-    async def ask(text: str) -> Generation:
-        [messages] = endpoint_messages(builder, [Example(text, "", schema, db_path=str(db) if db else None)])
-        reply = await asyncio.to_thread(endpoint.complete, messages, Decoding(max_tokens=max_tokens))
-        return Generation(
-            text=reply.text,
-            prompt_tokens=reply.prompt_tokens or 0,
-            completion_tokens=reply.completion_tokens or 0,
-            finish_reason=(reply.finish_reasons[0] if reply.finish_reasons else None) or "stop",
-        )
-
-    return ask
+    return EndpointModel(endpoint, dialect_of(db) if db else None)
 
 
 def format_table(
