@@ -7,6 +7,14 @@ text a prompt shows: CREATE TABLE statements (`fmt="sql"`) or one line per table
 (`fmt="compact"`, shorter prompts, faster training), identifiers quoted as the database's dialect
 requires. Output is deterministic (tables and columns in definition order, sample rows in a fixed
 order) so the same database always yields the same prompt, byte for byte.
+
+A user who may read only some tables and columns (`text2sql.sql.permissions`) is shown only those:
+
+    schema_text("shop.duckdb", "sql", sample_rows=3, permissions=Permissions.from_cli(["shop:orders"]).get("shop"))
+
+Hidden tables and columns are left out of every rendering, with their sample values, the foreign
+keys that lead to them and a primary key that holds one (`read_schema`, `cached_schema` and
+`schema_text` take `permissions=`); value hints are read only from the columns shown.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from text2sql.data.descriptions import read_descriptions, with_descriptions
 from text2sql.errors import ConfigError, DataError
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table
 from text2sql.sql.execution import open_database
+from text2sql.sql.permissions import DatabasePermissions
 from text2sql.sql.targets import DISPLAY_NAMES, dialect_of, is_url, local_path, redact
 
 __all__ = [
@@ -69,25 +78,29 @@ def quote_identifier(name: str, dialect: str = "sqlite") -> str:
 # ---------------------------------------------------------------------------------------- reading
 
 
-def read_schema(target: str | Path) -> Schema:
+def read_schema(target: str | Path, permissions: DatabasePermissions | None = None) -> Schema:
     """What the database at `target` holds: tables, columns, primary and foreign keys, and the
-    column descriptions of a BIRD-style `database_description/` folder beside a database file."""
-    with _opened(target) as db:
+    column descriptions of a BIRD-style `database_description/` folder beside a database file.
+    `permissions`: only the tables and columns they allow (a ConfigError names those the database
+    does not have)."""
+    with _opened(target, permissions) as db:
         try:
             schema = db.catalog()
         except Exception as exc:
             raise _unreadable(target, exc) from None
+        access = db.access
     descriptions = read_descriptions(target)
-    return with_descriptions(schema, descriptions) if descriptions else schema
+    schema = with_descriptions(schema, descriptions) if descriptions else schema
+    return access.filter(schema) if access is not None else schema
 
 
-def _opened(target: str | Path) -> Any:
+def _opened(target: str | Path, permissions: DatabasePermissions | None = None) -> Any:
     """The open database, or a DataError naming the target and the fix."""
     shown = redact(str(target))
     if not is_url(str(target)) and not local_path(target).is_file():
         raise DataError(f"{shown}: database file not found; check the path, data.db or data.db_dir")
     try:
-        return open_database(target)
+        return open_database(target, permissions=permissions)
     except ConnectionError as exc:
         raise DataError(str(exc)) from None
     except FileNotFoundError:
@@ -277,27 +290,46 @@ def _value_literal(value: Any) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def schema_text(db_path: str | Path, fmt: str = "sql", sample_rows: int = 0) -> str:
+def schema_text(
+    db_path: str | Path, fmt: str = "sql", sample_rows: int = 0, permissions: DatabasePermissions | None = None
+) -> str:
     """`render_schema` of the database at `db_path` (a file or URL), cached per (database, file
-    modification time, fmt, sample_rows): readers call this once per row, the cache makes it once
-    per database. A server's schema is read once per process."""
+    modification time, fmt, sample_rows, permissions): readers call this once per row, the cache
+    makes it once per database. A server's schema is read once per process. `permissions`: only
+    the tables and columns they allow are shown."""
     if is_url(str(db_path)) and dialect_of(str(db_path)) == "postgres":
-        return _schema_text_cached(str(db_path), 0, fmt, sample_rows)
+        return _schema_text_cached(str(db_path), 0, fmt, sample_rows, permissions)
     path = local_path(db_path).resolve()
     if not path.is_file():
         raise DataError(f"{db_path}: database file not found; check the path, data.db or data.db_dir")
     target = str(path) if not is_url(str(db_path)) else str(db_path)
-    return _schema_text_cached(target, path.stat().st_mtime_ns, fmt, sample_rows)
+    return _schema_text_cached(target, path.stat().st_mtime_ns, fmt, sample_rows, permissions)
 
 
 @functools.lru_cache(maxsize=512)
-def _schema_text_cached(target: str, mtime_ns: int, fmt: str, sample_rows: int) -> str:
-    return render_schema(_schema_cached(target, mtime_ns), fmt=fmt, sample_rows=sample_rows)
+def _schema_text_cached(
+    target: str, mtime_ns: int, fmt: str, sample_rows: int, permissions: DatabasePermissions | None = None
+) -> str:
+    return render_schema(_shown(target, mtime_ns, permissions), fmt=fmt, sample_rows=sample_rows)
 
 
-def cached_schema(db_path: str | Path) -> Schema:
+def cached_schema(db_path: str | Path, permissions: DatabasePermissions | None = None) -> Schema:
     """`read_schema`, cached like `schema_text`. The result is shared: copy before changing it."""
-    return _schema_cached(_target(db_path), _version(db_path))
+    return _shown(_target(db_path), _version(db_path), permissions)
+
+
+def _shown(target: str, mtime_ns: int, permissions: DatabasePermissions | None) -> Schema:
+    return _schema_cached(target, mtime_ns) if permissions is None else _restricted(target, mtime_ns, permissions)
+
+
+@functools.lru_cache(maxsize=64)
+def _restricted(target: str, mtime_ns: int, permissions: DatabasePermissions) -> Schema:
+    """The cached schema cut to what `permissions` allow, bound on the database itself (the names
+    are checked against everything it holds, SQLite's views included)."""
+    with _opened(target, permissions) as db:
+        access = db.access
+    assert access is not None  # open_database restricted it
+    return access.filter(_schema_cached(target, mtime_ns))
 
 
 def _target(db_path: str | Path) -> str:

@@ -3,7 +3,8 @@
 Every connection is opened `read_only=True` with external access off (no files read or written, no
 ATTACH, no extension installed or loaded), no Python objects scanned by name, no spilling to a temp
 folder, one thread and a memory limit, and its configuration locked (no `SET` can undo that). On
-top: `guard.check_query` and DuckDB's own statement splitter (exactly one SELECT).
+top: `guard.check_query` and DuckDB's own statement splitter (exactly one SELECT); with permissions
+(`restrict`) the guard also refuses a query that reads a table or column they hide.
 
 Model SQL runs in a worker process of its own (`duckdb_worker`): DuckDB builds some values outside
 its memory limit (`repeat('x', 1e9)`, a vector of 2,048 large strings) and does not see an interrupt
@@ -37,6 +38,7 @@ from text2sql.errors import MissingExtraError, first_line
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table
 from text2sql.sql.functions import DUCKDB_DEFINED, defined_here
 from text2sql.sql.guard import check_query
+from text2sql.sql.permissions import Access, DatabasePermissions
 from text2sql.sql.results import (
     DEFAULT_MAX_ROWS,
     DEFAULT_TIMEOUT,
@@ -120,6 +122,13 @@ class DuckDBDatabase:
         self._defined_names: frozenset[str] | None = None
         self._worker: _Worker | None = None
         self._lock = threading.Lock()  # one query at a time on the worker
+        self.access: Access | None = None
+
+    def restrict(self, permissions: DatabasePermissions) -> Access:
+        """From now on, queries read only what `permissions` allow (the guard checks each one). Raises
+        a one-line ConfigError naming a table or column the file does not have."""
+        self.access = permissions.bind(self.catalog(), schema_name="main")
+        return self.access
 
     def _defined(self) -> frozenset[str]:
         """Allowed function names the file defines itself (its macros): refused here, since a call
@@ -142,7 +151,7 @@ class DuckDBDatabase:
         failure, text = attempt.failure, attempt.text
         if (empty := attempt.empty()) is not None:
             return empty
-        refused = check_query(text, self.dialect, defined=self._defined())
+        refused = check_query(text, self.dialect, defined=self._defined(), permissions=self.access)
         if refused is not None:
             return failure(*refused)
         try:

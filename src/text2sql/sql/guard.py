@@ -11,6 +11,11 @@ engine's dialect and recognises every function it calls.
   cannot hide a call, and every name followed by `(` that the guard cannot place is refused.
 - The server's own catalogs (`pg_catalog`, `information_schema`, `pg_*`, `duckdb_*`) and files named
   as tables are not read.
+- With `permissions` (`text2sql.sql.permissions.Access`), a query reads only the tables and columns
+  they allow: sqlglot's `qualify` resolves every column to its table with the database's catalog as
+  the schema (stars expanded, USING and NATURAL joins spelled out, correlated subqueries included),
+  and what it cannot resolve is refused, as are whole-row references (`row_to_json(t)`), columns by
+  position (`#2`), PIVOT/UNPIVOT and a star it could not expand.
 
 The engines add their own layers (read-only transactions or connections, least-privilege roles,
 timeouts, byte and row caps), so that one gap in one layer is not an escape. SQLite is not checked
@@ -26,9 +31,14 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
 from text2sql.sql.functions import classify, refusal
+from text2sql.sql.permissions import Access, hidden_message
 from text2sql.sql.results import FORBIDDEN, MAX_SQL_BYTES, SYNTAX
 from text2sql.sql.targets import DISPLAY_NAMES
 
@@ -84,10 +94,13 @@ _NAME = re.compile(r'^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$')
 _NAMES = (TokenType.VAR, TokenType.IDENTIFIER)
 
 
-def check_query(sql: str, dialect: str, *, defined: frozenset[str] = frozenset()) -> tuple[str, str] | None:
+def check_query(
+    sql: str, dialect: str, *, defined: frozenset[str] = frozenset(), permissions: Access | None = None
+) -> tuple[str, str] | None:
     """(reason, category) when `sql` must not run on a `dialect` database; None when it may (the
     engine still runs it read-only). `defined`: function names the database itself defines (its own
-    functions and macros, extension overloads), refused although the allow-list has the name."""
+    functions and macros, extension overloads), refused although the allow-list has the name.
+    `permissions`: the tables and columns the query may read (None: all of them)."""
     text = (sql or "").strip().rstrip(";").rstrip()
     if not text:
         return "empty SQL", SYNTAX
@@ -107,7 +120,11 @@ def check_query(sql: str, dialect: str, *, defined: frozenset[str] = frozenset()
     statement = statements[0]
     if not isinstance(statement, exp.Query):
         return f"a {statement.key.upper()} statement; only queries are run", FORBIDDEN
-    return _check_nodes(statement, text, dialect, defined) or _check_calls(statement, tokens, dialect, defined)
+    refused = _check_nodes(statement, text, dialect, defined) or _check_calls(statement, tokens, dialect, defined)
+    if refused is None and permissions is not None:
+        hidden = permission_refusal(statement, permissions)
+        return (hidden, FORBIDDEN) if hidden else None
+    return refused
 
 
 def _check_nodes(statement: exp.Expr, text: str, dialect: str, defined: frozenset[str]) -> tuple[str, str] | None:
@@ -204,3 +221,143 @@ def _check_calls(statement: exp.Expr, tokens: list, dialect: str, defined: froze
 def _cut(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------- permissions
+
+
+def permission_refusal(statement: exp.Expr, access: Access) -> str | None:
+    """Why the parsed query `statement` must not run for a user with `access`: it reads a table or
+    column the permissions hide, or something the check cannot place; None when it reads only what
+    they allow."""
+    tree = statement.copy()
+    try:
+        for node in tree.walk():
+            if isinstance(node, exp.PositionalColumn):
+                return (
+                    f"a column by its position ({node.sql(access.dialect)}); name the column, so that it can be checked"
+                )
+            if isinstance(node, exp.Pivot):
+                return "PIVOT and UNPIVOT read columns the query does not name; name the columns and aggregate them"
+        normalize_identifiers(tree, dialect=access.dialect)
+        _drop_exists_stars(tree)
+        refused = _hidden_tables(tree, access)
+        if refused:
+            return refused
+        qualify(
+            tree,
+            dialect=access.dialect,
+            schema=_sqlglot_schema(access),
+            quote_identifiers=False,
+            identify=False,
+            validate_qualify_columns=True,
+        )
+        return _hidden_columns(tree, access)
+    # Any failure of the resolver, whatever its type, means a query it cannot vouch for: refused.
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = reason.split(" Line:")[0].split(" (Line:")[0].rstrip(".")
+        return f"cannot tell which table every column comes from ({reason}); qualify each column with its table"
+
+
+def _drop_exists_stars(tree: exp.Expr) -> None:
+    """`EXISTS (SELECT * ...)` reads no column: only whether a row exists. Its star becomes `1`, so
+    that it does not count as reading the hidden columns it would expand to."""
+    for node in tree.find_all(exp.Exists):
+        query = node.this
+        if isinstance(query, exp.Select) and all(
+            isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+            for e in query.expressions
+        ):
+            query.set("expressions", [exp.Literal.number(1)])
+
+
+def _sqlglot_schema(access: Access) -> MappingSchema:
+    """Every relation of the database with all its columns (hidden ones too: a column must resolve
+    to the table the engine takes it from), names as sqlglot normalizes them in `access.dialect`."""
+    if "sqlglot" not in access.cache:
+        mapping: dict[str, object] = {
+            access.key(name): {access.key(c): "unknown" for c in columns} for name, columns in access.relations.items()
+        }
+        access.cache["sqlglot"] = MappingSchema(mapping, dialect=access.dialect, normalize=False)
+    return access.cache["sqlglot"]
+
+
+def _hidden_tables(tree: exp.Expr, access: Access) -> str | None:
+    """Refuses a named table (not a CTE, not a table function) that may not be read, or one in
+    another schema or database; takes the database's own schema off the names that carry it."""
+    ctes = set()
+    for scope in traverse_scope(tree):
+        for table in scope.tables:
+            # By its name, not its alias: a subquery aliased like a table does not hide the table.
+            if not table.args.get("db") and isinstance(scope.cte_sources.get(table.name), Scope):
+                ctes.add(id(table))
+    hidden = []
+    for table in list(tree.find_all(exp.Table)):
+        if id(table) in ctes or not isinstance(table.this, exp.Identifier):
+            continue
+        if table.args.get("catalog") or (
+            table.args.get("db") and access.key(table.db) != access.key(access.schema_name or "")
+        ):
+            return f"{table.sql(access.dialect)} names another schema or database; name the database's tables alone"
+        table.set("db", None)
+        if not access.table_allowed(table.name):
+            hidden.append(access.relation(table.name) or table.name)
+    return hidden_message(hidden, []) if hidden else None
+
+
+def _hidden_columns(tree: exp.Expr, access: Access) -> str | None:
+    """Refuses a qualified query that reads a hidden column, reads whole rows, or holds a column or
+    star the resolver could not place."""
+    checked: set[int] = set()
+    hidden = []
+    for scope in traverse_scope(tree):
+        for column in scope.columns:
+            checked.add(id(column))
+            if not column.table:
+                if _names_output(column):
+                    continue
+                return _unplaced(column, access)
+            source = _source(scope, column.table)
+            if source is None:
+                return _unplaced(column, access)
+            if not isinstance(source, exp.Table) or not isinstance(source.this, exp.Identifier):
+                continue  # a CTE, subquery or table function: checked as its own scope
+            if isinstance(column.this, exp.Star):
+                return _star(column, access)
+            name = access.relation(source.name) or source.name
+            if not access.column_allowed(name, column.name):
+                hidden.append(f"{name}.{access.relation_column(name, column.name)}")
+    for node in tree.walk():
+        if isinstance(node, exp.TableColumn):
+            return f"{node.sql(access.dialect)} is a whole row, which reads every column of its table; name the columns"
+        if isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
+            return _star(node, access)
+        if isinstance(node, exp.Column) and id(node) not in checked and (node.table or not _names_output(node)):
+            return _unplaced(node, access)
+    return hidden_message([], hidden) if hidden else None
+
+
+def _source(scope: Scope, name: str) -> exp.Table | Scope | None:
+    """What `name` names as seen from `scope`: its own sources first, then the enclosing scopes'
+    (a correlated subquery)."""
+    current: Scope | None = scope
+    while current is not None:
+        if name in current.sources:
+            return current.sources[name]
+        current = current.parent
+    return None
+
+
+def _names_output(column: exp.Column) -> bool:
+    """An unqualified name that the enclosing query's output has (ORDER BY an alias)."""
+    query = column.find_ancestor(exp.Query)
+    return query is not None and column.name in query.named_selects
+
+
+def _unplaced(column: exp.Expr, access: Access) -> str:
+    return f"cannot tell which table {_cut(column.sql(access.dialect))} comes from; qualify it with its table"
+
+
+def _star(node: exp.Expr, access: Access) -> str:
+    return f"cannot tell which columns {_cut(node.parent.sql(access.dialect) if node.parent else '*')} reads; name the columns"

@@ -6,7 +6,9 @@ Layers, each meant to hold should another fail:
   no superuser, no writes, no CREATE, no owned objects, no pg_read_server_files and the like),
   checked once per URL and process; `text2sql db role` creates such a role. `allow_unsafe_role`
   (`--unsafe-role`, `data.unsafe_role`) or `PostgresDatabase(unsafe_role=True)` lifts the refusal;
-- `guard.check_query` refuses what is no single read-only query before the server sees it;
+- `guard.check_query` refuses what is no single read-only query before the server sees it, and
+  with permissions (`restrict`) a query that reads a table or column they hide: the role may hold
+  more grants than the user's permissions, which narrow it;
 - each query runs in a READ ONLY transaction that is always rolled back, with `statement_timeout`
   set in it, wrapped as a subquery (`wrap`: only a query can stand there, and the extended protocol
   takes one statement) that has the server measure each row and refuse one over MAX_ROW_BYTES
@@ -33,6 +35,7 @@ from text2sql.errors import MissingExtraError, first_line
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table
 from text2sql.sql.functions import POSTGRES_DEFINED, defined_here, reviewed_extensions
 from text2sql.sql.guard import check_query
+from text2sql.sql.permissions import Access, DatabasePermissions
 from text2sql.sql.results import (
     DEFAULT_MAX_ROWS,
     DEFAULT_TIMEOUT,
@@ -173,6 +176,13 @@ class PostgresDatabase:
         self._pool = _pool(self.url, create=False)
         self._conn: Any = self._connection()
         self._closed = False
+        self.access: Access | None = None
+
+    def restrict(self, permissions: DatabasePermissions) -> Access:
+        """From now on, queries read only what `permissions` allow (the guard checks each one). Raises
+        a one-line ConfigError naming a table or column the schema does not have."""
+        self.access = permissions.bind(self.catalog(), schema_name=self.schema)
+        return self.access
 
     def _connection(self) -> Any:
         conn = None
@@ -270,7 +280,7 @@ class PostgresDatabase:
             defined = self._defined()
         except self._psycopg.Error as exc:
             return failure(f"cannot read the functions {redact(self.target)} defines ({first_line(exc)})", NO_DATABASE)
-        refused = check_query(text, self.dialect, defined=defined)
+        refused = check_query(text, self.dialect, defined=defined, permissions=self.access)
         if refused is not None:
             return failure(*refused)
         deadline = attempt.start + timeout

@@ -15,6 +15,13 @@ sure of that, each enough on its own for the usual cases:
 
 A runaway query (an infinite recursive CTE, a huge cross join) is stopped by a progress handler that
 checks a deadline, and the rows fetched are capped so that a query without LIMIT cannot fill memory.
+
+With permissions (`restrict`, `text2sql.sql.permissions`) the same authorizer also refuses every read
+of a table or column they hide: SQLite reports each column a statement reads, those of `*`, views,
+subqueries and CTEs included. A read with no column (the table's rows counted, `COUNT(*)`) needs the
+table to be allowed. What a listed view reads itself is allowed, since SQLite names the view that
+reads; a CTE is named the same way, so that holds only in SQL without `WITH`. A statement is compiled
+once first (`EXPLAIN`, which runs nothing) so that the refusal names every hidden column it reads.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from sqlglot.errors import TokenError
 
 from text2sql.sql.catalog import Column, ForeignKey, Schema, Table, resolve_implicit_references
 from text2sql.sql.functions import Verdict, classify, refusal
+from text2sql.sql.permissions import Access, DatabasePermissions, hidden_message
 from text2sql.sql.results import (
     DEFAULT_MAX_ROWS,
     DEFAULT_TIMEOUT,
@@ -88,12 +96,27 @@ def categorize(message: str) -> str:
 
 class _Authorizer:
     """SQLite's compile-time check of every action and function call; remembers the last function it
-    refused so that the error can name it."""
+    refused so that the error can name it, and with `access` the tables and columns that were hidden."""
 
     def __init__(self) -> None:
         self.refused: tuple[str, Verdict] | None = None
+        self.access: Access | None = None
+        # Whether the name SQLite gives as the reader of a read is a view's (no CTE can take the name).
+        self.views_named = False
+        # Collecting (an EXPLAIN compile): hidden reads are recorded and answered with NULL, not refused.
+        self.collect = False
+        self.hidden_tables: list[str] = []
+        self.hidden_columns: list[str] = []
+
+    def start(self, sql: str, *, collect: bool) -> None:
+        self.refused = None
+        self.collect = collect
+        self.hidden_tables, self.hidden_columns = [], []
+        self.views_named = "with" not in sql.lower()
 
     def __call__(self, action: int, arg1, arg2, db_name, trigger) -> int:
+        if action == sqlite3.SQLITE_READ and self.access is not None:
+            return self._read(self.access, arg1 or "", arg2 or "", trigger)
         if action in _ALLOWED_ACTIONS:
             return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_FUNCTION:
@@ -103,6 +126,23 @@ class _Authorizer:
                 return sqlite3.SQLITE_OK
             self.refused = (name, verdict)
         return sqlite3.SQLITE_DENY
+
+    def _read(self, access: Access, table: str, column: str, reader: str | None) -> int:
+        if reader is not None and self.views_named and access.is_view(reader):
+            return sqlite3.SQLITE_OK  # inside a listed view: the owner chose what it shows
+        if not access.table_allowed(table):
+            self.hidden_tables.append(access.relation(table) or table)
+        elif column and not access.column_allowed(table, column):
+            self.hidden_columns.append(f"{access.relation(table)}.{access.relation_column(table, column)}")
+        else:
+            return sqlite3.SQLITE_OK  # an empty column: rows of an allowed table read or counted
+        return sqlite3.SQLITE_IGNORE if self.collect else sqlite3.SQLITE_DENY
+
+    def hidden(self) -> str | None:
+        """The refusal of what was read against the permissions, or None."""
+        if not self.hidden_tables and not self.hidden_columns:
+            return None
+        return hidden_message(self.hidden_tables, self.hidden_columns)
 
 
 def _decode_text(raw: bytes) -> str:
@@ -181,7 +221,11 @@ class SQLiteDatabase:
         if (empty := attempt.empty()) is not None:
             return empty
 
-        self._authorizer.refused = None
+        if self._authorizer.access is not None:
+            hidden = self._hidden_reads(text)
+            if hidden is not None:
+                return failure(hidden, FORBIDDEN)
+        self._authorizer.start(text, collect=False)
         self._conn.set_progress_handler(past_deadline, every)
         # The progress handler runs between VM steps; one step can be a long function call. A timer
         # interrupts the statement from another thread at the deadline whatever it is doing.
@@ -207,6 +251,8 @@ class SQLiteDatabase:
                 return failure(f"query ran past its budget of {self.max_steps:,} SQLite steps and was stopped", TIMEOUT)
             if late or time.monotonic() > deadline:
                 return failure(timed_out(timeout), TIMEOUT)
+            if self._authorizer.hidden() is not None:
+                return failure(self._authorizer.hidden() or message, FORBIDDEN)
             if message.startswith("not authorized") and self._authorizer.refused:
                 return failure(refusal(*self._authorizer.refused), FORBIDDEN)
             if message == "not authorized":  # the authorizer's word: say what was refused
@@ -219,6 +265,48 @@ class SQLiteDatabase:
                 cursor.close()
             self._conn.set_progress_handler(None, 0)
         return limited_result(columns, rows, max_rows, attempt.elapsed)
+
+    def _hidden_reads(self, text: str) -> str | None:
+        """The refusal naming every hidden table and column `text` reads, from a compile that runs
+        nothing (`EXPLAIN`); None when it reads none, or does not compile (the run reports that)."""
+        self._authorizer.start(text, collect=True)
+        try:
+            self._conn.execute(f"EXPLAIN {text}").close()
+        except (sqlite3.Error, ValueError, OverflowError, MemoryError):
+            pass
+        return self._authorizer.hidden()
+
+    def restrict(self, permissions: DatabasePermissions) -> Access:
+        """From now on, queries read only what `permissions` allow (see the module docstring).
+        Raises a one-line ConfigError naming a table or column the database does not have."""
+        views = self._views()
+        relations = self.catalog()
+        relations.tables.extend(views)
+        access = permissions.bind(relations, schema_name="main", views=[v.name for v in views])
+        self._authorizer.access = access
+        return access
+
+    @property
+    def access(self) -> Access | None:
+        """The permissions queries run under (None: every table may be read)."""
+        return self._authorizer.access
+
+    def _views(self) -> list[Table]:
+        """The views of the database with their columns (the catalog holds tables only)."""
+        conn = self._conn
+        conn.set_authorizer(None)  # our own reads of sqlite_master and pragmas
+        try:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY rowid")]
+            views = []
+            for name in names:
+                try:
+                    info = conn.execute("SELECT name, type FROM pragma_table_info(?)", (name,)).fetchall()
+                except sqlite3.Error:  # a view over a table that is gone: no columns to list
+                    info = []
+                views.append(Table(name, [Column(col, ctype or "") for col, ctype in info]))
+            return views
+        finally:
+            conn.set_authorizer(self._authorizer)
 
     # ------------------------------------------------------------------ what the database holds
 
