@@ -19,6 +19,7 @@ VERBS = (
     "synth",
     "predict",
     "serve",
+    "mcp",
     "export",
     "tune",
     "launch",

@@ -28,17 +28,7 @@ FIELDS = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument(
-        "--db-dir", help="folder of <db_id>/<db_id>.sqlite databases for /v1/sql (default: the bundled ones)"
-    )
-    p.add_argument(
-        "--database",
-        action="append",
-        default=[],
-        metavar="ID=DB",
-        help="serve a database by id: a SQLite or DuckDB file or a postgresql:// URL (repeatable; "
-        "password from PGPASSWORD or ~/.pgpass)",
-    )
+    add_database_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument(
@@ -47,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: $TEXT2SQL_API_KEY; the variable keeps the key out of the process list)",
     )
     p.add_argument("--served-model-name", help="the model id /v1/models reports (default: --model)")
+    add_audit_argument(p)
     add_section_flags(p, ServingConfig, FIELDS)
     add_threads_argument(p)
     p.add_argument(
@@ -72,9 +63,34 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         model_name=args.served_model_name,
         threads=args.threads,
+        audit=args.audit,
         **{name: getattr(args, name) for name in FIELDS},
     )
     return 0
+
+
+def add_database_arguments(p: argparse.ArgumentParser) -> None:
+    """`--db-dir` and `--database ID=DB`: the databases a server answers about."""
+    p.add_argument(
+        "--db-dir", help="folder of <db_id>/<db_id>.sqlite databases to answer about (default: the bundled ones)"
+    )
+    p.add_argument(
+        "--database",
+        action="append",
+        default=[],
+        metavar="ID=DB",
+        help="serve a database by id: a SQLite or DuckDB file or a postgresql:// URL (repeatable; "
+        "password from PGPASSWORD or ~/.pgpass)",
+    )
+
+
+def add_audit_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--audit",
+        metavar="FILE",
+        help="append one JSON line per question to FILE: time, client (a hash of the API key), database, "
+        "question, SQL, whether it ran, rows, error, latency",
+    )
 
 
 def database_flags(items: list[str]) -> dict[str, str]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# One earlier turn of a conversation: its question and its SQL.
+Turn = tuple[str, str]
+
 
 @dataclass
 class Example:
@@ -12,7 +15,9 @@ class Example:
 
     `schema` is the schema text shown to the model (CREATE TABLE statements, possibly empty when the
     source has none, as in CSVs of question and SQL only). `db_path` is the SQLite file the SQL runs on, or None when
-    the row cannot be executed (no database available).
+    the row cannot be executed (no database available). `history` holds the earlier turns of the row's
+    conversation, oldest first, as (question, SQL) pairs: empty for a question that stands alone. A row
+    of a conversation names it in `extra["interaction"]` and its 1-based place in `extra["turn"]`.
     """
 
     question: str
@@ -25,6 +30,7 @@ class Example:
     evidence: str | None = None
     id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    history: list[Turn] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -32,7 +38,10 @@ class Example:
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Example:
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in row.items() if k in known})
+        values = {k: v for k, v in row.items() if k in known}
+        if values.get("history"):
+            values["history"] = [(str(q), str(s)) for q, s in values["history"]]  # JSON gives lists
+        return cls(**values)
 
     @property
     def executable(self) -> bool:

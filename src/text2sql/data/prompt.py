@@ -10,8 +10,23 @@ inference call produces for the same example. Labels are -100 on every prompt to
 
 Seq2seq models (T5): the encoder input is the user message; the decoder target is the SQL.
 
-The user message (question, evidence, schema text, stored values, descriptions) is text from users and
-databases: only the template around it may hold special tokens. `encode_prompts` finds that frame in
+A follow-up question carries the earlier turns of its conversation (`Example.history`): the last
+`prompt.history_turns` of them go into the user message, oldest first, between the hint and the question:
+
+    Previous questions:
+    Q: Which flights leave from JFK?
+    SQL: SELECT flight_number FROM flights WHERE origin_code = 'JFK'
+    Q: Only those in March.
+    SQL: SELECT ...
+
+    Question: How many are there?
+
+Training rows hold the gold SQL of the earlier turns; `predict --chat` and the chat route hold the SQL
+that was answered. When the prompt is over budget, older turns are dropped before the schema is pruned
+(`text2sql.data.context`).
+
+The user message (question, evidence, schema text, stored values, descriptions, earlier turns) is text
+from users and databases: only the template around it may hold special tokens. `encode_prompts` finds that frame in
 each prompt text and, when the user message holds the string of a special or added token (`</s>`,
 `<|im_start|>`), encodes the message as plain text between the frame's tokens
 (`text2sql.data.control_tokens`). Every other prompt is encoded as one string, exactly as before.
@@ -24,10 +39,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from text2sql.config import DEFAULT_SYSTEM_PROMPT, Config
+from text2sql.config import DEFAULT_SYSTEM_PROMPT, Config, PromptConfig
 from text2sql.data.context import FittedPrompt, SchemaSettings, fit_prompts
 from text2sql.data.control_tokens import ControlTokens
-from text2sql.data.example import Example
+from text2sql.data.example import Example, Turn
 from text2sql.data.templates import DEFAULT_TEMPLATE_BY_MODEL_TYPE, get_template
 from text2sql.errors import DataError
 from text2sql.sql.targets import DISPLAY_NAMES, dialect_of
@@ -37,14 +52,30 @@ IGNORE_INDEX = -100
 # 2: text from databases and users is tokenized as plain text, never as special tokens.
 PROMPT_ENCODING = 2
 _MARKER = "\x00USER\x00"  # stands for the user message when the template's frame is found
+# Earlier turns of a conversation a prompt shows at most, unless prompt.history_turns says otherwise.
+HISTORY_TURNS: int = PromptConfig.model_fields["history_turns"].default
 
 
-def user_message(question: str, schema: str = "", evidence: str | None = None) -> str:
+def history_text(history: Sequence[Turn]) -> str:
+    """The earlier turns as the user message shows them, oldest first (see the module docstring); ""
+    when there are none."""
+    if not history:
+        return ""
+    lines = ["Previous questions:"]
+    for question, sql in history:
+        lines += [f"Q: {question.strip()}", f"SQL: {sql.strip()}"]
+    return "\n".join(lines)
+
+
+def user_message(question: str, schema: str = "", evidence: str | None = None, history: Sequence[Turn] = ()) -> str:
+    """The user turn: the schema, the hint, the earlier turns of the conversation, then the question."""
     parts = []
     if schema.strip():
         parts.append(f"Database schema:\n{schema.strip()}")
     if evidence and evidence.strip():
         parts.append(f"Hint: {evidence.strip()}")
+    if history:
+        parts.append(history_text(history))
     parts.append(f"Question: {question.strip()}")
     return "\n\n".join(parts)
 
@@ -103,7 +134,8 @@ class PromptBuilder:
     """Renders and tokenizes prompts for one tokenizer and model kind.
 
     `kind` is "decoder" or "seq2seq"; `template` is "auto" (the tokenizer's own chat template when
-    it has one, else the built-in one for `model_type`) or a built-in template name.
+    it has one, else the built-in one for `model_type`) or a built-in template name. `history_turns`:
+    the most earlier turns of a conversation a prompt shows (`fit`).
     """
 
     def __init__(
@@ -117,6 +149,7 @@ class PromptBuilder:
         keep_reasoning: bool = True,
         dialect: str = "sqlite",
         schema: SchemaSettings | None = None,
+        history_turns: int = HISTORY_TURNS,
     ):
         if kind not in ("decoder", "seq2seq"):
             raise ValueError(f"kind must be 'decoder' or 'seq2seq', not {kind!r}")
@@ -128,6 +161,7 @@ class PromptBuilder:
         self.keep_reasoning = keep_reasoning
         # Schema text beyond the row's own (pruning to a budget, value hints) needs these settings.
         self.schema = schema or SchemaSettings()
+        self.history_turns = history_turns
         self.template_name, self.chat_template = self._resolve_template(template, model_type)
         self._system_in_template = True
         self._frames: dict[bool, Frame | None] = {}  # by _system_in_template
@@ -149,6 +183,7 @@ class PromptBuilder:
             schema=SchemaSettings(
                 cfg.data.schema_format, cfg.data.schema_sample_rows, cfg.data.value_hints, prompt_budget(cfg, kind)
             ),
+            history_turns=cfg.prompt.history_turns,
         )
 
     def _resolve_template(self, template: str, model_type: str | None) -> tuple[str, str | None]:
@@ -163,8 +198,10 @@ class PromptBuilder:
 
     # ------------------------------------------------------------------ text
 
-    def messages(self, question: str, schema: str = "", evidence: str | None = None) -> list[dict[str, str]]:
-        return self._conversation(user_message(question, schema, evidence))
+    def messages(
+        self, question: str, schema: str = "", evidence: str | None = None, history: Sequence[Turn] = ()
+    ) -> list[dict[str, str]]:
+        return self._conversation(user_message(question, schema, evidence, history))
 
     def _conversation(self, user: str) -> list[dict[str, str]]:
         if not self.system:
@@ -173,9 +210,12 @@ class PromptBuilder:
             return [{"role": "user", "content": f"{self.system}\n\n{user}"}]
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
-    def prompt_text(self, question: str, schema: str = "", evidence: str | None = None) -> str:
-        """The exact text given to the model for one question."""
-        user = user_message(question, schema, evidence)
+    def prompt_text(
+        self, question: str, schema: str = "", evidence: str | None = None, history: Sequence[Turn] = ()
+    ) -> str:
+        """The exact text given to the model for one question, after the earlier turns `history` (all of
+        them: `fit` decides how many a prompt shows)."""
+        user = user_message(question, schema, evidence, history)
         if self.kind == "seq2seq":
             return user
         try:
@@ -232,9 +272,16 @@ class PromptBuilder:
 
     def fit(self, examples: Sequence[Example], *, gold: bool = False) -> list[FittedPrompt]:
         """Each example's prompt, its schema pruned to the budget and with value hints as the
-        settings say (`text2sql.data.context`); `gold=True` (training) also keeps what the SQL uses."""
+        settings say, after its last `history_turns` earlier turns (`text2sql.data.context`);
+        `gold=True` (training) also keeps what the SQL uses."""
         return fit_prompts(
-            examples, self.schema, self.prompt_text, self.encode_prompts, gold=gold, dialect=self.dialect
+            examples,
+            self.schema,
+            self.prompt_text,
+            self.encode_prompts,
+            gold=gold,
+            dialect=self.dialect,
+            history_turns=self.history_turns,
         )
 
     def example_prompt(self, example: Example) -> str:
@@ -387,4 +434,5 @@ class PromptBuilder:
             "dialect": self.dialect,
             "schema_budget": self.schema.budget,
             "value_hints": self.schema.value_hints,
+            "history_turns": self.history_turns,
         }

@@ -7,6 +7,8 @@ Denominators, stated once:
   Rows with no database (`num_not_executable`) and rows whose gold SQL fails (`gold_errors`) are
   counted and reported, never silently dropped.
 - valid_sql_rate: share of rows with a database whose prediction parses and runs.
+- interactions (only when rows are turns of conversations): question match over those turns,
+  interaction match over their conversations (`text2sql.evaluation.interactions`).
 A rate whose denominator is 0 is None (null in JSON), not 0.
 """
 
@@ -16,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from text2sql.evaluation.interactions import interaction_note, interaction_scores
 from text2sql.evaluation.metrics import wrong_values
 from text2sql.evaluation.scoring import ScoredExample
 from text2sql.evaluation.text_metrics import corpus_bleu
@@ -92,7 +95,8 @@ def length_bucket(tokens: int) -> str:
 
 def aggregate(scored: Sequence[ScoredExample], *, text_metrics: bool = False) -> dict[str, Any]:
     """metrics.json's numbers: `summarize` over all rows, plus error_counts, by_complexity and
-    by_length (each group summarized the same way)."""
+    by_length (each group summarized the same way), and `interactions` when rows are turns of
+    conversations."""
     metrics = summarize(scored)
     errors = Counter(s.error for s in scored if s.error)
     metrics["error_counts"] = {c: errors[c] for c in ERROR_CATEGORIES if errors[c]} | {
@@ -110,6 +114,9 @@ def aggregate(scored: Sequence[ScoredExample], *, text_metrics: bool = False) ->
     metrics["by_length"] = {label: summarize(by_length[label]) for label, _, _ in LENGTH_BUCKETS if label in by_length}
     if text_metrics:
         metrics["bleu"] = corpus_bleu([s.predicted_sql for s in scored], [s.gold_sql for s in scored])
+    interactions = interaction_scores(scored)
+    if interactions is not None:
+        metrics["interactions"] = interactions
     return metrics
 
 
@@ -118,6 +125,9 @@ def notes(metrics: dict[str, Any]) -> list[str]:
     out = []
     n = metrics["num_examples"]
     missing = metrics["num_not_executable"]
+    conversations = interaction_note(metrics.get("interactions"))
+    if conversations:
+        out.append(conversations)
     if missing:
         out.append(
             f"{missing:,} of {n:,} rows could not be executed (no database): they are scored by exact match and F1 only"

@@ -159,6 +159,8 @@ def _load_prepared(
             "complexity",
             "evidence",
             "reasoning",
+            "extra",
+            "history",
             "input_ids",
             "labels",
         )
@@ -181,6 +183,8 @@ def _load_prepared(
                 complexity=value.get("complexity"),
                 evidence=value.get("evidence"),
                 reasoning=value.get("reasoning"),
+                extra=json.loads(value.get("extra") or "{}"),
+                history=[(q, sql) for q, sql in json.loads(value.get("history") or "[]")],
                 input_ids=value.get("input_ids"),
                 labels=value.get("labels"),
             )

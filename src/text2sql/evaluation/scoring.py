@@ -58,6 +58,9 @@ class ScoredExample:
     pass_match: float | None = None
     support: int | None = None
     candidates: int | None = None
+    # A turn of a conversation: its interaction's id and 1-based turn (question and interaction match).
+    interaction: str | None = None
+    turn: int | None = None
 
     @property
     def executable(self) -> bool:
@@ -144,8 +147,23 @@ def _string_scores(row: EvalRow, pred: str, raw: str | None, text_metrics: bool)
         token_jaccard=token_jaccard(pred, row.sql),
         gold_length=len(sql_tokenize(row.sql)),
         raw_output=raw,
+        interaction=_interaction(row),
+        turn=_turn(row),
     )
     if text_metrics:
         example.bleu = sentence_bleu(pred, row.sql)
         example.rouge_l = rouge_l(pred, row.sql)
     return example
+
+
+def _interaction(row: EvalRow) -> str | None:
+    value = row.extra.get("interaction") if row.extra else None
+    return None if value is None else str(value)
+
+
+def _turn(row: EvalRow) -> int | None:
+    value = row.extra.get("turn") if row.extra else None
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from text2sql.config import Config
 from text2sql.data.context import SchemaSettings, fit_prompts
-from text2sql.data.example import Example
+from text2sql.data.example import Example, Turn
 from text2sql.data.prompt import PromptBuilder, resolve_dialect, user_message
 
 Messages = list[dict[str, str]]
@@ -37,6 +37,7 @@ def endpoint_builder(cfg: Config | None = None, *, dialect: str | None = None) -
         keep_reasoning=d.keep_reasoning,
         dialect=dialect or resolve_dialect(cfg),
         schema=SchemaSettings(d.schema_format, d.schema_sample_rows, d.value_hints, None),
+        history_turns=cfg.prompt.history_turns,
     )
 
 
@@ -44,25 +45,34 @@ def endpoint_messages(builder: PromptBuilder, examples: Sequence[Example]) -> li
     """Each example's messages (`builder.messages`) with the schema `builder.fit` shows it. Every
     example gets its messages, also one whose prompt is over the budget even pruned (it is shown its
     whole schema: an endpoint reads more)."""
-    parts: dict[str, tuple[str, str, str | None]] = {}
+    parts: dict[str, tuple[str, str, str | None, Sequence[Turn]]] = {}
 
     if builder.tokenizer is None or builder.schema.budget is None:
         settings = SchemaSettings(builder.schema.fmt, builder.schema.sample_rows, builder.schema.value_hints, None)
 
-        def render(question: str, schema: str, evidence: str | None) -> str:
-            text = user_message(question, schema, evidence)
-            parts[text] = (question, schema, evidence)
+        def render(question: str, schema: str, evidence: str | None, history: Sequence[Turn]) -> str:
+            text = user_message(question, schema, evidence, history)
+            parts[text] = (question, schema, evidence, history)
             return text
 
-        fitted = fit_prompts(examples, settings, render, _no_ids, dialect=builder.dialect)
+        fitted = fit_prompts(
+            examples, settings, render, _no_ids, dialect=builder.dialect, history_turns=builder.history_turns
+        )
     else:
 
-        def render(question: str, schema: str, evidence: str | None) -> str:
-            text = builder.prompt_text(question, schema, evidence)
-            parts[text] = (question, schema, evidence)
+        def render(question: str, schema: str, evidence: str | None, history: Sequence[Turn]) -> str:
+            text = builder.prompt_text(question, schema, evidence, history)
+            parts[text] = (question, schema, evidence, history)
             return text
 
-        fitted = fit_prompts(examples, builder.schema, render, builder.encode_prompts, dialect=builder.dialect)
+        fitted = fit_prompts(
+            examples,
+            builder.schema,
+            render,
+            builder.encode_prompts,
+            dialect=builder.dialect,
+            history_turns=builder.history_turns,
+        )
     return [builder.messages(*parts[f.text]) for f in fitted]
 
 

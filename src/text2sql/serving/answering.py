@@ -12,6 +12,10 @@ vote, answers with the candidate most of them agree with by result. The answer's
 candidate got, so nothing runs twice. While the answer fails and repair rounds are left, the model is
 asked again with the error (`repair.REPAIR_TEMPLATE`), n candidates again.
 
+A follow-up question comes with `history`: the earlier questions of its conversation and the SQL they
+were answered with, oldest first. They go into the prompt as training put them there (the model's
+`prompt.history_turns` most recent, within its budget: `text2sql.data.prompt`).
+
 It knows nothing of HTTP: what stops an answer is an `errors.AnswerError`, which each front end
 reports its own way.
 """
@@ -24,7 +28,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
-from text2sql.data.example import Example
+from text2sql.data.example import Example, Turn
 from text2sql.data.schema import schema_text
 from text2sql.errors import DataError
 from text2sql.inference.generate import Sampling
@@ -149,17 +153,20 @@ class Answerer:
 
     # ------------------------------------------------------------------ prompts and generations
 
-    def prompt(self, question: str, target: Target, evidence: str | None = None) -> Any:
-        """The prompt as evaluation builds it: the schema pruned to the model's budget, value hints."""
-        return self.model.prompt(Example(question, "", target.schema, evidence=evidence, db_path=target.path))
+    def prompt(self, question: str, target: Target, evidence: str | None = None, history: Sequence[Turn] = ()) -> Any:
+        """The prompt as evaluation builds it: the schema pruned to the model's budget, value hints, the
+        earlier turns `history`."""
+        return self.model.prompt(
+            Example(question, "", target.schema, evidence=evidence, db_path=target.path, history=list(history))
+        )
 
     async def question_prompt(self, question: Question, db_id: str | None = None) -> Any:
         """The prompt of a question read from a chat or completion request: with the schema it holds, else
-        `db_id`'s. InvalidRequest when there is no question."""
+        `db_id`'s, after the earlier turns it holds. InvalidRequest when there is no question."""
         if not question.question.strip():
             raise InvalidRequest("no question: the last user message (or prompt) is empty")
         target = Target(question.schema) if question.schema or not db_id else await self.database(db_id)
-        return self.prompt(question.question, target, question.evidence)
+        return self.prompt(question.question, target, question.evidence, question.history)
 
     def reserve(self, count: int) -> AbstractContextManager[Any]:
         """Room for `count` generations with the model, all at once (Busy, with nothing held, when there is none)."""
@@ -178,10 +185,12 @@ class Answerer:
         n: int = 1,
         sampling: Sampling = EXTRA_SAMPLING,
         evidence: str | None = None,
+        history: Sequence[Turn] = (),
         held: Any = None,
     ) -> list[Generation]:
-        """The greedy answer to `question`, then n - 1 answers drawn with `sampling`."""
-        prompt = self.prompt(question, target, evidence)
+        """The greedy answer to `question` (after the earlier turns `history`), then n - 1 answers drawn
+        with `sampling`."""
+        prompt = self.prompt(question, target, evidence, history)
         requests = [Request(prompt, max_tokens)] + [Request(prompt, max_tokens, sampling)] * (n - 1)
         return await self.generate(requests, held)
 
@@ -216,9 +225,10 @@ class Answerer:
         evidence: str | None = None,
         max_repairs: int = 0,
         held: Any = None,
+        history: Sequence[Turn] = (),
     ) -> SqlAnswer:
-        """The SQL for `question` on `target` (see the module docstring): rows when `execute` and the
-        target is a database. Each round generates n candidates on `held` (room for n × (1 +
+        """The SQL for `question` on `target` (see the module docstring), a follow-up of the earlier
+        (question, SQL) turns `history`, oldest first: rows when `execute` and the target is a database. Each round generates n candidates on `held` (room for n × (1 +
         max_repairs) generations). Vote needs a database; with n = 1 there is nothing to vote on.
         DatabaseUnavailable when the database cannot be reached; the model's failures are in the answer."""
         voting = vote and n > 1
@@ -228,7 +238,14 @@ class Answerer:
         asked = question
         for _ in range(max_repairs + 1):
             gens = await self.candidates(
-                asked, target, max_tokens=max_tokens, n=n, sampling=sampling, evidence=evidence, held=held
+                asked,
+                target,
+                max_tokens=max_tokens,
+                n=n,
+                sampling=sampling,
+                evidence=evidence,
+                history=history,
+                held=held,
             )
             sqls = [extract_sql(g.text) for g in gens]
             chosen, candidates = await asyncio.to_thread(self.judge, sqls, target, execute=execute, vote=voting)

@@ -14,6 +14,7 @@ Vertex instances, × n) must fit `serving.max_generations_per_request` (else 400
 admitted to the engine's queue all at once (else 503, nothing queued). `/v1/sql` repair rounds, each
 generating n again, run only as far as that limit leaves room, and their queue room is held from the
 start. When the client disconnects, its generations still queued are dropped, never generated.
+With `ServerSettings.audit`, each question a route answers is a line of the audit log (`audit`).
 
 `/v1/sql` with n > 1 returns every candidate it generated in `candidates`, the greedy one first, each
 with the outcome of the check its answer gets (`ok`, `error`: run with execute or vote, else compiled
@@ -55,6 +56,7 @@ from text2sql.serving import questions
 from text2sql.serving.answer_models import Request as Generate
 from text2sql.serving.answer_models import ServedModel
 from text2sql.serving.answering import Answerer, SqlAnswer, Target, check_question
+from text2sql.serving.audit import AuditLog, client_id, http_answered, http_asked
 from text2sql.serving.databases import DatabaseDirectory
 from text2sql.serving.engine import Engine
 from text2sql.serving.errors import (
@@ -124,6 +126,7 @@ class ServerSettings:
     api_key: str | None = None
     schema_format: str = "sql"  # as the model was trained (InferenceModel.schema_format)
     schema_sample_rows: int = 0
+    audit: AuditLog | None = None  # one line per question (--audit FILE)
 
 
 @dataclass
@@ -135,6 +138,8 @@ class Served:
     limits: RequestLimits
     model_name: str
     created: int
+    audit: AuditLog | None = None
+    client: str = "anonymous"  # how the audit log names the caller (the key's hash)
 
 
 def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
@@ -160,7 +165,15 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=serving.max_body_bytes)
     app.state.engine = engine
     app.state.databases = databases
-    app.state.served = Served(engine, answerer, RequestLimits(serving), settings.model_name, int(time.time()))
+    app.state.served = Served(
+        engine,
+        answerer,
+        RequestLimits(serving),
+        settings.model_name,
+        int(time.time()),
+        settings.audit,
+        client_id(settings.api_key),
+    )
     app.add_exception_handler(AnswerError, _answer_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.include_router(router)
@@ -202,23 +215,23 @@ async def models(request: Request) -> ModelList:
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion)
 async def chat_completions(body: ChatCompletionRequest, request: Request):
-    return await while_connected(request, chat(served(request), body))
+    return await audited(request, "/v1/chat/completions", body, chat(served(request), body))
 
 
 @router.post("/v1/completions", response_model=Completion)
 async def completions(body: CompletionRequest, request: Request):
-    return await while_connected(request, complete(served(request), body))
+    return await audited(request, "/v1/completions", body, complete(served(request), body))
 
 
 @router.post("/v1/sql", response_model=SqlResponse)
 async def sql(body: SqlRequest, request: Request) -> SqlResponse:
-    return await while_connected(request, sql_one(served(request), body))
+    return await audited(request, "/v1/sql", body, sql_one(served(request), body))
 
 
 @router.post(PREDICT_ROUTE, response_model=VertexPredictResponse, response_model_exclude_none=True)
 async def vertex_predict(body: VertexPredictRequest, request: Request) -> VertexPredictResponse:
     """The route a Vertex AI endpoint sends predictions to (a model registered by text2sql)."""
-    return await while_connected(request, vertex(served(request), body))
+    return await audited(request, PREDICT_ROUTE, body, vertex(served(request), body))
 
 
 # ------------------------------------------------------------------------------------ OpenAI routes
@@ -234,7 +247,8 @@ def sampling(body: _Generation) -> Sampling:
 
 
 async def chat(s: Served, body: ChatCompletionRequest):
-    """A chat completion: n answers to the last user message."""
+    """A chat completion: n answers to the last user message, a follow-up of the earlier user messages
+    and the SQL the assistant answered them with (its history: `questions.from_messages`)."""
     check_stop(body)
     n = body.n or 1
     s.limits.check_generations(n, f"n = {n}")
@@ -377,6 +391,17 @@ async def while_connected(request: Request, work: Awaitable[T]) -> T:
     if task.cancelled():
         raise ClientGone("the client closed the connection before the answer was ready")
     return task.result()
+
+
+async def audited(request: Request, route: str, body: Any, work: Awaitable[T]) -> T:
+    """`while_connected(request, work)`, with one audit line per question when the server keeps a log."""
+    s = served(request)
+    if s.audit is None:
+        return await while_connected(request, work)
+    with s.audit.timed(f"serve {route}", s.client, http_asked(body)) as asked:
+        response = await while_connected(request, work)
+        http_answered(asked, body, response)
+        return response
 
 
 async def _disconnected(request: Request) -> None:

@@ -8,17 +8,24 @@ model's training-time PromptBuilder (`load_for_inference`), the schema from the 
 in training (or from a .sql file of CREATE TABLE statements), and the SQL runs only through the
 read-only engines (with a timeout). `n` candidates and `vote` work as in `/v1/sql`. An `openai:NAME`
 model is an endpoint, asked the default prompt with the whole schema (`inference.endpoint_prompts`).
+
+A conversation (`predict --chat`) loads the model once and asks each question as a follow-up of the
+ones before (their questions and answered SQL are its history, as training data holds them):
+
+    chat = Conversation(open_session("runs/x/merged", db="airline"), execute=True)
+    chat.ask("Which flights leave JFK?"); chat.ask("Only those longer than 300 minutes.")
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from text2sql.config import EvaluationConfig
 from text2sql.data import bundled
+from text2sql.data.example import Turn
 from text2sql.data.readers.ddl import extract_create_tables
 from text2sql.data.schema import schema_text
 from text2sql.errors import ConfigError, DataError, Text2SQLError
@@ -103,6 +110,77 @@ def check_candidates(db: str | None, *, n: int, vote: bool, temperature: float, 
         raise Text2SQLError(f"--top-p {top_p:g}: give a value above 0 and at most 1")
 
 
+@dataclass
+class Session:
+    """A loaded model and what its questions are about (a database, or a schema): `ask` answers one."""
+
+    answerer: Answerer
+    target: Target
+    max_tokens: int
+
+    def ask(
+        self,
+        question: str,
+        *,
+        execute: bool = False,
+        n: int = 1,
+        vote: bool = False,
+        sampling: Sampling = EXTRA_SAMPLING,
+        max_repairs: int = 0,
+        history: Sequence[Turn] = (),
+    ) -> Prediction:
+        """The answer to `question`, a follow-up of the (question, SQL) turns `history`, oldest first."""
+        result = self.answerer.answer_now(
+            question,
+            self.target,
+            max_tokens=self.max_tokens,
+            execute=execute,
+            n=n,
+            vote=vote,
+            sampling=sampling,
+            max_repairs=max_repairs,
+            history=history,
+        )
+        return Prediction(
+            sql=result.sql, attempts=result.attempts, result=result.result, executed=result.executed, answer=result
+        )
+
+
+@dataclass
+class Conversation:
+    """Questions asked in turn, each a follow-up of those before: every answer with SQL joins the
+    history of the next question. With `execute` (and a database) each answer runs and brings its rows."""
+
+    session: Session
+    execute: bool = False
+    n: int = 1
+    vote: bool = False
+    sampling: Sampling = EXTRA_SAMPLING
+    max_repairs: int = 0
+    history: list[Turn] = field(default_factory=list)
+
+    def ask(self, question: str) -> Prediction:
+        """The answer to the next question of the conversation."""
+        if not question.strip():
+            raise Text2SQLError("the question is empty; type a question, or exit to leave")
+        p = self.session.ask(
+            question,
+            execute=self.execute and self.session.target.path is not None,
+            n=self.n,
+            vote=self.vote,
+            sampling=self.sampling,
+            max_repairs=self.max_repairs,
+            history=self.history,
+        )
+        if p.sql:
+            self.history.append((question.strip(), p.sql))
+        return p
+
+    def restart(self) -> None:
+        """Forget the earlier turns: the next question starts a new conversation."""
+        self.history.clear()
+
+
 def predict(
     model: str,
     question: str,
@@ -122,18 +200,58 @@ def predict(
     vote: bool = False,
     temperature: float = EXTRA_SAMPLING.temperature,
     top_p: float = EXTRA_SAMPLING.top_p,
+    history: Sequence[Turn] = (),
 ) -> Prediction:
     """The model's SQL for `question` on the database `db` (a SQLite or DuckDB file, a PostgreSQL URL) or the schema file
     `schema`; with `execute`, its rows. With `n` > 1 the greedy answer comes with n - 1 answers sampled at
-    `temperature` and `top_p`; with `vote`, the answer is the one most of them agree with by result. Raises
-    Text2SQLError for bad input, before loading. `model` may be an endpoint, `openai:NAME` (at `base_url`,
-    default $OPENAI_BASE_URL)."""
+    `temperature` and `top_p`; with `vote`, the answer is the one most of them agree with by result. `history`:
+    the earlier (question, SQL) turns it follows up on. Raises Text2SQLError for bad input, before loading.
+    `model` may be an endpoint, `openai:NAME` (at `base_url`, default $OPENAI_BASE_URL)."""
     db = resolve_database(db)
     check_inputs(db, schema, execute)
     check_candidates(db, n=n, vote=vote, temperature=temperature, top_p=top_p)
     if not question.strip():
         raise Text2SQLError("the question is empty; pass it as the last argument, in quotes")
+    session = open_session(
+        model,
+        db=db,
+        schema=schema,
+        base=base,
+        checkpoint=checkpoint,
+        max_new_tokens=max_new_tokens,
+        timeout=timeout,
+        max_rows=max_rows,
+        threads=threads,
+        base_url=base_url,
+    )
+    return session.ask(
+        question,
+        execute=execute,
+        n=n,
+        vote=vote,
+        sampling=Sampling(temperature=temperature, top_p=top_p),
+        max_repairs=max_repairs,
+        history=history,
+    )
 
+
+def open_session(
+    model: str,
+    *,
+    db: str | None = None,
+    schema: str | None = None,
+    base: str | None = None,
+    checkpoint: str | None = None,
+    max_new_tokens: int | None = None,
+    timeout: float = 5.0,
+    max_rows: int = 1000,
+    threads: int | None = None,
+    base_url: str | None = None,
+) -> Session:
+    """`model` loaded (or its endpoint opened) for questions on `db` or the schema file `schema`, with
+    the schema as the model was trained to read it. Bad input raises Text2SQLError before loading."""
+    db = resolve_database(db)
+    check_inputs(db, schema, False)
     schema_str = schema_text(db, "sql") if db else read_schema_file(schema or "")  # validates the file early
     asked: Model
     if is_endpoint(model):
@@ -147,20 +265,7 @@ def predict(
         if db:
             schema_str = schema_text(db, im.schema_format, im.schema_sample_rows)
         asked = LocalModel(build_engine(im, batch_size=1))
-    answerer = Answerer(asked, timeout=timeout, max_rows=max_rows)
-    result = answerer.answer_now(
-        question,
-        Target(schema_str, db),
-        max_tokens=max_new_tokens,
-        execute=execute,
-        n=n,
-        vote=vote,
-        sampling=Sampling(temperature=temperature, top_p=top_p),
-        max_repairs=max_repairs,
-    )
-    return Prediction(
-        sql=result.sql, attempts=result.attempts, result=result.result, executed=result.executed, answer=result
-    )
+    return Session(Answerer(asked, timeout=timeout, max_rows=max_rows), Target(schema_str, db), max_new_tokens)
 
 
 def _endpoint(model: str, db: str | None, base_url: str | None) -> EndpointModel:

@@ -3,16 +3,19 @@ records (`text2sql.data.readers.chat`), so a served model sees its training form
 
 A chat request's last user message holds the question; CREATE TABLE statements anywhere in the
 system (or developer) messages and user messages become the schema. A user message structured with
-labels ("Question:", "External Knowledge:") is split as the chat reader splits it. A completion
-prompt is read like one user message.
+labels ("Question:", "External Knowledge:") is split as the chat reader splits it. The earlier user
+messages that an assistant message answered, with the SQL of those answers, are the question's
+history, read as the chat reader reads a conversation (`answered_turns`). A completion prompt is
+read like one user message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from text2sql.data.readers.chat import split_user_turn
+from text2sql.data.example import Turn
+from text2sql.data.readers.chat import answered_turns, split_user_turn
 from text2sql.data.readers.ddl import extract_create_tables
 
 _SYSTEM_ROLES = ("system", "developer")
@@ -23,6 +26,7 @@ class Question:
     question: str
     schema: str = ""  # CREATE TABLE statements, one per line; "" when the request gave none
     evidence: str | None = None
+    history: list[Turn] = field(default_factory=list)  # earlier questions and their SQL, oldest first
 
 
 def from_messages(messages: Iterable[tuple[str, str]]) -> Question:
@@ -38,7 +42,9 @@ def from_messages(messages: Iterable[tuple[str, str]]) -> Question:
     if not users:
         return Question("", "\n".join(statements))
     user_statements, question, evidence = split_user_turn(users[-1])
-    return Question(question, "\n".join(statements + user_statements), evidence)
+    last = max(i for i, (role, _) in enumerate(turns) if role == "user")
+    history = answered_turns([(role, text) for role, text in turns[:last] if role in ("user", "assistant")])
+    return Question(question, "\n".join(statements + user_statements), evidence, history)
 
 
 def from_prompt(prompt: str) -> Question:

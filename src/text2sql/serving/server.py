@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -27,6 +28,7 @@ from text2sql.errors import ConfigError
 from text2sql.inference.loading import load_for_inference
 from text2sql.progress import progress_bars_disabled
 from text2sql.serving.app import ServerSettings, create_app
+from text2sql.serving.audit import AuditLog
 from text2sql.serving.databases import DatabaseDirectory
 from text2sql.serving.engine import build_engine
 
@@ -53,12 +55,15 @@ def build_server(
     checkpoint: str | None = None,
     model_name: str | None = None,
     threads: int | None = None,
+    audit: str | Path | None = None,
     **overrides: Any,
 ) -> Server:
     """Load `model` and build the app (not started). `overrides` are `ServingConfig` fields; None
-    values are ignored, so unset command-line flags leave the model's saved settings alone."""
+    values are ignored, so unset command-line flags leave the model's saved settings alone. `audit`:
+    the JSONL file every question is appended to (`audit.AuditLog`)."""
     serving_config(ServingConfig(), overrides)  # bad flags fail before the model loads
     DatabaseDirectory(db_dir or database_dir(), databases)  # a missing folder or file fails before the model loads
+    log = AuditLog(audit) if audit else None  # an unwritable file fails before the model loads
     backend = overrides.get("backend") or "hf"
     with progress_bars_disabled():
         im = load_for_inference(model, base=base, checkpoint=checkpoint, load_weights=backend == "hf", threads=threads)
@@ -80,6 +85,7 @@ def build_server(
         api_key=api_key or None,
         schema_format=im.schema_format,
         schema_sample_rows=im.schema_sample_rows,
+        audit=log,
     )
     return Server(app=create_app(engine, settings), engine=engine, settings=settings)
 
@@ -141,3 +147,5 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, log_level: s
         uvicorn.run(server.app, host=host, port=port, log_level=log_level)
     finally:
         server.engine.close()
+        if server.settings.audit is not None:
+            server.settings.audit.close()

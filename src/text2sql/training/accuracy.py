@@ -16,6 +16,7 @@ training log); trackers that were already called for that entry do not see it.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Sequence
@@ -40,7 +41,9 @@ def rows_from(data: Any) -> list[Example]:
     """Examples from a prepared `datasets.Dataset`, or a sequence of Examples or dicts."""
     if hasattr(data, "column_names") and hasattr(data, "select_columns"):
         wanted = [
-            c for c in ("id", "question", "sql", "schema", "db_id", "db_path", "evidence") if c in data.column_names
+            c
+            for c in ("id", "question", "sql", "schema", "db_id", "db_path", "evidence", "history")
+            if c in data.column_names
         ]
         columns = data.select_columns(wanted).with_format("arrow")[:].to_pydict()
         records = [{c: columns[c][i] for c in wanted} for i in range(len(data))]
@@ -55,9 +58,17 @@ def rows_from(data: Any) -> list[Example]:
             db_id=r.get("db_id"),
             db_path=r.get("db_path"),
             evidence=r.get("evidence"),
+            history=[(q, sql) for q, sql in _turns(r.get("history"))],
         )
         for i, r in enumerate(records)
     ]
+
+
+def _turns(value: Any) -> list:
+    """A row's earlier turns: a prepared row's JSON text, or the list an Example holds."""
+    if isinstance(value, str):
+        return json.loads(value)
+    return list(value or [])
 
 
 class ExecutionAccuracyCallback(TrainerCallback):

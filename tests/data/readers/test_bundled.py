@@ -39,6 +39,7 @@ def fake_bundled(tmp_path: Path, monkeypatch):
         )
     module = types.ModuleType("text2sql.data.bundled")
     module.SPLITS = ("train", "validation", "test")
+    module.ALL_SPLITS = module.SPLITS
     module.database_dir = lambda: databases
     module.db_ids = lambda: ["music"]
     module.db_path = lambda db_id: databases / db_id / f"{db_id}.sqlite"

@@ -51,7 +51,7 @@ def test_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(
         DataError,
         match=r"data.format 'xml' is unknown; use one of: auto, csv, chat, create_context, "
-        r"spider, bird, hf, bundled",
+        r"spider, bird, sparc, hf, bundled",
     ):
         read_examples(tmp_path / "x.csv", ReadOptions(format="xml"))
 

@@ -6,6 +6,9 @@ rewrites the files byte-identically from a fixed seed. Layout, as in Spider:
     databases/<db_id>/<db_id>.sqlite
     train.jsonl, validation.jsonl, test.jsonl   one {"id", "db_id", "question", "sql",
                                                 "sql_complexity"} object per line
+    followup.jsonl                              conversations of follow-up questions: one turn per
+                                                line, with "interaction_id", "turn" (from 1) and
+                                                "history" ([[question, sql], ...] of the earlier turns)
 
 This module only reads the files; it stays free of heavy imports so that anything may use it.
 """
@@ -20,6 +23,10 @@ from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 SPLITS = ("train", "validation", "test")
+# The split of follow-up conversations, for evaluation (`--data bundled:followup`); not one of SPLITS,
+# whose text trains the tiny tokenizers.
+FOLLOWUP = "followup"
+ALL_SPLITS = (*SPLITS, FOLLOWUP)
 # The `sql_complexity` labels, from least to most demanding (see `pairs.complexity`).
 SQL_COMPLEXITIES = ("basic", "aggregation", "ordering", "join", "nested")
 
@@ -43,9 +50,9 @@ def db_path(db_id: str) -> Path:
 
 
 def split_path(split: str) -> Path:
-    """The JSONL file of one split; KeyError for a name not in SPLITS."""
-    if split not in SPLITS:
-        raise KeyError(f"no bundled split {split!r}; splits: {', '.join(SPLITS)}")
+    """The JSONL file of one split; KeyError for a name not in ALL_SPLITS."""
+    if split not in ALL_SPLITS:
+        raise KeyError(f"no bundled split {split!r}; splits: {', '.join(ALL_SPLITS)}")
     return BUNDLED_DIR / f"{split}.jsonl"
 
 
@@ -79,7 +86,9 @@ def corpus_texts() -> list[str]:
 
 
 __all__ = [
+    "ALL_SPLITS",
     "BUNDLED_DIR",
+    "FOLLOWUP",
     "SPLITS",
     "SQL_COMPLEXITIES",
     "corpus_texts",

@@ -8,7 +8,9 @@ result that feeds a choice is sorted first. Two runs with the same seed write by
 and databases with identical content.
 
 Each SQL template yields up to PAIRS_PER_TEMPLATE pairs; templates whose database offers fewer
-value combinations yield fewer.
+value combinations yield fewer. The follow-up split (followup.jsonl) comes after the other splits, from
+random generators of its own, so the other files do not change with it: each domain's conversation
+templates yield up to INTERACTIONS_PER_CONVERSATION interactions (`conversations`), one line per turn.
 """
 
 from __future__ import annotations
@@ -23,19 +25,23 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
-from text2sql.data.bundled import BUNDLED_DIR, SPLITS, SQL_COMPLEXITIES
+from text2sql.data.bundled import BUNDLED_DIR, FOLLOWUP, SPLITS, SQL_COMPLEXITIES
+from text2sql.data.bundled.conversations import Interaction, expand_conversation
 from text2sql.data.bundled.domains import DOMAINS, Domain
-from text2sql.data.bundled.pairs import Pair, expand
+from text2sql.data.bundled.pairs import Pair, complexity, expand
 from text2sql.data.bundled.split import split_pairs
 
 # About 60 templates x 64 = 3,840 pairs before the smaller templates run out of values: enough
 # for a tiny model to learn every template, few enough to train on a CPU in minutes.
 PAIRS_PER_TEMPLATE = 64
+# 12 conversation templates x 9 = about 100 interactions of 3-4 turns: a follow-up evaluation that
+# runs in seconds.
+INTERACTIONS_PER_CONVERSATION = 9
 
 
 def generate(output_dir: Path = BUNDLED_DIR, seed: int = 0) -> dict[str, Counter]:
-    """Write the databases and the three JSONL splits under `output_dir`; return row counts
-    by split, by complexity and by database."""
+    """Write the databases, the three JSONL splits and the follow-up split under `output_dir`; return
+    row counts by split, and by complexity and by database over the three splits."""
     output_dir = Path(output_dir)
     seen_questions: set[str] = set()
     pairs: list[Pair] = []
@@ -77,7 +83,42 @@ def generate(output_dir: Path = BUNDLED_DIR, seed: int = 0) -> dict[str, Counter
     unknown = set(counts["complexity"]) - set(SQL_COMPLEXITIES)
     if unknown:
         raise ValueError(f"labels outside the taxonomy: {sorted(unknown)}; add them to SQL_COMPLEXITIES")
+    counts["split"][FOLLOWUP] = write_followup(output_dir, seed, {p.sql for p in pairs})
     return counts
+
+
+def write_followup(output_dir: Path, seed: int, taken_sql: set[str]) -> int:
+    """Write followup.jsonl from the databases under `output_dir`; return its number of turns. A row
+    is one turn: {"id", "db_id", "interaction_id", "turn", "question", "sql", "sql_complexity",
+    "history"}, where history holds the earlier turns' [question, sql], oldest first."""
+    rows = []
+    for domain in DOMAINS:
+        path = output_dir / "databases" / domain.db_id / f"{domain.db_id}.sqlite"
+        rng = random.Random(f"{seed}:{domain.db_id}:followup")
+        interactions: list[Interaction] = []
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            for conversation in domain.conversations:
+                interactions += expand_conversation(
+                    conversation, domain.db_id, conn, rng, INTERACTIONS_PER_CONVERSATION, taken_sql
+                )
+        for number, interaction in enumerate(interactions, start=1):
+            interaction_id = f"{domain.db_id}-c{number:03d}"
+            for turn, (question, sql) in enumerate(interaction.turns, start=1):
+                rows.append(
+                    {
+                        "id": f"{interaction_id}-t{turn}",
+                        "db_id": domain.db_id,
+                        "interaction_id": interaction_id,
+                        "turn": turn,
+                        "question": question,
+                        "sql": sql,
+                        "sql_complexity": complexity(sql),
+                        "history": [list(t) for t in interaction.turns[: turn - 1]],
+                    }
+                )
+    with open(output_dir / f"{FOLLOWUP}.jsonl", "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    return len(rows)
 
 
 def build_database(domain: Domain, path: Path, rng: random.Random) -> None:

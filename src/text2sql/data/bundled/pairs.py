@@ -105,7 +105,7 @@ def expand(
             if question in seen_questions:
                 continue
             if index not in answerable:
-                answerable[index] = _has_deterministic_answer(conn, sql, template.name)
+                answerable[index] = has_deterministic_answer(conn, sql, template.name)
             if not answerable[index]:
                 continue
             seen_questions.add(question)
@@ -114,16 +114,22 @@ def expand(
 
 
 def _slot_sets(template: Template, conn: sqlite3.Connection) -> list[Slots]:
-    slot_sets: list[Slots] = [{}]
-    if template.values:
-        cursor = conn.execute(template.values)
+    return slot_sets(conn, template.values, template.choices)
+
+
+def slot_sets(conn: sqlite3.Connection, values: str, choices: tuple[tuple[Slots, ...], ...] = ()) -> list[Slots]:
+    """Each distinct row of the `values` query as slots (one empty set without a query), crossed with
+    each group of fixed `choices`."""
+    out: list[Slots] = [{}]
+    if values:
+        cursor = conn.execute(values)
         columns = [d[0] for d in cursor.description]
         # Sorted so that the result does not depend on SQLite's scan order.
         rows = sorted(set(cursor.fetchall()), key=lambda row: [(type(v).__name__, v) for v in row])
-        slot_sets = [dict(zip(columns, map(_render, row))) for row in rows]
-    for alternatives in template.choices:
-        slot_sets = [{**slots, **extra} for slots, extra in product(slot_sets, alternatives)]
-    return slot_sets
+        out = [dict(zip(columns, map(_render, row))) for row in rows]
+    for alternatives in choices:
+        out = [{**slots, **extra} for slots, extra in product(out, alternatives)]
+    return out
 
 
 def _render(value: object) -> str:
@@ -161,7 +167,7 @@ _ORDERED = re.compile(
 )
 
 
-def _has_deterministic_answer(conn: sqlite3.Connection, sql: str, name: str) -> bool:
+def has_deterministic_answer(conn: sqlite3.Connection, sql: str, name: str) -> bool:
     """True when the query returns a non-NULL row and, if it orders rows, the order has no ties."""
     try:
         rows = conn.execute(sql).fetchall()

@@ -10,9 +10,12 @@ Formats (data.format; "auto" detects, see `detect_format`):
   chat            {"messages": [...]} records (seeds 001, 003), .jsonl/.json/parquet
   create_context  {"question", "context", "answer"} (b-mc2/sql-create-context)
   spider / bird   a Spider/BIRD JSON file or folder with tables.json and databases beside it
+  sparc           a SParC/CoSQL JSON file or folder, laid out as Spider's: one example per turn of each
+                  conversation, the earlier turns in its `history`
   hf              a datasets.save_to_disk folder, .parquet/.arrow file, or hub id owner/name;
                   rows are mapped by their fields to one of the formats above
-  bundled         the dataset shipped with the package (source "bundled")
+  bundled         the dataset shipped with the package (source "bundled", or "bundled:followup" for its
+                  follow-up conversations)
 
 Rows with an empty question or empty SQL are dropped and counted, never fatal: large scraped
 datasets always hold a few, and one should not stop a run. Other drop reasons: "no reasoning"
@@ -26,7 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from text2sql.data.readers.base import ExampleStream, ReadOptions, ReadStats, SkipRow
-from text2sql.data.readers.bundled import open_bundled
+from text2sql.data.readers.bundled import bundled_split, is_bundled, open_bundled
 from text2sql.data.readers.databases import Databases
 from text2sql.data.readers.files import check_file, first_record, iter_csv, iter_json, iter_jsonl
 from text2sql.data.readers.formats import (
@@ -39,6 +42,7 @@ from text2sql.data.readers.formats import (
 )
 from text2sql.data.readers.hf import is_hf_source, is_hub_id, is_save_to_disk, open_hf
 from text2sql.data.readers.reasoning import split_reasoning
+from text2sql.data.readers.sparc import is_interaction
 from text2sql.data.readers.spider import is_benchmark_folder, open_benchmark, split_file
 from text2sql.errors import DataError
 
@@ -59,15 +63,15 @@ __all__ = [
 def detect_format(source: str, opts: ReadOptions) -> str:
     """The format of a source, from what it is and the fields of its first record.
 
-    "bundled" → bundled. A .csv file → csv. A .parquet/.arrow file, a datasets.save_to_disk folder
+    "bundled" or "bundled:<split>" → bundled. A .csv file → csv. A .parquet/.arrow file, a datasets.save_to_disk folder
     (dataset_info.json / dataset_dict.json / state.json) or an `owner/name` that is no local path
     → hf. A folder with a *tables.json, a database/ (dev_databases/, ...) folder or a Spider/BIRD
-    split file (dev.json, ...) → spider or bird by the fields of its dev file (when reading, `split`
+    split file (dev.json, ...) → spider, bird or sparc by the fields of its dev file (when reading, `split`
     picks the file: see spider.SPLIT_FILES). A .json /
     .jsonl file → by its first record's fields (`format_from_fields`).
     """
     source = str(source)
-    if source == "bundled":
+    if is_bundled(source):
         return "bundled"
     path = Path(source)
     if not path.exists():
@@ -79,6 +83,8 @@ def detect_format(source: str, opts: ReadOptions) -> str:
             return "hf"
         if is_benchmark_folder(path):
             record = first_record(split_file(path, None))
+            if is_interaction(record):
+                return "sparc"
             return "bird" if record is not None and "SQL" in record else "spider"
         raise DataError(
             f"{path}: a folder that is neither a datasets.save_to_disk folder (dataset_info.json) nor a "
@@ -110,7 +116,8 @@ def read_examples(
     format allows) now; rows are read as the result is iterated.
 
     `split` picks a split where the source has several (a save_to_disk DatasetDict or hub dataset,
-    unless data.hf_split is set; a Spider/BIRD folder; the bundled dataset); plain files ignore it.
+    unless data.hf_split is set; a Spider/BIRD/SParC folder; the bundled dataset, where "bundled:NAME"
+    names it too); plain files ignore it.
     `stats`, when given, is filled in as rows are read; it is also the result's `.stats`.
     """
     source = str(source)
@@ -118,10 +125,10 @@ def read_examples(
     if fmt == "auto":
         fmt = detect_format(source, opts)
     if fmt == "bundled":
-        return open_bundled(opts, split, stats)
+        return open_bundled(opts, bundled_split(source) or split, stats)
     if fmt == "hf" or is_hf_source(source):
         return open_hf(source, opts, split, stats, row_format=None if fmt == "hf" else fmt)
-    if fmt in ("spider", "bird"):
+    if fmt in ("spider", "bird", "sparc"):
         return open_benchmark(source, opts, split, stats)
     path = check_file(source)
     suffix = path.suffix.lower()

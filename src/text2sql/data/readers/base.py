@@ -1,7 +1,7 @@
 """What every reader shares: its options, its counts, and the loop that turns rows into Examples.
 
-A reader is a stream of raw rows plus one row→Example function. `ExampleStream` runs the function on
-each row, applies the rules common to all formats (`finish`), counts what it keeps and drops in a
+A reader is a stream of raw rows plus one row→Example function (a conversation's row gives one
+Example per answered turn). `ExampleStream` runs the function on each row, applies the rules common to all formats (`finish`), counts what it keeps and drops in a
 `ReadStats`, and raises a `DataError` when the source held no rows at all.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from text2sql.data.example import Example
+from text2sql.data.example import Example, Turn
 from text2sql.data.readers.reasoning import split_reasoning
 from text2sql.data.schema import schema_text
 from text2sql.errors import DataError
@@ -60,7 +60,8 @@ class ReadOptions:
 class ReadStats:
     """Counts for one read, filled in as the stream is consumed.
 
-    `records`: rows seen in the source; `kept`: Examples yielded; `dropped`: rows skipped, by reason
+    `records`: rows seen in the source; `kept`: Examples yielded (a conversation's row yields one per
+    turn); `dropped`: rows (or turns) skipped, by reason
     (e.g. {"empty sql": 3, "no reasoning": 12}); `without_database`: kept rows that have no database
     to execute on (they still train, but cannot be scored by execution).
     """
@@ -102,8 +103,9 @@ class SkipRow(Exception):
         self.reason = reason
 
 
-# A row function: (row, default id) -> Example. The default id is `<source stem>-<row index>`.
-RowFunction = Callable[[Mapping[str, Any], str], Example]
+# A row function: (row, default id) -> Example, or the Examples of a conversation's turns, in order. The
+# default id is `<source stem>-<row index>`.
+RowFunction = Callable[[Mapping[str, Any], str], "Example | list[Example]"]
 
 
 def text_field(row: Mapping[str, Any], key: str) -> str:
@@ -131,6 +133,45 @@ def missing_field(label: str, name: str, row: Mapping[str, Any], key: str | None
 def row_id(row: Mapping[str, Any], default: str) -> str:
     """The source's own id when it has one, else `<stem>-<index>`: stable across runs and filters."""
     return text_field(row, "id") or default
+
+
+def history_field(row: Mapping[str, Any], label: str, row_name: str) -> list[Turn]:
+    """A flat record's earlier turns, oldest first: its `history` field, a list of [question, sql]
+    pairs or of {"question", "sql" (or "query")} objects; [] when the record has none."""
+    value = row.get("history")
+    if value is None:
+        return []
+    turns: list[Turn] = []
+    for turn in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(turn, Mapping):
+            question, sql = turn.get("question"), turn.get("sql", turn.get("query"))
+        elif isinstance(turn, (list, tuple)) and len(turn) == 2:
+            question, sql = turn
+        else:
+            question = sql = None
+        if not isinstance(question, str) or not isinstance(sql, str):
+            raise DataError(
+                f"{label}: row {row_name}: 'history' must be a list of [question, sql] pairs or "
+                '{"question", "sql"} objects, oldest first'
+            )
+        turns.append((question.strip(), sql.strip()))
+    return turns
+
+
+def conversation(interaction: str, turn: int) -> dict[str, Any]:
+    """The `extra` entries that place a row in its conversation (its id and 1-based turn)."""
+    return {"interaction": interaction, "turn": turn}
+
+
+def conversation_field(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`conversation` of a flat record that names its `interaction_id` and `turn`; {} otherwise."""
+    interaction, turn = text_field(row, "interaction_id"), row.get("turn")
+    if not interaction or turn is None:
+        return {}
+    try:
+        return conversation(interaction, int(turn))
+    except (TypeError, ValueError):
+        return {}
 
 
 def database_for(db_id: str | None, opts: ReadOptions) -> str | None:
@@ -212,13 +253,19 @@ class ExampleStream(Iterator[Example]):
         for index, row in enumerate(rows):
             stats.records += 1
             try:
-                example = finish(to_example(row, f"{stem}-{index}"), opts)
+                produced = to_example(row, f"{stem}-{index}")
             except SkipRow as skip:
                 stats.dropped[skip.reason] += 1
                 continue
-            stats.kept += 1
-            if example.db_path is None:
-                stats.without_database += 1
-            yield example
+            for example in [produced] if isinstance(produced, Example) else produced:
+                try:
+                    example = finish(example, opts)
+                except SkipRow as skip:
+                    stats.dropped[skip.reason] += 1
+                    continue
+                stats.kept += 1
+                if example.db_path is None:
+                    stats.without_database += 1
+                yield example
         if index < 0:
             raise DataError(f"{label}: holds no rows; check that it is the right file and not empty")

@@ -14,12 +14,13 @@ from text2sql.data.readers.chat import chat_row_function
 from text2sql.data.readers.create_context import create_context_row_function
 from text2sql.data.readers.csv_rows import csv_row_function
 from text2sql.data.readers.databases import Databases
+from text2sql.data.readers.sparc import SPARC_FIELDS, sparc_row_function
 from text2sql.data.readers.spider import benchmark_row_function
 from text2sql.errors import DataError
 
-FORMATS: tuple[str, ...] = ("auto", "csv", "chat", "create_context", "spider", "bird", "hf", "bundled")
+FORMATS: tuple[str, ...] = ("auto", "csv", "chat", "create_context", "spider", "bird", "sparc", "hf", "bundled")
 # Formats that say how a row maps to an Example (the others say where rows come from).
-ROW_FORMATS = ("csv", "chat", "create_context", "spider", "bird")
+ROW_FORMATS = ("csv", "chat", "create_context", "spider", "bird", "sparc")
 
 
 def check_format(fmt: str) -> str:
@@ -31,13 +32,15 @@ def check_format(fmt: str) -> str:
 def format_from_fields(fields: Collection[str], opts: ReadOptions) -> str | None:
     """The row format whose fields these are, or None. First match wins:
 
-    messages → chat; question + context + answer → create_context; db_id + question + SQL → bird;
-    db_id + question + query (or sql) → spider; the configured question and SQL columns (the
-    question column alone when `opts.require_sql` is off) → csv.
+    messages → chat; interaction + database_id → sparc (SParC, CoSQL); question + context + answer →
+    create_context; db_id + question + SQL → bird; db_id + question + query (or sql) → spider; the
+    configured question and SQL columns (the question column alone when `opts.require_sql` is off) → csv.
     """
     fields = set(fields)
     if "messages" in fields:
         return "chat"
+    if set(SPARC_FIELDS) <= fields:
+        return "sparc"
     if {"question", "context", "answer"} <= fields:
         return "create_context"
     if {"db_id", "question"} <= fields:
@@ -70,4 +73,6 @@ def row_function(fmt: str, opts: ReadOptions, label: str, databases: Databases) 
         return create_context_row_function(opts, label, databases)
     if fmt in ("spider", "bird"):
         return benchmark_row_function(opts, label, databases)
+    if fmt == "sparc":
+        return sparc_row_function(opts, label, databases)
     raise DataError(f"{label}: {fmt!r} is not a row format; use one of: {', '.join(ROW_FORMATS)}")

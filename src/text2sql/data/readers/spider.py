@@ -15,7 +15,11 @@ is checked before the first row is yielded.
 
 A Spider/BIRD folder may be given instead of the file: `split` picks the file (see SPLIT_FILES);
 Spider's train split is train_spider.json (train_others.json, questions over other databases, is
-read only when passed explicitly).
+read only when passed explicitly). A SParC or CoSQL file, laid out as Spider is, is read the same way,
+one example per turn (`sparc`).
+
+A flat record may carry the earlier turns of its conversation in `history` ([[question, sql], ...],
+oldest first) and place itself with `interaction_id` and `turn` (the bundled follow-up split does).
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ from text2sql.data.readers.base import (
     ReadStats,
     RowFunction,
     SkipRow,
+    conversation_field,
     first_text,
+    history_field,
     missing_field,
     row_id,
     text_field,
 )
 from text2sql.data.readers.databases import DATABASE_FOLDERS, Databases, find_tables_json
-from text2sql.data.readers.files import iter_jsonl, read_json_records
+from text2sql.data.readers.files import first_record, iter_jsonl, read_json_records
+from text2sql.data.readers.sparc import is_interaction, sparc_row_function
 from text2sql.errors import DataError
 
 # The file a Spider/BIRD folder is read from, per split (first that exists).
@@ -72,7 +79,7 @@ def benchmark_row_function(opts: ReadOptions, label: str, databases: Databases) 
         if not db_id:
             raise SkipRow(NO_DB_ID)
         db_path, schema = databases.resolve(db_id)
-        source_id = first_text(row, ID_FIELDS)
+        source_id = first_text(row, ID_FIELDS) or row_id(row, default_id)
         return Example(
             question=text_field(row, "question"),
             sql=text_field(row, sql_field) if sql_field else "",
@@ -82,7 +89,9 @@ def benchmark_row_function(opts: ReadOptions, label: str, databases: Databases) 
             complexity=first_text(row, COMPLEXITY_FIELDS + (opts.complexity_column,)),
             reasoning=first_text(row, REASONING_FIELDS),
             evidence=first_text(row, EVIDENCE_FIELDS),
-            id=source_id or row_id(row, default_id),
+            id=source_id,
+            extra=conversation_field(row),
+            history=history_field(row, label, source_id),
         )
 
     return to_example
@@ -112,18 +121,20 @@ def split_file(folder: Path, split: str | None) -> Path:
 
 
 def open_benchmark(source: str, opts: ReadOptions, split: str | None, stats: ReadStats | None) -> ExampleStream:
-    """Examples from a Spider/BIRD JSON (or JSONL) file, or from a Spider/BIRD folder."""
+    """Examples from a Spider/BIRD/SParC JSON (or JSONL) file, or from such a folder."""
     path = Path(source)
     if path.is_dir():
         path = split_file(path, split)
     records = read_json_records(path) if path.suffix.lower() == ".json" else None
+    interactions = is_interaction(records[0] if records else first_record(path))
+    db_field = "database_id" if interactions else "db_id"
     folder = path.parent
     tables = find_tables_json(folder, path.stem)
     folders = ([Path(opts.db_dir)] if opts.db_dir else []) + [folder / name for name in DATABASE_FOLDERS]
     databases = Databases(folders, opts, tables_path=tables, tables_expected=folder / "tables.json")
     if records is not None:
         # Validate up front: a db_id with neither database nor schema fails before any row is used.
-        databases.check(text_field(r, "db_id") for r in records if text_field(r, "db_id"))
+        databases.check(text_field(r, db_field) for r in records if text_field(r, db_field))
     rows = records if records is not None else iter_jsonl(path)
-    to_example = benchmark_row_function(opts, str(path), databases)
+    to_example = (sparc_row_function if interactions else benchmark_row_function)(opts, str(path), databases)
     return ExampleStream(rows, to_example, opts, label=str(path), stem=path.stem, stats=stats)

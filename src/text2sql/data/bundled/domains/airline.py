@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
+from text2sql.data.bundled.conversations import Conversation, Step
 from text2sql.data.bundled.domains.base import Domain, Rows, day, people
 from text2sql.data.bundled.pairs import AGGREGATES, TOP_K, Template, superlatives
 
@@ -359,4 +360,104 @@ TEMPLATES = (
     ),
 )
 
-DOMAIN = Domain("airline", SCHEMA, populate, TEMPLATES)
+
+# ------------------------------------------------------------------------------ follow-up conversations
+
+_FLIGHTS_FROM = "SELECT flight_number FROM flights WHERE origin_code = '{code}'"
+_FLIGHTS_OF = (
+    "SELECT T1.flight_number FROM flights AS T1 JOIN airlines AS T2 ON T1.airline_id = T2.airline_id"
+    " WHERE T2.name = '{airline}'"
+)
+_COUNT_OF = (
+    "SELECT COUNT(*) FROM flights AS T1 JOIN airlines AS T2 ON T1.airline_id = T2.airline_id"
+    " WHERE T2.name = '{airline}'"
+)
+_PASSENGERS = "SELECT name FROM passengers WHERE nationality = '{nationality}'"
+
+CONVERSATIONS = (
+    Conversation(
+        "flights_from_then_longer",
+        "SELECT origin_code AS code, duration_minutes / 60 * 60 AS minutes FROM flights",
+        (
+            Step(
+                _FLIGHTS_FROM,
+                (
+                    "Which flights take off from {code}?",
+                    "Show me the flights out of {code}.",
+                    "What flights leave {code}?",
+                ),
+            ),
+            Step(
+                _FLIGHTS_FROM + " AND duration_minutes > {minutes}",
+                (
+                    "Only those longer than {minutes} minutes.",
+                    "Which of them take more than {minutes} minutes?",
+                    "Keep just the ones over {minutes} minutes.",
+                ),
+            ),
+            Step(
+                _FLIGHTS_FROM + " AND duration_minutes > {minutes} ORDER BY duration_minutes DESC",
+                ("Sort them by duration, longest first.", "Order those from the longest to the shortest."),
+            ),
+            Step(
+                "SELECT COUNT(*) FROM flights WHERE origin_code = '{code}' AND duration_minutes > {minutes}",
+                ("How many are there?", "How many flights is that?", "Count them."),
+            ),
+        ),
+    ),
+    Conversation(
+        "airline_flights_then_first_half",
+        "SELECT T2.name AS airline, T1.destination_code AS dest FROM flights AS T1 JOIN airlines AS T2"
+        " ON T1.airline_id = T2.airline_id WHERE T1.departure_date < '2024-07-01'",
+        (
+            Step(
+                _FLIGHTS_OF,
+                (
+                    "What flights does {airline} operate?",
+                    "Show me the flights flown by {airline}.",
+                    "Which flights are run by {airline}?",
+                ),
+            ),
+            Step(
+                _FLIGHTS_OF + " AND T1.departure_date < '2024-07-01'",
+                ("Only the ones departing before July.", "Just those in the first half of 2024."),
+            ),
+            Step(
+                _FLIGHTS_OF + " AND T1.departure_date < '2024-07-01' AND T1.destination_code = '{dest}'",
+                ("Which of those fly to {dest}?", "Keep only the ones going to {dest}."),
+            ),
+            Step(
+                _COUNT_OF + " AND T1.departure_date < '2024-07-01' AND T1.destination_code = '{dest}'",
+                ("How many flights is that?", "How many are there?"),
+            ),
+        ),
+    ),
+    Conversation(
+        "passengers_then_younger",
+        "SELECT nationality, birth_year / 10 * 10 AS decade FROM passengers",
+        (
+            Step(
+                _PASSENGERS,
+                (
+                    "Which passengers are {nationality}?",
+                    "Show me the {nationality} passengers.",
+                    "Who among the passengers is {nationality}?",
+                ),
+            ),
+            Step(
+                _PASSENGERS + " AND birth_year >= {decade}",
+                ("Only those born in {decade} or later.", "Just the ones born from {decade} on."),
+            ),
+            Step(
+                _PASSENGERS + " AND birth_year >= {decade} ORDER BY birth_year ASC",
+                ("Order them from oldest to youngest.", "Sort them by birth year, oldest first."),
+            ),
+            Step(
+                "SELECT COUNT(*) FROM passengers WHERE nationality = '{nationality}' AND birth_year >= {decade}",
+                ("How many of them are there?", "Count them."),
+            ),
+        ),
+    ),
+)
+
+DOMAIN = Domain("airline", SCHEMA, populate, TEMPLATES, CONVERSATIONS)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from text2sql.data.bundled.conversations import Conversation
 from text2sql.data.bundled.pairs import Template
 
 Rows = dict[str, list[tuple]]
@@ -18,13 +19,15 @@ class Domain:
 
     `schema` holds the CREATE TABLE statements, parents before children, exactly as they will be
     stored in sqlite_master. `populate` returns rows per table in insertion order (parents first,
-    so that foreign keys are enforced while inserting).
+    so that foreign keys are enforced while inserting). `conversations` are the follow-up split's
+    templates (`text2sql.data.bundled.conversations`).
     """
 
     db_id: str
     schema: tuple[str, ...]
     populate: Callable[[random.Random], Rows]
     templates: tuple[Template, ...]
+    conversations: tuple[Conversation, ...] = ()
 
 
 # Plain ASCII and no apostrophes: a value must read the same in a question and in a SQL literal.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
+from text2sql.data.bundled.conversations import Conversation, Step
 from text2sql.data.bundled.domains.base import Domain, Rows, day, distinct_amounts, people
 from text2sql.data.bundled.pairs import AGGREGATES, TOP_K, Template, superlatives
 
@@ -321,4 +322,91 @@ TEMPLATES = (
     ),
 )
 
-DOMAIN = Domain("clinic", SCHEMA, populate, TEMPLATES)
+
+# ------------------------------------------------------------------------------ follow-up conversations
+
+_VISITS = "SELECT appointment_id, appointment_date FROM appointments WHERE reason = '{reason}'"
+_PATIENTS = "SELECT name, birth_year FROM patients WHERE city = '{city}'"
+_DOCTORS = "SELECT name, years_experience FROM doctors WHERE specialty = '{specialty}'"
+
+CONVERSATIONS = (
+    Conversation(
+        "visits_for_reason_then_year",
+        "SELECT reason, substr(appointment_date, 1, 4) AS year FROM appointments",
+        (
+            Step(
+                _VISITS,
+                (
+                    "Show the appointments booked for {reason}.",
+                    "Which appointments were for {reason}, and when?",
+                    "List the {reason} appointments with their dates.",
+                ),
+            ),
+            Step(
+                _VISITS + " AND appointment_date LIKE '{year}-%'",
+                ("Only those in {year}.", "Just the ones from {year}.", "Restrict that to {year}."),
+            ),
+            Step(
+                _VISITS + " AND appointment_date LIKE '{year}-%' ORDER BY appointment_date ASC",
+                ("Sort them by date, earliest first.", "Put them in date order."),
+            ),
+            Step(
+                "SELECT SUM(fee) FROM appointments WHERE reason = '{reason}' AND appointment_date LIKE '{year}-%'",
+                ("What did they cost in total?", "What is the total fee of those?"),
+            ),
+        ),
+    ),
+    Conversation(
+        "patients_in_city_then_gender",
+        "SELECT city, birth_year / 10 * 10 AS decade FROM patients",
+        (
+            Step(
+                _PATIENTS,
+                (
+                    "Which patients live in {city}, and when were they born?",
+                    "Show me the patients from {city} with their birth years.",
+                    "Who are the patients based in {city}, and what year were they born?",
+                ),
+            ),
+            Step(
+                _PATIENTS + " AND gender = '{gender}'",
+                ("Only the {gender_word} ones.", "Just the {gender_word} patients."),
+            ),
+            Step(
+                _PATIENTS + " AND gender = '{gender}' AND birth_year < {decade}",
+                ("Which of them were born before {decade}?", "Keep those born before {decade}."),
+            ),
+            Step(
+                "SELECT COUNT(*) FROM patients WHERE city = '{city}' AND gender = '{gender}' AND birth_year < {decade}",
+                ("How many is that?", "How many of them are there?"),
+            ),
+        ),
+        choices=(({"gender": "F", "gender_word": "female"}, {"gender": "M", "gender_word": "male"}),),
+    ),
+    Conversation(
+        "doctors_of_specialty_then_visits",
+        "SELECT T1.specialty AS specialty, substr(T2.appointment_date, 1, 4) AS year FROM doctors AS T1"
+        " JOIN appointments AS T2 ON T1.doctor_id = T2.doctor_id",
+        (
+            Step(
+                _DOCTORS,
+                (
+                    "Who are the doctors working in {specialty}, and how experienced are they?",
+                    "Show me the {specialty} doctors with their years of experience.",
+                    "Which doctors practise {specialty}, and for how many years?",
+                ),
+            ),
+            Step(
+                _DOCTORS + " ORDER BY years_experience DESC",
+                ("Sort them by experience, most experienced first.", "Order them by years of experience, most first."),
+            ),
+            Step(
+                "SELECT COUNT(*) FROM appointments AS T1 JOIN doctors AS T2 ON T1.doctor_id = T2.doctor_id"
+                " WHERE T2.specialty = '{specialty}' AND T1.appointment_date LIKE '{year}-%'",
+                ("How many appointments did they have in {year}?", "How many patients did they see in {year}?"),
+            ),
+        ),
+    ),
+)
+
+DOMAIN = Domain("clinic", SCHEMA, populate, TEMPLATES, CONVERSATIONS)

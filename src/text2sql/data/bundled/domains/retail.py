@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
+from text2sql.data.bundled.conversations import Conversation, Step
 from text2sql.data.bundled.domains.base import Domain, Rows, day, people
 from text2sql.data.bundled.pairs import AGGREGATES, TOP_K, Template, superlatives
 
@@ -332,4 +333,95 @@ TEMPLATES = (
     ),
 )
 
-DOMAIN = Domain("retail", SCHEMA, populate, TEMPLATES)
+
+# ------------------------------------------------------------------------------ follow-up conversations
+
+_ORDERS = (
+    "SELECT T1.order_id FROM orders AS T1 JOIN customers AS T2 ON T1.customer_id = T2.customer_id"
+    " WHERE T2.city = '{city}'"
+)
+_PRODUCTS = "SELECT name FROM products WHERE category = '{category}'"
+_JOINED = "SELECT name FROM customers WHERE joined_date LIKE '{year}-%'"
+
+CONVERSATIONS = (
+    Conversation(
+        "orders_from_city_then_year",
+        "SELECT T2.city AS city, substr(T1.order_date, 1, 4) AS year, T1.status AS status FROM orders AS T1"
+        " JOIN customers AS T2 ON T1.customer_id = T2.customer_id",
+        (
+            Step(
+                _ORDERS,
+                (
+                    "Which orders came from customers in {city}?",
+                    "Show me the orders placed from {city}.",
+                    "What orders do the customers of {city} have?",
+                ),
+            ),
+            Step(
+                _ORDERS + " AND T1.order_date LIKE '{year}-%'",
+                ("Only those from {year}.", "Just the ones placed in {year}."),
+            ),
+            Step(
+                _ORDERS + " AND T1.order_date LIKE '{year}-%' AND T1.status = '{status}'",
+                ("Which of them are {status}?", "Keep just the {status} ones."),
+            ),
+            Step(
+                "SELECT COUNT(*) FROM orders AS T1 JOIN customers AS T2 ON T1.customer_id = T2.customer_id"
+                " WHERE T2.city = '{city}' AND T1.order_date LIKE '{year}-%' AND T1.status = '{status}'",
+                ("How many is that?", "How many orders are there?"),
+            ),
+        ),
+    ),
+    Conversation(
+        "products_in_category_then_price",
+        "SELECT category, CAST(price / 50 AS INTEGER) * 50 AS price FROM products",
+        (
+            Step(
+                _PRODUCTS,
+                (
+                    "What do we sell in {category}?",
+                    "Show me the products of the {category} category.",
+                    "Which items are in {category}?",
+                ),
+            ),
+            Step(
+                _PRODUCTS + " AND price > {price}",
+                ("Only those costing more than {price}.", "Just the ones priced above {price}."),
+            ),
+            Step(
+                _PRODUCTS + " AND price > {price} ORDER BY price ASC",
+                ("Sort them by price, cheapest first.", "Order them from the cheapest up."),
+            ),
+            Step(
+                "SELECT AVG(price) FROM products WHERE category = '{category}' AND price > {price}",
+                ("What is their average price?", "What do they cost on average?"),
+            ),
+        ),
+    ),
+    Conversation(
+        "customers_joined_then_orders",
+        "SELECT substr(T1.joined_date, 1, 4) AS year, T1.city AS city FROM customers AS T1 JOIN orders AS T2"
+        " ON T1.customer_id = T2.customer_id",
+        (
+            Step(
+                _JOINED,
+                (
+                    "Who became a customer in {year}?",
+                    "Show me the customers who signed up in {year}.",
+                    "Which customers have been with us since {year}?",
+                ),
+            ),
+            Step(
+                _JOINED + " AND city = '{city}'",
+                ("Only those living in {city}.", "Just the ones from {city}."),
+            ),
+            Step(
+                "SELECT COUNT(*) FROM orders AS T1 JOIN customers AS T2 ON T1.customer_id = T2.customer_id"
+                " WHERE T2.joined_date LIKE '{year}-%' AND T2.city = '{city}'",
+                ("How many orders have they placed?", "How many orders came from them?"),
+            ),
+        ),
+    ),
+)
+
+DOMAIN = Domain("retail", SCHEMA, populate, TEMPLATES, CONVERSATIONS)

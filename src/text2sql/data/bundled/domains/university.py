@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from text2sql.data.bundled.conversations import Conversation, Step
 from text2sql.data.bundled.domains.base import Domain, Rows, people
 from text2sql.data.bundled.pairs import AGGREGATES, TOP_K, Template, superlatives
 
@@ -309,4 +310,103 @@ TEMPLATES = (
     ),
 )
 
-DOMAIN = Domain("university", SCHEMA, populate, TEMPLATES)
+
+# ------------------------------------------------------------------------------ follow-up conversations
+
+_STUDENTS = (
+    "SELECT T1.name FROM students AS T1 JOIN departments AS T2 ON T1.department_id = T2.department_id"
+    " WHERE T2.name = '{department}'"
+)
+_INSTRUCTORS = (
+    "SELECT T1.name FROM instructors AS T1 JOIN departments AS T2 ON T1.department_id = T2.department_id"
+    " WHERE T2.name = '{department}'"
+)
+_COURSES = (
+    "SELECT T1.title FROM courses AS T1 JOIN departments AS T2 ON T1.department_id = T2.department_id"
+    " WHERE T2.name = '{department}'"
+)
+
+CONVERSATIONS = (
+    Conversation(
+        "students_of_department_then_year",
+        "SELECT T2.name AS department, T1.enrollment_year AS year FROM students AS T1 JOIN departments AS T2"
+        " ON T1.department_id = T2.department_id",
+        (
+            Step(
+                _STUDENTS,
+                (
+                    "Who studies in the {department} department?",
+                    "Show me the students of {department}.",
+                    "Which students belong to {department}?",
+                ),
+            ),
+            Step(
+                _STUDENTS + " AND T1.enrollment_year = {year}",
+                ("Only those who enrolled in {year}.", "Just the {year} intake."),
+            ),
+            Step(
+                _STUDENTS + " AND T1.enrollment_year = {year} ORDER BY T1.gpa DESC",
+                ("Sort them by GPA, highest first.", "Rank them by GPA, best first."),
+            ),
+            Step(
+                "SELECT COUNT(*) FROM students AS T1 JOIN departments AS T2 ON T1.department_id = T2.department_id"
+                " WHERE T2.name = '{department}' AND T1.enrollment_year = {year}",
+                ("How many of them are there?", "How many students is that?"),
+            ),
+        ),
+    ),
+    Conversation(
+        "instructors_of_department_then_hired",
+        "SELECT T2.name AS department, T1.hire_year / 5 * 5 AS year FROM instructors AS T1 JOIN departments AS T2"
+        " ON T1.department_id = T2.department_id",
+        (
+            Step(
+                _INSTRUCTORS,
+                (
+                    "Who teaches in the {department} department?",
+                    "Show me the instructors of {department}.",
+                    "Which instructors work for {department}?",
+                ),
+            ),
+            Step(
+                _INSTRUCTORS + " AND T1.hire_year >= {year}",
+                ("Only those hired in {year} or later.", "Just the ones who joined from {year} on."),
+            ),
+            Step(
+                _INSTRUCTORS + " AND T1.hire_year >= {year} ORDER BY T1.salary DESC",
+                ("Order them by salary, highest first.", "Sort them by pay, best paid first."),
+            ),
+            Step(
+                "SELECT AVG(T1.salary) FROM instructors AS T1 JOIN departments AS T2"
+                " ON T1.department_id = T2.department_id WHERE T2.name = '{department}' AND T1.hire_year >= {year}",
+                ("What is their average salary?", "How much do they earn on average?"),
+            ),
+        ),
+    ),
+    Conversation(
+        "courses_of_department_then_credits",
+        "SELECT T2.name AS department, T1.credits AS credits FROM courses AS T1 JOIN departments AS T2"
+        " ON T1.department_id = T2.department_id",
+        (
+            Step(
+                _COURSES,
+                (
+                    "What courses does {department} teach?",
+                    "Show me the courses run by {department}.",
+                    "Which courses come from the {department} department?",
+                ),
+            ),
+            Step(
+                _COURSES + " AND T1.credits = {credits}",
+                ("Only the {credits}-credit ones.", "Just those worth {credits} credits."),
+            ),
+            Step(
+                "SELECT COUNT(*) FROM courses AS T1 JOIN departments AS T2 ON T1.department_id = T2.department_id"
+                " WHERE T2.name = '{department}' AND T1.credits = {credits}",
+                ("How many are there?", "How many courses is that?"),
+            ),
+        ),
+    ),
+)
+
+DOMAIN = Domain("university", SCHEMA, populate, TEMPLATES, CONVERSATIONS)
