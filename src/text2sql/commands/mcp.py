@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from text2sql.commands.common import add_model_arguments, add_threads_argument
-from text2sql.commands.serve import FIELDS, add_audit_argument, add_database_arguments, database_flags
+from text2sql.commands.serve import FIELDS, add_audit_argument, add_database_arguments, allow_flags, database_flags
 from text2sql.config import ServingConfig, add_section_flags
 from text2sql.errors import MissingExtraError
 
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         threads=args.threads,
         audit=args.audit,
+        allow=allow_flags(args.allow),
         **{name: getattr(args, name) for name in FIELDS},
     )
     return 0

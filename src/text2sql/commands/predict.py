@@ -85,6 +85,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --model openai:NAME: the OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI's)",
     )
     p.add_argument("--rows", type=int, default=20, metavar="N", help="rows of the result to print")
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="TABLE,TABLE(COL,COL)",
+        help="the SQL may read only these tables (and, in brackets, columns) of --db: the schema the model is "
+        "shown holds only them and SQL reading anything else is refused (repeatable)",
+    )
     add_threads_argument(p)
 
 
@@ -117,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         vote=args.vote,
         temperature=args.temperature,
         top_p=args.top_p,
+        allow=args.allow,
     )
     print(p.sql)
     if p.attempts > 1:
@@ -154,6 +163,7 @@ def chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         max_rows=_D.max_rows,
         threads=args.threads,
         base_url=args.base_url,
+        allow=args.allow,
     )
     conversation = Conversation(
         session,

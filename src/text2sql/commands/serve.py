@@ -7,6 +7,7 @@ import argparse
 from text2sql.commands.common import add_model_arguments, add_threads_argument
 from text2sql.config import ServingConfig, add_section_flags, refuse_passwords
 from text2sql.errors import ConfigError
+from text2sql.sql.permissions import Permissions
 
 HELP = "serve a model over HTTP: OpenAI-compatible chat/completions and /v1/sql"
 
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         model_name=args.served_model_name,
         threads=args.threads,
         audit=args.audit,
+        allow=allow_flags(args.allow),
         **{name: getattr(args, name) for name in FIELDS},
     )
     return 0
@@ -82,6 +84,15 @@ def add_database_arguments(p: argparse.ArgumentParser) -> None:
         help="serve a database by id: a SQLite or DuckDB file or a postgresql:// URL (repeatable; "
         "password from PGPASSWORD or ~/.pgpass)",
     )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="ID:TABLE,TABLE(COL,COL)",
+        help="questions about database ID may read only these tables (and, in brackets, columns): the schema "
+        "the model is shown holds only them and SQL reading anything else is refused (repeatable; "
+        "serving.allow in a config)",
+    )
 
 
 def add_audit_argument(p: argparse.ArgumentParser) -> None:
@@ -91,6 +102,11 @@ def add_audit_argument(p: argparse.ArgumentParser) -> None:
         help="append one JSON line per question to FILE: time, client (a hash of the API key), database, "
         "question, SQL, whether it ran, rows, error, latency",
     )
+
+
+def allow_flags(items: list[str]) -> Permissions | None:
+    """`--allow ID:TABLE,...` flags (`text2sql.sql.permissions`); None without any."""
+    return Permissions.from_cli(items) if items else None
 
 
 def database_flags(items: list[str]) -> dict[str, str]:

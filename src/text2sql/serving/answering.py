@@ -41,6 +41,7 @@ from text2sql.serving.repair import check_each, repair_question
 from text2sql.sql.execution import NO_DATABASE, Database, ExecutionResult
 from text2sql.sql.extract import extract_sql
 from text2sql.sql.match import TRUNCATED
+from text2sql.sql.permissions import DatabasePermissions, Permissions
 from text2sql.sql.targets import redact
 from text2sql.sql.voting import vote as vote_by_result
 
@@ -56,6 +57,7 @@ class Target:
     schema: str
     path: str | None = None
     db_id: str | None = None  # the server's name for the database
+    permissions: DatabasePermissions | None = None  # what its SQL may read (None: everything)
 
     @property
     def name(self) -> str:
@@ -123,9 +125,11 @@ class Answerer:
         schema_sample_rows: int = 0,
         timeout: float = 5.0,
         max_rows: int = 1000,
+        permissions: Permissions | None = None,
     ):
         self.model = model
         self.databases = databases
+        self.permissions = permissions  # by db_id: what a question's SQL may read
         self.schema_format = schema_format
         self.schema_sample_rows = schema_sample_rows
         self.timeout = timeout
@@ -139,11 +143,12 @@ class Answerer:
         if self.databases is None:
             raise UnknownDatabase(db_id, [])
         path = self.databases.path(db_id)
+        allowed = self.permissions.get(db_id) if self.permissions else None
         try:
-            text = await asyncio.to_thread(schema_text, path, self.schema_format, self.schema_sample_rows)
+            text = await asyncio.to_thread(schema_text, path, self.schema_format, self.schema_sample_rows, allowed)
         except DataError as exc:  # a server that is down, a file that went away: the database, not the question
             raise DatabaseUnavailable(f"database {db_id} is unavailable: {exc}") from None
-        return Target(text, path, db_id)
+        return Target(text, path, db_id, allowed)
 
     async def target(self, *, db_id: str | None = None, schema: str | None = None) -> Target:
         """`db_id`'s database, else `schema` (CREATE TABLE statements; other text is shown as written)."""
@@ -157,7 +162,15 @@ class Answerer:
         """The prompt as evaluation builds it: the schema pruned to the model's budget, value hints, the
         earlier turns `history`."""
         return self.model.prompt(
-            Example(question, "", target.schema, evidence=evidence, db_path=target.path, history=list(history))
+            Example(
+                question,
+                "",
+                target.schema,
+                evidence=evidence,
+                db_id=target.db_id,
+                db_path=target.path,
+                history=list(history),
+            )
         )
 
     async def question_prompt(self, question: Question, db_id: str | None = None) -> Any:
@@ -200,7 +213,14 @@ class Answerer:
         """(index of the answer, every candidate checked): each distinct SQL checked once, run when
         `execute` or `vote`. Without vote the answer is the first (greedy) one; with vote, the one most
         candidates agree with by result (ties to the earlier one). Blocks while queries run."""
-        results = check_each(sqls, target.path, execute=execute or vote, timeout=self.timeout, max_rows=self.max_rows)
+        results = check_each(
+            sqls,
+            target.path,
+            execute=execute or vote,
+            timeout=self.timeout,
+            max_rows=self.max_rows,
+            permissions=target.permissions,
+        )
         if not vote:
             return 0, [Candidate(q, r, chosen=i == 0) for i, (q, r) in enumerate(zip(sqls, results))]
         ballot = vote_by_result(cast(Database, _Ran(sqls, results)), sqls, timeout=self.timeout, max_rows=self.max_rows)

@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,6 +93,7 @@ from text2sql.serving.openai_schema import (
 )
 from text2sql.serving.streams import streamed_chat, streamed_completion
 from text2sql.sql.extract import extract_sql
+from text2sql.sql.permissions import Permissions
 
 T = TypeVar("T")
 
@@ -127,6 +128,7 @@ class ServerSettings:
     schema_format: str = "sql"  # as the model was trained (InferenceModel.schema_format)
     schema_sample_rows: int = 0
     audit: AuditLog | None = None  # one line per question (--audit FILE)
+    permissions: Permissions | None = None  # by db_id, the tables and columns questions may read (--allow)
 
 
 @dataclass
@@ -147,6 +149,8 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     The engine is not closed on shutdown: whoever built it owns it."""
     serving = settings.serving
     databases = DatabaseDirectory(settings.db_dir or database_dir(), settings.databases)
+    if settings.permissions:  # prompts are pruned and hinted from the allowed tables and columns only
+        engine.builder.schema = replace(engine.builder.schema, permissions=settings.permissions)
     answerer = Answerer(
         ServedModel(engine),
         databases=databases,
@@ -154,6 +158,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         schema_sample_rows=settings.schema_sample_rows,
         timeout=serving.timeout,
         max_rows=serving.max_rows,
+        permissions=settings.permissions,
     )
 
     @asynccontextmanager

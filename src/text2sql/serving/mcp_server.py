@@ -223,8 +223,14 @@ class Tools:
         several statements and queries over serving.timeout are refused."""
         with self.call("run_sql", Asked(db, sql=sql)) as asked:
             path = self.path(db)
+            allowed = self.answerer.permissions.get(db) if self.answerer.permissions else None
             result = await asyncio.to_thread(
-                execute_sql, path, sql, timeout=self.answerer.timeout, max_rows=self.answerer.max_rows
+                execute_sql,
+                path,
+                sql,
+                timeout=self.answerer.timeout,
+                max_rows=self.answerer.max_rows,
+                permissions=allowed,
             )
             asked.ran(result)
             if result.category == NO_DATABASE:
@@ -253,7 +259,7 @@ class Tools:
 
     def _schema_view(self, target: Target, tables: list[str] | None) -> SchemaView:
         db, path = target.db_id or "", target.path or ""
-        structure = cached_schema(path)
+        structure = cached_schema(path, target.permissions)
         everything = [t.name for t in structure.tables]
         base = {"db": db, "dialect": structure.dialect}
         if tables:

@@ -19,7 +19,7 @@ ones before (their questions and answered SQL are its history, as training data 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ from text2sql.serving.answer_models import EndpointModel, LocalModel, Model
 from text2sql.serving.answering import EXTRA_SAMPLING, Answerer, SqlAnswer, Target
 from text2sql.serving.engine import build_engine
 from text2sql.sql.execution import ExecutionResult
-from text2sql.sql.targets import dialect_of, is_url, local_path
+from text2sql.sql.permissions import DatabasePermissions, Permissions
+from text2sql.sql.targets import dialect_of, is_url, local_path, name_of
 
 DEFAULT_SHOWN_ROWS = 20
 
@@ -201,12 +202,14 @@ def predict(
     temperature: float = EXTRA_SAMPLING.temperature,
     top_p: float = EXTRA_SAMPLING.top_p,
     history: Sequence[Turn] = (),
+    allow: Sequence[str] = (),
 ) -> Prediction:
     """The model's SQL for `question` on the database `db` (a SQLite or DuckDB file, a PostgreSQL URL) or the schema file
     `schema`; with `execute`, its rows. With `n` > 1 the greedy answer comes with n - 1 answers sampled at
     `temperature` and `top_p`; with `vote`, the answer is the one most of them agree with by result. `history`:
-    the earlier (question, SQL) turns it follows up on. Raises Text2SQLError for bad input, before loading.
-    `model` may be an endpoint, `openai:NAME` (at `base_url`, default $OPENAI_BASE_URL)."""
+    the earlier (question, SQL) turns it follows up on. `allow`: the tables (and, in brackets, columns) the
+    SQL may read, as `--allow` writes them (`text2sql.sql.permissions`). Raises Text2SQLError for bad input,
+    before loading. `model` may be an endpoint, `openai:NAME` (at `base_url`, default $OPENAI_BASE_URL)."""
     db = resolve_database(db)
     check_inputs(db, schema, execute)
     check_candidates(db, n=n, vote=vote, temperature=temperature, top_p=top_p)
@@ -223,6 +226,7 @@ def predict(
         max_rows=max_rows,
         threads=threads,
         base_url=base_url,
+        allow=allow,
     )
     return session.ask(
         question,
@@ -247,12 +251,16 @@ def open_session(
     max_rows: int = 1000,
     threads: int | None = None,
     base_url: str | None = None,
+    allow: Sequence[str] = (),
 ) -> Session:
     """`model` loaded (or its endpoint opened) for questions on `db` or the schema file `schema`, with
-    the schema as the model was trained to read it. Bad input raises Text2SQLError before loading."""
+    the schema as the model was trained to read it, holding only what `allow` lets questions read (see
+    `predict`). Bad input raises Text2SQLError before loading."""
     db = resolve_database(db)
     check_inputs(db, schema, False)
-    schema_str = schema_text(db, "sql") if db else read_schema_file(schema or "")  # validates the file early
+    allowed = allowed_tables(allow, db)
+    # Validates the file, and binds the permissions to the database's catalog, before the model loads.
+    schema_str = schema_text(db, "sql", permissions=allowed) if db else read_schema_file(schema or "")
     asked: Model
     if is_endpoint(model):
         asked = _endpoint(model, db, base_url)
@@ -263,9 +271,23 @@ def open_session(
         if max_new_tokens is None:  # as long as the model's own run let its answers be
             max_new_tokens = (im.config.evaluation if im.config is not None else EvaluationConfig()).max_new_tokens
         if db:
-            schema_str = schema_text(db, im.schema_format, im.schema_sample_rows)
+            schema_str = schema_text(db, im.schema_format, im.schema_sample_rows, allowed)
+        if allowed is not None:  # prompts pruned and hinted from the allowed tables and columns only
+            im.builder.schema = replace(im.builder.schema, permissions=Permissions(((name_of(db or ""), allowed),)))
         asked = LocalModel(build_engine(im, batch_size=1))
-    return Session(Answerer(asked, timeout=timeout, max_rows=max_rows), Target(schema_str, db), max_new_tokens)
+    target = Target(schema_str, db, name_of(db) if db else None, allowed)
+    return Session(Answerer(asked, timeout=timeout, max_rows=max_rows), target, max_new_tokens)
+
+
+def allowed_tables(allow: Sequence[str], db: str | None) -> DatabasePermissions | None:
+    """`--allow TABLE,TABLE(COL,...)` flags (an `ID:` before them is accepted and ignored: predict has one
+    database) as the permissions of `db`; None without any. ConfigError without a database."""
+    if not allow:
+        return None
+    if db is None:
+        raise ConfigError("--allow limits what SQL reads on a database: give --db too")
+    texts = [a.split(":", 1)[1] if ":" in a.split("(", 1)[0] else a for a in allow]
+    return DatabasePermissions.parse(texts, "--allow")
 
 
 def _endpoint(model: str, db: str | None, base_url: str | None) -> EndpointModel:

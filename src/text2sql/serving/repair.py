@@ -21,6 +21,7 @@ from sqlglot.errors import ParseError, SqlglotError
 
 from text2sql.sql.execution import FORBIDDEN, SYNTAX, ExecutionResult, compile_sql, execute_sql, try_open
 from text2sql.sql.extract import looks_like_sql
+from text2sql.sql.permissions import DatabasePermissions
 
 # The question of a repair attempt. Fixed and documented (README): what the model sees on retry.
 REPAIR_TEMPLATE = "{question}\n\nThe previous SQL failed: {sql}\nError: {error}"
@@ -30,28 +31,46 @@ def repair_question(question: str, sql: str, error: str) -> str:
     return REPAIR_TEMPLATE.format(question=question.strip(), sql=sql.strip() or "(empty)", error=error.strip())
 
 
-def check_sql(sql: str, db_path: str | Path | None, *, execute: bool, timeout: float, max_rows: int) -> ExecutionResult:
-    """Run, compile or parse `sql` (see module docstring); never raises."""
+def check_sql(
+    sql: str,
+    db_path: str | Path | None,
+    *,
+    execute: bool,
+    timeout: float,
+    max_rows: int,
+    permissions: DatabasePermissions | None = None,
+) -> ExecutionResult:
+    """Run, compile or parse `sql` (see module docstring); never raises. `permissions`: the tables
+    and columns it may read (None: all)."""
     refused = not_sql(sql)
     if refused is not None:
         return refused
     if db_path is not None:
         if execute:
-            return execute_sql(db_path, sql, timeout=timeout, max_rows=max_rows)
-        return compile_sql(db_path, sql, timeout=timeout)
+            return execute_sql(db_path, sql, timeout=timeout, max_rows=max_rows, permissions=permissions)
+        return compile_sql(db_path, sql, timeout=timeout, permissions=permissions)
     return _parse_check(sql)
 
 
 def check_each(
-    sqls: Sequence[str], db_path: str | Path | None, *, execute: bool, timeout: float, max_rows: int
+    sqls: Sequence[str],
+    db_path: str | Path | None,
+    *,
+    execute: bool,
+    timeout: float,
+    max_rows: int,
+    permissions: DatabasePermissions | None = None,
 ) -> list[ExecutionResult]:
     """`check_sql` of every SQL in `sqls`, in order, each distinct text checked once (run over one
     connection with `execute`); equal texts share one result. Never raises."""
     distinct = list(dict.fromkeys(sqls))
     if not (execute and db_path is not None):
-        done = {q: check_sql(q, db_path, execute=False, timeout=timeout, max_rows=max_rows) for q in distinct}
+        done = {
+            q: check_sql(q, db_path, execute=False, timeout=timeout, max_rows=max_rows, permissions=permissions)
+            for q in distinct
+        }
         return [done[q] for q in sqls]
-    db = try_open(db_path)
+    db = try_open(db_path, permissions=permissions)
     if isinstance(db, ExecutionResult):  # the database is away: every candidate says so
         return [not_sql(q) or db for q in sqls]
     with db:

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from text2sql.config import EvaluationConfig, ServingConfig
 from text2sql.data.bundled import database_dir
+from text2sql.data.schema import read_schema
 from text2sql.errors import ConfigError
 from text2sql.inference.loading import load_for_inference
 from text2sql.progress import progress_bars_disabled
@@ -31,6 +32,7 @@ from text2sql.serving.app import ServerSettings, create_app
 from text2sql.serving.audit import AuditLog
 from text2sql.serving.databases import DatabaseDirectory
 from text2sql.serving.engine import build_engine
+from text2sql.sql.permissions import Permissions
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +58,17 @@ def build_server(
     model_name: str | None = None,
     threads: int | None = None,
     audit: str | Path | None = None,
+    allow: Permissions | None = None,
     **overrides: Any,
 ) -> Server:
     """Load `model` and build the app (not started). `overrides` are `ServingConfig` fields; None
     values are ignored, so unset command-line flags leave the model's saved settings alone. `audit`:
-    the JSONL file every question is appended to (`audit.AuditLog`)."""
+    the JSONL file every question is appended to (`audit.AuditLog`). `allow`: the tables and columns
+    questions may read, by db_id (`--allow`; over `serving.allow`)."""
     serving_config(ServingConfig(), overrides)  # bad flags fail before the model loads
-    DatabaseDirectory(db_dir or database_dir(), databases)  # a missing folder or file fails before the model loads
+    directory = DatabaseDirectory(db_dir or database_dir(), databases)  # a missing file fails before the model loads
+    if allow:
+        bound_permissions(allow, directory)  # so does an --allow naming what the databases lack
     log = AuditLog(audit) if audit else None  # an unwritable file fails before the model loads
     backend = overrides.get("backend") or "hf"
     with progress_bars_disabled():
@@ -70,6 +76,10 @@ def build_server(
     saved = im.config.serving if im.config is not None else ServingConfig()
     answer_tokens = (im.config.evaluation if im.config is not None else EvaluationConfig()).max_new_tokens
     serving = serving_config(saved, overrides, default_max_tokens=answer_tokens)
+    permissions = bound_permissions(
+        Permissions.from_config(serving.allow).replaced_by(allow or Permissions()),
+        DatabaseDirectory(db_dir or database_dir(), {**serving.databases, **(databases or {})}),
+    )
     engine = build_engine(
         im,
         backend=serving.backend,
@@ -86,8 +96,23 @@ def build_server(
         schema_format=im.schema_format,
         schema_sample_rows=im.schema_sample_rows,
         audit=log,
+        permissions=permissions,
     )
     return Server(app=create_app(engine, settings), engine=engine, settings=settings)
+
+
+def bound_permissions(permissions: Permissions, databases: DatabaseDirectory) -> Permissions | None:
+    """`permissions` checked against the databases they name: an id the server does not have, or a
+    table or column a database does not hold, is a ConfigError now, not a surprise at the first
+    question. None when nothing is restricted."""
+    if not permissions:
+        return None
+    permissions.check_databases(databases.ids())
+    for db_id in databases.ids():
+        allowed = permissions.get(db_id)
+        if allowed is not None:
+            read_schema(databases.path(db_id), allowed)  # binds every name to the catalog
+    return permissions
 
 
 def serving_config(
