@@ -3,7 +3,9 @@
 The loss is the mean cross-entropy over target tokens only (labels != -100: the prompt is masked,
 exactly as in training), summed over the whole split and divided once by the number of target
 tokens, so long and short targets weigh per token, not per example. Perplexity is exp(loss).
-Batches are length-sorted; padded labels are -100, so padding changes nothing.
+Batches are length-sorted; padded labels are -100, so padding changes nothing. As in training, the
+vocabulary projection runs on target positions only, in chunks (`text2sql.training.answer_loss`),
+for models whose head is a plain projection.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from text2sql.data.prompt import IGNORE_INDEX, PromptBuilder
 from text2sql.evaluation.evalset import EvalRow
 from text2sql.inference.generate import length_sorted_batches, pad_batch
 from text2sql.progress import progress as progress_bar
+from text2sql.training.answer_loss import answer_outputs, head_is_linear, unwrap
 
 
 def encode_rows(
@@ -41,6 +44,7 @@ def encode_rows(
                 evidence=rows[i].evidence,
                 reasoning=rows[i].reasoning,
                 db_path=rows[i].db_path,
+                history=rows[i].history,
             )
             for i in todo
         ]
@@ -68,6 +72,8 @@ def teacher_forced_loss(
     import torch.nn.functional as F
 
     device = next(model.parameters()).device
+    if head_is_linear(model):
+        return _answer_only_loss(model, encoded, pad_id=pad_id, batch_size=batch_size, progress=progress)
     # Decoders: left padding puts every row's target at the end, so only the last positions need
     # logits (`logits_to_keep`); the vocabulary projection over the prompt is most of a tiny
     # model's forward pass. Position ids follow the mask, as in generation.
@@ -103,6 +109,33 @@ def teacher_forced_loss(
             tokens += int((targets != IGNORE_INDEX).sum())
             bar.update(1)
     bar.close()
+    return _result(total, tokens)
+
+
+def _answer_only_loss(model: Any, encoded, *, pad_id: int, batch_size: int, progress: bool) -> dict[str, Any]:
+    """The same loss with the head applied to target positions only, a chunk at a time."""
+    import torch
+
+    base = unwrap(model)  # LoRA layers sit inside the base model: its body runs them
+    device = next(model.parameters()).device
+    total, tokens = 0.0, 0
+    batches = length_sorted_batches([len(ids) for ids, _ in encoded], batch_size)
+    bar = progress_bar(len(batches), "loss", unit="batch", enabled=progress)
+    with torch.inference_mode():
+        for batch in batches:
+            ids, mask = pad_batch([encoded[i][0] for i in batch], pad_id, side="right")
+            labels, _ = pad_batch([encoded[i][1] for i in batch], IGNORE_INDEX, side="right")
+            out = answer_outputs(
+                base, input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
+            )
+            total -= float(out.log_probs.sum())
+            tokens += int(out.label_mask.sum())
+            bar.update(1)
+    bar.close()
+    return _result(total, tokens)
+
+
+def _result(total: float, tokens: int) -> dict[str, Any]:
     if tokens == 0:
         return {"loss": None, "perplexity": None, "num_tokens": 0}
     loss = total / tokens

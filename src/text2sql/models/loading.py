@@ -17,6 +17,7 @@ the fix. transformers is imported inside the functions to keep CLI start-up fast
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from text2sql.models.gguf import gguf_model_path, is_gguf
 from text2sql.models.registry import artifact_uri, parse_model_resource
 from text2sql.models.tiny import tiny_model_path
 from text2sql.storage import StorageError, fetch
+
+log = logging.getLogger("text2sql.models")
 
 KINDS = ("decoder", "seq2seq")
 REMOTE_SCHEMES = ("gs", "s3")
@@ -154,7 +157,8 @@ def load_model(
     **kwargs: Any,
 ):
     """Load the model with `AutoModelForCausalLM` (kind "decoder") or `AutoModelForSeq2SeqLM`
-    (kind "seq2seq"); `kind=None` reads it from the config.
+    (kind "seq2seq"); `kind=None` reads it from the config. `attn_implementation="sdpa"` falls back
+    to eager attention for architectures that have no sdpa kernel.
 
     `dtype` is a `torch.dtype`, a name such as "bfloat16", or "auto" (the dtype in config.json);
     None keeps the transformers default, which in transformers 5 is "auto". Other keyword arguments
@@ -174,7 +178,15 @@ def load_model(
         kwargs["attn_implementation"] = attn_implementation
     auto_class = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
     with _load_errors(name_or_path, path):
-        return auto_class.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+        try:
+            return auto_class.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+        except ValueError as exc:
+            # PyTorch's fused attention (the default) where the architecture has it, else its own kernel.
+            if attn_implementation != "sdpa" or "scaled_dot_product_attention" not in str(exc):
+                raise
+            log.info("%s has no sdpa attention; loading it with eager attention", name_or_path)
+            kwargs["attn_implementation"] = "eager"
+            return auto_class.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
 
 
 def _fetch_remote(url: str) -> str:

@@ -2,10 +2,11 @@
 
 `cfg.training` holds transformers `TrainingArguments` names (checked by `text2sql.config`). On top of
 them text2sql sets: where checkpoints go (`<output_dir>/checkpoints`), mixed precision when the user
-left it unset (bf16 on a CUDA GPU that supports it, else fp16 on CUDA, off on CPU), activation
-checkpointing off unless asked (TRL's `SFTConfig` turns it on by default: ~20% slower on CPU),
-the tracker from `cfg.tracking`, and plain progress lines instead of a bar
-when the output is not a terminal. Decoders get TRL's `SFTConfig`, T5 `Seq2SeqTrainingArguments`.
+left it unset (bf16 on a CUDA GPU that supports it, else fp16 on CUDA; on CPU what the run's memory
+plan says, else off), activation checkpointing off unless asked or planned (TRL's `SFTConfig` turns
+it on by default: ~20% slower on CPU for small models), the tracker from `cfg.tracking`, and plain
+progress lines instead of a bar when the output is not a terminal. Decoders get TRL's `SFTConfig`,
+T5 `Seq2SeqTrainingArguments`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from text2sql.config import Config
 from text2sql.errors import ConfigError, first_line
 from text2sql.tracking import setup_tracking
+from text2sql.training.memory_plan import MemoryPlan
 
 CHECKPOINTS = "checkpoints"
 
@@ -60,11 +62,18 @@ def _training_values(cfg: Config) -> dict[str, Any]:
     return values
 
 
-def managed_values(cfg: Config, *, progress_lines: bool, has_validation: bool, resume: bool = False) -> dict[str, Any]:
-    """The arguments text2sql sets, merged over the user's (user values win where it makes sense)."""
+def managed_values(
+    cfg: Config, *, progress_lines: bool, has_validation: bool, resume: bool = False, plan: MemoryPlan | None = None
+) -> dict[str, Any]:
+    """The arguments text2sql sets, merged over the user's (user values win where it makes sense);
+    `plan` is a CPU run's memory plan (bf16 and checkpointing, the user's settings already in it)."""
     values = _training_values(cfg)
     values["output_dir"] = str(Path(cfg.output_dir) / CHECKPOINTS)
     values.update(mixed_precision(cfg.training))
+    if plan is not None:
+        values["bf16"] = plan.bf16
+        if plan.activation_checkpointing is not None:
+            values["activation_checkpointing"] = plan.activation_checkpointing
     values["remove_unused_columns"] = False  # the collator picks its columns; keep `length` for grouping
     # Batches are drawn at random (transformers' default). Length-grouped batches pad less and run
     # ~30% faster on CPU, but on templated data they fill each batch with one question shape, and a
@@ -100,11 +109,17 @@ def managed_values(cfg: Config, *, progress_lines: bool, has_validation: bool, r
 
 
 def build_training_arguments(
-    cfg: Config, kind: str, *, progress_lines: bool, has_validation: bool, resume: bool = False
+    cfg: Config,
+    kind: str,
+    *,
+    progress_lines: bool,
+    has_validation: bool,
+    resume: bool = False,
+    plan: MemoryPlan | None = None,
 ):
     """`SFTConfig` (decoders) or `Seq2SeqTrainingArguments` (T5) for this run; `resume` continues the
-    tracker's run too."""
-    values = managed_values(cfg, progress_lines=progress_lines, has_validation=has_validation, resume=resume)
+    tracker's run too; `plan` is a CPU run's memory plan."""
+    values = managed_values(cfg, progress_lines=progress_lines, has_validation=has_validation, resume=resume, plan=plan)
     if kind == "seq2seq":
         from transformers import Seq2SeqTrainingArguments as Args
 

@@ -42,8 +42,14 @@ from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import RunDir, identity_of
 from text2sql.threads import use_threads
 from text2sql.training.accuracy import ExecutionAccuracyCallback
+from text2sql.training.answer_loss import install_answer_head
 from text2sql.training.arguments import mixed_precision, uses_cpu
-from text2sql.training.callbacks import ProgressBarCallback, ProgressLinesCallback, use_progress_lines
+from text2sql.training.callbacks import (
+    ProgressBarCallback,
+    ProgressLinesCallback,
+    ThreadFollowCallback,
+    use_progress_lines,
+)
 from text2sql.training.methods import apply_method, format_summary, is_peft_method, parameter_summary
 from text2sql.training.model_card import dump_json
 from text2sql.training.resources import ResourceMonitorCallback
@@ -335,7 +341,7 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     reward_funcs += list(extra_rewards)
 
     timer = TimeLimitCallback(cfg.rl.max_minutes)
-    trainer_callbacks: list[Any] = [timer]
+    trainer_callbacks: list[Any] = [timer, ThreadFollowCallback(cfg.model.threads)]
     accuracy: RLAccuracyCallback | None = None
     if cfg.rl.eval_steps:
         sample = _accuracy_callback(cfg, datasets, start)
@@ -355,6 +361,11 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     )
     if hasattr(trainer, "eos_token_ids"):  # TRL masks each completion after its first stop id: the same ids
         trainer.eos_token_ids = stops
+    # TRL asks for the completions' log-probabilities through its fused head, which on CPU projects
+    # every position (the prompt too) onto the vocabulary: completion positions only, in chunks.
+    for scored in (trainer.model, getattr(trainer, "ref_model", None)):
+        if scored is not None:
+            install_answer_head(scored, temperature=args.temperature, entropy_grad=True)
     for cb in callbacks:
         trainer.add_callback(cb)
     trainer.remove_callback(PrinterCallback)

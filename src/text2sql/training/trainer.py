@@ -4,6 +4,10 @@ Decoder models train through TRL's `SFTTrainer`, T5 through transformers' `Seq2S
 the rows exactly as `prepare` wrote them (prompt tokens masked with -100 in the labels) and pad them
 per batch with `PaddingCollator`. TRL is told to skip its own dataset preparation, so it neither
 re-templates nor re-tokenizes nor truncates.
+
+The language-model head runs on answer positions only, in chunks (`answer_loss`). On CPU the run's
+memory plan (`memory_plan`) picks bf16 autocast and activation checkpointing; the plan and its
+reasons are logged and written into the training log.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from text2sql.data.prepare import trainable
 from text2sql.data.prompt import PromptBuilder
 from text2sql.errors import ConfigError
 from text2sql.models.adapters import adapter_base, is_adapter_dir
-from text2sql.models.loading import ResolvedModel, load_model
+from text2sql.models.loading import ResolvedModel, load_config, load_model
 from text2sql.tracking import TrackingRunCallback, tracking_callbacks
 from text2sql.training.accuracy import ExecutionAccuracyCallback
-from text2sql.training.arguments import build_training_arguments
+from text2sql.training.answer_loss import install_answer_head, seq2seq_trainer_class
+from text2sql.training.arguments import build_training_arguments, uses_cpu
 from text2sql.training.callbacks import (
     CheckpointSyncCallback,
     PeakMemoryCallback,
@@ -36,6 +41,13 @@ from text2sql.training.callbacks import (
 )
 from text2sql.training.checkpoints import CompleteCheckpointCallback
 from text2sql.training.collator import PaddingCollator, training_columns
+from text2sql.training.memory_plan import (
+    MemoryPlan,
+    decide_checkpointing,
+    hidden_size_of,
+    plan_callback,
+    plan_precision,
+)
 from text2sql.training.methods import apply_method, is_peft_method, parameter_summary, quantization_config
 from text2sql.training.resources import ResourceMonitorCallback
 
@@ -56,6 +68,7 @@ class TrainingSetup:
     target_modules: Any = None
     memory: PeakMemoryCallback | None = None
     callbacks: list[Any] = field(default_factory=list)
+    memory_plan: MemoryPlan | None = None  # CPU runs: bf16, checkpointing and logits, with reasons
 
 
 def model_dtype(cfg: Config):
@@ -196,7 +209,13 @@ def build_trainer(
     datasets = load_from_disk(str(data_path))
     has_validation = "validation" in datasets and len(datasets["validation"]) > 0
     lines = use_progress_lines(cfg.callbacks.progress)
-    args = build_training_arguments(cfg, kind, progress_lines=lines, has_validation=has_validation, resume=resume)
+    plan = None
+    if uses_cpu(cfg):
+        config = load_config(base.path, trust_remote_code=cfg.model.trust_remote_code)
+        plan = plan_precision(cfg.training, hidden_size_of(config))
+    args = build_training_arguments(
+        cfg, kind, progress_lines=lines, has_validation=has_validation, resume=resume, plan=plan
+    )
 
     callbacks: list[Any] = [CompleteCheckpointCallback(fingerprint)]
     if cfg.tracking.backend != "none":
@@ -226,6 +245,11 @@ def build_trainer(
             target_modules = sorted(target_modules)
 
     train_ds = training_columns(datasets["train"])
+    if plan is not None:
+        longest = max(train_ds["length"]) if len(train_ds) else 0
+        decide_checkpointing(plan, model, kind, rows=args.per_device_train_batch_size, length=int(longest))
+        # Read by the trainer when it is built, below.
+        args.activation_checkpointing = args.gradient_checkpointing = bool(plan.activation_checkpointing)
     eval_ds = training_columns(trainable(datasets["validation"], cfg, kind)) if has_validation else None
     cap = cfg.evaluation.loss_samples
     if eval_ds is not None and cap is not None and len(eval_ds) > cap:  # the validation loss on a seeded sample
@@ -241,13 +265,20 @@ def build_trainer(
         callbacks=callbacks,
     )
     if kind == "seq2seq":
-        from transformers import Seq2SeqTrainer
-
-        trainer: Any = Seq2SeqTrainer(**common)
+        trainer: Any = seq2seq_trainer_class()(**common)
     else:
         from trl import SFTTrainer
 
         trainer = SFTTrainer(**common)
+    # After TRL has fitted its own fused head, which this one serves on CPU.
+    answer_only = install_answer_head(model)
+    if plan is not None:
+        plan.answer_only_logits = answer_only
+        plan.answer_logits_reason = (
+            "the head is a plain projection" if answer_only else "the head transforms its logits: computed whole"
+        )
+        log.info("memory plan: %s", plan.summary())
+        trainer.add_callback(plan_callback(plan))
 
     for cb in extra_callbacks:
         trainer.add_callback(cb)
@@ -270,4 +301,5 @@ def build_trainer(
         target_modules=target_modules,
         memory=memory,
         callbacks=list(trainer.callback_handler.callbacks),
+        memory_plan=plan,
     )
