@@ -6,12 +6,17 @@ Each stage skips itself when its output is current, a run stopped halfway contin
 or `gs://` output_dir is worked on in a local mirror and every finished stage is uploaded. Under
 `accelerate launch` every process runs this; training is distributed, the other stages run on the
 main process while the rest wait, and only the main process reports.
+
+With `estimate`, the run first says how long each stage will take and how much memory it will need
+here (the estimate `text2sql init` or `validate` kept for this config, else a short probe), and the
+summary sets each stage's actual time and peak memory beside its estimate.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,18 @@ from text2sql import storage
 from text2sql.config import Config, save_config
 from text2sql.models.registry import check_registration
 from text2sql.paths import cache_root
+from text2sql.sizing import (
+    Estimate,
+    ProbeError,
+    comparison_table,
+    estimate_run,
+    estimate_table,
+    format_duration,
+    load_estimate,
+    run_probe,
+    save_estimate,
+)
+from text2sql.sizing.memory import PeakRss
 from text2sql.stages import (
     Evaluate,
     Say,
@@ -47,6 +64,8 @@ class RunResult:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: Path | None = None
     compare_page: Path | None = None
+    estimate: Estimate | None = None  # what the run expected of itself, when asked to estimate
+    peaks: dict[str, float | None] = field(default_factory=dict)  # stage → peak resident memory, MiB
 
 
 def _localize_inputs(cfg: Config) -> Config:
@@ -64,9 +83,10 @@ def _local_mirror(url: str) -> Path:
     return cache_root() / "runs" / digest
 
 
-def run_pipeline(cfg: Config, *, force: bool = False, say: Say = say_line) -> RunResult:
+def run_pipeline(cfg: Config, *, force: bool = False, say: Say = say_line, estimate: bool = False) -> RunResult:
     """Run every stage of `cfg` in order; returns the stages and the headline metrics. `say` takes
-    the progress lines (on the main process of a distributed run only)."""
+    the progress lines (on the main process of a distributed run only). `estimate`: print the run's
+    estimate first (`estimate_for_run`); the summary then compares it with what happened."""
     remote = cfg.output_dir if storage.is_remote(cfg.output_dir) else None
     work = cfg.model_copy(deep=True)
     state = PartialState(cpu=uses_cpu(work))
@@ -79,6 +99,8 @@ def run_pipeline(cfg: Config, *, force: bool = False, say: Say = say_line) -> Ru
     work = _localize_inputs(work)
     ctx = StageContext(work, force=force, say=say, remote=remote)
     result = RunResult(output_dir=cfg.output_dir)
+    if estimate and state.is_main_process and state.num_processes == 1:
+        result.estimate = estimate_for_run(cfg, work, say)
 
     for number, stage in enumerate(pipeline_stages(work), start=1):
         if stage.processes == "main":
@@ -86,8 +108,10 @@ def run_pipeline(cfg: Config, *, force: bool = False, say: Say = say_line) -> Ru
             if not state.is_main_process:
                 return result
         with state.main_process_first() if stage.processes == "main first" else contextlib.nullcontext():
-            outcome = timed(stage, ctx, number)
+            with PeakRss() as peak:
+                outcome = timed(stage, ctx, number)
         result.stages.append(outcome)
+        result.peaks[outcome.name] = peak.mb
         if state.is_main_process and remote and outcome.path is not None:
             rel = outcome.path.relative_to(work.output_dir)
             storage.upload(outcome.path, storage.join(remote, *rel.parts))
@@ -103,6 +127,28 @@ def run_pipeline(cfg: Config, *, force: bool = False, say: Say = say_line) -> Ru
         storage.upload(Path(work.output_dir) / "config.yaml", storage.join(remote, "config.yaml"))
         _publish_tracking(work, remote)
     return result
+
+
+def estimate_for_run(cfg: Config, work: Config, say: Say) -> Estimate | None:
+    """The estimate kept for `cfg` on this machine (by `text2sql init` or `validate`, or an earlier
+    run), else a new one from a probe of `work` (cfg with local inputs); printed as a table. None,
+    with the reason said, when the probe cannot run: the run goes on without it."""
+    kept = load_estimate(cfg)
+    if kept is not None:
+        found, made_by = kept
+        age = format_duration(max(0.0, time.time() - found.created))
+        say(estimate_table(found, f"estimate made by {made_by} {age} ago"))
+        return found
+    say("estimating the run: a short probe of the model on this machine ...")
+    try:
+        probe = run_probe(work)
+    except ProbeError as exc:
+        say(f"no estimate: {exc}")
+        return None
+    made = estimate_run(work, probe)
+    save_estimate(cfg, made, "text2sql run")
+    say(estimate_table(made, f"estimate (probe: {format_duration(probe.seconds)})"))
+    return made
 
 
 def _publish_tracking(work: Config, remote: str) -> None:
@@ -141,4 +187,7 @@ def summary(result: RunResult) -> str:
         lines.append(f"report: {where}/{rel.as_posix()}")
     if result.compare_page is not None:
         lines.append(f"{' vs '.join(names)}: {where}/eval/compare.html")
+    if result.estimate is not None:
+        actual = [(s.name, s.seconds, s.skipped, result.peaks.get(s.name)) for s in result.stages]
+        lines += ["", "time and memory, estimated and actual:", comparison_table(result.estimate, actual)]
     return "\n".join(lines)

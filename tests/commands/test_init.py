@@ -4,6 +4,7 @@ import csv
 import sqlite3
 
 import pytest
+import torch
 
 from cli_support import assert_one_line_error, run_cli
 from text2sql.config import load_config
@@ -31,8 +32,9 @@ def shop(tmp_path):
 def test_init_writes_a_config_for_a_pretrained_model(capsys, tmp_path, shop):
     data, db = shop
     out = tmp_path / "shop.yaml"
+    model = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
     code, stdout, err = run_cli(
-        capsys, "init", "--data", data, "--db", db, "--model", "Qwen/Qwen2.5-Coder-0.5B-Instruct", "--output", out
+        capsys, "init", "--data", data, "--db", db, "--model", model, "--output", out, "--device", "gpu"
     )
     assert code == 0, err
     assert f"text2sql run {out}" in stdout
@@ -42,6 +44,18 @@ def test_init_writes_a_config_for_a_pretrained_model(capsys, tmp_path, shop):
     assert cfg.data.db == str(db) and cfg.data.train == str(data)
     assert cfg.finetune.method == "lora" and cfg.data.schema_format == "sql"  # a pretrained model's settings
     assert cfg.evaluation.max_new_tokens == 256 and cfg.data.max_length == 2048 and cfg.evaluation.baseline
+    # The same for a CPU: compact schemas, one epoch, the loss on a sample; the model cannot be
+    # probed offline, which is said, and the config is written all the same.
+    cpu = tmp_path / "cpu.yaml"
+    code, stdout, err = run_cli(
+        capsys, "init", "--data", data, "--db", db, "--model", model, "--output", cpu, "--device", "cpu"
+    )
+    assert code == 0, err
+    cfg = load_config(cpu)
+    assert cfg.data.schema_format == "compact" and cfg.training["num_train_epochs"] == 1
+    assert cfg.evaluation.loss_samples == 32 and cfg.finetune.method == "lora"
+    if not torch.cuda.is_available():
+        assert "no estimate: the probe of Qwen/Qwen2.5-Coder-0.5B-Instruct" in stdout
 
 
 def test_init_for_a_tiny_model_trains_it_fully_and_validates(capsys, tmp_path, shop):

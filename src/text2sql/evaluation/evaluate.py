@@ -48,6 +48,7 @@ from text2sql.inference.vllm import require_vllm
 from text2sql.rundir import StageFolder, identity_of
 from text2sql.sql.extract import extract_sql
 from text2sql.sql.results import DEFAULT_MAX_ROWS
+from text2sql.threads import following
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,8 @@ def evaluate(
         if settings.backend == "vllm":
             require_vllm()
         start = time.perf_counter()
+        if threads is None and run_config is not None and run_config.model.threads > 0:
+            threads = run_config.model.threads  # the run's --threads, for a base model without a config of its own
         im = load_for_inference(
             model, base=base, checkpoint=checkpoint, load_weights=settings.backend == "hf", threads=threads
         )
@@ -268,10 +271,11 @@ def evaluate(
         )
         extra_notes.append("loss and perplexity need a local model's weights: not computed for an endpoint")
     elif im is not None:
-        generated = _generate(im, rows, settings, progress, timing)
+        with following(im.model, _thread_setting(threads, im)):  # threads follow the machine between steps
+            generated = _generate(im, rows, settings, progress, timing)
+            if settings.num_samples > 1:
+                voted = _vote(im, rows, generated, settings, progress, timing)
         raw_outputs, preds, cut, too_long = list(generated.raw), generated.sql, generated.cut, generated.too_long
-        if settings.num_samples > 1:
-            voted = _vote(im, rows, generated, settings, progress, timing)
         cost = local_cost(
             settings,
             sum(1 for ids in generated.prompts if ids is not None),
@@ -317,7 +321,8 @@ def evaluate(
         metrics["r_ves"] = metrics["efficiency"]["r_ves"]
         timing["efficiency_seconds"] = time.perf_counter() - start
     if im is not None and settings.backend == "hf" and compute_loss:
-        metrics.update(_loss(im, evalset, settings.batch_size, progress, timing, settings.loss_samples))
+        with following(im.model, _thread_setting(threads, im)):
+            metrics.update(_loss(im, evalset, settings.batch_size, progress, timing, settings.loss_samples))
     elif im is not None and compute_loss:
         extra_notes.append("loss and perplexity are computed with --backend hf only")
     metrics["gold_audit"] = audit_summary(audit, unstable, audited_ids, excluded=settings.exclude_unstable_gold)
@@ -357,6 +362,13 @@ def evaluate(
             stage.commit(staged, depends_on, cfg=run_config)
     files = {name: out / name for name in OUTPUT_FILES}
     return EvaluationResult(out, metrics, scored, evalset, files["report.html"], files)
+
+
+def _thread_setting(threads: int | None, im) -> int:
+    """The thread count asked for: `threads`, else the model's own run's model.threads (0: follow the machine)."""
+    if threads is not None:
+        return threads
+    return im.config.model.threads if im.config is not None else 0
 
 
 def _write_all(folder: Path, scored, metrics, im, predictions, evalset: EvalSet, timeout: float) -> None:

@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 from text2sql.config import Config
 from text2sql.errors import ConfigError
 from text2sql.storage import RemoteMirror, check_destination
+from text2sql.threads import ThreadGovernor
 
 log = logging.getLogger("text2sql.train")
 
@@ -230,6 +231,21 @@ class PeakMemoryCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.peak = peak_memory_mb()
+
+
+class ThreadFollowCallback(TrainerCallback):
+    """Keeps torch's CPU threads at the cores left to this process as other work comes and goes
+    (`text2sql.threads.ThreadGovernor`): a look every few steps, at most every 30 s. A count the
+    user fixed (`--threads`, TEXT2SQL_THREADS) is left alone."""
+
+    def __init__(self, setting: int, governor: ThreadGovernor | None = None):
+        self.governor = governor or ThreadGovernor(setting)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.governor.start(state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.governor.tick(state.global_step)
 
 
 def check_sync_destination(dest: str | None) -> None:

@@ -33,7 +33,7 @@ from text2sql.rundir import RunDir, fingerprint
 from text2sql.threads import use_threads
 from text2sql.tracking import log_evaluation
 from text2sql.training.arguments import CHECKPOINTS, uses_cpu
-from text2sql.training.callbacks import check_sync_destination
+from text2sql.training.callbacks import ThreadFollowCallback, check_sync_destination
 from text2sql.training.checkpoints import MARKER, latest_complete_checkpoint, remove_partial_checkpoints
 from text2sql.training.methods import check_method_available, format_summary, is_peft_method
 from text2sql.training.model_card import dump_json, render_model_card
@@ -248,6 +248,7 @@ def train(
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
     trainer = setup.trainer
+    trainer.add_callback(ThreadFollowCallback(cfg.model.threads))  # the count follows the machine's idle cores
     # Checkpoint saves would each draw a 'Writing model shards' bar between the progress lines.
     with _quiet_library_warnings(), progress_bars_disabled():
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
