@@ -147,7 +147,7 @@ class DataConfig(_Section):
         None, description="Validation data (same kinds as data.train); split off train when unset."
     )
     test: str | None = Field(None, description="Test data (same kinds as data.train); split off train when unset.")
-    format: Literal["auto", "csv", "chat", "create_context", "spider", "bird", "hf", "bundled"] = Field(
+    format: Literal["auto", "csv", "chat", "create_context", "spider", "bird", "sparc", "hf", "bundled"] = Field(
         "auto", description="Input format; auto detects it from the extension and the fields."
     )
     db: str | None = Field(
@@ -274,6 +274,12 @@ class PromptConfig(_Section):
         "auto",
         description="SQL dialect the prompt names: auto is data.target_dialect, else the dialect of data.db or "
         "data.databases, else sqlite.",
+    )
+    history_turns: int = Field(
+        3,
+        ge=0,
+        description="Earlier turns of a conversation (question and SQL) a follow-up question's prompt shows, the "
+        "most recent ones; over the prompt budget, older turns are dropped before the schema is pruned.",
     )
 
 
@@ -431,6 +437,24 @@ class ServingConfig(_Section):
         description="db_id -> database (a SQLite or DuckDB file, a postgresql:// URL) that /v1/sql answers about, "
         "besides the files of --db-dir.",
     )
+    allow: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="db_id -> the only tables (and columns) of that database the model is shown and its SQL may "
+        "read: each item `table` (all its columns), `table.column`, or `table(column, column)`; names with a comma, "
+        "dot, bracket or space in double quotes. A view is a table here. Databases not listed are not restricted. "
+        "--allow ID:table,table(column,column) gives the same on the command line.",
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _allow_lists_tables(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        # The full grammar is checked where the permissions are built (text2sql.sql.permissions).
+        empty = [db for db, items in value.items() if not any(str(i).strip() for i in items)]
+        if empty:
+            raise ValueError(
+                f"serving.allow.{empty[0]}: lists no table; list the tables the model may read, or remove the entry"
+            )
+        return value
 
     @model_validator(mode="after")
     def _default_within_limit(self) -> ServingConfig:
