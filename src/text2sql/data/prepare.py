@@ -25,7 +25,7 @@ from text2sql.config import Config
 from text2sql.data.context import FittedPrompt
 from text2sql.data.example import Example
 from text2sql.data.prepare_report import SPLITS, PrepareReport, percentiles
-from text2sql.data.prompt import PROMPT_ENCODING, PromptBuilder
+from text2sql.data.prompt import HISTORY_TURNS, PROMPT_ENCODING, PromptBuilder
 from text2sql.data.readers import ReadOptions, ReadStats, read_examples
 from text2sql.data.retarget import retarget
 from text2sql.data.synth.cached import held_out_keys, sql_key, synth_depends_on, synthesized_pairs
@@ -43,8 +43,14 @@ STAGE = "data"
 LABELLED_PAIRS = Path("label") / "pairs.jsonl"
 
 # Arrow schema of the raw (untokenized) rows; `extra` holds a JSON object as text because its keys
-# differ between sources.
-_TEXT_COLUMNS = ("id", "question", "sql", "schema", "db_id", "db_path", "complexity", "reasoning", "evidence", "extra")
+# differ between sources, `history` the earlier turns of a conversation as a JSON list (null when none).
+_TEXT_COLUMNS = (
+    "id", "question", "sql", "schema", "db_id", "db_path", "complexity", "reasoning", "evidence", "extra", "history"
+)  # fmt: skip
+
+
+# Rows per Arrow batch when a whole split is read column-wise: bounds what one read holds.
+_BATCH_ROWS = 10_000
 
 
 def read_options(cfg: Config) -> ReadOptions:
@@ -78,7 +84,10 @@ def prepare_depends_on(cfg: Config) -> dict[str, Any]:
         data.pop("synth", None)
     if data.get("label") is None:  # runs without labelled pairs keep the fingerprints they had
         data.pop("label", None)
-    return {"model": {"name_or_path": cfg.model.name_or_path}, "data": data, "prompt": cfg.prompt.model_dump()}
+    prompt = cfg.prompt.model_dump()
+    if prompt["history_turns"] == HISTORY_TURNS:  # runs that keep the default keep the fingerprints they had
+        prompt.pop("history_turns")
+    return {"model": {"name_or_path": cfg.model.name_or_path}, "data": data, "prompt": prompt}
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -92,8 +101,9 @@ def _rows(source: str, cfg: Config, split: str | None, stats: ReadStats) -> Iter
             examples, cfg.data.target_dialect, cfg.data.target_db, opts, stats, timeout=cfg.evaluation.timeout
         )
     for ex in examples:
-        row = {k: getattr(ex, k) for k in _TEXT_COLUMNS[:-1]}
+        row = {k: getattr(ex, k) for k in _TEXT_COLUMNS[:-2]}
         row["extra"] = json.dumps(ex.extra, sort_keys=True, default=str) if ex.extra else "{}"
+        row["history"] = json.dumps(ex.history, ensure_ascii=False) if ex.history else None
         yield {k: (None if v is None else str(v)) for k, v in row.items()}
 
 
@@ -168,23 +178,40 @@ def column(ds, name: str) -> list:
     return ds.select_columns([name]).with_format("arrow")[:][name].to_pylist()
 
 
-def _row_keys(ds, columns: tuple[str, ...] = ("db_id", "question", "sql")) -> list[str]:
-    """A short digest of each row's `columns`: duplicates and overlaps are found by key, not text."""
-    keys = []
-    for batch in ds.select_columns(list(columns)).iter(batch_size=10_000):
-        for values in zip(*(batch[c] for c in columns)):
-            keys.append(hashlib.blake2b("\x1f".join(map(str, values)).encode(), digest_size=12).hexdigest())
-    return keys
+def array(ds, name: str):
+    """One numeric or boolean column as a numpy array (nulls as NaN), a few bytes a row where a list
+    holds a Python object per row. Read in batches: on a dataset with selected rows, datasets turns
+    the row indices of one read into a Python list."""
+    import numpy as np
+
+    batches = ds.select_columns([name]).with_format("arrow").iter(batch_size=_BATCH_ROWS)
+    return np.concatenate([batch[name].to_numpy() for batch in batches] or [np.empty(0)])
+
+
+def _batches(ds, columns: list[str]) -> Iterator[Any]:
+    """`columns` of `ds` as Arrow tables of at most _BATCH_ROWS rows."""
+    return ds.select_columns(columns).with_format("arrow").iter(batch_size=_BATCH_ROWS)
+
+
+def _row_keys(ds, columns: tuple[str, ...] = ("db_id", "question", "sql")):
+    """An 8-byte digest of each row's `columns` as a numpy array: duplicates and overlaps are found by
+    key, not text, in 8 bytes a row (two different rows share a key with odds ~n^2 / 2^65: 3e-8 for a
+    million rows)."""
+    import numpy as np
+
+    digests = bytearray()
+    for batch in _batches(ds, list(columns)):
+        for values in zip(*(batch[c].to_pylist() for c in columns)):
+            digests += hashlib.blake2b("\x1f".join(map(str, values)).encode(), digest_size=8).digest()
+    return np.frombuffer(digests, dtype=np.uint64)
 
 
 def _dedupe(ds, split: str, report: PrepareReport, drop: bool):
+    import numpy as np
+
     keys = _row_keys(ds)
-    seen: set[str] = set()
-    keep = []
-    for i, key in enumerate(keys):
-        if key not in seen:
-            seen.add(key)
-            keep.append(i)
+    # The first row of each key, in row order (np.unique's index sort is stable).
+    keep = np.sort(np.unique(keys, return_index=True)[1])
     report.duplicates[split] = len(keys) - len(keep)
     if drop and len(keep) < len(keys):
         report.drop(split, "duplicate", len(keys) - len(keep))
@@ -285,22 +312,21 @@ def _split_by_db(ds, share: float, seed: int, name: str) -> dict[str, Any]:
 
 
 def _overlap(splits: dict[str, Any], report: PrepareReport, drop: bool) -> None:
+    import numpy as np
+
     pair = ("question", "sql")
-    train_keys = set(_row_keys(splits["train"], pair))
+    train_keys = np.unique(_row_keys(splits["train"], pair))
     for split in ("validation", "test"):
         if split not in splits:
             continue
-        keys = _row_keys(splits[split], pair)
-        hits = [i for i, k in enumerate(keys) if k in train_keys]
-        report.test_overlap[split] = len(hits)
+        hit = np.isin(_row_keys(splits[split], pair), train_keys)
+        hits = int(hit.sum())
+        report.test_overlap[split] = hits
         if hits and drop:
-            hit = set(hits)
-            splits[split] = splits[split].select([i for i in range(len(keys)) if i not in hit])
-            report.drop(split, "also_in_train", len(hits))
+            splits[split] = splits[split].select(np.flatnonzero(~hit))
+            report.drop(split, "also_in_train", hits)
         elif hits:
-            log.warning(
-                "%d %s rows also occur in train (set data.drop_test_overlap=true to drop them)", len(hits), split
-            )
+            log.warning("%d %s rows also occur in train (set data.drop_test_overlap=true to drop them)", hits, split)
 
 
 def _with_synth(
@@ -354,7 +380,7 @@ def _tokenize(ds, builder: PromptBuilder, cfg: Config, split: str):
     gold = split == "train"
 
     def encode(table: pa.Table) -> pa.Table:
-        batch = table.select(["question", "sql", "schema", "evidence", "reasoning", "db_path"]).to_pydict()
+        batch = table.select(["question", "sql", "schema", "evidence", "reasoning", "db_path", "history"]).to_pydict()
         n = len(batch["question"])
         examples = [
             Example(
@@ -364,6 +390,7 @@ def _tokenize(ds, builder: PromptBuilder, cfg: Config, split: str):
                 evidence=batch["evidence"][i],
                 reasoning=batch["reasoning"][i],
                 db_path=batch["db_path"][i],
+                history=[(q, sql) for q, sql in json.loads(batch["history"][i] or "[]")],
             )
             for i in range(n)
         ]
@@ -408,16 +435,19 @@ def _tokenize(ds, builder: PromptBuilder, cfg: Config, split: str):
 def _length_filter(ds, split: str, builder: PromptBuilder, cfg: Config, report: PrepareReport):
     """Training rows too long for the limits are dropped. Validation and test rows never are: every
     benchmark number covers every row, and one whose prompt does not fit is scored as an error."""
-    fits = column(ds, "prompt_fits")
+    import numpy as np
+
+    fits = array(ds, "prompt_fits")
     report.prompts[split] = {
-        "over_budget": sum(not f for f in fits),
-        "pruned": sum(column(ds, "schema_pruned")),
-        "with_value_hints": sum(1 for n in column(ds, "value_hints") if n),
+        "over_budget": int((~fits).sum()),
+        "pruned": int(array(ds, "schema_pruned").sum()),
+        "with_value_hints": int(np.count_nonzero(array(ds, "value_hints"))),
     }
-    kept = [r for r in column(ds, "gold_tables_kept") if r is not None]
-    if kept:
-        report.prompts[split]["gold_table_recall"] = round(sum(kept) / len(kept), 4)
-        report.prompts[split]["gold_tables_all_kept"] = sum(1 for r in kept if r >= 1.0)
+    kept = array(ds, "gold_tables_kept")
+    kept = kept[~np.isnan(kept)]
+    if len(kept):
+        report.prompts[split]["gold_table_recall"] = round(float(kept.astype(np.float64).mean()), 4)
+        report.prompts[split]["gold_tables_all_kept"] = int((kept >= 1.0).sum())
     if split != "train":
         return ds
     d = cfg.data
@@ -428,12 +458,12 @@ def _length_filter(ds, split: str, builder: PromptBuilder, cfg: Config, report: 
         ]
     else:
         checks = [("too_long", "length", d.max_length)]
-    if not all(fits):
-        report.drop(split, "prompt_too_long", sum(not f for f in fits))
-        ds = ds.select([i for i, f in enumerate(fits) if f])
+    if not fits.all():
+        report.drop(split, "prompt_too_long", int((~fits).sum()))
+        ds = ds.select(np.flatnonzero(fits))
     for reason, name, limit in checks:
-        values = column(ds, name)
-        keep = [i for i, v in enumerate(values) if v <= limit]
+        values = array(ds, name)
+        keep = np.flatnonzero(values <= limit)
         if len(keep) < len(values):
             report.drop(split, reason, len(values) - len(keep))
             ds = ds.select(keep)
@@ -446,14 +476,26 @@ def trainable(ds, cfg: Config, kind: str):
     test keep longer rows for scoring; the loss passes leave them out."""
     if "prompt_fits" not in ds.column_names:
         return ds
+    import numpy as np
+
     d = cfg.data
-    fits = column(ds, "prompt_fits")
+    ok = array(ds, "prompt_fits")
     if kind == "seq2seq":
-        sources, targets = column(ds, "length"), column(ds, "target_length")
-        ok = [f and s <= d.max_source_length and t <= d.max_target_length for f, s, t in zip(fits, sources, targets)]
+        ok = ok & (array(ds, "length") <= d.max_source_length) & (array(ds, "target_length") <= d.max_target_length)
     else:
-        ok = [f and n <= d.max_length for f, n in zip(fits, column(ds, "length"))]
-    return ds if all(ok) else ds.select([i for i, keep in enumerate(ok) if keep])
+        ok = ok & (array(ds, "length") <= d.max_length)
+    return ds if ok.all() else ds.select(np.flatnonzero(ok))
+
+
+def _without_database(ds) -> int:
+    """Rows with no database to execute on (db_path null or empty), counted in Arrow."""
+    import pyarrow.compute as pc
+
+    count = 0
+    for batch in _batches(ds, ["db_path"]):
+        paths = batch["db_path"]
+        count += paths.null_count + int(pc.sum(pc.equal(paths, "")).as_py() or 0)
+    return count
 
 
 # ------------------------------------------------------------------------------------------ entry
@@ -554,11 +596,11 @@ def prepare(
             ds = _tokenize(ds, builder, cfg, split)
             ds = _length_filter(ds, split, builder, cfg, report)
             report.rows_out[split] = len(ds)
-            report.not_executable[split] = sum(1 for p in column(ds, "db_path") if not p)
+            report.not_executable[split] = _without_database(ds)
             report.token_lengths[split] = {
-                "prompt": percentiles(column(ds, "prompt_length")),
-                "target": percentiles(column(ds, "target_length")),
-                "total": percentiles(column(ds, "length")),
+                "prompt": percentiles(array(ds, "prompt_length")),
+                "target": percentiles(array(ds, "target_length")),
+                "total": percentiles(array(ds, "length")),
             }
             out[split] = ds
 

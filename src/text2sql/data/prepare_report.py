@@ -34,10 +34,11 @@ class PrepareReport:
         return self.__dict__.copy()
 
 
-def percentiles(values: list[int]) -> dict[str, int]:
+def percentiles(values) -> dict[str, int]:
+    """Token-length percentiles of `values` (a list or a numpy array)."""
     import numpy as np
 
-    if not values:
+    if len(values) == 0:
         return {}
     arr = np.asarray(values)
     return {("max" if p == 100 else f"p{p}"): int(np.percentile(arr, p, method="higher")) for p in PERCENTILES}

@@ -7,9 +7,14 @@ model's generation config (chat models such as Llama 3 end a turn with `<|eot_id
 tokenizer's EOS). Pad: the tokenizer's pad token, else its EOS.
 
 `HFGenerator.generate` takes the prompts of one call and, with `batch_size`, cuts them into batches
-itself: sorted by token length so each batch pads to nearly the same length, and for decoders grouped
-so prompts over the same schema share a batch whose common prefix is computed once (`prefix`).
-Without `batch_size` the prompts are one batch, as the serving engine forms them. Decoder prompts are
+itself; without `batch_size` the prompts are one batch, as the serving engine forms them. Greedy
+answers of decoder models come from `greedy`: prompts grouped by shared prefix (system prompt +
+schema) and packed into full batches, each prefix computed once and kept once for all its rows,
+finished rows dropped from their batch; a row whose answer meets a near-tie between two tokens is
+answered on its own, as a per-example loop would. Sampling, beam search, seq2seq models, models
+`greedy` does not support and `share_prefix=False` go through transformers' `generate`: batches
+sorted by token length so each pads to nearly the same length, for decoders grouped so prompts over
+the same schema share a batch whose common prefix is computed once (`prefix`). Decoder prompts are
 laid out left-padded (`prefix.layout`); padding is built here rather than by the tokenizer, so a
 tokenizer left in training's right-padding mode still generates correctly.
 """
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from text2sql.errors import ConfigError
+from text2sql.inference import greedy
 from text2sql.inference import prefix as shared
 from text2sql.progress import progress as progress_bar
 
@@ -130,6 +136,8 @@ class HFGenerator:
         self.pad_id = pad_id(tokenizer)
         self.stop_ids = stop_ids(model, tokenizer)
         self.share_prefix = share_prefix and kind == "decoder" and shared.supports_prefix_sharing(model)
+        # Rows of the last `generate` call answered on their own because of a near-tie (`greedy`).
+        self.near_ties = 0
 
     def generate(
         self,
@@ -151,6 +159,8 @@ class HFGenerator:
         bar = progress_bar(len(prompts), desc, enabled=progress)
         try:
             with torch.inference_mode():
+                if self._split_greedy(prompts, max_new_tokens, sampling, num_beams):
+                    return self._greedy(prompts, max_new_tokens, batch_size, with_logprobs, bar.update)
                 for batch, prefix in self._plan(prompts, batch_size, num_beams):
                     rows, logprobs = self._generate_batch(
                         [prompts[i] for i in batch], prefix, max_new_tokens, sampling, num_beams, with_logprobs
@@ -168,6 +178,47 @@ class HFGenerator:
     def generate_texts(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, **kwargs: Any) -> list[str]:
         """The decoded answers (special tokens removed), in order."""
         return [self.decode(o) for o in self.generate(prompts, max_new_tokens, **kwargs)]
+
+    def _greedy(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        batch_size: int | None,
+        with_logprobs: bool,
+        on_batch: Any,
+    ) -> list[RawOutput]:
+        """Greedy answers through `greedy`; a row it leaves to a per-example decision (a near-tie) is
+        generated alone, as transformers decides it for that prompt."""
+        answers = greedy.greedy_decode(
+            self.model,
+            prompts,
+            max_new_tokens,
+            batch_size=batch_size or len(prompts),
+            stops=self.stop_ids,
+            pad_id=self.pad_id,
+            with_logprobs=with_logprobs,
+            on_batch=on_batch,
+        )
+        self.near_ties = sum(1 for answer in answers if answer is None)
+        outputs = []
+        for prompt, answer in zip(prompts, answers):
+            if answer is None:
+                rows, logprobs = self._generate_batch([prompt], 0, max_new_tokens, GREEDY, 1, with_logprobs)
+                answer = rows[0], logprobs[0] if logprobs is not None else None
+            outputs.append(cut_at_stop(answer[0], self.stop_ids, answer[1]))
+        return outputs
+
+    def _split_greedy(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, sampling: Sampling, num_beams: int
+    ) -> bool:
+        """Whether `greedy` answers these prompts: greedy decoding of a decoder that supports it,
+        with no sliding window the longest answer could reach."""
+        if not (self.share_prefix and sampling.greedy and num_beams == 1 and prompts):
+            return False
+        if not (greedy.plain_greedy(self.model) and greedy.supports_split_attention(self.model)):
+            return False
+        window = greedy.sliding_window(self.model)
+        return window is None or max(len(p) for p in prompts) + max_new_tokens <= window
 
     def _plan(
         self, prompts: Sequence[Sequence[int]], batch_size: int | None, num_beams: int
@@ -209,7 +260,7 @@ class HFGenerator:
             # top_k 0 disables a generation_config's top-k: OpenAI's API has temperature and top_p only.
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         if prefix:
-            kwargs["past_key_values"] = shared.prefix_cache(self.model, ids, prefix, len(prompts))
+            kwargs[shared.cache_kwarg(self.model)] = shared.prefix_cache(self.model, ids, prefix, len(prompts))
         if with_logprobs and num_beams == 1:
             kwargs.update(output_scores=True, return_dict_in_generate=True)
         out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)

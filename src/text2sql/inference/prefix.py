@@ -1,23 +1,32 @@
-"""Shared-prefix batching for decoder generation: compute the schema once per batch, not per row.
+"""Shared-prefix batching for decoder generation: compute the schema once, not once per row.
 
 Prompts over one database start with the same tokens (system prompt + schema, often hundreds of
-tokens) and differ only in the question. Batches are formed from prompts that share most of their
-tokens; the shared prefix is run through the model once, its KV cache is repeated for every row,
-and only each row's own suffix is prefilled. Rows are laid out as
+tokens) and differ only in the question. `group_prompts` sorts prompts token-wise and groups those
+that share most of their tokens; `pack_batches` fills batches with whole groups (a batch may hold
+several groups, and a group may span batches), so batches are full however many databases the
+prompts cover. Greedy decoding (`greedy`) runs each group's prefix through the model once, keeps
+its KV cache once for all the group's rows in all its batches, and prefills only each row's own
+suffix (`prefix_attention`).
+
+Sampling and beam search go through transformers' `generate` with batches from `plan_batches`:
+there the shared prefix is run once per batch and its KV cache repeated for every row, rows laid out
+as
 
     [shared prefix | padding | own suffix]        attention mask: [1..1 | 0..0 | 1..1]
 
 so the prefix sits at the same cache slots in every row. transformers derives position ids from
 the attention mask during generation, so each suffix continues right after the prefix, exactly as
-without padding: greedy outputs equal plain left-padded batching (tests/inference/test_generate.py).
-With no shared prefix the layout is ordinary left padding.
+without padding. With no shared prefix the layout is ordinary left padding.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from text2sql.errors import ConfigError
 
 # A shorter shared prefix saves less than the extra forward call costs.
 MIN_SHARED_TOKENS = 16
@@ -41,6 +50,60 @@ def shared_prefix(prompts: Sequence[Sequence[int]]) -> int:
     return length if length >= MIN_SHARED_TOKENS else 0
 
 
+@dataclass
+class Group:
+    """Prompts that share their first `prefix` tokens (0: too few to be worth sharing), as indices,
+    the longest suffix first (so the rows of one batch pad to nearly the same length)."""
+
+    prefix: int
+    rows: list[int]
+
+
+def group_prompts(prompt_ids: Sequence[Sequence[int]]) -> list[Group]:
+    """Every prompt in exactly one group. Prompts are sorted token-wise, so prompts with a common
+    prefix are neighbours, and cut into groups whose members share at least half their tokens with
+    the group's first prompt; a group's prefix is what all its members share (`shared_prefix`), and
+    0 for a prompt alone (computing its prefix apart would save nothing)."""
+    groups: list[Group] = []
+    for members in _prefix_runs(prompt_ids):
+        prefix = shared_prefix([prompt_ids[i] for i in members]) if len(members) > 1 else 0
+        groups.append(Group(prefix, sorted(members, key=lambda i: -len(prompt_ids[i]))))
+    return groups
+
+
+def pack_batches(groups: Sequence[Group], batch_size: int) -> list[list[tuple[int, list[int]]]]:
+    """Batches of `batch_size` rows (the last may be shorter), each a list of (group index, rows):
+    groups in order, a group's rows contiguous, a group cut where a batch fills up."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    batches: list[list[tuple[int, list[int]]]] = []
+    current: list[tuple[int, list[int]]] = []
+    room = batch_size
+    for g, group in enumerate(groups):
+        rows = list(group.rows)
+        while rows:
+            take, rows = rows[:room], rows[room:]
+            current.append((g, take))
+            room -= len(take)
+            if room == 0:
+                batches.append(current)
+                current, room = [], batch_size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _prefix_runs(prompt_ids: Sequence[Sequence[int]]) -> list[list[int]]:
+    order = sorted(range(len(prompt_ids)), key=lambda i: list(prompt_ids[i]))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and 2 * common_prefix_length(prompt_ids[groups[-1][0]], prompt_ids[i]) >= len(prompt_ids[i]):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def plan_batches(prompt_ids: Sequence[Sequence[int]], batch_size: int) -> list[tuple[list[int], int]]:
     """(row indices, shared prefix length) per batch.
 
@@ -50,13 +113,7 @@ def plan_batches(prompt_ids: Sequence[Sequence[int]], batch_size: int) -> list[t
     batched by length instead (they still share whatever prefix, such as the system prompt, they
     have in common).
     """
-    order = sorted(range(len(prompt_ids)), key=lambda i: list(prompt_ids[i]))
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and 2 * common_prefix_length(prompt_ids[groups[-1][0]], prompt_ids[i]) >= len(prompt_ids[i]):
-            groups[-1].append(i)
-        else:
-            groups.append([i])
+    groups = _prefix_runs(prompt_ids)
     batches, pool = [], []
     for group in groups:
         if 2 * len(group) < batch_size and len(group) < len(prompt_ids):
@@ -73,13 +130,21 @@ def _chunks(indices: list[int], prompt_ids: Sequence[Sequence[int]], batch_size:
 
 
 def supports_prefix_sharing(model: Any) -> bool:
-    """Decoder models whose forward takes position ids and a KV cache (every transformers LLM)."""
+    """Decoder models whose forward takes position ids and a KV cache (every transformers LLM; the
+    cache argument is `cache` from transformers 5, `past_key_values` before)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     config = getattr(base, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False):
         return False
     params = inspect.signature(base.forward).parameters
-    return "position_ids" in params and "past_key_values" in params
+    return "position_ids" in params and ("cache" in params or "past_key_values" in params)
+
+
+def cache_kwarg(model: Any) -> str:
+    """The name a model's forward (and `generate`) takes its KV cache under, and its output returns
+    it under: `cache` from transformers 5, `past_key_values` before."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def layout(prompts: Sequence[Sequence[int]], prefix: int, pad_id: int) -> tuple[Any, Any]:
@@ -105,6 +170,6 @@ def prefix_cache(model: Any, ids: Any, prefix: int, rows: int):
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     # Only the cache is needed: skip the vocabulary projection over the prefix where possible.
     keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
-    cache = model(input_ids=ids[:1, :prefix], use_cache=True, **keep).past_key_values
+    cache = getattr(model(input_ids=ids[:1, :prefix], use_cache=True, **keep), cache_kwarg(model))
     cache.batch_repeat_interleave(rows)
     return cache
