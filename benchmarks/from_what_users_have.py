@@ -3,6 +3,8 @@ pairs plus synthesized ones, questions labelled by a teacher endpoint, and that 
 reference a run compares against.
 
     python benchmarks/from_what_users_have.py --teacher runs/quickstart/model [--skip-training]
+    python benchmarks/from_what_users_have.py --runs "synth only" --no-teacher --value-hints
+    python benchmarks/from_what_users_have.py --coverage      # seconds: query shapes the sampled pairs hold
 
 The teacher stands in for the LLM a user pays for: a trained model served by `text2sql serve` on
 loopback, asked through the `openai` client (`openai:text2sql`). SmolLM2-135M trains with the real-model
@@ -13,7 +15,11 @@ preset (configs/smollm2_lora.yaml: LoRA, 70 steps of 8 rows, the same 100 test r
 - 50 bundled training pairs alone, and the same 50 plus the 2,000 sampled pairs.
 
 The bundled test questions are never seen by synthesis (a sampled query equal to a test query is
-dropped). Prints markdown tables; BENCHMARKS.md ("From what users have") holds a run's output.
+dropped). `--value-hints` turns on `data.value_hints` in every run (stored values a question names,
+beside their columns in the prompt); `--no-teacher` skips the labelling and the reference, so the
+runs need no served model. `--coverage` trains nothing: it counts the bundled test queries whose
+shape (the SQL with every name and literal masked) some sampled query has. Prints markdown tables,
+with execution accuracy by complexity class; BENCHMARKS.md ("From what users have") holds the output.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "src" / "text2sql" / "data" / "bundled"
@@ -36,6 +43,8 @@ PRESET = ROOT / "configs" / "smollm2_lora.yaml"
 # Illustrative prices of a hosted small LLM (USD per million tokens) and of a 2-core CPU machine.
 PRICE = {"input": 0.15, "output": 0.60}
 PRICE_PER_HOUR = 0.10
+RUNS = ("synth only", "50 pairs", "50 pairs + synth")
+CLASSES = ("basic", "aggregation", "ordering", "join", "nested", "set operation")
 
 
 def _rows(split: str) -> list[dict]:
@@ -112,8 +121,8 @@ def label(served: Served, work: Path, split: str, samples: int) -> dict:
         def __init__(self, sql: str, db_id: str):
             self.sql, self.db_path = sql, pattern.replace("{db_id}", db_id)
 
-    rows = [Row(gold[(k["db_id"], k["input_text"])], k["db_id"]) for k in kept]
-    outcomes = execute_pairs(rows, [k["sql"] for k in kept])
+    golds = [Row(gold[(k["db_id"], k["input_text"])], k["db_id"]) for k in kept]
+    outcomes = execute_pairs(golds, [k["sql"] for k in kept])
     right = sum(1 for o in outcomes if o[0] == 1.0)
     return {"questions": len(rows), "kept": len(kept), "right": right}
 
@@ -125,33 +134,65 @@ def _few(work: Path, n: int = 50, seed: int = 0) -> Path:
     return path
 
 
-def train_runs(served: Served, work: Path) -> dict[str, Path]:
+def train_runs(served: Served | None, work: Path, names: list[str], value_hints: bool) -> dict[str, Path]:
     common = [
         "data.validation=bundled",
         "data.test=bundled",
         "evaluation.baseline=false",
         f"data.db_dir={BUNDLED / 'databases'}",
         f"evaluation.price_per_hour={PRICE_PER_HOUR}",
-    ]
-    few = _few(work)
-    runs = {
-        "synth only": [
-            "data.train=null",
-            "data.synth.n=2000",
+    ] + (["data.value_hints=true"] if value_hints else [])
+    reference = (
+        [
             "evaluation.reference=openai:text2sql",
             f"evaluation.base_url={served.base_url}",
             f"evaluation.price_per_1m_tokens.input={PRICE['input']}",
             f"evaluation.price_per_1m_tokens.output={PRICE['output']}",
-        ],
+        ]
+        if served is not None
+        else []
+    )
+    few = _few(work)
+    runs = {
+        "synth only": ["data.train=null", "data.synth.n=2000", *reference],
         "50 pairs": [f"data.train={few}"],
         "50 pairs + synth": [f"data.train={few}", "data.synth.n=2000"],
     }
     out = {}
-    for name, overrides in runs.items():
+    for name in names:
         folder = work / name.replace(" ", "_").replace("+", "and")
-        _text2sql("run", str(PRESET), f"output_dir={folder}", *common, *overrides, log=work / f"{folder.name}.log")
+        _text2sql("run", str(PRESET), f"output_dir={folder}", *common, *runs[name], log=work / f"{folder.name}.log")
         out[name] = folder
     return out
+
+
+def query_shape(sql: str) -> str:
+    """The SQL with every table, column and alias name and every literal masked: its structure."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    for node in list(tree.find_all(exp.Literal)):
+        node.replace(exp.Placeholder())
+    for node in tree.find_all(exp.Identifier):
+        node.set("this", "x")
+        node.set("quoted", False)
+    return tree.sql()
+
+
+def coverage(n: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """How many bundled test queries have a shape that `n` pairs sampled from the bundled databases hold."""
+    from text2sql.data.synth import databases_from_args, synthesize
+
+    pairs, _ = synthesize(databases_from_args(["bundled"]), n, seed=seed, show_progress=False)
+    shapes = {query_shape(p.sql) for p in pairs}
+    test = _rows("test")
+    return {
+        "pairs": len(pairs),
+        "shapes": len(shapes),
+        "test": len(test),
+        "covered": sum(query_shape(r["sql"]) in shapes for r in test),
+    }
 
 
 def _metrics(folder: Path) -> dict:
@@ -163,16 +204,30 @@ def main() -> None:
     parser.add_argument("--teacher", default="runs/quickstart/model", help="the model `text2sql serve` serves")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "from_what_users_have")
     parser.add_argument("--skip-training", action="store_true", help="label only")
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS), help="the training runs to make")
+    parser.add_argument("--value-hints", action="store_true", help="data.value_hints=true in every run")
+    parser.add_argument("--no-teacher", action="store_true", help="no labelling and no reference: nothing served")
+    parser.add_argument("--coverage", action="store_true", help="only the query shapes sampled pairs hold")
     args = parser.parse_args()
+    if args.coverage:
+        got = coverage()
+        print(f"{got['pairs']} pairs, {got['shapes']} query shapes; bundled test queries of those shapes: "
+              f"{got['covered']} / {got['test']}")  # fmt: skip
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
-    with Served(args.teacher, args.work) as served:
-        # The training questions (which the teacher was trained on), and the test questions it never
-        # saw, with one candidate and with five voted on (kept when three agree).
-        labelled = {(split, k): label(served, args.work, split, k) for split in ("train", "test") for k in (1, 5)}
-        runs = {} if args.skip_training else train_runs(served, args.work)
-    print("\n| questions labelled by the teacher | candidates | questions | kept | share kept | kept pairs right |")
-    print("|---|---:|---:|---:|---:|---:|")
+    labelled: dict = {}
+    if args.no_teacher:
+        runs = {} if args.skip_training else train_runs(None, args.work, args.runs, args.value_hints)
+    else:
+        with Served(args.teacher, args.work) as served:
+            # The training questions (which the teacher was trained on), and the test questions it never
+            # saw, with one candidate and with five voted on (kept when three agree).
+            labelled = {(split, k): label(served, args.work, split, k) for split in ("train", "test") for k in (1, 5)}
+            runs = {} if args.skip_training else train_runs(served, args.work, args.runs, args.value_hints)
+    if labelled:
+        print("\n| questions labelled by the teacher | candidates | questions | kept | share kept | kept pairs right |")
+        print("|---|---:|---:|---:|---:|---:|")
     for (split, k), got in labelled.items():
         print(
             f"| bundled {split} | {k} | {got['questions']} | {got['kept']} | {got['kept'] / got['questions']:.3f} "
@@ -180,7 +235,8 @@ def main() -> None:
         )
     if not runs:
         return
-    print("\n| SmolLM2-135M LoRA trained on | test rows | execution accuracy | exact match | valid SQL |")
+    hints = " (value hints)" if args.value_hints else ""
+    print(f"\n| SmolLM2-135M LoRA trained on{hints} | test rows | execution accuracy | exact match | valid SQL |")
     print("|---|---:|---:|---:|---:|")
     for name, folder in runs.items():
         m = _metrics(folder / "eval" / "finetuned")
@@ -188,17 +244,24 @@ def main() -> None:
             f"| {name} | {m['num_examples']} | {m['execution_accuracy']:.3f} | {m['exact_match']:.3f} "
             f"| {m['valid_sql_rate']:.3f} |"
         )
-    reference = runs["synth only"] / "eval" / "reference"
-    if reference.is_dir():
+    reference = runs["synth only"] / "eval" / "reference" if "synth only" in runs else None
+    if reference is not None and reference.is_dir():
         m = _metrics(reference)
         print(f"| (reference: the served teacher) | {m['num_examples']} | {m['execution_accuracy']:.3f} | ... |")
-    compare = args.work / "compare_few"
-    _text2sql(
-        "compare", str(runs["50 pairs"] / "eval" / "finetuned"), str(runs["50 pairs + synth"] / "eval" / "finetuned"),
-        "--output", str(compare), log=args.work / "compare.log",
-    )  # fmt: skip
-    print(f"\npaired comparison (50 pairs -> 50 pairs + synth): {compare / 'compare.json'}")
-    print(json.dumps(json.loads((compare / "compare.json").read_text()).get("runs", [])[-1:], indent=1)[:2000])
+    print("\n| execution accuracy by class (rows) | " + " | ".join(CLASSES) + " |")
+    print("|---|" + "---:|" * len(CLASSES))
+    for name, folder in runs.items():
+        by = _metrics(folder / "eval" / "finetuned").get("by_complexity", {})
+        cells = [f"{by[c]['execution_accuracy']:.2f} ({by[c]['num_examples']})" if c in by else "-" for c in CLASSES]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if {"50 pairs", "50 pairs + synth"} <= set(runs):
+        compare = args.work / "compare_few"
+        _text2sql(
+            "compare", str(runs["50 pairs"] / "eval" / "finetuned"), str(runs["50 pairs + synth"] / "eval" / "finetuned"),
+            "--output", str(compare), log=args.work / "compare.log",
+        )  # fmt: skip
+        print(f"\npaired comparison (50 pairs -> 50 pairs + synth): {compare / 'compare.json'}")
+        print(json.dumps(json.loads((compare / "compare.json").read_text()).get("runs", [])[-1:], indent=1)[:2000])
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -1,6 +1,9 @@
 """`text2sql synth` and `data.synth`: pairs sampled from the bundled SQLite databases and from DuckDB and
 PostgreSQL copies cover every complexity class, run read-only and return non-degenerate rows, are the
-same for the same seed, hold no duplicates and no unfilled slots; a database without foreign keys
+same for the same seed, hold no duplicates and no unfilled slots; they hold multi-column selects,
+filters of two and three conditions, joins filtered on both sides, three-table joins and filtered
+subqueries, every filter a question names changes the answer, and questions name values exactly as
+stored; a database without foreign keys
 still gets joins; a teacher on loopback (the real `openai` client) words questions and is checked by
 a round trip; a run on data.synth alone trains, and synthesized pairs never reach validation or test."""
 
@@ -32,7 +35,7 @@ from text2sql.evaluation.evalset import derive_complexity
 from text2sql.sql.execution import execute_sql, open_database
 from text2sql.sql.targets import dialect_of
 
-FILTERED_SHAPES = {"filter_eq", "filter_cmp", "filter_two", "filter_date", "lookup"}  # one table, narrowed by WHERE
+FILTERED_SHAPES = {"where_list", "lookup"}  # one table, narrowed by WHERE
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +78,116 @@ def test_bundled_pairs_cover_every_class_in_every_database_and_run(bundled_run):
         assert len({" ".join(p.question.split()[:2]) for p in pairs if p.complexity == cls}) >= 4, cls
     # Candidates that would have broken those rules were drawn, and dropped with their reason.
     assert {"empty result", "filter did not narrow", "ties in order"} <= set(report.drop_reasons())
+
+
+def _features(sql: str) -> set[str]:
+    """The structures of one query, read by sqlglot independently of the shapes that built it."""
+    tree = sqlglot.parse_one(sql)
+    found = set()
+    selects = list(tree.find_all(exp.Select))
+    top = selects[0]
+    where = top.args.get("where")
+    conjuncts = list(where.this.flatten()) if where is not None and isinstance(where.this, exp.And) else []
+    tables = {t.name for t in tree.find_all(exp.Table)}
+    if len(top.expressions) >= 2 and not any(isinstance(e, exp.AggFunc) for e in top.expressions):
+        found.add("two columns")
+    if len(conjuncts) >= 2:
+        found.add("two conditions")
+    if len(conjuncts) >= 3:
+        found.add("three conditions")
+    if tree.find(exp.Or) or any(not node.args.get("query") for node in tree.find_all(exp.In)):
+        found.add("or / in list")
+    if tree.find(exp.Between):
+        found.add("between")
+    if tree.find(exp.Like):
+        found.add("like")
+    if top.args.get("group") and where is not None:
+        found.add("group by with where")
+    if top.args.get("order") and top.args.get("limit") and where is not None and len(top.expressions) >= 2:
+        found.add("filter, order, limit, two columns")
+    if any(isinstance(e, (exp.Min, exp.Max)) for e in top.expressions) and where is not None:
+        found.add("min/max with where")
+    if len(list(tree.find_all(exp.Join))) >= 2:
+        found.add("three tables")
+    joined = list(tree.find_all(exp.Join))
+    if joined and where is not None:
+        aliases = {c.table for c in where.find_all(exp.Column)}
+        if {"T1", "T2"} <= aliases:
+            found.add("join, filters on both sides")
+    if joined and top.args.get("distinct"):
+        found.add("distinct over a join")
+    for node in tree.find_all(exp.Not):
+        if isinstance(node.this, exp.In) and node.this.args.get("query") and len(conjuncts) >= 2:
+            found.add("not in with a filter")
+    if any(isinstance(c, exp.In) and c.args.get("query") for c in conjuncts):
+        found.add("in with a filter")
+    if len(tables) >= 2 and not joined and len(selects) >= 2:
+        found.add("subquery over another table")
+    return found
+
+
+STRUCTURES = {
+    "two columns",
+    "two conditions",
+    "three conditions",
+    "or / in list",
+    "between",
+    "like",
+    "group by with where",
+    "filter, order, limit, two columns",
+    "min/max with where",
+    "three tables",
+    "join, filters on both sides",
+    "distinct over a join",
+    "not in with a filter",
+    "in with a filter",
+    "subquery over another table",
+}
+
+
+def test_pairs_hold_every_structure_of_multi_part_questions(bundled_run):
+    _, pairs, _ = bundled_run
+    found = set().union(*(_features(p.sql) for p in pairs))
+    assert STRUCTURES <= found, STRUCTURES - found
+    # Three tables both as a chain (child, parent, grandparent) and through a table linking two others.
+    three = [p for p in pairs if len(sqlglot.parse_one(p.sql).find(exp.Select).args.get("joins") or []) >= 2]
+    assert {"join_chain", "join_link"} <= {p.shape for p in three}
+
+
+def test_every_named_filter_changes_the_answer(bundled_run):
+    """Without any one of its conditions a filtered query returns another result: a question never
+    names a condition its SQL could do without."""
+    databases, pairs, report = bundled_run
+    checked = 0
+    for pair in pairs:
+        tree = sqlglot.parse_one(pair.sql)
+        where = tree.args.get("where") if isinstance(tree, exp.Select) else None
+        if where is None or pair.shape not in ("where_list", "count", "stat", "join_where", "group_count"):
+            continue
+        conjuncts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+        ordered = tree.args.get("order") is not None
+        rows = execute_sql(databases[pair.db_id], pair.sql).rows
+        for i in range(len(conjuncts)):
+            rest = conjuncts[:i] + conjuncts[i + 1 :]
+            relaxed = tree.copy()
+            relaxed.set("where", exp.Where(this=exp.and_(*(c.copy() for c in rest))) if rest else None)
+            other = execute_sql(databases[pair.db_id], relaxed.sql()).rows
+            assert (other if ordered else sorted(map(repr, other))) != (rows if ordered else sorted(map(repr, rows)))
+            checked += 1
+    assert checked > 100
+    assert report.drop_reasons()["filter changes nothing"] > 0  # such candidates were drawn, and dropped
+
+
+def test_questions_name_stored_values_exactly(bundled_run):
+    """Every text literal of a query is in its question as stored (the model learns to copy it);
+    a LIKE pattern's word without its wildcards."""
+    _, pairs, _ = bundled_run
+    for pair in pairs:
+        for literal in sqlglot.parse_one(pair.sql).find_all(exp.Literal):
+            if literal.is_string:
+                assert literal.this.strip("%") in pair.question, (pair.question, pair.sql)
+    openers = {p.question.split()[0].lower() for p in pairs}
+    assert {"list", "show", "which", "what", "give", "find", "how"} <= openers
 
 
 def test_ordered_answers_have_no_ties(bundled_run):
@@ -362,10 +475,10 @@ def test_synthesized_pairs_join_training_only_and_never_a_held_out_query(tmp_pat
     from stage_support import prepare_with_model
     from text2sql.config import load_config
 
-    cfg = load_config(None, [f"output_dir={tmp_path / 'run'}", "data.train=bundled", "data.synth.n=600"])
+    cfg = load_config(None, [f"output_dir={tmp_path / 'run'}", "data.train=bundled", "data.synth.n=2000"])
     result = prepare_with_model(cfg)
     prepared = load_from_disk(str(result.path))
-    assert sum(i.startswith("synth-") for i in prepared["train"]["id"]) > 500
+    assert sum(i.startswith("synth-") for i in prepared["train"]["id"]) > 1900
     for split in ("validation", "test"):
         assert not any(i.startswith("synth-") for i in prepared[split]["id"])
     # Sampled queries that are also validation or test queries are dropped, not trained on.
@@ -378,7 +491,7 @@ def test_synthesized_pairs_join_training_only_and_never_a_held_out_query(tmp_pat
 
 
 def test_names_read_as_words():
-    from text2sql.data.synth.names import column_phrase, humanise, plural, role_phrase, singular
+    from text2sql.data.synth.names import column_phrase, column_phrases, humanise, plural, role_phrase, singular
 
     assert humanise("cust_dob") == "customer date of birth"
     assert humanise("unitPrice") == "unit price" and humanise("order_qty") == "order quantity"
@@ -387,6 +500,14 @@ def test_names_read_as_words():
     assert plural("category") == "categories" and plural("box") == "boxes" and plural("ID") == "IDs"
     assert plural("customers") == "customers" and singular("status") == "status"
     assert column_phrase("A11", "average salary") == "average salary"
+    # Other names people use for a column: units, counts and dates said with words, acronyms spelled out.
+    assert {"duration in minutes", "duration"} <= set(column_phrases("duration_minutes", "", "flight"))
+    assert "years of experience" in column_phrases("years_experience", "", "doctor")
+    assert "year of birth" in column_phrases("birth_year", "", "passenger")
+    assert column_phrases("gpa", "", "student") == ("GPA", "grade point average")
+    assert "date" in column_phrases("order_date", "", "order") and "date joined" in column_phrases("joined_date")
+    assert column_phrases("A11", "average salary", "x") == ("average salary",)
+    assert plural("year of birth") == "years of birth" and plural("date joined") == "dates joined"
     assert column_phrase("A11", "a long explanation; of how the values are coded here") == "A11"
     assert role_phrase("origin_code", "airport") == "origin" and role_phrase("id", "airport") == "airport"
 

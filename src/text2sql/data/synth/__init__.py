@@ -9,10 +9,12 @@ or from a teacher model whose wording is kept when its own SQL for it returns th
     pairs, report = synthesize({"shop": "shop.sqlite"}, 500, seed=0)
     write_pairs(pairs, report, Path("pairs.jsonl"))     # + pairs.report.json
 
-Modules: `profile` (what the database holds), `joins` (declared and plausible keys), `shapes` (by
-class: `simple_shapes`, `compound_shapes`, over `candidate`) and `phrasings` (the SQL and question of
-each query shape), `checks` (what a result must be), `dedup`, `teacher`, `sampler` (the balanced,
-seeded loop), `report`, `output`, `targets`, and `cached` (data.synth in a run).
+Modules: `profile` (what the database holds), `names` (what a question calls tables and columns),
+`joins` (declared and plausible keys) and `paths` (three tables along two keys), `conditions` (the
+filters a question names) and `wording` (its other words), `shapes` (by class: `table_shapes`,
+`join_shapes`, `nested_shapes`, `set_shapes`, over `candidate`) and `phrasings` (the question
+templates of each query shape), `checks` (what a result must be), `dedup`, `teacher`, `sampler` (the
+balanced, seeded loop), `report`, `output`, `targets`, and `cached` (data.synth in a run).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from text2sql.data.synth.build import column, literal, table
+from text2sql.data.synth.build import column, literal, render, table
 from text2sql.data.synth.joins import Edge
 from text2sql.data.synth.names import plural
 from text2sql.data.synth.phrasings import GREATER, LESS, PHRASINGS
@@ -53,6 +53,7 @@ class Candidate:
     count_below: int | None = None  # its single value must be a count above 0 and below this
     order_keys: str | None = None  # SQL giving the sort keys of the rows it returns (and the next): no ties
     ordered: bool = False  # row order is part of the answer
+    relaxed: tuple[str, ...] = ()  # the SQL without each of its filters: each must return another result
 
 
 Shape = Callable[[DatabaseView, random.Random], "Candidate | None"]
@@ -90,8 +91,21 @@ def equals(left: exp.Expr, value: Any) -> exp.Expr:
     return exp.EQ(this=left, expression=literal(value))
 
 
+class _Slots(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"  # left in the question: `checks` drops it as an unfilled slot
+
+
+def which_or(rng: random.Random, key: str, fields: list[Any]) -> str:
+    """`key`'s templates, or half the time for a question asking for the label alone, its "which"
+    templates (`<key>_which`), which name no fields: "Which customers have no orders?"."""
+    return f"{key}_which" if len(fields) == 1 and rng.random() < 0.5 else key
+
+
 def phrase(rng: random.Random, shape: str, slots: dict[str, str]) -> str:
-    return rng.choice(PHRASINGS[shape]).format(**slots)
+    """One of the shape's templates (`phrasings`), filled; a slot the shape did not fill stays in braces."""
+    text = rng.choice(PHRASINGS[shape]).format_map(_Slots(slots))
+    return " ".join(text.split())
 
 
 def label_of(t: TableProfile) -> ColumnProfile:
@@ -138,6 +152,17 @@ def all_of(*conditions: exp.Expr | None) -> exp.Expr | None:
 def nulls_out(col: ColumnProfile, t: TableProfile, node: exp.Expr) -> exp.Expr | None:
     """`col IS NOT NULL` when the column holds NULLs: engines sort NULL first or last differently."""
     return not_null(node) if col.non_null < t.rows else None
+
+
+def relaxations(build: Callable[[list[Any]], exp.Expr], conditions: list[Any], dialect: str) -> tuple[str, ...]:
+    """The query `build` makes from the conditions, once without each of them (`Candidate.relaxed`)."""
+    return tuple(render(build(conditions[:i] + conditions[i + 1 :]), dialect) for i in range(len(conditions)))
+
+
+def sort_keys(query: exp.Select, key: exp.Expr, limit: int | None) -> exp.Select:
+    """The sort keys of an ordered query's rows, and of the next row after a LIMIT (`Candidate.order_keys`)."""
+    keys = query.copy().select(key.copy(), append=False)
+    return keys.limit(limit + 1) if limit is not None else keys
 
 
 def select_from(view: DatabaseView, t: TableProfile, *columns: exp.Expr, where: exp.Expr | None = None):

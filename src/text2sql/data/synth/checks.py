@@ -1,6 +1,7 @@
 """Whether a candidate's result makes a training pair: it ran within the time bound, returned rows,
 not only NULLs, not too many to read, narrowed the table where a filter was meant to, and, where
-its rows are ordered or cut by LIMIT, has no ties that would leave the answer up to the engine.
+its rows are ordered or cut by LIMIT, has no ties that would leave the answer up to the engine; and
+every filter the question names changes the answer (the query without it returns another result).
 Each refusal is a drop reason the report counts."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ TOO_MANY_ROWS = "too many rows"
 NOT_NARROWED = "filter did not narrow"
 COUNT_AT_END = "count of none or all"
 TIES = "ties in order"
+IDLE_FILTER = "filter changes nothing"
 REPEATED_SQL = "repeated sql"
 DUPLICATE_RESULT = "duplicate result"
 DUPLICATE_QUESTION = "duplicate question"
@@ -59,4 +61,12 @@ def refusal(candidate: Candidate, result: ExecutionResult, db: Any) -> str | Non
             return TIES
     if _SLOT.search(candidate.question):
         return UNFILLED_SLOT
+    for relaxed in candidate.relaxed:  # a filter the question names must change the answer
+        other = db.execute(relaxed, timeout=QUERY_TIMEOUT, max_rows=MAX_RESULT_ROWS + 1)
+        if other.ok and not other.truncated and _same_rows(other.rows, result.rows, candidate.ordered):
+            return IDLE_FILTER
     return None
+
+
+def _same_rows(a: list[tuple], b: list[tuple], ordered: bool) -> bool:
+    return a == b if ordered else sorted(map(repr, a)) == sorted(map(repr, b))

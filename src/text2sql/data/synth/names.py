@@ -1,6 +1,11 @@
 """Table and column names as a question says them: `order_items` -> "order items" (one: "order item"),
 `unitPrice` -> "unit price", `qty` -> "quantity", `dob` -> "date of birth". A column's description
-(BIRD's `database_description/`, read with the schema) names it instead when it is short."""
+(BIRD's `database_description/`, read with the schema) names it instead when it is short.
+
+A column also has other names people use for it (`column_phrases`): `duration_minutes` is "duration
+in minutes" or "duration", `years_experience` "years of experience", `birth_year` "year of birth",
+`gpa` "GPA" or "grade point average", `order_date` of the table `orders` plainly "date". Questions
+pick among them, so that a model learns to find the column a question means, not only its spelling."""
 
 from __future__ import annotations
 
@@ -34,6 +39,47 @@ ABBREVIATIONS = {
     "id": "ID",
     "ids": "IDs",
 }
+# Acronyms written in capitals, and what they stand for where that is a common way to say them.
+ACRONYMS = {
+    "gpa": "grade point average",
+    "ssn": "social security number",
+    "gdp": "gross domestic product",
+    "bmi": "body mass index",
+    "mpg": "miles per gallon",
+    "iata": "",
+    "icao": "",
+    "isbn": "",
+    "sku": "",
+    "vat": "",
+    "url": "",
+    "vin": "",
+}
+# Trailing unit words: `duration_minutes` -> "duration in minutes", and plainly "duration".
+UNITS = {
+    "minutes": "minutes",
+    "mins": "minutes",
+    "min": "minutes",
+    "hours": "hours",
+    "hrs": "hours",
+    "seconds": "seconds",
+    "secs": "seconds",
+    "sec": "seconds",
+    "days": "days",
+    "months": "months",
+    "mg": "mg",
+    "kg": "kg",
+    "km": "km",
+    "cm": "cm",
+    "mm": "mm",
+    "ml": "ml",
+    "usd": "dollars",
+    "eur": "euros",
+    "pct": "percent",
+    "percent": "percent",
+}
+COUNTED = {"years", "months", "days", "hours", "number"}  # `years_experience` -> "years of experience"
+WHEN = {"year", "date", "time", "day", "month"}  # `birth_year` -> "year of birth"
+VAGUE = {"id", "number", "name", "code", "count", "type", "no", "key"}  # too vague alone: kept with their noun
 # Trailing words of a key column that name the link, not the thing it points at (`origin_code` -> "origin").
 KEY_SUFFIXES = ("id", "code", "key", "no", "num", "fk")
 MAX_DESCRIPTION_WORDS = 5  # a longer description is an explanation, not a name
@@ -50,8 +96,40 @@ def words(name: str) -> list[str]:
 
 
 def humanise(name: str) -> str:
-    """An identifier as words, obvious abbreviations expanded: `cust_dob` -> "customer date of birth"."""
-    return " ".join(ABBREVIATIONS.get(w.lower(), w) for w in words(name)) or name
+    """An identifier as words, obvious abbreviations expanded and acronyms in capitals: `cust_dob` ->
+    "customer date of birth", `gpa` -> "GPA"."""
+    return " ".join(_word(w) for w in words(name)) or name
+
+
+def _word(word: str) -> str:
+    lower = word.lower()
+    return lower.upper() if lower in ACRONYMS else ABBREVIATIONS.get(lower, word)
+
+
+def column_phrases(name: str, description: str = "", noun: str = "") -> tuple[str, ...]:
+    """Every way a question may name a column, `column_phrase` first: a unit said with "in", a count
+    said with "of", a date or year said with "of" (or after a participle: "date joined"), an acronym
+    spelled out, and without the table's own noun in front (`order_date` of an order: "date")."""
+    first = column_phrase(name, description)
+    found = [first]
+    parts = [_word(w) for w in words(name)]
+    if first != humanise(name) or not parts:
+        return tuple(found)  # a description names the column; its words are not the name's
+    lower = [p.lower() for p in parts]
+    if len(parts) > 1 and lower[-1] in UNITS:
+        rest = " ".join(parts[:-1])
+        found += [f"{rest} in {UNITS[lower[-1]]}", rest]
+    if len(parts) == 2 and lower[0] in COUNTED and lower[1] not in VAGUE:
+        found += [f"{parts[0]} of {parts[1]}", parts[1]]
+    if len(parts) == 2 and lower[1] in WHEN and lower[0] not in VAGUE:
+        found.append(f"{parts[1]} {parts[0]}" if lower[0].endswith("ed") else f"{parts[1]} of {parts[0]}")
+    spelled = [ACRONYMS.get(w, "") or p for w, p in zip(lower, parts)]
+    if spelled != parts:
+        found.append(" ".join(spelled))
+    own = [w.lower() for w in noun.split()]
+    if own and lower[: len(own)] == own and len(parts) > len(own) and " ".join(lower[len(own) :]) not in VAGUE:
+        found.append(" ".join(parts[len(own) :]))
+    return tuple(dict.fromkeys(found))
 
 
 def column_phrase(name: str, description: str = "") -> str:
@@ -63,8 +141,23 @@ def column_phrase(name: str, description: str = "") -> str:
     return humanise(name)
 
 
+def _split_head(phrase: str) -> tuple[str, str]:
+    """("year", " of birth") for "year of birth": the word that takes the number, and the rest."""
+    for joint in (" of ", " in ", " per "):
+        if joint in phrase:
+            head, _, tail = phrase.partition(joint)
+            return head, joint + tail
+    return phrase, ""
+
+
 def singular(phrase: str) -> str:
-    """The phrase with its last word in the singular (`order items` -> "order item")."""
+    """The phrase with its last word in the singular (`order items` -> "order item"; the word before
+    "of" or "in" when there is one: "years of experience" -> "year of experience")."""
+    phrase, tail = _split_head(phrase)
+    return _singular(phrase) + tail
+
+
+def _singular(phrase: str) -> str:
     head, _, last = phrase.rpartition(" ")
     lower = last.lower()
     if lower in _INVARIANT or len(lower) < 3 or not lower.endswith("s") or lower.endswith(("ss", "us", "is")):
@@ -79,9 +172,19 @@ def singular(phrase: str) -> str:
 
 
 def plural(phrase: str) -> str:
-    """The phrase with its last word in the plural (`category` -> "categories", `ID` -> "IDs")."""
+    """The phrase with its last word in the plural (`category` -> "categories", `ID` -> "IDs"; the
+    word before "of" or "in" when there is one: "year of birth" -> "years of birth")."""
+    phrase, tail = _split_head(phrase)
+    return _plural(phrase) + tail
+
+
+def _plural(phrase: str) -> str:
     head, _, last = phrase.rpartition(" ")
     lower = last.lower()
+    if head and (lower in UNITS or head.split()[0].lower() in COUNTED):
+        return phrase  # "dosage mg", "years experience": a unit or a count already says how many
+    if head and lower.endswith("ed"):
+        return f"{_plural(head)} {last}"  # "date joined" -> "dates joined"
     if lower in _INVARIANT or (lower.endswith("s") and not lower.endswith(("ss", "us", "is"))):
         word = last  # already plural
     elif last.isupper():

@@ -1,182 +1,228 @@
 """Question templates, several per query shape: the seed picks one per pair, so the same SQL shape is
-asked in varied words. Slots are filled from humanised names and database values (`shapes`):
+asked in varied words ("list", "show", "which", "what are", "give me", "find", ...). Slots are filled
+from column names (`names`), stored values and the filters' words (`conditions`):
 
-    thing / things         one / several rows of the table ("customer" / "customers")
-    label / labels         the column that names a row ("name" / "names")
-    col / cols, v, v2      a column rows share values of ("city" / "cities"), and values of it
-    measure / measures, x  a number column ("price" / "prices") and a value of it
-    above                  "above", "greater than", ... or "below", "less than", ...
-    agg                    "average", "highest", "lowest", "total"
-    sup                    "highest" or "lowest"; k a count
-    date_col, when, d      a date column, "after" or "before", a date
-    c... / p...            the same of the child and the parent table of a join; role: what the child
-                           calls its parent ("customer", "origin")
+    thing / things        one / several rows of the table the question is about ("customer" / "customers")
+    fields / field        the columns it asks to see, several or one ("names and prices" / "name and price")
+    be                    "is" for one field, "are" for several
+    clause                its filters as a relative clause, with a leading space (" whose city is 'Boston'"),
+                          or "" without any; have: the same after "have" ("city Boston and price above 50")
+    among                 " among those" + clause, or ""
+    measure, agg, agg2    a number column, and "average", "highest", ...; sup: "highest", "most recent", ...
+    group / groups        a column the rows are grouped by, or counted in distinct values
+    k, order, top         a count of rows; how they are sorted ("sorted by price in descending order"); "top"
+    which                 how a row is named ("named 'Boston'", "with ID 4")
+    p... / c... / role    the parent and the child table of a join, and what the child calls its parent
+    relate                "have" or "are the origin of": how parents relate to their children; lack: "have no"
+                          or "are not the origin of any"; without: "without any" or "that are not the origin of any"
 """
 
 from __future__ import annotations
 
 PHRASINGS: dict[str, tuple[str, ...]] = {
-    # basic
-    "filter_eq": (
-        "List the {labels} of {things} whose {col} is {v}.",
-        "What are the {labels} of the {things} with {col} {v}?",
-        "Which {things} have {col} {v}? Give their {labels}.",
-        "Show the {label} of every {thing} where {col} is {v}.",
+    # basic: rows of one table (or of a joined table, the filters on both)
+    "list": (
+        "List the {fields} of {things}{clause}.",
+        "List the {fields} of all {things}{clause}.",
+        "Show the {fields} of {things}{clause}.",
+        "What are the {fields} of the {things}{clause}?",
+        "Give me the {fields} of {things}{clause}.",
+        "Find the {fields} of {things}{clause}.",
+        "Return the {fields} of the {things}{clause}.",
+        "Show me the {fields} for {things}{clause}.",
+        "Which {things} have {have}? Show their {fields}.",
+        "For {things}{clause}, list the {fields}.",
     ),
-    "filter_cmp": (
-        "Which {things} have {measure} {above} {x}? Show their {labels} and {measures}.",
-        "List the {label} and {measure} of {things} whose {measure} is {above} {x}.",
-        "Show {things} with {measure} {above} {x}, with their {label} and {measure}.",
-        "What are the {labels} and {measures} of the {things} with {measure} {above} {x}?",
+    "which": (
+        "Which {things} have {have}?",
+        "Which {things} have {have}? Give their {fields}.",
+        "What {things} have {have}?",
+        "Find the {things}{clause}.",
+        "Show all {things}{clause}.",
+        "List the {things}{clause}.",
+        "List the {fields} of {things}{clause}.",
+        "What are the {fields} of {things}{clause}?",
+        "Give me the {fields} of all {things}{clause}.",
     ),
-    "filter_two": (
-        "Which {things} with {col} {v} have {measure} {above} {x}?",
-        "List the {labels} of {things} whose {col} is {v} and whose {measure} is {above} {x}.",
-        "Show the {label} of each {thing} where {col} is {v} and {measure} is {above} {x}.",
-        "Among {things} with {col} {v}, which have {measure} {above} {x}?",
+    "all": (
+        "List the {fields} of all {things}.",
+        "Show the {fields} of every {thing}.",
+        "What are the {fields} of the {things}?",
+        "Give me the {fields} of all {things}.",
+        "List all {things} with their {fields}.",
+        "Find the {fields} of each {thing}.",
     ),
     "lookup": (
-        "What is the {col} of the {thing} whose {label} is {v}?",
-        "Give the {col} of the {thing} with {label} {v}.",
-        "Show the {col} for the {thing} {v}.",
-        "What {col} does the {thing} {v} have?",
+        "What {be} the {field} of the {thing} {which}?",
+        "Give the {field} of the {thing} {which}.",
+        "Show the {field} for the {thing} {which}.",
+        "Find the {field} of the {thing} {which}.",
+        "What {be} the {field} of {thing} {which}?",
+        "Tell me the {field} of the {thing} {which}.",
     ),
-    "filter_date": (
-        "Which {things} have {date_col} {when} {d}? List their {labels}.",
-        "List the {labels} of {things} whose {date_col} is {when} {d}.",
-        "Show the {label} of every {thing} with {date_col} {when} {d}.",
-    ),
-    "distinct_cmp": (
-        "Which different {cols} do {things} with {measure} {above} {x} have?",
-        "List the distinct {cols} of {things} whose {measure} is {above} {x}.",
-        "What {cols} occur among {things} with {measure} {above} {x}?",
+    "distinct": (
+        "What are the different {groups} of {things}{clause}?",
+        "List the distinct {groups} of {things}{clause}.",
+        "Which {groups} do {things}{clause} have?",
+        "Show all the different {groups} among {things}{clause}.",
+        "Find the unique {groups} of {things}{clause}.",
+        "What distinct {groups} are there among {things}{clause}?",
     ),
     # aggregation
-    "count_eq": (
-        "How many {things} have {col} {v}?",
-        "Count the {things} whose {col} is {v}.",
-        "What is the number of {things} with {col} {v}?",
-        "How many {things} are there with {col} {v}?",
+    "count": (
+        "How many {things} have {have}?",
+        "How many {things} are there{clause}?",
+        "Count the {things}{clause}.",
+        "What is the number of {things}{clause}?",
+        "Find the number of {things}{clause}.",
+        "How many {things}{clause} are there?",
+        "Give me the count of {things}{clause}.",
     ),
     "stat": (
-        "What is the {agg} {measure} of all {things}?",
-        "Find the {agg} {measure} among {things}.",
-        "Show the {agg} {measure} of the {things}.",
-    ),
-    "stat_eq": (
-        "What is the {agg} {measure} of {things} whose {col} is {v}?",
-        "Find the {agg} {measure} among {things} with {col} {v}.",
-        "For {things} with {col} {v}, what is the {agg} {measure}?",
+        "What {be} the {agg} {measure} of {things}{clause}?",
+        "Find the {agg} {measure} of all {things}{clause}.",
+        "Show the {agg} {measure} among {things}{clause}.",
+        "Give me the {agg} {measure} of the {things}{clause}.",
+        "Among {things}{clause}, what {be} the {agg} {measure}?",
+        "Compute the {agg} {measure} for {things}{clause}.",
     ),
     "group_count": (
-        "How many {things} are there for each {col}?",
-        "Count the {things} per {col}.",
-        "For each {col}, show the number of {things}.",
-        "Show every {col} with its number of {things}.",
+        "How many {things}{clause} are there for each {group}?",
+        "For each {group}, how many {things}{clause} are there?",
+        "Count the {things}{clause} for each {group}.",
+        "Show each {group} and the number of {things}{clause}.",
+        "What is the number of {things}{clause} in each {group}?",
+        "List every {group} with its count of {things}{clause}.",
+        "Count the {things}{clause} by {group}.",
+        "Show the number of {things}{clause} per {group}.",
     ),
     "group_stat": (
-        "What is the {agg} {measure} of {things} for each {col}?",
-        "For each {col}, show the {agg} {measure} of its {things}.",
-        "Show each {col} with the {agg} {measure} of the {things} that have it.",
+        "What is the {agg} {measure} of {things}{clause} for each {group}?",
+        "For each {group}, show the {agg} {measure} of {things}{clause}.",
+        "Show each {group} with the {agg} {measure} of its {things}{clause}.",
+        "Find the {agg} {measure} of {things}{clause} by {group}.",
+        "List the {agg} {measure} of {things}{clause} per {group}.",
     ),
     "having": (
-        "Which {cols} have more than {k} {things}?",
-        "List the {cols} shared by more than {k} {things}.",
-        "Show the {cols} that more than {k} {things} have.",
+        "Which {groups} have more than {k} {things}?",
+        "List the {groups} shared by more than {k} {things}.",
+        "Show the {groups} that more than {k} {things} have.",
+        "Find the {groups} with over {k} {things}.",
+    ),
+    "having_least": (
+        "Which {groups} have at least {k} {things}?",
+        "List the {groups} with {k} or more {things}.",
+        "Show the {groups} that at least {k} {things} have.",
     ),
     "count_distinct": (
-        "How many different {cols} do the {things} have?",
-        "Count the distinct {cols} of {things}.",
-        "How many distinct {cols} are there among the {things}?",
-    ),
-    "count_cmp": (
-        "How many {things} have {measure} {above} {x}?",
-        "Count the {things} whose {measure} is {above} {x}.",
-        "What is the number of {things} with {measure} {above} {x}?",
+        "How many different {groups} do {things}{clause} have?",
+        "Count the distinct {groups} of {things}{clause}.",
+        "How many distinct {groups} are there among {things}{clause}?",
+        "What is the number of different {groups} among {things}{clause}?",
     ),
     # ordering
+    "top_one_which": (
+        "Which {thing}{clause} has the {sup} {measure}?",
+        "Which {thing} has the {sup} {measure}{among}?",
+        "What is the {field} of the {thing} with the {sup} {measure}{among}?",
+        "Find the {thing}{clause} with the {sup} {measure}.",
+    ),
+    "top_one": (
+        "What is the {field} of the {thing} with the {sup} {measure}{among}?",
+        "Find the {field} of the {thing}{clause} with the {sup} {measure}.",
+        "Give me the {field} of the {thing} that has the {sup} {measure}{among}.",
+        "Show the {field} of the {thing} with the {sup} {measure}{among}.",
+        "Among {things}{clause}, which one has the {sup} {measure}? Give its {field}.",
+    ),
     "top_k": (
-        "List the {labels} of the {k} {things} with the {sup} {measure}.",
-        "Which {k} {things} have the {sup} {measure}?",
-        "Show the {k} {things} with the {sup} {measure}.",
-        "What are the {k} {things} with the {sup} {measure}? Give their {labels}.",
+        "List the {fields} of the {k} {things}{clause} with the {sup} {measure}.",
+        "Which {k} {things}{clause} have the {sup} {measure}? Show their {fields}.",
+        "Show the {fields} of the {top} {k} {things} by {measure}{among}.",
+        "What are the {fields} of the {k} {things} with the {sup} {measure}{among}?",
+        "Give me the {fields} of the {k} {things}{clause} that have the {sup} {measure}.",
+        "Find the {k} {things} with the {sup} {measure}{among}, and show their {fields}.",
     ),
-    "top_one_eq": (
-        "Which {thing} with {col} {v} has the {sup} {measure}?",
-        "Among {things} whose {col} is {v}, which one has the {sup} {measure}?",
-        "Give the {label} of the {thing} with the {sup} {measure} among those with {col} {v}.",
-    ),
-    "sorted_eq": (
-        "List the {labels} and {measures} of {things} with {col} {v}, from {sup} to {other} {measure}.",
-        "Show {things} whose {col} is {v} with their {measures}, sorted from {sup} {measure} to {other}.",
-        "Order the {things} with {col} {v} by {measure}, {sup} first, showing {label} and {measure}.",
+    "sorted": (
+        "List the {fields} of {things}{clause}, {order}.",
+        "Show the {fields} of all {things}{clause} {order}.",
+        "What are the {fields} of the {things}{clause}, {order}?",
+        "Give me the {fields} of {things}{clause} {order}.",
+        "Return the {fields} of {things}{clause}, {order}.",
     ),
     "group_top": (
-        "Which {col} has the most {things}?",
-        "What is the most common {col} among {things}?",
-        "Find the {col} with the largest number of {things}.",
+        "Which {group} has the most {things}{clause}?",
+        "What is the most common {group} among {things}{clause}?",
+        "Find the {group} with the largest number of {things}{clause}.",
+        "Which {group} do the most {things}{clause} have?",
     ),
-    # join
-    "join_filter_parent": (
-        "List the {clabels} of {cthings} whose {role}'s {pcol} is {v}.",
-        "Which {cthings} have a {role} with {pcol} {v}? Give their {clabels}.",
-        "Show the {clabel} of every {cthing} whose {role} has {pcol} {v}.",
+    "group_least": (
+        "Which {group} has the fewest {things}{clause}?",
+        "What is the least common {group} among {things}{clause}?",
+        "Find the {group} with the smallest number of {things}{clause}.",
     ),
-    "join_filter_child": (
-        "Which {pthings} have {cthings} with {ccol} {v}?",
-        "List the {plabels} of {pthings} that are the {role} of {cthings} with {ccol} {v}.",
-        "Show the distinct {plabels} of {pthings} with at least one {cthing} whose {ccol} is {v}.",
+    # join: parents of children (DISTINCT), a parent's children counted, parents by their children
+    "parents": (
+        "List the {fields} of {pthings}{pclause} that {relate} {cthings}{cclause}.",
+        "Show the distinct {fields} of {pthings}{pclause} that {relate} at least one {cthing}{cclause}.",
+        "What are the {fields} of the {pthings}{pclause} that {relate} {cthings}{cclause}?",
+        "Give me the {fields} of all {pthings}{pclause} that {relate} {cthings}{cclause}.",
+        "Which {pthings}{pclause} {relate} {cthings}{cclause}? Show their {fields}.",
     ),
-    "join_count": (
-        "How many {cthings} does each {pthing} have? Show the {plabel} and the count.",
-        "For each {pthing}, give its {plabel} and the number of {cthings}.",
-        "Count the {cthings} of every {pthing}, listed by {plabel}.",
+    "parents_which": (
+        "Which {pthings}{pclause} {relate} {cthings}{cclause}?",
+        "Find the different {pthings}{pclause} that {relate} {cthings}{cclause}.",
+        "What {pthings}{pclause} {relate} {cthings}{cclause}?",
+        "Show the {pthings}{pclause} that {relate} at least one {cthing}{cclause}.",
     ),
-    "join_stat": (
-        "What is the {agg} {cmeasure} of the {cthings} whose {role} is {v}?",
-        "Find the {agg} {cmeasure} over {cthings} of the {pthing} {v}.",
-        "For the {pthing} with {plabel} {v}, what is the {agg} {cmeasure} of its {cthings}?",
+    "no_children": (
+        "List the {fields} of {pthings}{pclause} {without} {cthing}{cclause}.",
+        "Show the {fields} of {pthings}{pclause} {without} {cthing}{cclause}.",
+        "What are the {fields} of the {pthings}{pclause} that {lack} {cthings}{cclause}?",
+        "Which {pthings}{pclause} {lack} {cthings}{cclause}? Give their {fields}.",
     ),
-    "join_count_for": (
-        "How many {cthings} does the {pthing} {v} have?",
-        "Count the {cthings} whose {role} is {v}.",
-        "What is the number of {cthings} of the {pthing} with {plabel} {v}?",
+    "no_children_which": (
+        "Which {pthings}{pclause} {lack} {cthings}{cclause}?",
+        "Find the {pthings}{pclause} that {lack} {cthings}{cclause}.",
+        "Show the {pthings}{pclause} {without} {cthing}{cclause}.",
+        "What {pthings}{pclause} {lack} {cthings}{cclause}?",
     ),
-    "join_both_labels": (
-        "List each {cthing} with {cmeasure} {above} {x} together with the {plabel} of its {role}.",
-        "For {cthings} whose {cmeasure} is {above} {x}, show the {clabel} and the {role}'s {plabel}.",
-        "Show the {clabel} of {cthings} with {cmeasure} {above} {x} and the {plabel} of their {role}.",
+    "count_for": (
+        "How many {cthings}{cclause} does the {pthing} {which} have?",
+        "Count the {cthings}{cclause} of the {pthing} {which}.",
+        "What is the number of {cthings}{cclause} for the {pthing} {which}?",
     ),
-    # nested
-    "nested_in": (
-        "List the {plabels} of {pthings} that are the {role} of some {cthing} with {ccol} {v}.",
-        "Which {pthings} appear as {role} among the {cthings} whose {ccol} is {v}?",
-        "Give the {plabels} of {pthings} linked to {cthings} with {ccol} {v}.",
+    "most": (
+        "Which {role} has the {most} {cthings}{cclause}?",
+        "What is the {field} of the {role} with the {most} {cthings}{cclause}?",
+        "Find the {role} with the {most_number} of {cthings}{cclause}.",
+        "Give me the {field} of the {role} that has the {most} {cthings}{cclause}.",
     ),
-    "nested_not_in": (
-        "Which {pthings} have no {cthings}?",
-        "List the {plabels} of {pthings} without any {cthing}.",
-        "Show the {pthings} that are the {role} of no {cthing}.",
+    "most_k": (
+        "List the {k} {roles} with the {most} {cthings}{cclause}.",
+        "Which {k} {roles} have the {most} {cthings}{cclause}? Show their {fields}.",
+        "Show the {fields} of the {k} {roles} with the {most_number} of {cthings}{cclause}.",
     ),
-    "nested_not_in_eq": (
-        "Which {pthings} have no {cthings} with {ccol} {v}?",
-        "List the {plabels} of {pthings} that are the {role} of no {cthing} whose {ccol} is {v}.",
-        "Show the {pthings} without any {cthing} where {ccol} is {v}.",
+    # nested: comparisons with a value computed by a subquery
+    "above_average": (
+        "List the {fields} of {things}{clause} whose {measure} is {above} the average {measure} of all {things}.",
+        "Show the {fields} of {things}{clause} with {measure} {above} average.",
+        "Find the {things}{clause} whose {measure} is {above} the average. Give their {fields}.",
+        "What are the {fields} of {things}{clause} with a {measure} {above} the average?",
     ),
-    "nested_avg": (
-        "Which {things} have {measure} {above} the average? Show the {label} and {measure}.",
-        "List the {things} whose {measure} is {above} the average {measure} of all {things}.",
-        "Show the {label} and {measure} of {things} with {measure} {above} average.",
+    "above_average_which": (
+        "Which {things}{clause} have {measure} {above} the average?",
+        "Which {things}{clause} have a {measure} {above} the average {measure}?",
+        "Find the {things}{clause} whose {measure} is {above} the average {measure} of all {things}.",
     ),
-    "nested_than": (
-        "Which {things} have {measure} {above} that of the {thing} {v}?",
-        "List the {labels} of {things} whose {measure} is {above} the {measure} of the {thing} {v}.",
-        "Show the {things} whose {measure} is {above} that of the {thing} with {label} {v}.",
+    "than": (
+        "Which {things} have {measure} {above} that of the {thing} {which}?",
+        "List the {fields} of {things} whose {measure} is {above} the {measure} of the {thing} {which}.",
+        "Show the {things} whose {measure} is {above} that of the {thing} {which}.",
     ),
     "nested_having": (
-        "Which {pthings} have more than {k} {cthings}?",
-        "List the {plabels} of {pthings} that are the {role} of more than {k} {cthings}.",
-        "Show the {pthings} with over {k} {cthings}.",
+        "Which {pthings} {relate} more than {k} {cthings}?",
+        "List the {plabels} of {pthings} that {relate} more than {k} {cthings}.",
+        "Show the {pthings} that {relate} over {k} {cthings}.",
     ),
     # set operation
     "union": (
@@ -206,8 +252,46 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# Comparison words: (SQL operator, question words).
+# How rows are sorted, by what the key is and which way: {key} is the column's name.
+ORDER_WORDS: dict[tuple[str, bool], tuple[str, ...]] = {
+    ("number", True): (
+        "sorted by {key} in descending order",
+        "ordered by {key} from highest to lowest",
+        "from the highest {key} to the lowest",
+        "in descending order of {key}",
+        "with the highest {key} first",
+    ),
+    ("number", False): (
+        "sorted by {key}",
+        "sorted by {key} in ascending order",
+        "ordered by {key} from lowest to highest",
+        "in ascending order of {key}",
+        "with the lowest {key} first",
+    ),
+    ("time", True): (
+        "ordered by {key}, most recent first",
+        "sorted by {key} from latest to earliest",
+        "in descending order of {key}",
+    ),
+    ("time", False): (
+        "ordered by {key}, earliest first",
+        "sorted by {key}",
+        "sorted by {key} from earliest to latest",
+        "in ascending order of {key}",
+    ),
+    ("text", False): (
+        "in alphabetical order",
+        "sorted alphabetically",
+        "ordered by {key}",
+        "sorted by {key} in ascending order",
+    ),
+    ("text", True): (
+        "in reverse alphabetical order",
+        "sorted by {key} in descending order",
+        "ordered by {key} from Z to A",
+    ),
+}
+
+# Comparison words of the set-operation shapes: (SQL operator, question words).
 GREATER = (">", ("above", "greater than", "more than", "over"))
 LESS = ("<", ("below", "less than", "under", "lower than"))
-# Aggregates: (SQL function, question word).
-AGGREGATES = (("AVG", "average"), ("MAX", "highest"), ("MIN", "lowest"), ("SUM", "total"))

@@ -17,7 +17,7 @@ from typing import Any
 from sqlglot import exp
 
 from text2sql.data.synth.build import column, ordered, render, shown, table
-from text2sql.data.synth.names import column_phrase, humanise, plural, singular
+from text2sql.data.synth.names import column_phrase, column_phrases, humanise, plural, singular
 from text2sql.sql.catalog import Schema, Table
 
 MAX_VALUES = 50  # distinct values read per column, of each kind (most frequent, spread)
@@ -45,6 +45,17 @@ class ColumnProfile:
     distinct: int
     top: list[tuple[Any, int]] = field(default_factory=list)  # (value, rows holding it), most frequent first
     spread: list[Any] = field(default_factory=list)  # distinct values spread over the sorted range
+    variants: tuple[str, ...] = ()  # other names a question may use for it (`names.column_phrases`)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name a question may use for the column, its plain one first."""
+        return self.variants or (self.phrase,)
+
+    @property
+    def yearly(self) -> bool:
+        """A number that is a year (`birth_year`): compared with "after" and "before"."""
+        return self.integer and "year" in self.name.lower() and all(1000 <= v <= 2999 for v in self.spread)
 
     @property
     def integer(self) -> bool:
@@ -80,6 +91,16 @@ class TableProfile:
             if c.distinct <= limit and c.distinct < self.rows and c.top[0][1] > 1:
                 found.append(c)
         return found
+
+    @property
+    def attributes(self) -> list[ColumnProfile]:
+        """Columns a question may ask to see beside the label: every non-key column but the label."""
+        return [c for c in self.columns.values() if not c.key and c is not self.label and (c.top or c.spread)]
+
+    @property
+    def texts(self) -> list[ColumnProfile]:
+        """Text columns whose stored values a filter can name (the label's among them)."""
+        return [c for c in self.kinds(TEXT) if c.spread or c.top]
 
     @property
     def dates(self) -> list[ColumnProfile]:
@@ -120,7 +141,16 @@ def _profile_table(db: Any, schema: Schema, t: Table) -> TableProfile | None:
             continue
         kind, non_null, distinct, top, spread = read
         profile.columns[col.name] = ColumnProfile(
-            t.name, col.name, kind, column_phrase(col.name, col.description), is_key, non_null, distinct, top, spread
+            t.name,
+            col.name,
+            kind,
+            column_phrase(col.name, col.description),
+            is_key,
+            non_null,
+            distinct,
+            top,
+            spread,
+            column_phrases(col.name, col.description, profile.noun),
         )
     profile.label = _label(profile)
     return profile

@@ -43,7 +43,7 @@ from text2sql.sql.targets import redact
 
 MAX_ATTEMPTS = 60  # draws in a row without a new pair before a class is done for a database
 # Version of the shapes, phrasings and checks: a run's cached pairs are sampled again when it changes.
-SAMPLING_RULES = 1
+SAMPLING_RULES = 2
 SOURCE = "synth"  # the `source` of every synthesized row
 
 
@@ -147,7 +147,9 @@ class _Sampler:
     def _draw(self, cls: str) -> Pair | None:
         """One new pair of class `cls`, or None after MAX_ATTEMPTS draws without one."""
         for _ in range(MAX_ATTEMPTS):
-            candidate = self.rng.choice(SHAPES[cls])(self.view, self.rng)
+            shapes = SHAPES[cls]
+            shape = self.rng.choices([s for s, _ in shapes], [w for _, w in shapes])[0]
+            candidate = shape(self.view, self.rng)
             if candidate is None:
                 continue  # the database has nothing this shape needs
             pair = self._check(candidate)

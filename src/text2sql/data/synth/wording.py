@@ -1,0 +1,105 @@
+"""The words questions are made of, shared by every shape: values as a question writes them (exactly
+as stored, sometimes in quotes), articles, lists ("name, city and country"), comparison, aggregate
+and sorting words, and the fields a question asks to see."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from text2sql.data.synth.build import column, shown
+from text2sql.data.synth.names import plural
+from text2sql.data.synth.profile import NUMBER, ColumnProfile
+
+# How a text value is set in a question: plain, 'single' or "double" quotes (weights). The stored
+# spelling is kept in each, so a model learns to copy it into the SQL literal.
+QUOTES = (("{}", 5), ("'{}'", 4), ('"{}"', 2))
+
+# Comparison words by operator; `{x}` is the value. Years and dates read as time.
+COMPARE = {
+    ">": ("above {x}", "greater than {x}", "more than {x}", "over {x}", "higher than {x}"),
+    ">=": ("at least {x}", "{x} or more", "no less than {x}"),
+    "<": ("below {x}", "less than {x}", "under {x}", "lower than {x}"),
+    "<=": ("at most {x}", "{x} or less", "no more than {x}"),
+}
+COMPARE_TIME = {
+    ">": ("after {x}", "later than {x}"),
+    ">=": ("on or after {x}", "{x} or later"),
+    "<": ("before {x}", "earlier than {x}"),
+    "<=": ("on or before {x}", "{x} or earlier"),
+}
+# Aggregates: SQL function -> the words for it.
+AGGREGATE_WORDS = {
+    "AVG": ("average", "mean"),
+    "MAX": ("maximum", "highest", "largest"),
+    "MIN": ("minimum", "lowest", "smallest"),
+    "SUM": ("total",),
+}
+# The end of a sort a question asks for: (descending, words) for numbers, and for dates.
+SUPERLATIVE = {True: ("highest", "largest", "greatest"), False: ("lowest", "smallest")}
+SUPERLATIVE_TIME = {True: ("most recent", "latest"), False: ("earliest", "oldest")}
+
+
+def said(rng: random.Random, value: Any) -> str:
+    """`value` as a question writes it: numbers plain, text exactly as stored, sometimes quoted."""
+    text = shown(value)
+    if isinstance(value, (int, float)) or not isinstance(value, str):
+        return text
+    form = rng.choices([q for q, _ in QUOTES], [w for _, w in QUOTES])[0]
+    return form.format(text)
+
+
+def article(phrase: str) -> str:
+    """The phrase with "a" or "an" in front."""
+    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
+
+
+def listing(items: list[str], joint: str = "and") -> str:
+    """ "a", "a and b", "a, b and c"."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {joint} {items[-1]}"
+
+
+def compare_words(rng: random.Random, op: str, value: str, *, time: bool) -> str:
+    """The words for `column op value` after the column's name ("above 50", "after 2020-01-01")."""
+    return rng.choice((COMPARE_TIME if time else COMPARE)[op]).format(x=value)
+
+
+def aggregate_word(rng: random.Random, func: str) -> str:
+    return rng.choice(AGGREGATE_WORDS[func])
+
+
+def superlative(rng: random.Random, desc: bool, col: ColumnProfile) -> str:
+    """ "highest" / "lowest" for numbers, "most recent" / "earliest" for dates and years."""
+    time = col.kind != NUMBER or col.yearly
+    return rng.choice((SUPERLATIVE_TIME if time else SUPERLATIVE)[desc])
+
+
+def name_of(rng: random.Random, col: ColumnProfile) -> str:
+    """One of the column's names: its plain name half the time, else any of them."""
+    return col.phrase if rng.random() < 0.5 else rng.choice(col.names)
+
+
+@dataclass(frozen=True)
+class Field:
+    """A column a question asks to see: its SQL, the column it reads, and its name (one, several)."""
+
+    node: exp.Expr
+    read: tuple[str, str]
+    one: str
+    many: str
+
+
+def field(rng: random.Random, col: ColumnProfile, dialect: str, alias: str | None = None, prefix: str = "") -> Field:
+    """The column as a field; `prefix` names whose it is ("airline" -> "airline name")."""
+    name = name_of(rng, col)
+    one = f"{prefix} {name}" if prefix else name
+    return Field(column(col.name, dialect, alias), (col.table, col.name), one, plural(one))
+
+
+def fields_phrase(fields: list[Field], *, many: bool = True) -> str:
+    return listing([f.many if many else f.one for f in fields])
