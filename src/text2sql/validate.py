@@ -17,17 +17,18 @@ from text2sql import storage
 from text2sql.config import Config
 from text2sql.data.prepare import has_split, read_options
 from text2sql.data.readers import ReadStats, read_examples
+from text2sql.data.readers.hf import DATA_SUFFIXES
 from text2sql.data.schema import read_schema
 from text2sql.errors import ConfigError, DataError, MissingExtraError, Text2SQLError
 from text2sql.models.gguf import is_gguf
 from text2sql.models.registry import is_model_resource
 from text2sql.models.tiny import parse_tiny_spec
+from text2sql.paths import is_hub_id
 from text2sql.sql.execution import execute_sql
 from text2sql.sql.targets import dialect_of, is_url, local_path
 from text2sql.tracking import check_backend
 
 _SPLITS = ("train", "validation", "test")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LAUNCH_CONFIG = re.compile(r"^#\s*accelerate launch .*--config_file[= ](\S+)")
 
 
@@ -88,14 +89,14 @@ def _check_model(cfg: Config, report: ValidationReport) -> None:
         if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
             report.problems.append(f"model.name_or_path: {path} has no config.json; point it at a saved model folder")
         return
-    if _HUB_ID.match(name) and not name.startswith((".", "/", "~")):
+    if is_hub_id(name, owner=True):
         report.notes.append(f"model {name} is a hub id; it is downloaded when a stage needs it")
         return
     report.problems.append(f"model.name_or_path: {name} is neither an existing folder nor a hub id (owner/name)")
 
 
 def _is_hub_dataset(source: str) -> bool:
-    return source != "bundled" and not Path(source).exists() and bool(_HUB_ID.match(source)) and not Path(source).suffix
+    return is_hub_id(source, owner=True, file_suffixes=DATA_SUFFIXES)
 
 
 def _sources(cfg: Config) -> dict[str, str]:

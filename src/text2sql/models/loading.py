@@ -28,6 +28,7 @@ from text2sql.errors import ConfigError, first_line
 from text2sql.models.gguf import gguf_model_path, is_gguf
 from text2sql.models.registry import artifact_uri, parse_model_resource
 from text2sql.models.tiny import tiny_model_path
+from text2sql.paths import is_hub_id
 from text2sql.storage import StorageError, fetch
 
 log = logging.getLogger("text2sql.models")
@@ -36,7 +37,6 @@ KINDS = ("decoder", "seq2seq")
 REMOTE_SCHEMES = ("gs", "s3")
 
 # 'name' or 'namespace/name': huggingface_hub's REPO_ID_REGEX, without importing huggingface_hub.
-_HUB_ID = re.compile(r"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 
@@ -65,7 +65,7 @@ def resolve_model(name_or_path: str) -> str:
         return os.path.abspath(path)
     if path.exists():
         raise ConfigError(f"model path {name} is a file: give the directory that holds config.json")
-    if not _looks_like_hub_id(name):
+    if not is_hub_id(name):
         raise ConfigError(f"model directory {name} does not exist: check the path, or give a hub id")
     return name
 
@@ -201,10 +201,6 @@ def _fetch_remote(url: str) -> str:
     if not path.is_dir():
         raise ConfigError(f"model {url} is a file: give the folder that holds config.json")
     return str(path)
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    return bool(_HUB_ID.match(name)) and ".." not in name and "--" not in name
 
 
 class _load_errors:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from text2sql.paths import is_hub_id
+
 REPORT = "merge_report.json"
 
 
@@ -38,7 +40,7 @@ def model_card(result, *, has_config: bool) -> str:
     """A Hugging Face style model card: metadata, what was merged, how it was verified, how to load."""
     auto_class = "AutoModelForSeq2SeqLM" if result.kind == "seq2seq" else "AutoModelForCausalLM"
     front = ["---", "library_name: transformers", "tags:", "- text2sql", "- merged-adapter"]
-    if _is_hub_id(result.base):
+    if is_hub_id(result.base):  # only a hub id is valid `base_model` metadata
         front.insert(1, f"base_model: {result.base}")
     if has_config:
         prompt_note = (
@@ -77,8 +79,3 @@ model = {auto_class}.from_pretrained("{result.path}")
 {prompt_note}
 """
     )
-
-
-def _is_hub_id(base: str) -> bool:
-    """Only a hub id is valid `base_model` metadata; a tiny spec or a local path is not."""
-    return not base.startswith("tiny:") and "://" not in base and not Path(base).expanduser().exists()

@@ -8,17 +8,16 @@ a db_id find their databases under data.db_dir.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from text2sql import paths
 from text2sql.data.readers.base import ExampleStream, ReadOptions, ReadStats
 from text2sql.data.readers.databases import Databases
 from text2sql.data.readers.formats import format_from_fields, row_function, undetectable
 from text2sql.errors import DataError
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 DATA_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".arrow")
 HF_SUFFIXES = (".parquet", ".arrow")
 # Requested split → names datasets use for it, in order of preference.
@@ -32,11 +31,7 @@ def is_save_to_disk(path: Path) -> bool:
 
 def is_hub_id(source: str) -> bool:
     """`owner/name` that is not a local path (and not a missing local data file, which is a typo)."""
-    return (
-        _HUB_ID.fullmatch(source) is not None
-        and not Path(source).exists()
-        and Path(source).suffix.lower() not in DATA_SUFFIXES
-    )
+    return paths.is_hub_id(source, owner=True, file_suffixes=DATA_SUFFIXES)
 
 
 def is_hf_source(source: str) -> bool:
