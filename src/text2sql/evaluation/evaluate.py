@@ -199,12 +199,7 @@ def evaluate(
     settings = settings_with(settings, overrides)
     if (model is None) == (predictions is None):
         raise ConfigError("give exactly one of --model (generate with a model) or --predictions (score a file)")
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"--output {out} is a file; give a folder")
-    here = Path.cwd().resolve()
-    if out.resolve() == here or out.resolve() in here.parents:
-        raise OutputExistsError(f"--output {out} holds the current folder; give a folder of its own for the results")
+    out = _output_folder(output)
     stage = StageFolder(out, "evaluation")
     depends_on = evaluation_depends_on(
         data,
@@ -221,27 +216,101 @@ def evaluate(
     if not stage.guard(depends_on, force):
         return _up_to_date(out)
 
-    extra_notes: list[str] = []
+    # The phases: open what answers, read and audit the rows, answer, score, measure, write.
     timing: dict[str, float] = {}
-    im = None
-    endpoint: Endpoint | None = None
-    if is_endpoint(model):
-        assert model is not None
-        endpoint = open_endpoint(model, settings, prompt_from=prompt_from, db=db, cache_dir=answer_cache)
-        opts = endpoint.read_options(db_dir=db_dir, db=db)
-    elif model is not None:
-        if settings.backend == "vllm":
-            require_vllm()
-        start = time.perf_counter()
-        if threads is None and run_config is not None and run_config.model.threads > 0:
-            threads = run_config.model.threads  # the run's --threads, for a base model without a config of its own
-        im = load_for_inference(
-            model, base=base, checkpoint=checkpoint, load_weights=settings.backend == "hf", threads=threads
-        )
-        timing["load_seconds"] = time.perf_counter() - start
-        opts = im.read_options(db_dir=db_dir, db=db)
+    if threads is None and run_config is not None and run_config.model.threads > 0:
+        threads = run_config.model.threads  # the run's --threads, for a base model without a config of its own
+    subject = _open_subject(model, settings, timing, base=base, checkpoint=checkpoint, threads=threads,
+                            prompt_from=prompt_from, db=db, answer_cache=answer_cache)  # fmt: skip
+    rows = _audited_rows(data, subject.read_options(db_dir=db_dir, db=db), settings, timing)
+    if subject.endpoint is not None:
+        answers = _endpoint_answers(subject.endpoint, rows.evalset.rows, settings, progress, timing)
+    elif subject.im is not None:
+        answers = _model_answers(subject.im, rows.evalset.rows, settings, progress, timing, threads)
     else:
-        opts = ReadOptions(db_dir=db_dir, db=db)
+        assert predictions is not None  # exactly one of model and predictions, checked above
+        answers = _file_answers(predictions, rows)
+    scored = _score(rows.evalset.rows, answers, settings, progress, timing)
+    metrics = _metrics(scored, answers, rows, subject, settings, progress, timing, compute_loss, threads)
+    metrics["run"] = _run_record(subject, predictions, rows.evalset, settings)
+    described = subject.endpoint or subject.im
+    if stage.record() is None and out.is_dir() and any(out.iterdir()):
+        # --force on a folder that holds other things than an evaluation: add the outputs beside them.
+        _write_all(out, scored, metrics, described, predictions, rows.evalset, settings.timeout)
+        stage.write_record(out, depends_on, cfg=run_config)
+    else:
+        with stage.staging() as staged:
+            _write_all(staged, scored, metrics, described, predictions, rows.evalset, settings.timeout)
+            stage.commit(staged, depends_on, cfg=run_config)
+    files = {name: out / name for name in OUTPUT_FILES}
+    return EvaluationResult(out, metrics, scored, rows.evalset, files["report.html"], files)
+
+
+def _output_folder(output: str | Path) -> Path:
+    """The output folder, refused when it is a file or holds the current folder."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--output {out} is a file; give a folder")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise OutputExistsError(f"--output {out} holds the current folder; give a folder of its own for the results")
+    return out
+
+
+@dataclass
+class _Subject:
+    """What answers the questions: an endpoint, a loaded model, or neither (a predictions file)."""
+
+    endpoint: Endpoint | None = None
+    im: Any = None
+
+    def read_options(self, *, db_dir: str | None, db: str | None) -> ReadOptions:
+        if self.endpoint is not None:
+            return self.endpoint.read_options(db_dir=db_dir, db=db)
+        if self.im is not None:
+            return self.im.read_options(db_dir=db_dir, db=db)
+        return ReadOptions(db_dir=db_dir, db=db)
+
+
+def _open_subject(
+    model: str | None,
+    settings: EvaluationConfig,
+    timing: dict[str, float],
+    *,
+    base: str | None,
+    checkpoint: str | None,
+    threads: int | None,
+    prompt_from: str | None,
+    db: str | None,
+    answer_cache: str | Path | None,
+) -> _Subject:
+    if model is None:
+        return _Subject()
+    if is_endpoint(model):
+        return _Subject(endpoint=open_endpoint(model, settings, prompt_from=prompt_from, db=db, cache_dir=answer_cache))
+    if settings.backend == "vllm":
+        require_vllm()
+    start = time.perf_counter()
+    im = load_for_inference(
+        model, base=base, checkpoint=checkpoint, load_weights=settings.backend == "hf", threads=threads
+    )
+    timing["load_seconds"] = time.perf_counter() - start
+    return _Subject(im=im)
+
+
+@dataclass
+class _Rows:
+    """The evaluation set after the gold audit: `evalset.rows` are the rows scored, `all_rows` the
+    rows read (unstable gold included), `unstable` the indices of rows whose gold is unstable."""
+
+    evalset: EvalSet
+    all_rows: list[Any]
+    audit: dict[int, Any]
+    unstable: set[int]
+    audited_ids: list[Any]
+
+
+def _audited_rows(data: str, opts: ReadOptions, settings: EvaluationConfig, timing: dict[str, float]) -> _Rows:
     evalset = load_eval_set(data, split=settings.split, read_options=opts, max_samples=settings.max_samples)
     start = time.perf_counter()
     audit = audit_rows(evalset.rows, timeout=settings.timeout)
@@ -251,55 +320,72 @@ def evaluate(
     all_rows = evalset.rows
     if settings.exclude_unstable_gold and unstable:
         evalset.rows = [r for i, r in enumerate(all_rows) if i not in unstable]
-    rows = evalset.rows
+    return _Rows(evalset, all_rows, audit, unstable, audited_ids)
 
-    raw_outputs: list[str | None]
+
+@dataclass
+class _Answers:
+    """Every row's answer, and what came with it."""
+
+    raw: list[str | None]
+    sql: list[str]
     cut: list[bool] | None = None
     too_long: list[str | None] | None = None
     voted: list[Voted] | None = None
     reasons: list[str | None] | None = None
     cost: dict[str, Any] | None = None
-    if endpoint is not None:
-        asked = answer_rows(endpoint, rows, settings, progress, timing)
-        raw_outputs, preds, cut, voted, reasons, cost = (
-            list(asked.raw),
-            asked.sql,
-            asked.cut,
-            asked.voted,
-            asked.reasons,
-            asked.cost,
-        )
-        extra_notes.append("loss and perplexity need a local model's weights: not computed for an endpoint")
-    elif im is not None:
-        with following(im.model, _thread_setting(threads, im)):  # threads follow the machine between steps
-            generated = _generate(im, rows, settings, progress, timing)
-            if settings.num_samples > 1:
-                voted = _vote(im, rows, generated, settings, progress, timing)
-        raw_outputs, preds, cut, too_long = list(generated.raw), generated.sql, generated.cut, generated.too_long
-        cost = local_cost(
-            settings,
-            sum(1 for ids in generated.prompts if ids is not None),
-            timing["generation_seconds"] + timing.get("sampling_seconds", 0.0),
-            sum(len(ids) for ids in generated.prompts if ids is not None),
-            int(timing["generated_tokens"] + timing.get("sampled_tokens", 0)),
-        )
-    else:
-        assert predictions is not None  # exactly one of model and predictions, checked above
-        # A predictions file follows the data's rows, unstable ones included.
-        preds, raw_outputs = read_predictions(predictions, all_rows, limited=evalset.limited)
-        if len(rows) < len(all_rows):
-            kept = [i for i in range(len(all_rows)) if i not in unstable]
-            preds, raw_outputs = [preds[i] for i in kept], [raw_outputs[i] for i in kept]
-        extra_notes.append("loss and perplexity need a model: not computed for --predictions")
+    notes: list[str] = field(default_factory=list)
 
+
+def _endpoint_answers(endpoint: Endpoint, rows, settings: EvaluationConfig, progress: bool, timing) -> _Answers:
+    asked = answer_rows(endpoint, rows, settings, progress, timing)
+    return _Answers(
+        list(asked.raw),
+        asked.sql,
+        cut=asked.cut,
+        voted=asked.voted,
+        reasons=asked.reasons,
+        cost=asked.cost,
+        notes=["loss and perplexity need a local model's weights: not computed for an endpoint"],
+    )
+
+
+def _model_answers(im, rows, settings: EvaluationConfig, progress: bool, timing, threads: int | None) -> _Answers:
+    voted = None
+    with following(im.model, _thread_setting(threads, im)):  # threads follow the machine between steps
+        generated = _generate(im, rows, settings, progress, timing)
+        if settings.num_samples > 1:
+            voted = _vote(im, rows, generated, settings, progress, timing)
+    cost = local_cost(
+        settings,
+        sum(1 for ids in generated.prompts if ids is not None),
+        timing["generation_seconds"] + timing.get("sampling_seconds", 0.0),
+        sum(len(ids) for ids in generated.prompts if ids is not None),
+        int(timing["generated_tokens"] + timing.get("sampled_tokens", 0)),
+    )
+    return _Answers(
+        list(generated.raw), generated.sql, cut=generated.cut, too_long=generated.too_long, voted=voted, cost=cost
+    )
+
+
+def _file_answers(predictions: str | Path, rows: _Rows) -> _Answers:
+    # A predictions file follows the data's rows, unstable ones included.
+    preds, raw_outputs = read_predictions(predictions, rows.all_rows, limited=rows.evalset.limited)
+    if len(rows.evalset.rows) < len(rows.all_rows):
+        kept = [i for i in range(len(rows.all_rows)) if i not in rows.unstable]
+        preds, raw_outputs = [preds[i] for i in kept], [raw_outputs[i] for i in kept]
+    return _Answers(raw_outputs, preds, notes=["loss and perplexity need a model: not computed for --predictions"])
+
+
+def _score(rows, answers: _Answers, settings: EvaluationConfig, progress: bool, timing) -> list[ScoredExample]:
     start = time.perf_counter()
     scored = score_predictions(
         rows,
-        preds,
-        raw_outputs=raw_outputs,
-        cut=cut,
-        too_long=too_long,
-        voted=voted,
+        answers.sql,
+        raw_outputs=answers.raw,
+        cut=answers.cut,
+        too_long=answers.too_long,
+        voted=answers.voted,
         timeout=settings.timeout,
         text_metrics=settings.text_metrics,
         progress=progress,
@@ -307,61 +393,81 @@ def evaluate(
         result_match=settings.result_match,
     )
     timing["scoring_seconds"] = time.perf_counter() - start
-    if reasons is not None:
-        explain_wrong(scored, reasons)
+    if answers.reasons is not None:
+        explain_wrong(scored, answers.reasons)
+    return scored
 
+
+def _metrics(
+    scored: list[ScoredExample],
+    answers: _Answers,
+    rows: _Rows,
+    subject: _Subject,
+    settings: EvaluationConfig,
+    progress: bool,
+    timing: dict[str, float],
+    compute_loss: bool,
+    threads: int | None,
+) -> dict[str, Any]:
+    """The aggregate metrics, with sampling, efficiency, loss, the gold audit, cost and timing."""
     metrics = aggregate(scored, text_metrics=settings.text_metrics)
-    if voted is not None:
-        metrics["sampling"] = sampling_summary(settings, timing, voted, len(rows))
+    evaluated = rows.evalset.rows
+    extra_notes = list(answers.notes)
+    if answers.voted is not None:
+        metrics["sampling"] = sampling_summary(settings, timing, answers.voted, len(evaluated))
     if settings.efficiency_runs:
         start = time.perf_counter()
         metrics["efficiency"] = r_ves(
-            rows, scored, settings.efficiency_runs, timeout=settings.timeout, progress=progress
+            evaluated, scored, settings.efficiency_runs, timeout=settings.timeout, progress=progress
         )
         metrics["r_ves"] = metrics["efficiency"]["r_ves"]
         timing["efficiency_seconds"] = time.perf_counter() - start
+    im = subject.im
     if im is not None and settings.backend == "hf" and compute_loss:
         with following(im.model, _thread_setting(threads, im)):
-            metrics.update(_loss(im, evalset, settings.batch_size, progress, timing, settings.loss_samples))
+            metrics.update(_loss(im, rows.evalset, settings.batch_size, progress, timing, settings.loss_samples))
     elif im is not None and compute_loss:
         extra_notes.append("loss and perplexity are computed with --backend hf only")
-    metrics["gold_audit"] = audit_summary(audit, unstable, audited_ids, excluded=settings.exclude_unstable_gold)
+    metrics["gold_audit"] = audit_summary(
+        rows.audit, rows.unstable, rows.audited_ids, excluded=settings.exclude_unstable_gold
+    )
     metrics["notes"] = extra_notes
-    if cost is not None:
-        metrics["cost"] = cost
+    if answers.cost is not None:
+        metrics["cost"] = answers.cost
     metrics["timing"] = timing
     if "examples_per_second" in timing:
         metrics["examples_per_second"] = timing["examples_per_second"]
-    subject = endpoint or im
-    metrics["run"] = {
-        "model": subject.describe() if subject is not None else None,
-        "predictions": str(predictions) if predictions is not None else None,
-        "data": evalset.describe(),
-        "generation": {
+    return metrics
+
+
+def _run_record(subject: _Subject, predictions, evalset: EvalSet, settings: EvaluationConfig) -> dict[str, Any]:
+    """What was evaluated, on what, and how (metrics.json's `run`)."""
+    described = subject.endpoint or subject.im
+    if subject.im is not None:
+        generation: dict[str, Any] | None = {
             "backend": settings.backend,
             "batch_size": settings.batch_size,
             "max_new_tokens": settings.max_new_tokens,
             "num_beams": settings.num_beams,
         }
-        if im is not None
-        else {"backend": "openai", "max_new_tokens": settings.max_new_tokens, "concurrency": settings.concurrency}
-        if endpoint is not None
-        else None,
+    elif subject.endpoint is not None:
+        generation = {
+            "backend": "openai",
+            "max_new_tokens": settings.max_new_tokens,
+            "concurrency": settings.concurrency,
+        }
+    else:
+        generation = None
+    return {
+        "model": described.describe() if described is not None else None,
+        "predictions": str(predictions) if predictions is not None else None,
+        "data": evalset.describe(),
+        "generation": generation,
         "timeout": settings.timeout,
         # Which budget stopped queries: SQLite steps (the same on every machine) or wall-clock seconds.
         "step_budget": settings.max_steps,
         "result_match": settings.result_match,
     }
-    if stage.record() is None and out.is_dir() and any(out.iterdir()):
-        # --force on a folder that holds other things than an evaluation: add the outputs beside them.
-        _write_all(out, scored, metrics, subject, predictions, evalset, settings.timeout)
-        stage.write_record(out, depends_on, cfg=run_config)
-    else:
-        with stage.staging() as staged:
-            _write_all(staged, scored, metrics, subject, predictions, evalset, settings.timeout)
-            stage.commit(staged, depends_on, cfg=run_config)
-    files = {name: out / name for name in OUTPUT_FILES}
-    return EvaluationResult(out, metrics, scored, evalset, files["report.html"], files)
 
 
 def _thread_setting(threads: int | None, im) -> int:
