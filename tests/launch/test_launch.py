@@ -252,3 +252,11 @@ def test_submit_sends_the_spec_to_the_regional_endpoint(monkeypatch):
     assert sent["endpoint"] == "europe-west4-aiplatform.googleapis.com"
     assert sent["job"].job_spec.worker_pool_specs[0].machine_spec.accelerator_count == 1
     assert vertex.console_url(name).endswith("/locations/europe-west4/training/123?project=proj")
+
+
+def test_the_bundled_splits_travel_with_the_package(config_file, capsys, tmp_path, monkeypatch):
+    # Even beside a folder named like one, `bundled:followup` names the packaged split, not a path.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bundled:followup").mkdir()
+    spec, err = _dry_run(capsys, str(config_file), "data.train=bundled:followup", "data.validation=bundled")
+    assert "path on this machine" not in err and spec["job_spec"]

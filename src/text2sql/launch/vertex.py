@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.config import Config
+from text2sql.data.readers.bundled import is_bundled
 from text2sql.errors import ConfigError
 from text2sql.models import vertex_api
 from text2sql.storage import is_remote
@@ -126,7 +127,7 @@ def launch_problems(cfg: Config) -> list[str]:
 
 
 def _is_local_path(value: str) -> bool:
-    if is_remote(value) or value == "bundled" or value.startswith("tiny:"):
+    if is_remote(value) or is_bundled(value) or value.startswith("tiny:"):
         return False
     return value.startswith((".", "/", "~")) or Path(value).expanduser().exists()
 
