@@ -68,6 +68,19 @@ def test_pairs_are_kept_only_when_the_rows_match(bundled_copy):
     assert stats.dropped == {differs_on(dialect): 1, fails_on(dialect): 1}
 
 
+@pytest.mark.parametrize("bundled_copy", ["duckdb"], indirect=True)
+def test_a_follow_up_shows_its_earlier_turns_in_the_target_dialect(bundled_copy):
+    dialect, pattern = bundled_copy
+    opts = ReadOptions(format="bundled")
+    ex = next(iter(read_examples("bundled", opts, split="test")))
+    follow_up = replace(ex, history=[("Is 'a' like 'A'?", "SELECT 1 WHERE 'a' LIKE 'A'")])
+    unreadable = replace(ex, history=[("?", "SELECT FROM WHERE (")])
+    stats = ReadStats()
+    kept = list(retarget([follow_up, unreadable], dialect, pattern, opts, stats, timeout=5))
+    assert [k.history for k in kept] == [[("Is 'a' like 'A'?", "SELECT 1 WHERE 'a' ILIKE 'A'")]]
+    assert stats.total_dropped == 1
+
+
 @pytest.mark.parametrize("bundled_copy", ["postgres"], indirect=True)  # DuckDB's rows: the split test above
 def test_prepare_for_a_target_writes_its_sql_schema_and_report(bundled_copy, tmp_path):
     dialect, pattern = bundled_copy

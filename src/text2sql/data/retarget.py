@@ -90,8 +90,12 @@ class Retargeter:
             return None, NO_SOURCE
         target = self.target_of(ex.db_id or "")
         source_dialect = dialect_of(ex.db_path)
+        columns = self._column_names(ex.db_path)
         try:
-            sql = transpile(ex.sql, self.dialect, source_dialect, columns=self._column_names(ex.db_path))
+            sql = transpile(ex.sql, self.dialect, source_dialect, columns=columns)
+            # The earlier turns a follow-up's prompt shows are in the target's dialect too (each was
+            # checked by running it as its own row).
+            history = [(q, transpile(s, self.dialect, source_dialect, columns=columns)) for q, s in ex.history]
         except TranspileError:
             return None, NOT_TRANSPILED
         gold = self._run(ex.db_path, ex.sql)
@@ -107,7 +111,7 @@ class Retargeter:
         schema = schema_text(target, self.opts.schema_format, self.opts.schema_sample_rows)
         extra: dict[str, Any] = {**ex.extra, "source_sql": ex.sql, "source_db": ex.db_path}
         self.kept += 1
-        return replace(ex, sql=sql, db_path=target, schema=schema, extra=extra), None
+        return replace(ex, sql=sql, db_path=target, schema=schema, extra=extra, history=history), None
 
     def close(self) -> None:
         for db in self._open.values():
