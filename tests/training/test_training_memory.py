@@ -91,7 +91,6 @@ def test_checkpointing_keeps_deep_activations_out_of_memory(tmp_path):
 
 def _child(model: str, data: str, out: str, *overrides: str) -> None:
     """Two training steps of LoRA at batch 8, then the peak RSS growth over the start of training."""
-    import resource
 
     import psutil
     import torch
@@ -118,7 +117,10 @@ def _child(model: str, data: str, out: str, *overrides: str) -> None:
     start = Start()
     setup.trainer.add_callback(start)
     setup.trainer.train()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child of a large pytest process would
+    # report its parent's size; VmHWM belongs to this process's own address space.
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    peak = int(status["VmHWM"].split()[0]) * 1024  # kB
     record = {"growth_mb": (peak - start.rss) / MB, "peak_mb": peak / MB, "plan": setup.memory_plan.record()}
     (run / "memory.json").write_text(json.dumps(record))
 
