@@ -30,6 +30,7 @@ from text2sql.data.readers import ReadOptions, ReadStats, read_examples
 from text2sql.data.retarget import retarget
 from text2sql.data.synth.cached import held_out_keys, sql_key, synth_depends_on, synthesized_pairs
 from text2sql.data.synth.teacher import Teacher
+from text2sql.data.tokenizer_identity import tokenizer_fingerprint
 from text2sql.data.values import VALUE_HINT_RULES
 from text2sql.errors import DataError
 from text2sql.progress import progress_bars_disabled
@@ -65,15 +66,6 @@ class ModelTokens(Protocol):
     tokenizer: Any
     kind: str
     model_type: str
-
-
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """Identifies a tokenizer by vocabulary, special tokens and chat template (not by its path)."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
-    digest.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
-    digest.update(str(getattr(tokenizer, "chat_template", "") or "").encode())
-    return digest.hexdigest()[:16]
 
 
 def prepare_depends_on(cfg: Config) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from text2sql.config import Config, EvaluationConfig
-from text2sql.data.prepare import tokenizer_fingerprint
 from text2sql.data.readers import ReadOptions
+from text2sql.data.tokenizer_identity import tokenizer_fingerprint
 from text2sql.errors import ConfigError, OutputExistsError
 from text2sql.evaluation.aggregate import aggregate, notes
 from text2sql.evaluation.cost import format_cost, local_cost

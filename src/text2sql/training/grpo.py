@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.config import Config
-from text2sql.data.prepare import prepare, tokenizer_fingerprint
+from text2sql.data.prepare import prepare
 from text2sql.data.prompt import PromptBuilder
+from text2sql.data.tokenizer_identity import tokenizer_fingerprint
 from text2sql.errors import ConfigError, DataError, MissingExtraError, first_line
 from text2sql.inference.generate import pad_id, stop_ids
 from text2sql.models.adapters import is_adapter_dir

@@ -25,7 +25,8 @@ from typing import Any
 from accelerate import PartialState
 
 from text2sql.config import Config
-from text2sql.data.prepare import prepare, tokenizer_fingerprint
+from text2sql.data.prepare import prepare
+from text2sql.data.tokenizer_identity import tokenizer_fingerprint
 from text2sql.errors import ConfigError, DataError, OutputExistsError
 from text2sql.models.loading import ResolvedModel, open_model
 from text2sql.progress import progress_bars_disabled
