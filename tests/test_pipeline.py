@@ -53,14 +53,27 @@ def test_run_all_stages_then_skip_everything(tmp_path, capsys):
     assert printed.count("up to date, skipped") == 6
 
 
-def test_changed_config_is_a_different_run(tmp_path, capsys):
+def test_changed_config_is_a_different_run(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     args = [f"output_dir={out}", *FAST]
     assert main(["run", *args]) == 0
     code = main(["run", *args, "training.learning_rate=1e-3"])
     err = capsys.readouterr().err
     assert code != 0 and "different run" in err and "--force" in err and "Traceback" not in err
+
+    # --force redoes every stage once: the data is prepared by the prepare stage, not again by train.
+    import text2sql.stages
+    import text2sql.training.train
+
+    calls = []
+
+    def counted(where, real):
+        return lambda *a, **k: calls.append(where) or real(*a, **k)
+
+    monkeypatch.setattr(text2sql.stages, "prepare", counted("stage", text2sql.stages.prepare))
+    monkeypatch.setattr(text2sql.training.train, "prepare", counted("train", text2sql.training.train.prepare))
     assert main(["run", *args, "training.learning_rate=1e-3", "--force"]) == 0
+    assert calls == ["stage"]
 
 
 def test_run_to_s3_leaves_every_artifact_in_the_bucket(bucket, tmp_path):  # noqa: F811

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from text2sql import storage
 from text2sql.config import Config
-from text2sql.data.prepare import prepare
+from text2sql.data.prepare import PrepareResult, prepare
 from text2sql.data.prepare_report import summarize
 from text2sql.data.synth.cached import has_held_out
 from text2sql.evaluation.compare_runs import compare_runs, format_table, render_compare_html
@@ -53,6 +53,7 @@ class StageContext:
     force: bool = False
     say: Say = say_line
     remote: str | None = None  # the gs:// or s3:// output_dir a local mirror (cfg.output_dir) is uploaded to
+    prepared: PrepareResult | None = None  # the prepare stage's data, handed to the stages that train
     _model: ResolvedModel | None = field(default=None, repr=False)
 
     @property
@@ -99,6 +100,7 @@ class Prepare:
             pairs, report = label_for_run(ctx.cfg, force=ctx.force)
             ctx.say(f"    label: up to date, skipped -> {pairs}" if report is None else report.table())
         result = prepare(ctx.cfg, ctx.model, force=ctx.force, synth_teacher=synth_teacher(ctx.cfg))
+        ctx.prepared = result
         ctx.say(summarize(result.report))  # rows in and out per split, and what was dropped
         return StageOutcome(self.name, result.path, result.skipped, result=result)
 
@@ -131,6 +133,7 @@ class Train:
             init_from=self.init_from,
             force=ctx.force,
             callbacks=self.callbacks,
+            prepared=ctx.prepared,
         )
         return StageOutcome(self.name, result.path, result.skipped, result=result)
 

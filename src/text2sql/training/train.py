@@ -25,7 +25,7 @@ from typing import Any
 from accelerate import PartialState
 
 from text2sql.config import Config
-from text2sql.data.prepare import prepare
+from text2sql.data.prepare import PrepareResult, prepare
 from text2sql.data.tokenizer_identity import tokenizer_fingerprint
 from text2sql.errors import ConfigError, DataError, OutputExistsError
 from text2sql.models.loading import ResolvedModel, open_model
@@ -196,6 +196,7 @@ def train(
     init_from: str | Path | None = None,
     force: bool = False,
     callbacks: Sequence[Any] = (),
+    prepared: PrepareResult | None = None,
 ) -> TrainResult:
     """Train cfg.model on cfg.data (preparing it first when missing or stale) and save the result.
 
@@ -203,7 +204,8 @@ def train(
     `"auto"` only when that checkpoint belongs to this same config;
     `init_from` starts from an adapter's weights with a fresh optimizer at step 0; `force` replaces
     outputs of a different run; `callbacks` are extra `TrainerCallback`s. `model` is cfg.model
-    resolved (`open_model`), when the caller has it already.
+    resolved (`open_model`), and `prepared` its data (a run's prepare stage), when the caller has
+    them already: with `force`, preparing again would redo the same work.
     """
     _check_inputs(cfg, resume, init_from)
     if resume is True and latest_complete_checkpoint(Path(cfg.output_dir) / CHECKPOINTS) is None:
@@ -221,8 +223,9 @@ def train(
     stage = stage_name(cfg)
 
     _check_tokenizer(cfg, model, run, force)
-    with state.main_process_first():
-        prepared = prepare(cfg, model, force=force)
+    if prepared is None:
+        with state.main_process_first():
+            prepared = prepare(cfg, model, force=force)
     data_rec = run.record("data") or {}
     depends_on = train_depends_on(cfg, data_rec.get("fingerprint", ""), init_from)
     fp = fingerprint(depends_on)
