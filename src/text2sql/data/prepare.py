@@ -509,20 +509,9 @@ def prepare(
     from datasets import DatasetDict
 
     run = RunDir(cfg.output_dir)
-    depends_on = prepare_depends_on(cfg)
     sources = {"train": cfg.data.train, "validation": cfg.data.validation, "test": cfg.data.test}
-    depends_on["inputs"] = {k: source_identity(v) for k, v in sources.items() if v}
-    if cfg.data.db:  # its schema is in every prompt: a changed database is stale data
-        depends_on["inputs"]["db"] = source_identity(cfg.data.db)
-    if cfg.data.synth is not None:  # sampled pairs read these databases: a changed one is sampled again
-        depends_on["inputs"]["synth"] = synth_depends_on(cfg.data)
-    if cfg.data.value_hints:  # so are the rules that pick value hints: new rules, new prompts
-        depends_on["inputs"]["value_hints"] = VALUE_HINT_RULES
-    depends_on["inputs"]["prompt_encoding"] = PROMPT_ENCODING  # and how prompts become tokens
-    if cfg.data.label is not None:  # the teacher's pairs: labelled again, prepared again
-        depends_on["inputs"]["labelled"] = source_identity(Path(cfg.output_dir) / LABELLED_PAIRS)
     tokenizer, kind, model_type = model.tokenizer, model.kind, model.model_type
-    depends_on["tokenizer"] = tokenizer_fingerprint(tokenizer)
+    depends_on = _full_depends_on(cfg, sources, tokenizer)
 
     # Data edited in place makes the prepared data stale, not a different run.
     config_only = {k: v for k, v in depends_on.items() if k != "inputs"}
@@ -576,26 +565,7 @@ def prepare(
             splits["train"] = concatenate_datasets([splits["train"], labelled])
         _overlap(splits, report, cfg.data.drop_test_overlap)
 
-        out = {}
-        for split in SPLITS:
-            if split not in splits:
-                continue
-            ds = splits[split]
-            cap = getattr(cfg.data.max_samples, split)
-            if cap is not None and len(ds) > cap:
-                report.drop(split, "max_samples", len(ds) - cap)
-                ds = ds.shuffle(seed=cfg.data.split_seed).select(range(cap))
-            ds = _tokenize(ds, builder, cfg, split)
-            ds = _length_filter(ds, split, builder, cfg, report)
-            report.rows_out[split] = len(ds)
-            report.not_executable[split] = _without_database(ds)
-            report.token_lengths[split] = {
-                "prompt": percentiles(array(ds, "prompt_length")),
-                "target": percentiles(array(ds, "target_length")),
-                "total": percentiles(array(ds, "length")),
-            }
-            out[split] = ds
-
+        out = {split: _tokenized(splits[split], split, builder, cfg, report) for split in SPLITS if split in splits}
         if not out.get("train") or len(out["train"]) == 0:
             raise DataError(
                 "no training rows left after preparation; see the drops in the log and raise data.max_length"
@@ -618,3 +588,39 @@ def prepare(
             extra={"kind": kind, "model_type": model_type, "tokenizer": depends_on["tokenizer"]},
         )
     return PrepareResult(path, report_dict, skipped=False)
+
+
+def _full_depends_on(cfg: Config, sources: dict[str, str | None], tokenizer: Any) -> dict[str, Any]:
+    """The settings, the identity of every input (files edited in place make the data stale) and the
+    tokenizer that prepared data depends on."""
+    depends_on = prepare_depends_on(cfg)
+    depends_on["inputs"] = {k: source_identity(v) for k, v in sources.items() if v}
+    if cfg.data.db:  # its schema is in every prompt: a changed database is stale data
+        depends_on["inputs"]["db"] = source_identity(cfg.data.db)
+    if cfg.data.synth is not None:  # sampled pairs read these databases: a changed one is sampled again
+        depends_on["inputs"]["synth"] = synth_depends_on(cfg.data)
+    if cfg.data.value_hints:  # so are the rules that pick value hints: new rules, new prompts
+        depends_on["inputs"]["value_hints"] = VALUE_HINT_RULES
+    depends_on["inputs"]["prompt_encoding"] = PROMPT_ENCODING  # and how prompts become tokens
+    if cfg.data.label is not None:  # the teacher's pairs: labelled again, prepared again
+        depends_on["inputs"]["labelled"] = source_identity(Path(cfg.output_dir) / LABELLED_PAIRS)
+    depends_on["tokenizer"] = tokenizer_fingerprint(tokenizer)
+    return depends_on
+
+
+def _tokenized(ds, split: str, builder: PromptBuilder, cfg: Config, report: PrepareReport):
+    """One split sampled to data.max_samples, tokenized and filtered by length, with its report lines."""
+    cap = getattr(cfg.data.max_samples, split)
+    if cap is not None and len(ds) > cap:
+        report.drop(split, "max_samples", len(ds) - cap)
+        ds = ds.shuffle(seed=cfg.data.split_seed).select(range(cap))
+    ds = _tokenize(ds, builder, cfg, split)
+    ds = _length_filter(ds, split, builder, cfg, report)
+    report.rows_out[split] = len(ds)
+    report.not_executable[split] = _without_database(ds)
+    report.token_lengths[split] = {
+        "prompt": percentiles(array(ds, "prompt_length")),
+        "target": percentiles(array(ds, "target_length")),
+        "total": percentiles(array(ds, "length")),
+    }
+    return ds

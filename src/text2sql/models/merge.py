@@ -156,13 +156,7 @@ def merge_adapter(
         items, prompts = checks.encode(examples, tokenizer, seq2seq=seq2seq, model_type=model_type, cfg=plan.cfg)
 
         log.info("checking the adapter model on %d prompts (%d tokens)", len(items), sum(p["tokens"] for p in prompts))
-        effect, reference = 0.0, []
-        for item in items:
-            with peft_model.disable_adapter():
-                base_logits = checks.logits(peft_model, item, seq2seq)
-            adapter_logits = checks.logits(peft_model, item, seq2seq)
-            effect = max(effect, checks.max_abs_diff(adapter_logits, base_logits))
-            reference.append(adapter_logits)
+        effect, reference = _adapter_logits(peft_model, items, seq2seq)
         scale = max(1.0, max(float(r.abs().max()) for r in reference))
 
         model = peft_model.merge_and_unload()
@@ -212,17 +206,34 @@ def merge_adapter(
             tokens_checked=sum(p["tokens"] for p in prompts),
         )
         result.seconds = round(time.perf_counter() - started, 3)
-        write_merge_files(
-            tmp, result, plan.cfg, rates={"fp32_rtol": checks.FP32_RTOL, "saved_rtol": checks.SAVED_RTOL[plan.dtype]}
-        )
-        make_readable(tmp)
-        stage.write_record(tmp, depends_on, {"dtype": plan.dtype, "base": plan.base})
-        try:
-            publish(tmp, plan.output, replace=plan.force)
-        except OSError as exc:
-            raise OutputExistsError(f"cannot move the merged model into {plan.output}: {exc}") from exc
+        _publish(tmp, result, plan, stage, depends_on)
     log.info("merged model written to %s", plan.output)
     return result
+
+
+def _adapter_logits(peft_model, items, seq2seq: bool):
+    """(the largest change the adapter makes to any logit, the adapter model's logits per item)."""
+    effect, reference = 0.0, []
+    for item in items:
+        with peft_model.disable_adapter():
+            base_logits = checks.logits(peft_model, item, seq2seq)
+        adapter_logits = checks.logits(peft_model, item, seq2seq)
+        effect = max(effect, checks.max_abs_diff(adapter_logits, base_logits))
+        reference.append(adapter_logits)
+    return effect, reference
+
+
+def _publish(tmp: Path, result: MergeResult, plan, stage: StageFolder, depends_on) -> None:
+    """The report, card and stage record into the staged folder, then the folder into place."""
+    write_merge_files(
+        tmp, result, plan.cfg, rates={"fp32_rtol": checks.FP32_RTOL, "saved_rtol": checks.SAVED_RTOL[plan.dtype]}
+    )
+    make_readable(tmp)
+    stage.write_record(tmp, depends_on, {"dtype": plan.dtype, "base": plan.base})
+    try:
+        publish(tmp, plan.output, replace=plan.force)
+    except OSError as exc:
+        raise OutputExistsError(f"cannot move the merged model into {plan.output}: {exc}") from exc
 
 
 # ------------------------------------------------------------------------------------------ checks up front

@@ -203,7 +203,7 @@ def build_trainer(
     """Load `base` (cfg.model, resolved) and the prepared data and return a ready trainer (nothing
     trained yet)."""
     from datasets import load_from_disk
-    from transformers import PrinterCallback, ProgressCallback, set_seed
+    from transformers import set_seed
 
     kind, model_type, tokenizer = base.kind, base.model_type, base.tokenizer
     datasets = load_from_disk(str(data_path))
@@ -217,20 +217,7 @@ def build_trainer(
         cfg, kind, progress_lines=lines, has_validation=has_validation, resume=resume, plan=plan
     )
 
-    callbacks: list[Any] = [CompleteCheckpointCallback(fingerprint)]
-    if cfg.tracking.backend != "none":
-        # After the trainer's own reporting integration: records its run in <output_dir>/tracking.json.
-        callbacks.append(TrackingRunCallback(cfg.output_dir))
-        callbacks.extend(tracking_callbacks(cfg))
-    if cfg.callbacks.checkpoint_sync:
-        callbacks.append(CheckpointSyncCallback(cfg.callbacks.checkpoint_sync))
-    # Execution accuracy must enter the eval metrics before early stopping reads them.
-    accuracy = execution_accuracy_callback(cfg, datasets, tokenizer, kind, model_type)
-    if accuracy is not None:
-        callbacks.append(accuracy)
-    stopper = early_stopping_callback(cfg, has_validation)
-    if stopper is not None:
-        callbacks.append(stopper)
+    callbacks = _run_callbacks(cfg, datasets, base, fingerprint, has_validation)
 
     # Seeded before the adapter exists: LoRA's A matrices start random (PEFT, TRL do the same).
     set_seed(args.seed)
@@ -250,10 +237,7 @@ def build_trainer(
         decide_checkpointing(plan, model, kind, rows=args.per_device_train_batch_size, length=int(longest))
         # Read by the trainer when it is built, below.
         args.activation_checkpointing = args.gradient_checkpointing = bool(plan.activation_checkpointing)
-    eval_ds = training_columns(trainable(datasets["validation"], cfg, kind)) if has_validation else None
-    cap = cfg.evaluation.loss_samples
-    if eval_ds is not None and cap is not None and len(eval_ds) > cap:  # the validation loss on a seeded sample
-        eval_ds = eval_ds.shuffle(seed=cfg.data.split_seed).select(range(cap))
+    eval_ds = _validation_rows(cfg, datasets, kind) if has_validation else None
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     common = dict(
         model=model,
@@ -279,16 +263,7 @@ def build_trainer(
         )
         log.info("memory plan: %s", plan.summary())
         trainer.add_callback(plan_callback(plan))
-
-    for cb in extra_callbacks:
-        trainer.add_callback(cb)
-    # transformers' own bar has no label and prints each log as a dict: ours instead.
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(ProgressLinesCallback() if lines else ProgressBarCallback())
-    # First in line, so that trackers and progress lines see the resource figures in each log entry.
-    memory = ResourceMonitorCallback()
-    trainer.callback_handler.callbacks.insert(0, memory)
+    memory = _add_reporting(trainer, extra_callbacks, lines)
 
     return TrainingSetup(
         trainer=trainer,
@@ -303,3 +278,47 @@ def build_trainer(
         callbacks=list(trainer.callback_handler.callbacks),
         memory_plan=plan,
     )
+
+
+def _run_callbacks(cfg: Config, datasets, base: ResolvedModel, fingerprint: str | None, has_validation: bool):
+    """The callbacks a run's config asks for, in the order they must see each event."""
+    callbacks: list[Any] = [CompleteCheckpointCallback(fingerprint)]
+    if cfg.tracking.backend != "none":
+        # After the trainer's own reporting integration: records its run in <output_dir>/tracking.json.
+        callbacks.append(TrackingRunCallback(cfg.output_dir))
+        callbacks.extend(tracking_callbacks(cfg))
+    if cfg.callbacks.checkpoint_sync:
+        callbacks.append(CheckpointSyncCallback(cfg.callbacks.checkpoint_sync))
+    # Execution accuracy must enter the eval metrics before early stopping reads them.
+    accuracy = execution_accuracy_callback(cfg, datasets, base.tokenizer, base.kind, base.model_type)
+    if accuracy is not None:
+        callbacks.append(accuracy)
+    stopper = early_stopping_callback(cfg, has_validation)
+    if stopper is not None:
+        callbacks.append(stopper)
+    return callbacks
+
+
+def _validation_rows(cfg: Config, datasets, kind: str):
+    """The validation rows the trainer's loss is computed on: a seeded sample of evaluation.loss_samples."""
+    eval_ds = training_columns(trainable(datasets["validation"], cfg, kind))
+    cap = cfg.evaluation.loss_samples
+    if cap is not None and len(eval_ds) > cap:
+        eval_ds = eval_ds.shuffle(seed=cfg.data.split_seed).select(range(cap))
+    return eval_ds
+
+
+def _add_reporting(trainer, extra_callbacks: Sequence[Any], lines: bool) -> ResourceMonitorCallback:
+    """The caller's callbacks, our progress display, and the resource monitor (returned)."""
+    from transformers import PrinterCallback, ProgressCallback
+
+    for cb in extra_callbacks:
+        trainer.add_callback(cb)
+    # transformers' own bar has no label and prints each log as a dict: ours instead.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ProgressLinesCallback() if lines else ProgressBarCallback())
+    # First in line, so that trackers and progress lines see the resource figures in each log entry.
+    memory = ResourceMonitorCallback()
+    trainer.callback_handler.callbacks.insert(0, memory)
+    return memory

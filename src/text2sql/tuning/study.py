@@ -329,19 +329,7 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
             "start over, or choose another output_dir"
         )
 
-    model = open_model(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
-    prepared = prepare(cfg, model, force=force)
-    val_rows = prepared.report.get("rows_out", {}).get("validation", 0)
-    if not val_rows:
-        raise ConfigError(
-            "text2sql tune scores trials on the validation split and the prepared data has none; "
-            "set data.validation or data.validation_size > 0"
-        )
-    scored = min(val_rows, cfg.evaluation.max_samples or val_rows)
-    say(
-        f"prepared data {'up to date' if prepared.skipped else 'written'}: {prepared.path} "
-        f"(each trial is scored on {scored} validation rows; the test split is not used)"
-    )
+    model, prepared = _prepared(cfg, force, say)
 
     root.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
@@ -361,46 +349,7 @@ def tune(cfg: Config, *, force: bool = False, say: Callable[[str], None] = _say)
     elif done:
         say(f"resuming: {done} of {want} trials already done")
 
-    start = time.monotonic()
-    durations: list[float] = []
-    ran = 0
-    while _claimed(study) < want:  # other workers' trials, finished or running, count too
-        if cfg.tuning.timeout is not None and time.monotonic() - start >= cfg.tuning.timeout:
-            say(f"timeout: {cfg.tuning.timeout:g} s reached; {done} of {want} trials done (run again to continue)")
-            break
-        _fail_cut_off(optuna, study, say)  # a worker that died frees its trial for the others
-        trial = study.ask()
-        trial.set_user_attr("worker", _worker())
-        trial.set_user_attr(_HEARTBEAT, time.time())
-        if _claimed(study, before=trial.number) >= want:
-            # Another worker took the last trial at the same moment: trial numbers decide, so that
-            # together the workers run exactly n_trials. The surplus trial is closed unrun.
-            trial.set_user_attr(_SURPLUS, True)
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            break
-        params = {key: spec.suggest(trial, key) for key, spec in space.items()}
-        began = time.monotonic()
-        state, value, error = _run_one(
-            optuna, study, trial, cfg, params, root / f"trial-{trial.number}", prepared.path, model
-        )
-        durations.append(time.monotonic() - began)
-        done = sum(1 for t in study.get_trials(deepcopy=False) if _counts(t))
-        ran += 1
-        say(
-            report.progress_line(
-                done,
-                want,
-                trial.number,
-                params,
-                state,
-                value,
-                error,
-                durations[-1],
-                _best(rows_of(study), direction),
-                metric,
-                _eta(durations, want - done, cfg, start),
-            )
-        )
+    ran = _run_trials(optuna, study, cfg, space, root, prepared.path, model, done, say)
 
     rows = rows_of(study)
     best = _best(rows, direction)
@@ -488,3 +437,66 @@ def apply_params(cfg: Config, params: dict[str, Any], *, output_dir: str | None 
     if output_dir is not None:
         raw["output_dir"] = output_dir
     return build_config(raw)
+
+
+def _run_trials(optuna, study, cfg: Config, space, root: Path, data: Path, model, done: int, say) -> int:
+    """Ask for trials and run them until n_trials are claimed across workers or the timeout passes;
+    returns how many this process ran."""
+    metric, direction, want = cfg.tuning.metric, cfg.tuning.resolved_direction(), cfg.tuning.n_trials
+    start = time.monotonic()
+    durations: list[float] = []
+    ran = 0
+    while _claimed(study) < want:  # other workers' trials, finished or running, count too
+        if cfg.tuning.timeout is not None and time.monotonic() - start >= cfg.tuning.timeout:
+            say(f"timeout: {cfg.tuning.timeout:g} s reached; {done} of {want} trials done (run again to continue)")
+            break
+        _fail_cut_off(optuna, study, say)  # a worker that died frees its trial for the others
+        trial = study.ask()
+        trial.set_user_attr("worker", _worker())
+        trial.set_user_attr(_HEARTBEAT, time.time())
+        if _claimed(study, before=trial.number) >= want:
+            # Another worker took the last trial at the same moment: trial numbers decide, so that
+            # together the workers run exactly n_trials. The surplus trial is closed unrun.
+            trial.set_user_attr(_SURPLUS, True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            break
+        params = {key: spec.suggest(trial, key) for key, spec in space.items()}
+        began = time.monotonic()
+        state, value, error = _run_one(optuna, study, trial, cfg, params, root / f"trial-{trial.number}", data, model)
+        durations.append(time.monotonic() - began)
+        done = sum(1 for t in study.get_trials(deepcopy=False) if _counts(t))
+        ran += 1
+        say(
+            report.progress_line(
+                done,
+                want,
+                trial.number,
+                params,
+                state,
+                value,
+                error,
+                durations[-1],
+                _best(rows_of(study), direction),
+                metric,
+                _eta(durations, want - done, cfg, start),
+            )
+        )
+    return ran
+
+
+def _prepared(cfg: Config, force: bool, say):
+    """(the model, its prepared data), refused when the data has no validation rows to score trials on."""
+    model = open_model(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
+    prepared = prepare(cfg, model, force=force)
+    val_rows = prepared.report.get("rows_out", {}).get("validation", 0)
+    if not val_rows:
+        raise ConfigError(
+            "text2sql tune scores trials on the validation split and the prepared data has none; "
+            "set data.validation or data.validation_size > 0"
+        )
+    scored = min(val_rows, cfg.evaluation.max_samples or val_rows)
+    say(
+        f"prepared data {'up to date' if prepared.skipped else 'written'}: {prepared.path} "
+        f"(each trial is scored on {scored} validation rows; the test split is not used)"
+    )
+    return model, prepared
