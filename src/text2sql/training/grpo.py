@@ -19,13 +19,11 @@ asks with, never text tokenized again. Rows without a database cannot be rewarde
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
 import os
 import shutil
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +51,7 @@ from text2sql.training.callbacks import (
 )
 from text2sql.training.methods import apply_method, format_summary, is_peft_method, parameter_summary
 from text2sql.training.model_card import dump_json
+from text2sql.training.quiet import quiet_library_warnings
 from text2sql.training.resources import ResourceMonitorCallback
 from text2sql.training.rewards import ExecutionReward, format_reward
 from text2sql.training.rl_callbacks import RLAccuracyCallback, TimeLimitCallback
@@ -252,7 +251,7 @@ def train_grpo(
         log.warning("rl: %d training rows have no database and are left out", without_db)
     check_gold_runs(train_rows, cfg.evaluation.timeout)
 
-    with _quiet():
+    with quiet_library_warnings():
         trainer, trained, reward, extra = _build(cfg, run, init, start, datasets, train_rows, callbacks, extra_rewards)
     threads = use_threads(cfg.model.threads)
     log.info(
@@ -263,7 +262,7 @@ def train_grpo(
         threads,
         "" if threads == 1 else "s",
     )
-    with _quiet(), progress_bars_disabled():
+    with quiet_library_warnings(), progress_bars_disabled():
         output = trainer.train()
     history = list(trainer.state.log_history)
     metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
@@ -287,7 +286,7 @@ def train_grpo(
         accuracy_by_step=list(accuracy.values) if accuracy is not None else [],
         saved_step=saved_step,
     )
-    with _quiet():
+    with quiet_library_warnings():
         _save(cfg, run, trainer, tokenizer, depends_on, result, extra["generation_config"])
     shutil.rmtree(run.root / SCRATCH, ignore_errors=True)
     return result
@@ -451,13 +450,3 @@ def _card(cfg: Config, result: GRPOResult) -> str:
         f"- mean reward, first and last log: {rewards[0] if rewards else '-'} → {rewards[-1] if rewards else '-'}\n\n"
         f"```json\n{settings}\n```\n"
     )
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Library warnings that say nothing actionable about an RL run."""
-    from text2sql.training.train import _quiet_library_warnings
-
-    with _quiet_library_warnings(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated")
-        yield

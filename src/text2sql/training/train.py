@@ -12,11 +12,9 @@ process prepares data first, logs, copies checkpoints and writes the stage folde
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ from text2sql.training.callbacks import ThreadFollowCallback, check_sync_destina
 from text2sql.training.checkpoints import MARKER, latest_complete_checkpoint, remove_partial_checkpoints
 from text2sql.training.methods import check_method_available, format_summary, is_peft_method
 from text2sql.training.model_card import dump_json, render_model_card
+from text2sql.training.quiet import quiet_library_warnings
 from text2sql.training.trainer import build_trainer
 
 log = logging.getLogger("text2sql.train")
@@ -237,7 +236,7 @@ def train(
     resume_from = _checkpoint_to_resume(run, resume, force, fp, state.is_main_process)
     state.wait_for_everyone()
 
-    with _quiet_library_warnings():
+    with quiet_library_warnings():
         setup = build_trainer(
             cfg,
             model,
@@ -254,7 +253,7 @@ def train(
     trainer = setup.trainer
     trainer.add_callback(ThreadFollowCallback(cfg.model.threads))  # the count follows the machine's idle cores
     # Checkpoint saves would each draw a 'Writing model shards' bar between the progress lines.
-    with _quiet_library_warnings(), progress_bars_disabled():
+    with quiet_library_warnings(), progress_bars_disabled():
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
         if trainer.eval_dataset is not None:
@@ -278,7 +277,7 @@ def train(
         checkpoints=checkpoints,
         main_process=state.is_main_process,
     )
-    with _quiet_library_warnings():
+    with quiet_library_warnings():
         _save(run, stage, cfg, setup, depends_on, result, history, state)
     return result
 
@@ -297,17 +296,6 @@ def _final_evaluation(cfg: Config, trainer, is_main: bool) -> dict[str, Any]:
     if is_main and cfg.tracking.backend != "none":
         log_evaluation(cfg, metrics, prefix="", step=trainer.state.global_step)
     return metrics
-
-
-@contextlib.contextmanager
-def _quiet_library_warnings():
-    """Hide library warnings that say nothing actionable about a text2sql run."""
-    with warnings.catch_warnings():
-        # PEFT looks for the base model's config.json under the adapter's base name (`tiny:llama`, a hub
-        # id) to see whether embeddings were resized; text2sql never resizes them.
-        warnings.filterwarnings("ignore", message="Could not find a config file in")
-        warnings.filterwarnings("ignore", message="Unable to fetch remote file")  # the same lookup, offline
-        yield
 
 
 def _save(run: RunDir, stage: str, cfg: Config, setup, depends_on, result: TrainResult, history, state) -> None:
