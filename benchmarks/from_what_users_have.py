@@ -12,7 +12,8 @@ preset (configs/smollm2_lora.yaml: LoRA, 70 steps of 8 rows, the same 100 test r
 
 - synth only: 2,000 pairs sampled from the four bundled databases, no bundled training pair; the
   run also evaluates the teacher as `evaluation.reference`, so its report puts both side by side;
-- 50 bundled training pairs alone, and the same 50 plus the 2,000 sampled pairs.
+- 50 bundled training pairs alone, and the same 50 plus the 2,000 sampled pairs, as they are and
+  with `data.synth.share=0.5` (the 50 repeated until they make half of the training rows).
 
 The bundled test questions are never seen by synthesis (a sampled query equal to a test query is
 dropped). `--value-hints` turns on `data.value_hints` in every run (stored values a question names,
@@ -43,7 +44,7 @@ PRESET = ROOT / "configs" / "smollm2_lora.yaml"
 # Illustrative prices of a hosted small LLM (USD per million tokens) and of a 2-core CPU machine.
 PRICE = {"input": 0.15, "output": 0.60}
 PRICE_PER_HOUR = 0.10
-RUNS = ("synth only", "50 pairs", "50 pairs + synth")
+RUNS = ("synth only", "50 pairs", "50 pairs + synth", "50 pairs + synth, share 0.5")
 CLASSES = ("basic", "aggregation", "ordering", "join", "nested", "set operation")
 
 
@@ -157,10 +158,12 @@ def train_runs(served: Served | None, work: Path, names: list[str], value_hints:
         "synth only": ["data.train=null", "data.synth.n=2000", *reference],
         "50 pairs": [f"data.train={few}"],
         "50 pairs + synth": [f"data.train={few}", "data.synth.n=2000"],
+        # The 50 human pairs repeated until they make half the training rows.
+        "50 pairs + synth, share 0.5": [f"data.train={few}", "data.synth.n=2000", "data.synth.share=0.5"],
     }
     out = {}
     for name in names:
-        folder = work / name.replace(" ", "_").replace("+", "and")
+        folder = work / name.replace(" ", "_").replace("+", "and").replace(",", "")
         _text2sql("run", str(PRESET), f"output_dir={folder}", *common, *runs[name], log=work / f"{folder.name}.log")
         out[name] = folder
     return out
@@ -254,13 +257,13 @@ def main() -> None:
         by = _metrics(folder / "eval" / "finetuned").get("by_complexity", {})
         cells = [f"{by[c]['execution_accuracy']:.2f} ({by[c]['num_examples']})" if c in by else "-" for c in CLASSES]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    if {"50 pairs", "50 pairs + synth"} <= set(runs):
-        compare = args.work / "compare_few"
+    for mixed in [name for name in runs if name.startswith("50 pairs + synth") and "50 pairs" in runs]:
+        compare = args.work / f"compare_{runs[mixed].name}"
         _text2sql(
-            "compare", str(runs["50 pairs"] / "eval" / "finetuned"), str(runs["50 pairs + synth"] / "eval" / "finetuned"),
-            "--output", str(compare), log=args.work / "compare.log",
+            "compare", str(runs["50 pairs"] / "eval" / "finetuned"), str(runs[mixed] / "eval" / "finetuned"),
+            "--output", str(compare), log=args.work / f"{compare.name}.log",
         )  # fmt: skip
-        print(f"\npaired comparison (50 pairs -> 50 pairs + synth): {compare / 'compare.json'}")
+        print(f"\npaired comparison (50 pairs -> {mixed}): {compare / 'compare.json'}")
         print(json.dumps(json.loads((compare / "compare.json").read_text()).get("runs", [])[-1:], indent=1)[:2000])
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 

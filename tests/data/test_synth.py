@@ -490,6 +490,29 @@ def test_synthesized_pairs_join_training_only_and_never_a_held_out_query(tmp_pat
     assert not held_out & synth_sql
 
 
+def test_share_repeats_a_few_human_pairs_beside_many_sampled_ones(tmp_path):
+    from datasets import load_from_disk
+
+    from stage_support import prepare_with_model
+    from text2sql.config import load_config
+
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps(r) + "\n" for r in list(bundled.iter_rows("train"))[:20]))
+    overrides = [f"data.train={few}", "data.validation=bundled", "data.test=bundled", "data.synth.n=200"]
+    overrides.append(f"data.db_dir={bundled.database_dir()}")
+    cfg = load_config(None, [f"output_dir={tmp_path / 'run'}", *overrides, "data.synth.share=0.5"])
+    result = prepare_with_model(cfg)
+    mix = result.report["mix"]
+    assert mix["human"] == 20 and mix["synth"] > 150
+    assert mix["human_repeats"] == -(-mix["synth"] // 20)  # ceil: at least as many human rows as sampled
+    ids = load_from_disk(str(result.path))["train"]["id"]
+    human = [i for i in ids if not i.startswith("synth-")]
+    assert len(human) == 20 * mix["human_repeats"] and len(set(human)) == 20
+    # Unset: every pair once.
+    plain = prepare_with_model(load_config(None, [f"output_dir={tmp_path / 'plain'}", *overrides])).report["mix"]
+    assert plain["human_repeats"] == 1
+
+
 def test_names_read_as_words():
     from text2sql.data.synth.names import column_phrase, column_phrases, humanise, plural, role_phrase, singular
 

@@ -127,6 +127,14 @@ class SynthConfig(_Section):
     )
     per_database: bool = Field(False, description="data.synth.n pairs from each database instead of in all.")
     seed: int = Field(0, description="Seed of every sampling choice: the same seed and data give the same pairs.")
+    share: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="The most the sampled pairs make of the training rows when data.train has human pairs: "
+        "those are repeated until they make up the rest (0.5: as many human rows as sampled ones), so a few "
+        "human pairs are not drowned out. Unset: every pair once.",
+    )
 
     @field_validator("teacher")
     @classmethod

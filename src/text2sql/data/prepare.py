@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -357,7 +358,23 @@ def _with_synth(
             "only synthesized pairs and no data.validation or data.test: nothing is held out to evaluate on; give "
             "data.test human pairs to measure the model"
         )
-    return concatenate_datasets([splits["train"], ds]) if "train" in splits else ds
+    if "train" not in splits:
+        return ds
+    human = splits["train"]
+    repeats = _human_repeats(len(human), len(ds), cfg.data.synth.share)
+    report.mix = {"human": len(human), "human_repeats": repeats, "synth": len(ds)}
+    if repeats > 1:
+        log.info(
+            "%d human pairs repeated %d times beside %d sampled ones (data.synth.share)", len(human), repeats, len(ds)
+        )
+    return concatenate_datasets([human] * repeats + [ds])
+
+
+def _human_repeats(human: int, synth: int, share: float | None) -> int:
+    """How many times the human rows go into training so the sampled ones make at most `share` of it."""
+    if share is None or human == 0 or synth == 0:
+        return 1
+    return max(1, math.ceil(synth * (1 - share) / share / human))
 
 
 def _pairs_of(ds) -> list[tuple[str, str]]:

@@ -24,6 +24,8 @@ class PrepareReport:
     # Per split: prompts over budget (kept and scored in validation/test, dropped in train), schemas
     # pruned to fit, rows with value hints, and, of pruned rows, the share of gold tables kept.
     prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Human and sampled training rows, and how often the human ones repeat (data.synth.share).
+    mix: dict[str, int] = field(default_factory=dict)
 
     def drop(self, split: str, reason: str, count: int) -> None:
         if count:
