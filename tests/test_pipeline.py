@@ -61,9 +61,11 @@ def test_changed_config_is_a_different_run(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code != 0 and "different run" in err and "--force" in err and "Traceback" not in err
 
-    # --force redoes every stage once: the data is prepared by the prepare stage, not again by train.
+    # --force redoes every stage once: the data is prepared by the prepare stage, not again by the
+    # stages that train (SFT and RL take it from the stage context).
     import text2sql.stages
-    import text2sql.training.train
+    import text2sql.training.grpo
+    import text2sql.training.stage
 
     calls = []
 
@@ -71,9 +73,13 @@ def test_changed_config_is_a_different_run(tmp_path, capsys, monkeypatch):
         return lambda *a, **k: calls.append(where) or real(*a, **k)
 
     monkeypatch.setattr(text2sql.stages, "prepare", counted("stage", text2sql.stages.prepare))
-    monkeypatch.setattr(text2sql.training.train, "prepare", counted("train", text2sql.training.train.prepare))
-    assert main(["run", *args, "training.learning_rate=1e-3", "--force"]) == 0
+    monkeypatch.setattr(text2sql.training.stage, "prepare", counted("train", text2sql.training.stage.prepare))
+    monkeypatch.setattr(text2sql.training.grpo, "prepare", counted("rl", text2sql.training.grpo.prepare))
+    rl = ["rl.enabled=true", "rl.max_steps=1", "rl.num_generations=2", "rl.per_device_train_batch_size=2"]
+    rl.append("rl.max_completion_length=8")
+    assert main(["run", *args, "training.learning_rate=1e-3", *rl, "--force"]) == 0
     assert calls == ["stage"]
+    assert (out / "rl" / "stage.json").is_file()
 
 
 def test_run_to_s3_leaves_every_artifact_in_the_bucket(bucket, tmp_path):  # noqa: F811

@@ -163,7 +163,7 @@ class RL:
     processes = "main"
 
     def run(self, ctx: StageContext) -> StageOutcome:
-        result = train_grpo(ctx.cfg, force=ctx.force, model=ctx.model)
+        result = train_grpo(ctx.cfg, force=ctx.force, model=ctx.model, prepared=ctx.prepared)
         if not result.skipped:
             ctx.say(
                 f"    rl: {result.global_step} steps on {result.rows} prompts; completions by outcome {result.counts}"

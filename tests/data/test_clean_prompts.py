@@ -307,7 +307,7 @@ def test_rl_generates_from_the_prepared_prompt_ids(tiny_llama_path, hostile_db, 
     again = start.tokenizer(text=list(rows["prompt"]))["input_ids"]
     assert any([i for i in ids if i in control_ids(tokenizer)] != own_controls(builder) for ids in again)
 
-    trainer, *_ = grpo._build(cfg, RunDir(cfg.output_dir), init, start, datasets, rows, (), ())
+    trainer = grpo._build(cfg, RunDir(cfg.output_dir), init, start, datasets, rows, (), ()).trainer
     batch = [rows[0], rows[0], rows[1], rows[1]]
     out = trainer._generate_and_score_completions(batch)
     used = [ids[mask.bool()].tolist() for ids, mask in zip(out["prompt_ids"], out["prompt_mask"])]

@@ -189,7 +189,8 @@ def test_completions_stop_and_pad_by_the_evaluation_rule(tiny_llama_path, tmp_pa
     prepare(cfg, start)
     datasets = load_from_disk(str(tmp_path / "run" / "data"))
     rows, _ = grpo_dataset(datasets["train"], start.tokenizer)
-    trainer, policy, *_ = grpo._build(cfg, RunDir(cfg.output_dir), init, start, datasets, rows, (), ())
+    build = grpo._build(cfg, RunDir(cfg.output_dir), init, start, datasets, rows, (), ())
+    trainer, policy = build.trainer, build.model
     expected = HFGenerator(policy, start.tokenizer, "decoder")
     assert sorted(expected.stop_ids) == sorted({tokenizer_eos, 7})
     assert sorted(trainer.generation_config.eos_token_id) == sorted(expected.stop_ids)

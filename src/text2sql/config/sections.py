@@ -244,7 +244,7 @@ class DataConfig(_Section):
     )
     synth: SynthConfig | None = Field(
         None,
-        description="Pairs sampled from the databases themselves ({n, teacher, per_database, seed}), from "
+        description="Pairs sampled from the databases themselves ({n, teacher, per_database, seed, share}), from "
         "data.databases, else data.db, else the bundled databases; they join the training split only.",
     )
 

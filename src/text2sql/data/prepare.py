@@ -361,7 +361,8 @@ def _with_synth(
     if "train" not in splits:
         return ds
     human = splits["train"]
-    repeats = _human_repeats(len(human), len(ds), cfg.data.synth.share)
+    share = cfg.data.synth.share if cfg.data.synth is not None else None
+    repeats = _human_repeats(len(human), len(ds), share)
     report.mix = {"human": len(human), "human_repeats": repeats, "synth": len(ds)}
     if repeats > 1:
         log.info(

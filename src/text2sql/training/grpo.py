@@ -30,32 +30,29 @@ from pathlib import Path
 from typing import Any
 
 from text2sql.config import Config
-from text2sql.data.prepare import prepare
+from text2sql.data.prepare import PrepareResult, prepare
 from text2sql.data.prompt import PromptBuilder
 from text2sql.data.tokenizer_identity import tokenizer_fingerprint
 from text2sql.errors import ConfigError, DataError, MissingExtraError, first_line
 from text2sql.inference.generate import pad_id, stop_ids
 from text2sql.models.adapters import is_adapter_dir
 from text2sql.models.loading import ResolvedModel, load_model, open_model
-from text2sql.progress import progress_bars_disabled
 from text2sql.rundir import RunDir, identity_of
-from text2sql.threads import use_threads
 from text2sql.training.accuracy import ExecutionAccuracyCallback
 from text2sql.training.answer_loss import install_answer_head
 from text2sql.training.arguments import mixed_precision, uses_cpu
 from text2sql.training.callbacks import (
     ProgressBarCallback,
     ProgressLinesCallback,
-    ThreadFollowCallback,
     use_progress_lines,
 )
-from text2sql.training.methods import apply_method, format_summary, is_peft_method, parameter_summary
+from text2sql.training.methods import apply_method, is_peft_method, parameter_summary
 from text2sql.training.model_card import dump_json
-from text2sql.training.quiet import quiet_library_warnings
 from text2sql.training.resources import ResourceMonitorCallback
 from text2sql.training.rewards import ExecutionReward, format_reward
 from text2sql.training.rl_callbacks import RLAccuracyCallback, TimeLimitCallback
 from text2sql.training.rl_data import check_gold_runs, grpo_dataset, trainer_class
+from text2sql.training.stage import TrainedStage, TrainerBuild
 from text2sql.training.train import LOG_FILE, finetuned_path
 
 log = logging.getLogger("text2sql.rl")
@@ -205,94 +202,152 @@ def _skipped(run: RunDir) -> GRPOResult:
     )
 
 
+@dataclass
+class GRPOBuild(TrainerBuild):
+    """The GRPO trainer and the parts of it the stage reads after training."""
+
+    reward: Any = None  # the ExecutionReward, counting completions by outcome
+    timer: Any = None  # the TimeLimitCallback
+    accuracy: RLAccuracyCallback | None = None
+    generation_config: Any = None  # the starting model's, saved instead of RL's sampling settings
+    rows: int = 0
+    rows_without_database: int = 0
+
+
+class RLStage(TrainedStage):
+    """GRPO from the run's fine-tuned model into `rl/`."""
+
+    name = STAGE
+
+    def __init__(self, cfg: Config, *, callbacks: Sequence[Any], extra_rewards: Sequence[Any], **common: Any):
+        super().__init__(cfg, **common)
+        self.log = log
+        self.init = init_model_path(cfg)
+        self.callbacks, self.extra_rewards = callbacks, extra_rewards
+        self.history: list[dict[str, Any]] = []
+
+    def check(self) -> None:
+        _check_inputs(self.cfg, self.init)
+
+    def prepare(self) -> PrepareResult:
+        assert self.model is not None
+        return prepare(self.cfg, self.model)  # --force replaces the rl stage, not the prepared data
+
+    def depends_on(self, data_fingerprint: str) -> dict[str, Any]:
+        return grpo_depends_on(self.cfg, data_fingerprint, self.init)
+
+    def skipped(self) -> GRPOResult:
+        return _skipped(self.run_dir)
+
+    def build(self, depends_on: dict[str, Any]) -> GRPOBuild:
+        from datasets import load_from_disk
+
+        cfg, init = self.cfg, self.init
+        assert self.prepared is not None
+        start = open_model(str(init), trust_remote_code=cfg.model.trust_remote_code)
+        if start.kind != "decoder":
+            raise ConfigError(f"rl: GRPO trains decoder models; {init} is a {start.kind} model")
+        data_rec = self.run_dir.record("data") or {}
+        if data_rec.get("tokenizer") and data_rec["tokenizer"] != tokenizer_fingerprint(start.tokenizer):
+            raise DataError(
+                f"{self.prepared.path} was prepared with another tokenizer than {init}'s; set model.name_or_path "
+                "to the model RL starts from's base, or prepare again (text2sql prepare --force)"
+            )
+        datasets = load_from_disk(str(self.prepared.path))
+        train_rows, without_db = grpo_dataset(datasets["train"], start.tokenizer)
+        if len(train_rows) == 0:
+            raise DataError(
+                f"rl: none of the {without_db} training rows has a database to execute SQL on; set data.db or "
+                "data.db_dir so that rows get their database (or rl.enabled=false)"
+            )
+        if without_db:
+            log.warning("rl: %d training rows have no database and are left out", without_db)
+        check_gold_runs(train_rows, cfg.evaluation.timeout)
+        build = _build(cfg, self.run_dir, init, start, datasets, train_rows, self.callbacks, self.extra_rewards)
+        build.rows_without_database = without_db
+        return build
+
+    def describe(self, build: TrainerBuild) -> str:
+        assert isinstance(build, GRPOBuild)
+        return f"rl from {self.init}: {build.rows} prompts, {super().describe(build)}"
+
+    def finish(self, build: TrainerBuild, output: Any) -> GRPOResult:
+        assert isinstance(build, GRPOBuild)
+        trainer = build.trainer
+        self.history = list(trainer.state.log_history)
+        saved_step = trainer.state.global_step
+        if build.accuracy is not None:
+            restored = build.accuracy.restore_best(trainer.model, trainer.state.global_step)
+            saved_step = saved_step if restored is None else restored
+        return GRPOResult(
+            path=self.run_dir.stage_dir(STAGE),
+            skipped=False,
+            init_from=self.init,
+            global_step=trainer.state.global_step,
+            metrics={k: v for k, v in output.metrics.items() if isinstance(v, (int, float))},
+            counts=vars(build.reward.counts).copy(),
+            history=self.history,
+            rows=build.rows,
+            rows_without_database=build.rows_without_database,
+            stopped_by_time=build.timer.stopped,
+            accuracy_by_step=list(build.accuracy.values) if build.accuracy is not None else [],
+            saved_step=saved_step,
+        )
+
+    def save_weights(self, build: TrainerBuild, staged: Path) -> None:
+        """The model as a plain folder, LoRA merged in."""
+        assert isinstance(build, GRPOBuild)
+        model = build.trainer.accelerator.unwrap_model(build.trainer.model)
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        model.config.use_cache = True
+        model.generation_config = build.generation_config  # not the sampling settings RL generated with
+        model.save_pretrained(str(staged))
+
+    def write(self, build: TrainerBuild, result: GRPOResult, staged: Path) -> dict[str, Any]:
+        cfg = self.cfg
+        build.tokenizer.save_pretrained(str(staged))
+        (staged / LOG_FILE).write_text(dump_json(result.history), encoding="utf-8")
+        (staged / "README.md").write_text(_card(cfg, result), encoding="utf-8")
+        return {
+            "init_from": str(result.init_from),
+            "method": cfg.finetune.method if is_peft_method(cfg.finetune.method) else "full",
+            "base_model": cfg.model.name_or_path,
+            "global_step": result.global_step,
+            "stopped_by_time": result.stopped_by_time,
+            "saved_step": result.saved_step,
+            "accuracy_by_step": result.accuracy_by_step,
+            "rows": result.rows,
+            "rows_without_database": result.rows_without_database,
+            "counts": result.counts,
+            "metrics": result.metrics,
+        }
+
+
 def train_grpo(
     cfg: Config,
     *,
     force: bool = False,
     model: ResolvedModel | None = None,
+    prepared: PrepareResult | None = None,
     callbacks: Sequence[Any] = (),
     extra_rewards: Sequence[Any] = (),
 ) -> GRPOResult:
     """GRPO from the run's fine-tuned model (or rl.init_from) on the prepared train split, rewarded by
     execution; the model is saved (merged, for adapter methods) into `<output_dir>/rl/`. `model` is
-    cfg.model resolved (prepares the data when it is missing); `callbacks` are extra TrainerCallbacks;
+    cfg.model resolved and `prepared` its data (a run's prepare stage), when the caller has them
+    (otherwise the data is prepared when missing); `callbacks` are extra TrainerCallbacks;
     `extra_rewards` are extra TRL reward functions added to the execution (and format) reward (their
     names should be stable: they are not part of the stage's fingerprint)."""
-    init = init_model_path(cfg)
-    _check_inputs(cfg, init)
-    run = RunDir(cfg.output_dir)
-    model = model or open_model(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
-    prepared = prepare(cfg, model)
-    data_rec = run.record("data") or {}
-    depends_on = grpo_depends_on(cfg, data_rec.get("fingerprint", ""), init)
-    if not run.guard(STAGE, depends_on, force):
-        log.info("%s is up to date; nothing to train", run.stage_dir(STAGE))
-        return _skipped(run)
-
-    start = open_model(str(init), trust_remote_code=cfg.model.trust_remote_code)
-    if start.kind != "decoder":
-        raise ConfigError(f"rl: GRPO trains decoder models; {init} is a {start.kind} model")
-    tokenizer = start.tokenizer
-    if data_rec.get("tokenizer") and data_rec["tokenizer"] != tokenizer_fingerprint(tokenizer):
-        raise DataError(
-            f"{prepared.path} was prepared with another tokenizer than {init}'s; "
-            "set model.name_or_path to the model RL starts from's base, or prepare again (text2sql prepare --force)"
-        )
-    from datasets import load_from_disk
-
-    datasets = load_from_disk(str(prepared.path))
-    train_rows, without_db = grpo_dataset(datasets["train"], tokenizer)
-    if len(train_rows) == 0:
-        raise DataError(
-            f"rl: none of the {without_db} training rows has a database to execute SQL on; set data.db or "
-            "data.db_dir so that rows get their database (or rl.enabled=false)"
-        )
-    if without_db:
-        log.warning("rl: %d training rows have no database and are left out", without_db)
-    check_gold_runs(train_rows, cfg.evaluation.timeout)
-
-    with quiet_library_warnings():
-        trainer, trained, reward, extra = _build(cfg, run, init, start, datasets, train_rows, callbacks, extra_rewards)
-    threads = use_threads(cfg.model.threads)
-    log.info(
-        "rl from %s: %d prompts, %s; %d CPU thread%s",
-        init,
-        len(train_rows),
-        format_summary(parameter_summary(trained)),
-        threads,
-        "" if threads == 1 else "s",
-    )
-    with quiet_library_warnings(), progress_bars_disabled():
-        output = trainer.train()
-    history = list(trainer.state.log_history)
-    metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
-    timer: TimeLimitCallback = extra["timer"]
-    accuracy: RLAccuracyCallback | None = extra["accuracy"]
-    saved_step = trainer.state.global_step
-    if accuracy is not None:
-        restored = accuracy.restore_best(trainer.model, trainer.state.global_step)
-        saved_step = saved_step if restored is None else restored
-    result = GRPOResult(
-        path=run.stage_dir(STAGE),
-        skipped=False,
-        init_from=init,
-        global_step=trainer.state.global_step,
-        metrics=metrics,
-        counts=vars(reward.counts).copy(),
-        history=history,
-        rows=len(train_rows),
-        rows_without_database=without_db,
-        stopped_by_time=timer.stopped,
-        accuracy_by_step=list(accuracy.values) if accuracy is not None else [],
-        saved_step=saved_step,
-    )
-    with quiet_library_warnings():
-        _save(cfg, run, trainer, tokenizer, depends_on, result, extra["generation_config"])
-    shutil.rmtree(run.root / SCRATCH, ignore_errors=True)
+    stage = RLStage(cfg, callbacks=callbacks, extra_rewards=extra_rewards, model=model, prepared=prepared, force=force)
+    result = stage.run()
+    shutil.rmtree(stage.run_dir.root / SCRATCH, ignore_errors=True)
     return result
 
 
-def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets, train_rows, callbacks, extra_rewards):
+def _build(
+    cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets, train_rows, callbacks, extra_rewards
+) -> GRPOBuild:
     from transformers import PrinterCallback, ProgressCallback, set_seed
 
     from text2sql.tracking import tracking_callbacks
@@ -341,7 +396,7 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     reward_funcs += list(extra_rewards)
 
     timer = TimeLimitCallback(cfg.rl.max_minutes)
-    trainer_callbacks: list[Any] = [timer, ThreadFollowCallback(cfg.model.threads)]
+    trainer_callbacks: list[Any] = [timer]  # the stage adds the thread-following callback
     accuracy: RLAccuracyCallback | None = None
     if cfg.rl.eval_steps:
         sample = _accuracy_callback(cfg, datasets, start)
@@ -376,7 +431,17 @@ def _build(cfg: Config, run: RunDir, init: Path, start: ResolvedModel, datasets,
     trainer.callback_handler.callbacks.insert(0, ResourceMonitorCallback())
     if accuracy is not None:
         trainer.callback_handler.callbacks.insert(0, accuracy)
-    return trainer, policy, reward, {"timer": timer, "accuracy": accuracy, "generation_config": generation_config}
+    return GRPOBuild(
+        trainer=trainer,
+        model=policy,
+        tokenizer=start.tokenizer,
+        parameters=parameter_summary(policy),
+        reward=reward,
+        timer=timer,
+        accuracy=accuracy,
+        generation_config=generation_config,
+        rows=len(train_rows),
+    )
 
 
 def _accuracy_callback(cfg: Config, datasets, start: ResolvedModel) -> ExecutionAccuracyCallback | None:
@@ -397,44 +462,6 @@ def _accuracy_callback(cfg: Config, datasets, start: ResolvedModel) -> Execution
     except ValueError as exc:
         log.warning("rl.eval_steps: %s; execution accuracy is not measured during RL", exc)
         return None
-
-
-def _save(cfg: Config, run: RunDir, trainer, tokenizer, depends_on, result: GRPOResult, generation_config) -> None:
-    """The stage folder: the model as a plain folder (LoRA merged in), tokenizer, log, config and record."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    model.config.use_cache = True
-    model.generation_config = generation_config  # not the sampling settings RL generated with
-    staged = run.root / f".{STAGE}.staging"
-    shutil.rmtree(staged, ignore_errors=True)
-    try:
-        with progress_bars_disabled():
-            model.save_pretrained(str(staged))
-        tokenizer.save_pretrained(str(staged))
-        (staged / LOG_FILE).write_text(dump_json(result.history), encoding="utf-8")
-        (staged / "README.md").write_text(_card(cfg, result), encoding="utf-8")
-        run.commit(
-            STAGE,
-            staged,
-            cfg,
-            depends_on,
-            extra={
-                "init_from": str(result.init_from),
-                "method": cfg.finetune.method if is_peft_method(cfg.finetune.method) else "full",
-                "base_model": cfg.model.name_or_path,
-                "global_step": result.global_step,
-                "stopped_by_time": result.stopped_by_time,
-                "saved_step": result.saved_step,
-                "accuracy_by_step": result.accuracy_by_step,
-                "rows": result.rows,
-                "rows_without_database": result.rows_without_database,
-                "counts": result.counts,
-                "metrics": result.metrics,
-            },
-        )
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
 
 
 def _card(cfg: Config, result: GRPOResult) -> str:

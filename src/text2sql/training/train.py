@@ -23,21 +23,19 @@ from typing import Any
 from accelerate import PartialState
 
 from text2sql.config import Config
-from text2sql.data.prepare import PrepareResult, prepare
+from text2sql.data.prepare import PrepareResult
 from text2sql.data.tokenizer_identity import tokenizer_fingerprint
 from text2sql.errors import ConfigError, DataError, OutputExistsError
-from text2sql.models.loading import ResolvedModel, open_model
-from text2sql.progress import progress_bars_disabled
+from text2sql.models.loading import ResolvedModel
 from text2sql.rundir import RunDir, fingerprint
-from text2sql.threads import use_threads
 from text2sql.tracking import log_evaluation
 from text2sql.training.arguments import CHECKPOINTS, uses_cpu
-from text2sql.training.callbacks import ThreadFollowCallback, check_sync_destination
+from text2sql.training.callbacks import check_sync_destination
 from text2sql.training.checkpoints import MARKER, latest_complete_checkpoint, remove_partial_checkpoints
-from text2sql.training.methods import check_method_available, format_summary, is_peft_method
+from text2sql.training.methods import check_method_available, is_peft_method
 from text2sql.training.model_card import dump_json, render_model_card
-from text2sql.training.quiet import quiet_library_warnings
-from text2sql.training.trainer import build_trainer
+from text2sql.training.stage import TrainedStage, TrainerBuild
+from text2sql.training.trainer import TrainingSetup, build_trainer
 
 log = logging.getLogger("text2sql.train")
 
@@ -187,6 +185,147 @@ def _checkpoint_to_resume(run: RunDir, resume: bool | str, force: bool, fp: str,
     return None
 
 
+class SFTStage(TrainedStage):
+    """Supervised fine-tuning into `adapter/` (adapter methods) or `model/` (full fine-tuning)."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        resume: bool | str,
+        init_from: str | Path | None,
+        callbacks: Sequence[Any],
+        **common: Any,
+    ):
+        super().__init__(cfg, **common)
+        self.name = stage_name(cfg)
+        self.resume, self.init_from, self.callbacks = resume, init_from, callbacks
+        self.resume_from: Path | None = None
+        self.fingerprint = ""
+        self.history: list[dict[str, Any]] = []
+
+    def check(self) -> None:
+        _check_inputs(self.cfg, self.resume, self.init_from)
+        if self.resume is True and latest_complete_checkpoint(Path(self.cfg.output_dir) / CHECKPOINTS) is None:
+            # Before anything is prepared or written: a refused command leaves every file as it was.
+            raise ConfigError(
+                f"--resume: no complete checkpoint in {Path(self.cfg.output_dir) / CHECKPOINTS}; train without --resume"
+            )
+
+    def open_state(self) -> None:
+        # The distributed state the trainer will use (gloo processes on CPU), so that only the main
+        # process prepares data and writes outputs.
+        self.state = PartialState(cpu=uses_cpu(self.cfg))
+        if not self.state.is_main_process:
+            logging.getLogger("text2sql").setLevel(logging.WARNING)
+
+    def before_prepare(self) -> None:
+        assert self.model is not None
+        _check_tokenizer(self.cfg, self.model, self.run_dir, self.force)
+
+    def prepare(self) -> PrepareResult:
+        with self.state.main_process_first():
+            return super().prepare()
+
+    def depends_on(self, data_fingerprint: str) -> dict[str, Any]:
+        depends_on = train_depends_on(self.cfg, data_fingerprint, self.init_from)
+        self.fingerprint = fingerprint(depends_on)
+        return depends_on
+
+    def skipped(self) -> TrainResult:
+        return _skipped_result(self.run_dir, self.name, self.state.is_main_process)
+
+    def before_build(self, depends_on: dict[str, Any]) -> None:
+        self.resume_from = _checkpoint_to_resume(
+            self.run_dir, self.resume, self.force, self.fingerprint, self.state.is_main_process
+        )
+        self.state.wait_for_everyone()
+
+    def build(self, depends_on: dict[str, Any]) -> TrainingSetup:
+        assert self.model is not None and self.prepared is not None
+        return build_trainer(
+            self.cfg,
+            self.model,
+            self.prepared.path,
+            init_from=self.init_from,
+            extra_callbacks=self.callbacks,
+            fingerprint=self.fingerprint,
+            resume=self.resume_from is not None,
+        )
+
+    def describe(self, build: TrainerBuild) -> str:
+        if self.resume_from is not None:
+            log.info("resuming from %s", self.resume_from)
+        return super().describe(build)
+
+    def train_kwargs(self) -> dict[str, Any]:
+        return {"resume_from_checkpoint": str(self.resume_from) if self.resume_from else None}
+
+    def finish(self, build: TrainerBuild, output: Any) -> TrainResult:
+        assert isinstance(build, TrainingSetup)
+        trainer = build.trainer
+        metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
+        if trainer.eval_dataset is not None:
+            metrics.update(_final_evaluation(self.cfg, trainer, self.state.is_main_process))
+        memory = build.memory.peak if build.memory else {}
+        metrics.update({k: v for k, v in memory.items() if v is not None})
+        self.history = list(trainer.state.log_history)
+        mean_loss = float(output.training_loss) if output.training_loss is not None else None
+        last_loss = _last_loss(self.history)
+        return TrainResult(
+            path=self.run_dir.stage_dir(self.name),
+            stage=self.name,
+            skipped=False,
+            global_step=trainer.state.global_step,
+            # Runs shorter than logging_steps log no loss; the run's mean is the best figure then.
+            train_loss=last_loss if last_loss is not None else mean_loss,
+            mean_train_loss=mean_loss,
+            metrics=metrics,
+            parameters=build.parameters,
+            resumed_from=self.resume_from,
+            checkpoints=self.run_dir.root / CHECKPOINTS,
+            main_process=self.state.is_main_process,
+        )
+
+    def save_weights(self, build: TrainerBuild, staged: Path) -> None:
+        # Training turned the KV cache off; the saved model should generate with it.
+        base = build.model.get_base_model() if hasattr(build.model, "get_base_model") else build.model
+        base.config.use_cache = True
+        build.trainer.save_model(str(staged))
+
+    def write(self, build: TrainerBuild, result: TrainResult, staged: Path) -> dict[str, Any]:
+        assert isinstance(build, TrainingSetup)
+        cfg, trainer = self.cfg, build.trainer
+        build.tokenizer.save_pretrained(str(staged))
+        (staged / PARAMETERS_FILE).write_text(
+            dump_json({**build.parameters, "method": cfg.finetune.method, "target_modules": build.target_modules}),
+            encoding="utf-8",
+        )
+        (staged / LOG_FILE).write_text(dump_json(self.history), encoding="utf-8")
+        card = render_model_card(
+            cfg,
+            stage=self.name,
+            kind=build.kind,
+            model_type=build.model_type,
+            parameters=build.parameters,
+            hyperparameters={**cfg.training, **{k: getattr(trainer.args, k) for k in ("bf16", "fp16")}},
+            metrics={**result.metrics, "final_train_loss": result.train_loss},
+            data_rows={name: len(ds) for name, ds in build.datasets.items()},
+            target_modules=build.target_modules,
+        )
+        (staged / "README.md").write_text(card, encoding="utf-8")
+        return {
+            "kind": build.kind,
+            "model_type": build.model_type,
+            "method": cfg.finetune.method,
+            "base_model": cfg.model.name_or_path,
+            "global_step": result.global_step,
+            "num_processes": self.state.num_processes,
+            "train_loss": result.train_loss,
+            "metrics": result.metrics,
+        }
+
+
 def train(
     cfg: Config,
     *,
@@ -206,80 +345,10 @@ def train(
     resolved (`open_model`), and `prepared` its data (a run's prepare stage), when the caller has
     them already: with `force`, preparing again would redo the same work.
     """
-    _check_inputs(cfg, resume, init_from)
-    if resume is True and latest_complete_checkpoint(Path(cfg.output_dir) / CHECKPOINTS) is None:
-        # Before anything is prepared or written: a refused command leaves every file as it was.
-        raise ConfigError(
-            f"--resume: no complete checkpoint in {Path(cfg.output_dir) / CHECKPOINTS}; train without --resume"
-        )
-    model = model or open_model(cfg.model.name_or_path, trust_remote_code=cfg.model.trust_remote_code)
-    # The distributed state the trainer will use (gloo processes on CPU), so that only the main
-    # process prepares data and writes outputs.
-    state = PartialState(cpu=uses_cpu(cfg))
-    if not state.is_main_process:
-        logging.getLogger("text2sql").setLevel(logging.WARNING)
-    run = RunDir(cfg.output_dir)
-    stage = stage_name(cfg)
-
-    _check_tokenizer(cfg, model, run, force)
-    if prepared is None:
-        with state.main_process_first():
-            prepared = prepare(cfg, model, force=force)
-    data_rec = run.record("data") or {}
-    depends_on = train_depends_on(cfg, data_rec.get("fingerprint", ""), init_from)
-    fp = fingerprint(depends_on)
-    if not run.guard(stage, depends_on, force):
-        log.info("%s is up to date; nothing to train", run.stage_dir(stage))
-        return _skipped_result(run, stage, state.is_main_process)
-
-    checkpoints = run.root / CHECKPOINTS
-    resume_from = _checkpoint_to_resume(run, resume, force, fp, state.is_main_process)
-    state.wait_for_everyone()
-
-    with quiet_library_warnings():
-        setup = build_trainer(
-            cfg,
-            model,
-            prepared.path,
-            init_from=init_from,
-            extra_callbacks=callbacks,
-            fingerprint=fp,
-            resume=resume_from is not None,
-        )
-    threads = use_threads(cfg.model.threads)
-    log.info("%s; %d CPU thread%s", format_summary(setup.parameters), threads, "" if threads == 1 else "s")
-    if resume_from is not None:
-        log.info("resuming from %s", resume_from)
-    trainer = setup.trainer
-    trainer.add_callback(ThreadFollowCallback(cfg.model.threads))  # the count follows the machine's idle cores
-    # Checkpoint saves would each draw a 'Writing model shards' bar between the progress lines.
-    with quiet_library_warnings(), progress_bars_disabled():
-        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        metrics = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
-        if trainer.eval_dataset is not None:
-            metrics.update(_final_evaluation(cfg, trainer, state.is_main_process))
-    memory = setup.memory.peak if setup.memory else {}
-    metrics.update({k: v for k, v in memory.items() if v is not None})
-    history = list(trainer.state.log_history)
-    mean_loss = float(output.training_loss) if output.training_loss is not None else None
-    last_loss = _last_loss(history)
-    result = TrainResult(
-        path=run.stage_dir(stage),
-        stage=stage,
-        skipped=False,
-        global_step=trainer.state.global_step,
-        # Runs shorter than logging_steps log no loss; the run's mean is the best figure then.
-        train_loss=last_loss if last_loss is not None else mean_loss,
-        mean_train_loss=mean_loss,
-        metrics=metrics,
-        parameters=setup.parameters,
-        resumed_from=resume_from,
-        checkpoints=checkpoints,
-        main_process=state.is_main_process,
+    stage = SFTStage(
+        cfg, resume=resume, init_from=init_from, callbacks=callbacks, model=model, prepared=prepared, force=force
     )
-    with quiet_library_warnings():
-        _save(run, stage, cfg, setup, depends_on, result, history, state)
-    return result
+    return stage.run()
 
 
 def _final_evaluation(cfg: Config, trainer, is_main: bool) -> dict[str, Any]:
@@ -296,59 +365,3 @@ def _final_evaluation(cfg: Config, trainer, is_main: bool) -> dict[str, Any]:
     if is_main and cfg.tracking.backend != "none":
         log_evaluation(cfg, metrics, prefix="", step=trainer.state.global_step)
     return metrics
-
-
-def _save(run: RunDir, stage: str, cfg: Config, setup, depends_on, result: TrainResult, history, state) -> None:
-    """Write the stage folder: weights on every process (sharded setups gather), the rest on the main one."""
-    trainer = setup.trainer
-    # Training turned the KV cache off; the saved model should generate with it.
-    base = setup.model.get_base_model() if hasattr(setup.model, "get_base_model") else setup.model
-    base.config.use_cache = True
-    # One fixed staging path for all processes (a per-process temp name would split a sharded save).
-    staged = run.root / f".{stage}.staging"
-    if state.is_main_process:
-        shutil.rmtree(staged, ignore_errors=True)
-    state.wait_for_everyone()
-    with progress_bars_disabled():
-        trainer.save_model(str(staged))
-    state.wait_for_everyone()
-    if state.is_main_process:
-        try:
-            setup.tokenizer.save_pretrained(str(staged))
-            (staged / PARAMETERS_FILE).write_text(
-                dump_json({**setup.parameters, "method": cfg.finetune.method, "target_modules": setup.target_modules}),
-                encoding="utf-8",
-            )
-            (staged / LOG_FILE).write_text(dump_json(history), encoding="utf-8")
-            data_rows = {name: len(ds) for name, ds in setup.datasets.items()}
-            card = render_model_card(
-                cfg,
-                stage=stage,
-                kind=setup.kind,
-                model_type=setup.model_type,
-                parameters=setup.parameters,
-                hyperparameters={**cfg.training, **{k: getattr(trainer.args, k) for k in ("bf16", "fp16")}},
-                metrics={**result.metrics, "final_train_loss": result.train_loss},
-                data_rows=data_rows,
-                target_modules=setup.target_modules,
-            )
-            (staged / "README.md").write_text(card, encoding="utf-8")
-            run.commit(
-                stage,
-                staged,
-                cfg,
-                depends_on,
-                extra={
-                    "kind": setup.kind,
-                    "model_type": setup.model_type,
-                    "method": cfg.finetune.method,
-                    "base_model": cfg.model.name_or_path,
-                    "global_step": result.global_step,
-                    "num_processes": state.num_processes,
-                    "train_loss": result.train_loss,
-                    "metrics": result.metrics,
-                },
-            )
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
-    state.wait_for_everyone()

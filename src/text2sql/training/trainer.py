@@ -50,21 +50,18 @@ from text2sql.training.memory_plan import (
 )
 from text2sql.training.methods import apply_method, is_peft_method, parameter_summary, quantization_config
 from text2sql.training.resources import ResourceMonitorCallback
+from text2sql.training.stage import TrainerBuild
 
 log = logging.getLogger("text2sql.train")
 
 
 @dataclass
-class TrainingSetup:
-    """Everything `train` needs after setup; tests use it to look inside."""
+class TrainingSetup(TrainerBuild):
+    """The SFT trainer and everything `train` needs after it; tests use it to look inside."""
 
-    trainer: Any
-    model: Any
-    tokenizer: Any
-    kind: str
-    model_type: str
-    datasets: Any  # the prepared DatasetDict, text columns included
-    parameters: dict[str, Any]
+    kind: str = "decoder"
+    model_type: str = ""
+    datasets: Any = None  # the prepared DatasetDict, text columns included
     target_modules: Any = None
     memory: PeakMemoryCallback | None = None
     callbacks: list[Any] = field(default_factory=list)
