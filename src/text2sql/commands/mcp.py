@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from text2sql.commands.common import add_model_arguments, add_threads_argument
-from text2sql.commands.serve import FIELDS, add_audit_argument, add_database_arguments, allow_flags, database_flags
+from text2sql.commands.serve import FIELDS, add_audit_argument, add_database_arguments, server_options
 from text2sql.config import ServingConfig, add_section_flags
 from text2sql.errors import MissingExtraError
 
@@ -46,19 +46,5 @@ def run(args: argparse.Namespace) -> int:
         if exc.name is None or exc.name.split(".")[0] not in ("mcp", "mcp_types"):
             raise
         raise MissingExtraError("text2sql mcp", "mcp", "mcp") from None
-    run_mcp(
-        args.model,
-        http_port=args.http,
-        host=args.host,
-        api_key=args.api_key,
-        log_level=args.log_level,
-        db_dir=args.db_dir,
-        databases=database_flags(args.database),
-        base=args.base,
-        checkpoint=args.checkpoint,
-        threads=args.threads,
-        audit=args.audit,
-        allow=allow_flags(args.allow),
-        **{name: getattr(args, name) for name in FIELDS},
-    )
+    run_mcp(args.model, http_port=args.http, **server_options(args))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from text2sql.commands.common import add_model_arguments, add_threads_argument
 from text2sql.config import ServingConfig, add_section_flags, refuse_passwords
@@ -52,23 +53,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from text2sql.serving.server import serve
 
-    serve(
-        args.model,
+    serve(args.model, port=args.port, model_name=args.served_model_name, **server_options(args))
+    return 0
+
+
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What `serve` and `mcp` pass alike to their server: address, key, databases, model parts,
+    threads, audit, permissions and the `serving` settings their flags override."""
+    return dict(
         host=args.host,
-        port=args.port,
         log_level=args.log_level,
         db_dir=args.db_dir,
         databases=database_flags(args.database),
         api_key=args.api_key,
         base=args.base,
         checkpoint=args.checkpoint,
-        model_name=args.served_model_name,
         threads=args.threads,
         audit=args.audit,
         allow=allow_flags(args.allow),
         **{name: getattr(args, name) for name in FIELDS},
     )
-    return 0
 
 
 def add_database_arguments(p: argparse.ArgumentParser) -> None:
