@@ -10,11 +10,14 @@ checkpointing and bf16 autocast, against the same run with them off.
 preset `configs/smollm2_lora.yaml` otherwise). Variants, each a fresh process whose peak RSS
 (`ru_maxrss`) is its own:
 
-- `off`: TRL's fused head over every position (as before), float32, no activation checkpointing;
+- `off`: TRL's fused head over every position (as before), float32, no activation checkpointing,
+  glibc's malloc as it comes;
 - `answer`: the head on answer positions only, float32, no checkpointing;
 - `answer+ckpt`: the same with activation checkpointing;
 - `on`: what text2sql now does by itself (the memory plan: bf16 autocast where the CPU has native
-  bf16, checkpointing when the probe says so, answer-only head);
+  bf16, checkpointing when the probe says so, answer-only head, glibc's mmap threshold fixed at
+  128 KiB: `text2sql.training.malloc`); `on-glibc-malloc` the same with glibc's growing threshold,
+  `on-mmap-1m` with the threshold at 1 MiB;
 - `eager`: `off` with eager attention instead of PyTorch's SDPA.
 
 Seconds per step are the median over the steps after the first (warm-up). `loss`: `off` and `on`
@@ -45,15 +48,18 @@ from pathlib import Path
 MODEL = "smollm2-135m-instruct"
 MB = 2**20
 VARIANTS = {
-    "off": ["training.bf16=false", "training.activation_checkpointing=false", "+full-logits"],
-    "answer": ["training.bf16=false", "training.activation_checkpointing=false"],
-    "answer+ckpt": ["training.bf16=false", "training.activation_checkpointing=true"],
+    "off": ["training.bf16=false", "training.activation_checkpointing=false", "+full-logits", "+glibc-malloc"],
+    "answer": ["training.bf16=false", "training.activation_checkpointing=false", "+glibc-malloc"],
+    "answer+ckpt": ["training.bf16=false", "training.activation_checkpointing=true", "+glibc-malloc"],
+    "on-glibc-malloc": ["+glibc-malloc"],
+    "on-mmap-1m": ["+mmap=1048576"],
     "on": [],
     "eager": [
         "training.bf16=false",
         "training.activation_checkpointing=false",
         "model.attn_implementation=eager",
         "+full-logits",
+        "+glibc-malloc",
     ],
 }
 QWEN_SHAPE = dict(
@@ -110,6 +116,16 @@ def child(spec_path: str) -> None:
         import text2sql.training.answer_loss as answer_loss
 
         answer_loss.head_is_linear = lambda model: False  # type: ignore[assignment]
+    if spec.get("malloc") is not None:  # glibc's own growing threshold, or another fixed one
+        import text2sql.training.malloc as malloc
+        import text2sql.training.trainer as trainer_module
+
+        threshold = spec["malloc"]
+        trainer_module.keep_large_blocks_on_mmap = (  # type: ignore[assignment]
+            (lambda: "glibc's default (a growing threshold)")
+            if threshold == "glibc"
+            else (lambda: malloc.keep_large_blocks_on_mmap(int(threshold)))
+        )
     import psutil
     import torch
     from transformers import TrainerCallback
@@ -192,6 +208,14 @@ def run_variant(name: str, model: str, prepared: Path, work: Path, args, *, batc
         "out": str(work / f"{name}.json"),
         "threads": args.threads,
         "full_logits": "+full-logits" in VARIANTS[name],
+        "malloc": next(
+            (
+                "glibc" if x == "+glibc-malloc" else x.split("=", 1)[1]
+                for x in VARIANTS[name]
+                if "malloc" in x or "mmap" in x
+            ),
+            None,
+        ),
         "validation_loss": validation,
         "overrides": overrides(
             model, work, batch=batch, steps=args.steps, threads=args.threads, max_length=args.max_length
