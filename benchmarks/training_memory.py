@@ -8,7 +8,7 @@ checkpointing and bf16 autocast, against the same run with them off.
 `smollm2`: SmolLM2-135M-Instruct (`smollm2-135m-instruct`, offline), LoRA r 16 / alpha 32 / dropout
 0.05 on every linear layer, batch 8, `data.schema_format: sql` prompts from the bundled data (the
 preset `configs/smollm2_lora.yaml` otherwise). Variants, each a fresh process whose peak RSS
-(`ru_maxrss`) is its own:
+(`VmHWM` of /proc/self/status) is its own:
 
 - `off`: TRL's fused head over every position (as before), float32, no activation checkpointing,
   glibc's malloc as it comes;
@@ -17,7 +17,7 @@ preset `configs/smollm2_lora.yaml` otherwise). Variants, each a fresh process wh
 - `on`: what text2sql now does by itself (the memory plan: bf16 autocast where the CPU has native
   bf16, checkpointing when the probe says so, answer-only head, glibc's mmap threshold fixed at
   128 KiB: `text2sql.training.malloc`); `on-glibc-malloc` the same with glibc's growing threshold,
-  `on-mmap-1m` with the threshold at 1 MiB;
+  `on-mmap-1m` with the threshold at 1 MiB, `on-no-ckpt` without activation checkpointing;
 - `eager`: `off` with eager attention instead of PyTorch's SDPA.
 
 Seconds per step are the median over the steps after the first (warm-up). `loss`: `off` and `on`
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -53,6 +52,7 @@ VARIANTS = {
     "answer+ckpt": ["training.bf16=false", "training.activation_checkpointing=true", "+glibc-malloc"],
     "on-glibc-malloc": ["+glibc-malloc"],
     "on-mmap-1m": ["+mmap=1048576"],
+    "on-no-ckpt": ["training.activation_checkpointing=false"],
     "on": [],
     "eager": [
         "training.bf16=false",
@@ -156,7 +156,7 @@ def child(spec_path: str) -> None:
     steps = Steps()
     setup.trainer.add_callback(steps)
     output = setup.trainer.train()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = vm_hwm()
     durations = [b - a for a, b in zip(steps.ends, steps.ends[1:])]
     result = {
         "step_seconds": durations,
@@ -170,6 +170,12 @@ def child(spec_path: str) -> None:
     if spec.get("validation_loss"):
         result["validation_loss"] = validation_loss(setup, cfg)
     Path(spec["out"]).write_text(json.dumps(result))
+
+
+def vm_hwm() -> int:
+    """This process's peak resident set in bytes, since exec (ru_maxrss would carry the parent's over)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 
 
 def validation_loss(setup, cfg) -> float:
