@@ -10,14 +10,14 @@ checkpointing and bf16 autocast, against the same run with them off.
 preset `configs/smollm2_lora.yaml` otherwise). Variants, each a fresh process whose peak RSS
 (`VmHWM` of /proc/self/status) is its own:
 
-- `off`: TRL's fused head over every position (as before), float32, no activation checkpointing,
-  glibc's malloc as it comes;
+- `off`: TRL's fused head over every position (as before), float32, no activation checkpointing;
 - `answer`: the head on answer positions only, float32, no checkpointing;
 - `answer+ckpt`: the same with activation checkpointing;
 - `on`: what text2sql now does by itself (the memory plan: bf16 autocast where the CPU has native
-  bf16, checkpointing when the probe says so, answer-only head, glibc's mmap threshold fixed at
-  128 KiB: `text2sql.training.malloc`); `on-glibc-malloc` the same with glibc's growing threshold,
-  `on-mmap-1m` with the threshold at 1 MiB, `on-no-ckpt` without activation checkpointing;
+  bf16, checkpointing when the probe says so, answer-only head); `on-mmap-128k` and `on-mmap-1m`
+  the same with glibc's mmap threshold fixed (`MALLOC_MMAP_THRESHOLD_`: freed blocks above it go
+  back to the system at once, at the price of fresh pages for every one), `on-no-ckpt` without
+  activation checkpointing;
 - `eager`: `off` with eager attention instead of PyTorch's SDPA.
 
 Seconds per step are the median over the steps after the first (warm-up). `loss`: `off` and `on`
@@ -47,19 +47,18 @@ from pathlib import Path
 MODEL = "smollm2-135m-instruct"
 MB = 2**20
 VARIANTS = {
-    "off": ["training.bf16=false", "training.activation_checkpointing=false", "+full-logits", "+glibc-malloc"],
-    "answer": ["training.bf16=false", "training.activation_checkpointing=false", "+glibc-malloc"],
-    "answer+ckpt": ["training.bf16=false", "training.activation_checkpointing=true", "+glibc-malloc"],
-    "on-glibc-malloc": ["+glibc-malloc"],
+    "off": ["training.bf16=false", "training.activation_checkpointing=false", "+full-logits"],
+    "answer": ["training.bf16=false", "training.activation_checkpointing=false"],
+    "answer+ckpt": ["training.bf16=false", "training.activation_checkpointing=true"],
+    "on": [],
+    "on-mmap-128k": ["+mmap=131072"],
     "on-mmap-1m": ["+mmap=1048576"],
     "on-no-ckpt": ["training.activation_checkpointing=false"],
-    "on": [],
     "eager": [
         "training.bf16=false",
         "training.activation_checkpointing=false",
         "model.attn_implementation=eager",
         "+full-logits",
-        "+glibc-malloc",
     ],
 }
 QWEN_SHAPE = dict(
@@ -116,16 +115,10 @@ def child(spec_path: str) -> None:
         import text2sql.training.answer_loss as answer_loss
 
         answer_loss.head_is_linear = lambda model: False  # type: ignore[assignment]
-    if spec.get("malloc") is not None:  # glibc's own growing threshold, or another fixed one
-        import text2sql.training.malloc as malloc
-        import text2sql.training.trainer as trainer_module
+    if spec.get("malloc") is not None:  # glibc's mmap threshold fixed: large freed blocks go back at once
+        import ctypes
 
-        threshold = spec["malloc"]
-        trainer_module.keep_large_blocks_on_mmap = (  # type: ignore[assignment]
-            (lambda: "glibc's default (a growing threshold)")
-            if threshold == "glibc"
-            else (lambda: malloc.keep_large_blocks_on_mmap(int(threshold)))
-        )
+        ctypes.CDLL("libc.so.6").mallopt(-3, int(spec["malloc"]))  # M_MMAP_THRESHOLD
     import psutil
     import torch
     from transformers import TrainerCallback
@@ -214,14 +207,7 @@ def run_variant(name: str, model: str, prepared: Path, work: Path, args, *, batc
         "out": str(work / f"{name}.json"),
         "threads": args.threads,
         "full_logits": "+full-logits" in VARIANTS[name],
-        "malloc": next(
-            (
-                "glibc" if x == "+glibc-malloc" else x.split("=", 1)[1]
-                for x in VARIANTS[name]
-                if "malloc" in x or "mmap" in x
-            ),
-            None,
-        ),
+        "malloc": next((x.split("=", 1)[1] for x in VARIANTS[name] if x.startswith("+mmap=")), None),
         "validation_loss": validation,
         "overrides": overrides(
             model, work, batch=batch, steps=args.steps, threads=args.threads, max_length=args.max_length

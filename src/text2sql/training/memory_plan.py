@@ -64,7 +64,6 @@ class MemoryPlan:
     answer_only_logits: bool = False
     answer_logits_reason: str = ""
     probe: dict[str, Any] = field(default_factory=dict)
-    malloc: str = ""  # what was done with glibc's mmap threshold (training/malloc.py)
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +74,6 @@ class MemoryPlan:
         return (
             f"bf16 autocast {'on' if self.bf16 else 'off'} ({self.bf16_reason}); activation checkpointing {ckpt} "
             f"({self.checkpointing_reason}); logits on {logits} ({self.answer_logits_reason})"
-            + (f"; freed memory: {self.malloc}" if self.malloc else "")
         )
 
 

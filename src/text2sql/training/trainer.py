@@ -41,7 +41,6 @@ from text2sql.training.callbacks import (
 )
 from text2sql.training.checkpoints import CompleteCheckpointCallback
 from text2sql.training.collator import PaddingCollator, training_columns
-from text2sql.training.malloc import keep_large_blocks_on_mmap
 from text2sql.training.memory_plan import (
     MemoryPlan,
     decide_checkpointing,
@@ -211,7 +210,6 @@ def build_trainer(
     if uses_cpu(cfg):
         config = load_config(base.path, trust_remote_code=cfg.model.trust_remote_code)
         plan = plan_precision(cfg.training, hidden_size_of(config))
-        plan.malloc = keep_large_blocks_on_mmap()  # before the model's weights and the first step
     args = build_training_arguments(
         cfg, kind, progress_lines=lines, has_validation=has_validation, resume=resume, plan=plan
     )
