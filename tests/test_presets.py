@@ -190,6 +190,25 @@ def extras_installed(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
 
+@pytest.fixture(autouse=True)
+def _forget_cached_package_checks(monkeypatch):
+    """peft and transformers cache "is this package installed" for the whole process: what a test here
+    made them believe must not outlive it (a cached "bitsandbytes is installed" breaks every LoRA)."""
+    yield
+    monkeypatch.undo()
+    _clear_package_caches()
+
+
+def _clear_package_caches() -> None:
+    import peft.import_utils
+    import transformers.utils.import_utils
+
+    for module in (peft.import_utils, transformers.utils.import_utils):
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+
+
 @pytest.mark.parametrize("name", SEEDS)
 def test_preset_validates_offline(name, capsys, extras_installed):
     # --no-estimate: the presets name hub models, which a probe cannot load offline (tests/commands/test_sizing.py)
