@@ -169,8 +169,14 @@ def test_a_stopped_run_resumes_from_its_cache_without_asking_twice(tmp_path, cap
     out = tmp_path / "pairs.jsonl"
     args = ["label", "--data", data, "--db", db, "--teacher", "openai:slow", "--output", out, "--concurrency", "1"]
 
+    answered, interrupting = [], [True]
+
     def slow(body):
-        return Reply(TEACHER[question_of(body)][0], delay=0.4)
+        # After the third answer the teacher slows down until the run is stopped: on a busy machine the
+        # Ctrl-C may come seconds later, and the run must not have finished by then.
+        answered.append(body)
+        delay = 5.0 if len(answered) > 3 and interrupting[0] else 0.4
+        return Reply(TEACHER[question_of(body)][0], delay=delay)
 
     with endpoint(slow) as (server, url):
         process = subprocess.Popen(
@@ -186,6 +192,7 @@ def test_a_stopped_run_resumes_from_its_cache_without_asking_twice(tmp_path, cap
             _, err = process.communicate(timeout=60)
         finally:
             process.kill()
+        interrupting[0] = False
         assert process.returncode == 130 and "Traceback" not in err and "interrupted" in err
         assert not out.exists()
         asked = server.count
