@@ -184,6 +184,8 @@ def test_a_stopped_run_resumes_from_its_cache_without_asking_twice(tmp_path, cap
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # A pytest-xdist worker may ignore SIGINT, and a child inherits that: give it Ctrl-C back.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             server.wait_for(3, timeout=120)
