@@ -218,13 +218,12 @@ class RLStage(TrainedStage):
     """GRPO from the run's fine-tuned model into `rl/`."""
 
     name = STAGE
+    log = log
 
     def __init__(self, cfg: Config, *, callbacks: Sequence[Any], extra_rewards: Sequence[Any], **common: Any):
         super().__init__(cfg, **common)
-        self.log = log
         self.init = init_model_path(cfg)
         self.callbacks, self.extra_rewards = callbacks, extra_rewards
-        self.history: list[dict[str, Any]] = []
 
     def check(self) -> None:
         _check_inputs(self.cfg, self.init)
@@ -239,7 +238,7 @@ class RLStage(TrainedStage):
     def skipped(self) -> GRPOResult:
         return _skipped(self.run_dir)
 
-    def build(self, depends_on: dict[str, Any]) -> GRPOBuild:
+    def build(self) -> GRPOBuild:
         from datasets import load_from_disk
 
         cfg, init = self.cfg, self.init
@@ -274,7 +273,6 @@ class RLStage(TrainedStage):
     def finish(self, build: TrainerBuild, output: Any) -> GRPOResult:
         assert isinstance(build, GRPOBuild)
         trainer = build.trainer
-        self.history = list(trainer.state.log_history)
         saved_step = trainer.state.global_step
         if build.accuracy is not None:
             restored = build.accuracy.restore_best(trainer.model, trainer.state.global_step)
@@ -286,7 +284,7 @@ class RLStage(TrainedStage):
             global_step=trainer.state.global_step,
             metrics={k: v for k, v in output.metrics.items() if isinstance(v, (int, float))},
             counts=vars(build.reward.counts).copy(),
-            history=self.history,
+            history=list(trainer.state.log_history),
             rows=build.rows,
             rows_without_database=build.rows_without_database,
             stopped_by_time=build.timer.stopped,

@@ -87,7 +87,7 @@ class TrainedStage(ABC):
         """The result of a stage found up to date."""
 
     @abstractmethod
-    def build(self, depends_on: dict[str, Any]) -> TrainerBuild:
+    def build(self) -> TrainerBuild:
         """The trainer, from `self.model` and `self.prepared`."""
 
     @abstractmethod
@@ -136,7 +136,7 @@ class TrainedStage(ABC):
             return self.skipped()
         self.before_build(depends_on)
         with quiet_library_warnings():
-            build = self.build(depends_on)
+            build = self.build()
         threads = use_threads(cfg.model.threads)
         self.log.info("%s; %d CPU thread%s", self.describe(build), threads, "" if threads == 1 else "s")
         build.trainer.add_callback(ThreadFollowCallback(cfg.model.threads))  # the count follows idle cores

@@ -228,20 +228,21 @@ class SFTStage(TrainedStage):
             return super().prepare()
 
     def depends_on(self, data_fingerprint: str) -> dict[str, Any]:
-        depends_on = train_depends_on(self.cfg, data_fingerprint, self.init_from)
-        self.fingerprint = fingerprint(depends_on)
-        return depends_on
+        return train_depends_on(self.cfg, data_fingerprint, self.init_from)
 
     def skipped(self) -> TrainResult:
         return _skipped_result(self.run_dir, self.name, self.state.is_main_process)
 
     def before_build(self, depends_on: dict[str, Any]) -> None:
+        self.fingerprint = fingerprint(depends_on)  # marks the checkpoints this config saves
         self.resume_from = _checkpoint_to_resume(
             self.run_dir, self.resume, self.force, self.fingerprint, self.state.is_main_process
         )
+        if self.resume_from is not None:
+            log.info("resuming from %s", self.resume_from)
         self.state.wait_for_everyone()
 
-    def build(self, depends_on: dict[str, Any]) -> TrainingSetup:
+    def build(self) -> TrainingSetup:
         assert self.model is not None and self.prepared is not None
         return build_trainer(
             self.cfg,
@@ -252,11 +253,6 @@ class SFTStage(TrainedStage):
             fingerprint=self.fingerprint,
             resume=self.resume_from is not None,
         )
-
-    def describe(self, build: TrainerBuild) -> str:
-        if self.resume_from is not None:
-            log.info("resuming from %s", self.resume_from)
-        return super().describe(build)
 
     def train_kwargs(self) -> dict[str, Any]:
         return {"resume_from_checkpoint": str(self.resume_from) if self.resume_from else None}
