@@ -198,6 +198,56 @@ def coverage(n: int = 2000, seed: int = 0) -> dict[str, Any]:
     }
 
 
+def questions_to_teacher_run(served: Served, work: Path) -> Path:
+    """The whole path in one config, with the quickstart's settings (the prompts the teacher was
+    trained on): the bundled training questions without their SQL, labelled by the teacher
+    (`data.label`), train the quickstart's model; the teacher is the run's `evaluation.reference`."""
+    questions = work / "questions_train.csv"
+    with questions.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "input_text", "db_id"])
+        for row in _rows("train"):
+            writer.writerow([row["id"], row["question"], row["db_id"]])
+    folder = work / "questions_and_teacher"
+    _text2sql(
+        "run", str(ROOT / "configs" / "quickstart.yaml"), f"output_dir={folder}", "--force",
+        "data.train=null", "data.validation=bundled", "data.test=bundled", f"data.db_dir={BUNDLED / 'databases'}",
+        f"data.label.file={questions}", "data.label.teacher=openai:text2sql", f"data.label.base_url={served.base_url}",
+        "evaluation.reference=openai:text2sql", f"evaluation.base_url={served.base_url}",
+        f"evaluation.price_per_1m_tokens.input={PRICE['input']}", f"evaluation.price_per_1m_tokens.output={PRICE['output']}",
+        f"evaluation.price_per_hour={PRICE_PER_HOUR}",
+        log=work / "questions_and_teacher.log",
+    )  # fmt: skip
+    return folder
+
+
+def side_by_side(folder: Path) -> str:
+    """The run's models next to its reference: EX, EM, latency and cost, from each metrics.json."""
+    lines = [
+        "| model | test rows | execution accuracy | exact match | latency p50 / p95 (s) | seconds per question "
+        "| tokens in / out per question | cost per 1,000 questions (USD) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("reference", "finetuned", "baseline"):
+        if not (folder / "eval" / name / "metrics.json").is_file():
+            continue
+        m = _metrics(folder / "eval" / name)
+        cost = m.get("cost") or {}
+        p50, p95 = cost.get("latency_p50_seconds"), cost.get("latency_p95_seconds")
+        per_question = cost.get("seconds_per_question")
+        tokens_in, tokens_out = cost.get("tokens_in_per_question"), cost.get("tokens_out_per_question")
+        lines.append(
+            f"| {name} | {m['num_examples']} | {m['execution_accuracy']:.3f} | {m.get('exact_match', float('nan')):.3f} "
+            f"| {_num(p50)} / {_num(p95)} | {_num(per_question, 4)} | {_num(tokens_in, 0)} / {_num(tokens_out, 0)} "
+            f"| {_num(cost.get('cost_per_1000_questions'), 4)} |"
+        )
+    return "\n".join(lines)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
 def _metrics(folder: Path) -> dict:
     return json.loads((folder / "metrics.json").read_text())
 
@@ -211,6 +261,10 @@ def main() -> None:
     parser.add_argument("--value-hints", action="store_true", help="data.value_hints=true in every run")
     parser.add_argument("--no-teacher", action="store_true", help="no labelling and no reference: nothing served")
     parser.add_argument("--coverage", action="store_true", help="only the query shapes sampled pairs hold")
+    parser.add_argument(
+        "--questions-and-teacher", action="store_true",
+        help="only the run from questions labelled by the teacher, with the teacher as its reference",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.coverage:
         got = coverage()
@@ -220,6 +274,12 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
     labelled: dict = {}
+    if args.questions_and_teacher:
+        with Served(args.teacher, args.work) as served:
+            folder = questions_to_teacher_run(served, args.work)
+        print(side_by_side(folder))
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+        return
     if args.no_teacher:
         runs = {} if args.skip_training else train_runs(None, args.work, args.runs, args.value_hints)
     else:

@@ -46,14 +46,24 @@ from pathlib import Path
 
 MODEL = "smollm2-135m-instruct"
 MB = 2**20
+EVERY = "training.activation_checkpointing_kwargs={every_n_layers: %d}"
 VARIANTS = {
-    "off": ["training.bf16=false", "training.activation_checkpointing=false", "+full-logits"],
+    "off": ["training.bf16=false", "training.activation_checkpointing=false", "+full-logits", "+torch-dropout"],
     "answer": ["training.bf16=false", "training.activation_checkpointing=false"],
     "answer+ckpt": ["training.bf16=false", "training.activation_checkpointing=true"],
     "on": [],
     "on-mmap-128k": ["+mmap=131072"],
     "on-mmap-1m": ["+mmap=1048576"],
     "on-no-ckpt": ["training.activation_checkpointing=false"],
+    "on-every-1": ["training.activation_checkpointing=true"],
+    "on-every-2": ["training.activation_checkpointing=true", EVERY % 2],
+    "on-every-3": ["training.activation_checkpointing=true", EVERY % 3],
+    "on-every-4": ["training.activation_checkpointing=true", EVERY % 4],
+    "on-torch-dropout": ["+torch-dropout"],
+    # The same runs from another seed (LoRA's initial weights, batch order, dropout): how far two
+    # float32 runs, or two bf16 runs, land apart after the same number of steps.
+    "answer-seed1": ["training.bf16=false", "training.activation_checkpointing=false", "training.seed=1"],
+    "on-seed1": ["training.seed=1"],
     "eager": [
         "training.bf16=false",
         "training.activation_checkpointing=false",
@@ -115,6 +125,10 @@ def child(spec_path: str) -> None:
         import text2sql.training.answer_loss as answer_loss
 
         answer_loss.head_is_linear = lambda model: False  # type: ignore[assignment]
+    if spec.get("torch_dropout"):  # LoRA's dropout as PEFT makes it (a float noise tensor kept per path)
+        import text2sql.training.lora_dropout as lora_dropout
+
+        lora_dropout.install_mask_dropout = lambda model: 0  # type: ignore[assignment]
     if spec.get("malloc") is not None:  # glibc's mmap threshold fixed: large freed blocks go back at once
         import ctypes
 
@@ -207,6 +221,7 @@ def run_variant(name: str, model: str, prepared: Path, work: Path, args, *, batc
         "out": str(work / f"{name}.json"),
         "threads": args.threads,
         "full_logits": "+full-logits" in VARIANTS[name],
+        "torch_dropout": "+torch-dropout" in VARIANTS[name],
         "malloc": next((x.split("=", 1)[1] for x in VARIANTS[name] if x.startswith("+mmap=")), None),
         "validation_loss": validation,
         "overrides": overrides(
@@ -258,9 +273,12 @@ def table(results: list[dict], baseline: dict) -> str:
     ]
     for r in results:
         plan = r["plan"] or {}
+        every = plan.get("checkpoint_every", 1)
+        ckpt = "off" if not plan.get("activation_checkpointing") else "every layer" if every == 1 else f"every {every}"
         what = (
-            f"bf16 {'on' if plan.get('bf16') else 'off'}, ckpt {'on' if plan.get('activation_checkpointing') else 'off'}, "
-            f"{'answer-only' if plan.get('answer_only_logits') else 'all positions'}"
+            f"bf16 {'on' if plan.get('bf16') else 'off'}, ckpt {ckpt}, "
+            f"{'answer-only' if plan.get('answer_only_logits') else 'all positions'}, "
+            f"{'byte' if plan.get('mask_dropout') else 'float'} dropout masks"
         )
         lines.append(
             f"| {r['name']} | {what} | {r['median_step_s']:.2f} | {r['peak_rss_mb']:,.0f} | {r['rss_begin_mb']:,.0f} | "
@@ -300,10 +318,11 @@ def main() -> None:
     print(f"\n{args.what}: batch {batch}, {args.steps} steps, {args.threads} thread(s)\n")
     print(table(results, baseline))
     if args.what == "loss":
-        off, on = baseline["validation_loss"], results[-1]["validation_loss"]
-        print(
-            f"\nvalidation loss after {args.steps} steps: off {off:.4f}, on {on:.4f} ({100 * (on - off) / off:+.2f}%)"
-        )
+        off = baseline["validation_loss"]
+        print(f"\n| variant | validation loss after {args.steps} steps | vs {baseline['name']} |\n|---|---:|---:|")
+        for r in results:
+            loss = r["validation_loss"]
+            print(f"| {r['name']} | {loss:.4f} | {100 * (loss - off) / off:+.2f}% |")
     print(f"\nload average after: {load_average()}")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)

@@ -102,38 +102,81 @@ def test_the_probe_leaves_random_numbers_alone():
     assert torch.equal(after, torch.rand(3))
 
 
-def test_checkpointing_turns_on_above_the_limit(monkeypatch):
+def test_checkpointing_turns_on_above_the_budget(monkeypatch):
     model = _lora_llama(2)
+    monkeypatch.setattr(memory_plan, "activation_budget", lambda: 2**30)
     plan = decide_checkpointing(MemoryPlan(False, "", None), model, "decoder", rows=8, length=300)
-    assert plan.activation_checkpointing is False and "<= 1 GiB" in plan.checkpointing_reason
-    assert plan.probe["rows"] == 8 and plan.probe["length"] == 300
-    monkeypatch.setattr(memory_plan, "CHECKPOINT_ABOVE_BYTES", plan.probe["bytes"] - 1)
+    assert plan.activation_checkpointing is False and "<= 1.00 GiB" in plan.checkpointing_reason
+    assert plan.probe["rows"] == 8 and plan.probe["length"] == 300 and plan.probe["layers"] == 2
+    monkeypatch.setattr(memory_plan, "activation_budget", lambda: 1)
     plan = decide_checkpointing(MemoryPlan(False, "", None), model, "decoder", rows=8, length=300)
-    assert plan.activation_checkpointing is True and "probed" in plan.checkpointing_reason
+    assert plan.activation_checkpointing is True and plan.checkpoint_every == 1
+    assert "checkpointing every layer of 2" in plan.checkpointing_reason
     user = decide_checkpointing(MemoryPlan(False, "", False, "set by training"), model, "decoder", rows=8, length=300)
     assert user.activation_checkpointing is False and not user.probe
 
 
-def test_the_run_records_its_plan_and_follows_it(tmp_path, monkeypatch):
+def test_the_fewest_layers_that_fit_are_checkpointed(monkeypatch):
+    """Every n-th layer, n the largest whose projection fits the budget; a checkpointed layer keeps
+    only its float32 input."""
+    model = _lora_llama(12)
+    probe = probe_activations(model, "decoder", bf16=False)
+    kept = {
+        n: memory_plan.kept_with_every(probe, 8, 300, layers=12, every=n, input_bytes=4 * 64)
+        for n in memory_plan.EVERY_N_CHOICES
+    }
+    assert kept[8] > kept[4] > kept[3] > kept[2] > kept[1]  # more checkpointed layers, less kept
+    whole = projected_bytes(probe, 8, 300)
+    assert kept[1] == pytest.approx(probe["fixed"] + 8 * 300 * 4 * 64 * 12)  # only the layer inputs
+    assert kept[2] == pytest.approx(probe["fixed"] + (whole - probe["fixed"]) / 2 + 8 * 300 * 4 * 64 * 6)
+    for n, budget in ((3, kept[3] + 1), (2, (kept[2] + kept[3]) / 2), (1, kept[1] - 1)):
+        monkeypatch.setattr(memory_plan, "activation_budget", lambda budget=budget: int(budget))
+        plan = decide_checkpointing(MemoryPlan(False, "", None), model, "decoder", rows=8, length=300)
+        assert plan.activation_checkpointing and plan.checkpoint_every == n, (n, plan.checkpointing_reason)
+
+
+def test_the_budget_is_a_sixteenth_of_the_machine():
+    import psutil
+
+    budget = memory_plan.activation_budget()
+    assert memory_plan.CHECKPOINT_ABOVE_BYTES <= budget <= max(psutil.virtual_memory().total // 16, 2**30)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_the_run_records_its_plan_and_follows_it(tmp_path, monkeypatch, every):
     monkeypatch.setattr(memory_plan, "cpu_flags", lambda *a: frozenset({"avx512_bf16"}))
     monkeypatch.setattr(memory_plan, "BF16_MIN_HIDDEN", 64)  # tiny:llama is 128 wide
-    monkeypatch.setattr(memory_plan, "CHECKPOINT_ABOVE_BYTES", 1)  # any activations at all
+    monkeypatch.setattr(memory_plan, "activation_budget", lambda: 1)  # any activations at all
+    monkeypatch.setattr(memory_plan, "EVERY_N_CHOICES", (every,))
+    if every > 1:  # as if checkpointing every other layer were enough
+        fits = memory_plan.kept_with_every
+        monkeypatch.setattr(memory_plan, "kept_with_every", lambda *a, **k: 0 if k["every"] == every else fits(*a, **k))
     seen = {}
 
     from transformers import TrainerCallback
 
+    from text2sql.training.lora_dropout import MaskDropout
+    from text2sql.training.memory_plan import checkpoint_layers
+
     class Look(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
-            seen["checkpointing"] = model.get_base_model().is_activation_checkpointing
+            base = model.get_base_model()
+            seen["checkpointing"] = base.is_activation_checkpointing
+            seen["layers"] = [layer.gradient_checkpointing for layer in checkpoint_layers(base)]
             seen["bf16"] = args.bf16
+            seen["mask_dropout"] = sum(isinstance(m, MaskDropout) for m in model.modules())
 
     result = train(run_config("tiny:llama", tmp_path / "run", "training.max_steps=1"), callbacks=[Look()])
-    assert seen == {"checkpointing": True, "bf16": True}
+    layers = len(seen["layers"])
+    assert seen["checkpointing"] and seen["bf16"] and layers >= 2
+    assert seen["layers"] == [i % every == 0 for i in range(layers)]
     history = json.loads((result.path / "training_log.json").read_text())
     (entry,) = [e["memory_plan"] for e in history if "memory_plan" in e]
     assert entry["bf16"] and entry["bf16_reason"] == "the CPU has avx512_bf16"
-    assert entry["activation_checkpointing"] and "GiB of activations" in entry["checkpointing_reason"]
+    assert entry["activation_checkpointing"] and entry["checkpoint_every"] == every
+    assert "GiB of activations" in entry["checkpointing_reason"]
     assert entry["answer_only_logits"] and entry["probe"]["per_token"] > 0
+    assert entry["mask_dropout"] == seen["mask_dropout"] == 7 * layers  # every LoRA path of every layer
 
 
 def test_a_small_model_keeps_float32_and_no_checkpointing(tmp_path):

@@ -78,10 +78,11 @@ def test_a_large_vocabulary_stays_out_of_memory(tmp_path):
 
 def test_checkpointing_keeps_deep_activations_out_of_memory(tmp_path):
     # 32 layers, 128 wide, small vocabulary: a batch keeps ~1.2 GiB of activations without
-    # checkpointing, so the probe turns it on. Measured here: ~2.35 GB of peak growth off, ~0.92 GB on.
+    # checkpointing, so the probe turns it on (every layer, under the smallest budget). Measured here: ~2.35 GB of peak growth off, ~0.92 GB on.
     model = _model(tmp_path, vocab_size=4096, hidden_size=128, intermediate_size=256, num_hidden_layers=32)
     data = _prepared(tmp_path)
-    probed = _train_in_child(model, data, tmp_path / "probed")
+    # A budget of a byte: the probe's projection is over it whatever this machine's memory.
+    probed = _train_in_child(model, data, tmp_path / "probed", "--budget-bytes=1")
     off = _train_in_child(model, data, tmp_path / "off", "training.activation_checkpointing=false")
     assert probed["plan"]["activation_checkpointing"], probed["plan"]
     assert "(probed)" in probed["plan"]["checkpointing_reason"]
@@ -131,6 +132,12 @@ if __name__ == "__main__":
 
         sys.argv.remove("--full-logits")
         answer_loss.head_is_linear = lambda model: False  # type: ignore[assignment]
+    budget = next((a for a in sys.argv if a.startswith("--budget-bytes=")), None)
+    if budget:  # the activations' budget fixed, whatever this machine's memory
+        import text2sql.training.memory_plan as memory_plan
+
+        sys.argv.remove(budget)
+        memory_plan.activation_budget = lambda: int(budget.split("=", 1)[1])  # type: ignore[assignment]
     _child(*sys.argv[1:])
 else:
     pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")

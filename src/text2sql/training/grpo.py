@@ -419,6 +419,10 @@ def _build(
     for scored in (trainer.model, getattr(trainer, "ref_model", None)):
         if scored is not None:
             install_answer_head(scored, temperature=args.temperature, entropy_grad=True)
+    if uses_cpu(cfg):
+        from text2sql.training.lora_dropout import install_mask_dropout  # torch at import: loaded here
+
+        install_mask_dropout(trainer.model)  # a byte per element kept for LoRA's dropout, not four
     for cb in callbacks:
         trainer.add_callback(cb)
     trainer.remove_callback(PrinterCallback)

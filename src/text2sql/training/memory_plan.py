@@ -11,11 +11,20 @@ the activations they produce are bfloat16.
 Checkpointing: a probe runs the model's body on one row at three lengths and counts the bytes of the
 tensors autograd keeps for the backward pass (fixed, per token, and per token squared for attention
 kernels that keep their scores). Projected onto the run's largest batch (rows × longest prepared row),
-checkpointing goes on when the kept activations would exceed `CHECKPOINT_ABOVE_BYTES`; below that it
-costs a recomputed forward pass (~20-30% of a step) for little memory. The user's settings win:
-`training.bf16` / `fp16`, and `training.activation_checkpointing` (true or false) or
-`gradient_checkpointing: true` (its `false` is text2sql's default, which leaves the choice to the
-probe). GPUs keep transformers' behaviour: this plan is for CPU runs.
+the kept activations are held to a budget, a sixteenth of this machine's memory and at least
+`CHECKPOINT_ABOVE_BYTES` (the probe counts only what autograd keeps: a step's peak also holds the
+backward pass's buffers, bf16 copies of the weights and the kernels' caches, ~3.5 GB more for
+SmolLM2-135M at batch 8): under it nothing is checkpointed; over it every n-th layer is
+(transformers' `every_n_layers`), n the largest that brings the projection under the budget, since
+each checkpointed layer costs its forward pass again in the backward (on CPU with LoRA, where the
+backward pass computes no weight gradients for frozen layers, about half of what the layer's step
+costs). A checkpointed layer keeps only its input. The user's settings win: `training.bf16` /
+`fp16`, and `training.activation_checkpointing` (true or false) or `gradient_checkpointing: true`
+(its `false` is text2sql's default, which leaves the choice to the probe). GPUs keep transformers'
+behaviour: this plan is for CPU runs.
+
+LoRA's dropout keeps a byte per element instead of four on CPU (`lora_dropout.MaskDropout`); the plan
+records how many LoRA paths use it.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ log = logging.getLogger("text2sql.train")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 BF16_MIN_HIDDEN = 512
 CHECKPOINT_ABOVE_BYTES = 1 * 2**30
+MEMORY_SHARE = 16  # the kept activations may take 1/MEMORY_SHARE of the machine's memory
+EVERY_N_CHOICES = (8, 4, 3, 2, 1)
 PROBE_LENGTHS = (16, 32, 64)
 PRECISION_KEYS = ("bf16", "fp16")
 
@@ -61,6 +72,8 @@ class MemoryPlan:
     bf16_reason: str
     activation_checkpointing: bool | None  # None: decided by the probe once the model is loaded
     checkpointing_reason: str = ""
+    checkpoint_every: int = 1  # with checkpointing on: every n-th layer (transformers' every_n_layers)
+    mask_dropout: int = 0  # LoRA dropouts that keep a one-byte mask (lora_dropout.MaskDropout)
     answer_only_logits: bool = False
     answer_logits_reason: str = ""
     probe: dict[str, Any] = field(default_factory=dict)
@@ -69,7 +82,9 @@ class MemoryPlan:
         return asdict(self)
 
     def summary(self) -> str:
-        ckpt = "on" if self.activation_checkpointing else "off"
+        ckpt = "off"
+        if self.activation_checkpointing:
+            ckpt = "on" if self.checkpoint_every == 1 else f"on every {self.checkpoint_every} layers"
         logits = "answer positions only" if self.answer_only_logits else "every position"
         return (
             f"bf16 autocast {'on' if self.bf16 else 'off'} ({self.bf16_reason}); activation checkpointing {ckpt} "
@@ -103,6 +118,8 @@ def plan_precision(training: dict[str, Any], hidden_size: int, flags: frozenset[
     plan = MemoryPlan(bf16=bf16, bf16_reason=reason, activation_checkpointing=user)
     if user is not None:
         plan.checkpointing_reason = "set by training.activation_checkpointing"
+        kwargs = training.get("activation_checkpointing_kwargs") or training.get("gradient_checkpointing_kwargs") or {}
+        plan.checkpoint_every = int(kwargs.get("every_n_layers", 1))
     return plan
 
 
@@ -130,23 +147,28 @@ def saved_bytes(model: Any, kind: str, length: int, *, bf16: bool) -> int:
     base = unwrap(model)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     storages: dict[int, int] = {}
+    # Held here until the count is done, so that no freed address is counted twice; the graph gets
+    # nothing back (no backward pass follows). Handing the tensor itself back to the graph would
+    # leak it: a node that saves its own output then holds itself (~250 MB per call for SmolLM2).
+    held: list[Any] = []
 
     def pack(tensor):
         storage = tensor.untyped_storage()
         if storage.data_ptr() not in params:
             storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
+            held.append(tensor)
 
     device = next(model.parameters()).device
     ids = torch.full((1, length), 1, dtype=torch.long, device=device)
     mask = torch.ones_like(ids)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with torch.enable_grad(), autocast, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.enable_grad(), autocast, torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
         if kind == "seq2seq":
             out = seq2seq_hidden(base, input_ids=ids, attention_mask=mask, labels=ids)
         else:
             out = decoder_hidden(base, input_ids=ids, attention_mask=mask)
     del out
+    held.clear()
     return sum(storages.values())
 
 
@@ -175,6 +197,41 @@ def projected_bytes(probe: dict[str, float], rows: int, length: int) -> float:
     return probe["fixed"] + rows * per_row
 
 
+def activation_budget() -> int:
+    """Bytes the kept activations of a step may take: a sixteenth of this machine's memory (or of the
+    cgroup's limit, when lower), and at least CHECKPOINT_ABOVE_BYTES."""
+    import psutil
+
+    total = psutil.virtual_memory().total
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return max(CHECKPOINT_ABOVE_BYTES, total // MEMORY_SHARE)
+
+
+def checkpoint_layers(model: Any) -> list[Any]:
+    """The repeated blocks transformers checkpoints (its GradientCheckpointingLayer modules)."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+
+
+def kept_with_every(
+    probe: dict[str, float], rows: int, length: int, *, layers: int, every: int, input_bytes: int
+) -> float:
+    """Projected activation bytes when every `every`-th of `layers` layers is checkpointed: those keep
+    only their input (`input_bytes` per token) and the rest what the probe measured (spread evenly)."""
+    whole = projected_bytes(probe, rows, length)
+    if every <= 0 or layers == 0:
+        return whole
+    checkpointed = -(-layers // every)  # layer indices 0, n, 2n, ...
+    body = whole - probe["fixed"]
+    return probe["fixed"] + body * (1 - checkpointed / layers) + rows * length * input_bytes * checkpointed
+
+
 def decide_checkpointing(plan: MemoryPlan, model: Any, kind: str, *, rows: int, length: int) -> MemoryPlan:
     """Fill in the checkpointing decision by the probe (unless the user set it or the model cannot)."""
     if plan.activation_checkpointing is not None:
@@ -186,12 +243,39 @@ def decide_checkpointing(plan: MemoryPlan, model: Any, kind: str, *, rows: int, 
         return plan
     probe = probe_activations(model, kind, bf16=plan.bf16)
     kept = projected_bytes(probe, rows, length)
-    plan.probe = {**{k: round(v, 1) for k, v in probe.items()}, "rows": rows, "length": length, "bytes": round(kept)}
-    gib, limit = kept / 2**30, CHECKPOINT_ABOVE_BYTES / 2**30
-    plan.activation_checkpointing = kept > CHECKPOINT_ABOVE_BYTES
-    relation = ">" if plan.activation_checkpointing else "<="
+    budget = activation_budget()
+    layers = len(checkpoint_layers(base))
+    input_bytes = 4 * hidden_size_of(base.config)  # the float32 residual stream entering a layer
+    every = next(
+        (
+            n
+            for n in EVERY_N_CHOICES
+            if kept_with_every(probe, rows, length, layers=layers, every=n, input_bytes=input_bytes) <= budget
+        ),
+        1,
+    )
+    plan.probe = {
+        **{k: round(v, 1) for k, v in probe.items()},
+        "rows": rows,
+        "length": length,
+        "bytes": round(kept),
+        "budget": budget,
+        "layers": layers,
+    }
+    gib, limit = kept / 2**30, budget / 2**30
+    plan.activation_checkpointing = kept > budget and layers > 0
+    if not plan.activation_checkpointing:
+        plan.checkpointing_reason = (
+            f"a batch of {rows} x {length} tokens keeps ~{gib:.2f} GiB of activations <= {limit:.2f} GiB, "
+            f"1/{MEMORY_SHARE} of this machine's memory (probed)"
+        )
+        return plan
+    plan.checkpoint_every = every
+    after = kept_with_every(probe, rows, length, layers=layers, every=every, input_bytes=input_bytes) / 2**30
+    which = "every layer" if every == 1 else f"every {every} layers"
     plan.checkpointing_reason = (
-        f"a batch of {rows} x {length} tokens keeps ~{gib:.2f} GiB of activations {relation} {limit:g} GiB (probed)"
+        f"a batch of {rows} x {length} tokens keeps ~{gib:.2f} GiB of activations > {limit:.2f} GiB, "
+        f"1/{MEMORY_SHARE} of this machine's memory: checkpointing {which} of {layers} keeps ~{after:.2f} GiB (probed)"
     )
     return plan
 

@@ -230,10 +230,17 @@ def build_trainer(
 
     train_ds = training_columns(datasets["train"])
     if plan is not None:
+        from text2sql.training.lora_dropout import install_mask_dropout  # torch at import: loaded here
+
+        plan.mask_dropout = install_mask_dropout(model)  # before the probe, which counts what it keeps
         longest = max(train_ds["length"]) if len(train_ds) else 0
         decide_checkpointing(plan, model, kind, rows=args.per_device_train_batch_size, length=int(longest))
         # Read by the trainer when it is built, below.
         args.activation_checkpointing = args.gradient_checkpointing = bool(plan.activation_checkpointing)
+        if plan.activation_checkpointing and plan.checkpoint_every > 1:
+            kwargs = dict(args.activation_checkpointing_kwargs or {})
+            kwargs.setdefault("every_n_layers", plan.checkpoint_every)
+            args.activation_checkpointing_kwargs = kwargs
     eval_ds = _validation_rows(cfg, datasets, kind) if has_validation else None
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     common = dict(
