@@ -158,11 +158,14 @@ def saved_bytes(model: Any, kind: str, length: int, *, bf16: bool) -> int:
             storages[storage.data_ptr()] = storage.nbytes()
             held.append(tensor)
 
+    def unpack(_: Any) -> torch.Tensor:
+        raise RuntimeError("the probe runs no backward pass")
+
     device = next(model.parameters()).device
     ids = torch.full((1, length), 1, dtype=torch.long, device=device)
     mask = torch.ones_like(ids)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with torch.enable_grad(), autocast, torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
+    with torch.enable_grad(), autocast, torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         if kind == "seq2seq":
             out = seq2seq_hidden(base, input_ids=ids, attention_mask=mask, labels=ids)
         else:
