@@ -5,7 +5,7 @@ import sqlite3
 import time
 
 import pytest
-import torch  # noqa: F401  (the skip conditions read torch.cuda)
+import torch
 
 from cli_support import assert_one_line_error, run_cli
 from text2sql.config import load_config
@@ -206,7 +206,9 @@ def orders(tmp_path):
     return data, db
 
 
-def test_the_probe_measures_the_real_model_on_the_real_data(orders, tmp_path):
+def test_the_probe_measures_the_real_model_on_the_real_data(orders, tmp_path, monkeypatch):
+    import text2sql.sizing.probe as probe_module
+
     data, db = orders
     cfg = load_config(
         None,
@@ -215,10 +217,22 @@ def test_the_probe_measures_the_real_model_on_the_real_data(orders, tmp_path):
             f"data.db={db}",
             "data.schema_format=compact",
             "finetune.method=full",
+            "model.threads=1",
             f"output_dir={tmp_path / 'run'}",
         ],
     )
-    probe = run_probe(cfg)
+    # The training steps are timed at the run's thread count, not torch's default of every core.
+    threads, train_probe = [], probe_module._probe_training
+    monkeypatch.setattr(
+        probe_module, "_probe_training", lambda *a: threads.append(torch.get_num_threads()) or train_probe(*a)
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        probe = run_probe(cfg)
+    finally:
+        torch.set_num_threads(before)
+    assert threads == [1]
     assert probe.rows["train"] + probe.rows["validation"] + probe.rows["test"] == 90
     assert probe.train.step_seconds and probe.train.seconds_per_token > 0 and probe.train.trainable > 0
     assert all(s > 0 for _, s in probe.generation.decode) and probe.generation.prefill_seconds_per_token > 0

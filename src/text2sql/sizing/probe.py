@@ -444,8 +444,12 @@ def run_probe(cfg: Config, *, schema_formats: tuple[str, ...] = ()) -> Probe:
     """Measure a short run of `cfg` here (see the module docstring); `schema_formats`: other schema
     renderings whose token lengths are measured too (for sizing). Raises ProbeError when it cannot."""
     from text2sql.models.loading import open_model
+    from text2sql.threads import use_threads
 
     started = time.perf_counter()
+    # The thread count the run will train with (its stage sets the same): torch's default is every
+    # core, and two threads on a core another job holds measured 4-5x slower steps than one.
+    use_threads(cfg.model.threads)
     with tempfile.TemporaryDirectory(prefix="text2sql-probe-") as tmp, _quiet():
         folder = Path(tmp)
         work = probe_config(cfg, folder)
