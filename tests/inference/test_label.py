@@ -252,6 +252,36 @@ def test_a_run_labels_its_questions_into_the_training_split_only(tmp_path, capsy
         assert "How many orders are there?" in load_from_disk(str(out / "data"))["train"]["question"]
 
 
+def test_questions_alone_labelled_by_a_teacher_are_the_training_set(tmp_path, capsys):
+    """No pairs at all: the questions the teacher labels train the model; validation and test come
+    from their own files."""
+    from datasets import load_from_disk
+
+    from training_support import csv_rows, write_csv
+
+    db = shop_on("sqlite", tmp_path)
+    data = questions_file(tmp_path / "questions.csv")
+    out = tmp_path / "run"
+    held = write_csv(tmp_path / "held.csv", csv_rows(6))
+    with endpoint() as (server, url):
+        code, _, err = run_cli(
+            capsys, "prepare", f"output_dir={out}", f"data.db={db}", f"evaluation.base_url={url}",
+            f"data.label={{file: {data}, teacher: 'openai:t'}}", "data.train=null",
+            f"data.validation={held}", f"data.test={held}",
+        )  # fmt: skip
+        assert code == 0, err
+    pairs = [json.loads(line) for line in (out / "label/pairs.jsonl").read_text().splitlines()]
+    prepared = load_from_disk(str(out / "data"))
+    assert pairs and sorted(prepared["train"]["question"]) == sorted(p["input_text"] for p in pairs)
+    assert len(prepared["test"]) == len(prepared["validation"]) == 6
+
+
+def test_without_training_data_prepare_names_the_three_ways_in(tmp_path, capsys):
+    db = shop_on("sqlite", tmp_path)
+    code, _, err = run_cli(capsys, "prepare", f"output_dir={tmp_path / 'run'}", f"data.db={db}", "data.train=null")
+    assert code != 0 and "data.train, data.label" in err and "data.synth" in err and "Traceback" not in err
+
+
 def test_rows_name_their_database_by_db_id_on_several_engines(tmp_path, capsys):
     sqlite_db = shop_on("sqlite", tmp_path)
     (tmp_path / "duck").mkdir()

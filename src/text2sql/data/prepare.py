@@ -572,15 +572,19 @@ def prepare(
             if split not in report.rows_in:
                 report.rows_in[split] = len(ds)
                 report.rows_in["train"] -= len(ds)
+        labelled = _labelled(cfg, cache, report)
         if cfg.data.synth is not None:
             splits["train"] = _with_synth(splits, cfg, cache, report, synth_teacher)
-        elif "train" not in splits:
-            raise DataError("no training data: set data.train, or data.synth to sample pairs from the databases")
-        labelled = _labelled(cfg, cache, report)
+        elif "train" not in splits and labelled is None:
+            raise DataError(
+                "no training data: set data.train, data.label (questions a teacher labels), "
+                "or data.synth (pairs sampled from the databases)"
+            )
         if labelled is not None:
             from datasets import concatenate_datasets
 
-            splits["train"] = concatenate_datasets([splits["train"], labelled])
+            # Questions alone, labelled by the teacher, are a training set of their own.
+            splits["train"] = concatenate_datasets([splits["train"], labelled]) if "train" in splits else labelled
         _overlap(splits, report, cfg.data.drop_test_overlap)
 
         out = {split: _tokenized(splits[split], split, builder, cfg, report) for split in SPLITS if split in splits}
