@@ -5,6 +5,7 @@ reference a run compares against.
     python benchmarks/from_what_users_have.py --teacher runs/quickstart/model [--skip-training]
     python benchmarks/from_what_users_have.py --runs "synth only" --no-teacher --value-hints
     python benchmarks/from_what_users_have.py --coverage      # seconds: query shapes the sampled pairs hold
+    python benchmarks/from_what_users_have.py --questions-and-teacher --teacher runs/quickstart/model
 
 The teacher stands in for the LLM a user pays for: a trained model served by `text2sql serve` on
 loopback, asked through the `openai` client (`openai:text2sql`). SmolLM2-135M trains with the real-model
@@ -14,6 +15,12 @@ preset (configs/smollm2_lora.yaml: LoRA, 70 steps of 8 rows, the same 100 test r
   run also evaluates the teacher as `evaluation.reference`, so its report puts both side by side;
 - 50 bundled training pairs alone, and the same 50 plus the 2,000 sampled pairs, as they are and
   with `data.synth.share=0.5` (the 50 repeated until they make half of the training rows).
+
+- questions and teacher (`--questions-and-teacher`, alone): with the quickstart's settings, which
+  the teacher was trained with, the bundled training questions without their SQL are labelled by
+  the teacher (`data.label`) and train the quickstart's model; the teacher is the run's
+  `evaluation.reference`, so the run's compare stage sets the two side by side (EX, latency, cost,
+  paired interval and McNemar).
 
 The bundled test questions are never seen by synthesis (a sampled query equal to a test query is
 dropped). `--value-hints` turns on `data.value_hints` in every run (stored values a question names,

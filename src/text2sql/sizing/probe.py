@@ -157,13 +157,14 @@ def _quiet() -> Iterator[None]:
     import datasets  # noqa: F401  (imported first, so that its bars are hidden too)
 
     from text2sql.progress import progress_bars_disabled
+    from text2sql.training.quiet import quiet_library_warnings
 
     loggers = [logging.getLogger(name) for name in ("text2sql", "transformers", "datasets")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     try:
-        with progress_bars_disabled():
+        with progress_bars_disabled(), quiet_library_warnings():  # the run's own trainer hides the same
             yield
     finally:
         for lg, level in zip(loggers, levels):
