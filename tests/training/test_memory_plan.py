@@ -177,6 +177,7 @@ def test_the_run_records_its_plan_and_follows_it(tmp_path, monkeypatch, every):
     assert "GiB of activations" in entry["checkpointing_reason"]
     assert entry["answer_only_logits"] and entry["probe"]["per_token"] > 0
     assert entry["mask_dropout"] == seen["mask_dropout"] == 7 * layers  # every LoRA path of every layer
+    assert entry["lora_float32_sums"] == 7 * layers  # bf16 on: every LoRA sum kept in float32
 
 
 def test_a_small_model_keeps_float32_and_no_checkpointing(tmp_path):

@@ -23,8 +23,9 @@ frozen layers, so a forward is a large part of a step). A checkpointed layer kee
 (its `false` is text2sql's default, which leaves the choice to the probe). GPUs keep transformers'
 behaviour: this plan is for CPU runs.
 
-LoRA's dropout keeps a byte per element instead of four on CPU (`lora_dropout.MaskDropout`); the plan
-records how many LoRA paths use it.
+LoRA's dropout keeps a byte per element instead of four on CPU (`lora_dropout.MaskDropout`), and
+under bf16 autocast each LoRA layer's sum stays float32 (`lora_precision`); the plan records how
+many LoRA paths each applies to.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class MemoryPlan:
     checkpointing_reason: str = ""
     checkpoint_every: int = 1  # with checkpointing on: every n-th layer (transformers' every_n_layers)
     mask_dropout: int = 0  # LoRA dropouts that keep a one-byte mask (lora_dropout.MaskDropout)
+    lora_float32_sums: int = 0  # LoRA layers whose sum stays float32 under bf16 (lora_precision)
     answer_only_logits: bool = False
     answer_logits_reason: str = ""
     probe: dict[str, Any] = field(default_factory=dict)

@@ -233,6 +233,10 @@ def build_trainer(
         from text2sql.training.lora_dropout import install_mask_dropout  # torch at import: loaded here
 
         plan.mask_dropout = install_mask_dropout(model)  # before the probe, which counts what it keeps
+        if plan.bf16:
+            from text2sql.training.lora_precision import keep_lora_sums_float32
+
+            plan.lora_float32_sums = keep_lora_sums_float32(model)
         longest = max(train_ds["length"]) if len(train_ds) else 0
         decide_checkpointing(plan, model, kind, rows=args.per_device_train_batch_size, length=int(longest))
         # Read by the trainer when it is built, below.
