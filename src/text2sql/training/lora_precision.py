@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 _HALF = ("bfloat16", "float16")
+_HOOKED = "_text2sql_float32_sum"  # set on a LoRA layer once its frozen layer is hooked
 
 
 def _float_output(module: Any, args: Any, output: Any) -> Any:
@@ -39,8 +40,8 @@ def keep_lora_sums_float32(model: Any) -> int:
 
     hooked = 0
     for module in model.modules():
-        if isinstance(module, LoraLayer) and not getattr(module, "_text2sql_float32_sum", False):
+        if isinstance(module, LoraLayer) and not getattr(module, _HOOKED, False):
             module.get_base_layer().register_forward_hook(_float_output)
-            module._text2sql_float32_sum = True
+            setattr(module, _HOOKED, True)
             hooked += 1
     return hooked
