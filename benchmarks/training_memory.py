@@ -10,14 +10,16 @@ checkpointing and bf16 autocast, against the same run with them off.
 preset `configs/smollm2_lora.yaml` otherwise). Variants, each a fresh process whose peak RSS
 (`VmHWM` of /proc/self/status) is its own:
 
-- `off`: TRL's fused head over every position (as before), float32, no activation checkpointing;
+- `off`: TRL's fused head over every position (as before), float32, no activation checkpointing,
+  PyTorch's dropout, torch's allocator as it comes (`THP_MEM_ALLOC_ENABLE=0`);
 - `answer`: the head on answer positions only, float32, no checkpointing;
 - `answer+ckpt`: the same with activation checkpointing;
 - `on`: what text2sql now does by itself (the memory plan: bf16 autocast where the CPU has native
   bf16, checkpointing when the probe says so, answer-only head); `on-mmap-128k` and `on-mmap-1m`
   the same with glibc's mmap threshold fixed (`MALLOC_MMAP_THRESHOLD_`: freed blocks above it go
   back to the system at once, at the price of fresh pages for every one), `on-no-ckpt` without
-  activation checkpointing;
+  activation checkpointing, `on-no-huge-pages` without `THP_MEM_ALLOC_ENABLE` (text2sql.huge_pages),
+  `on-every-N` checkpointing every N-th layer, `on-torch-dropout` with PyTorch's dropout;
 - `eager`: `off` with eager attention instead of PyTorch's SDPA.
 
 Seconds per step are the median over the steps after the first (warm-up). `loss`: `off` and `on`
@@ -48,7 +50,13 @@ MODEL = "smollm2-135m-instruct"
 MB = 2**20
 EVERY = "training.activation_checkpointing_kwargs={every_n_layers: %d}"
 VARIANTS = {
-    "off": ["training.bf16=false", "training.activation_checkpointing=false", "+full-logits", "+torch-dropout"],
+    "off": [
+        "training.bf16=false",
+        "training.activation_checkpointing=false",
+        "+full-logits",
+        "+torch-dropout",
+        "+no-huge-pages",
+    ],
     "answer": ["training.bf16=false", "training.activation_checkpointing=false"],
     "answer+ckpt": ["training.bf16=false", "training.activation_checkpointing=true"],
     "on": [],
@@ -60,6 +68,7 @@ VARIANTS = {
     "on-every-3": ["training.activation_checkpointing=true", EVERY % 3],
     "on-every-4": ["training.activation_checkpointing=true", EVERY % 4],
     "on-torch-dropout": ["+torch-dropout"],
+    "on-no-huge-pages": ["+no-huge-pages"],
     # The same runs from another seed (LoRA's initial weights, batch order, dropout): how far two
     # float32 runs, or two bf16 runs, land apart after the same number of steps.
     "answer-seed1": ["training.bf16=false", "training.activation_checkpointing=false", "training.seed=1"],
@@ -121,6 +130,9 @@ def load_average() -> str:
 def child(spec_path: str) -> None:
     """One training run; writes its measurements as JSON next to the spec."""
     spec = json.loads(Path(spec_path).read_text())
+    from text2sql.huge_pages import use_huge_pages
+
+    use_huge_pages()  # as the text2sql command does, before torch loads (the parent set 0 to keep it off)
     if spec["full_logits"]:
         import text2sql.training.answer_loss as answer_loss
 
@@ -233,7 +245,13 @@ def run_variant(name: str, model: str, prepared: Path, work: Path, args, *, batc
     spec_path.write_text(json.dumps(spec))
     before = load_average()
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, "--child", str(spec_path)], capture_output=True, text=True)
+    env = dict(os.environ)
+    env.pop("THP_MEM_ALLOC_ENABLE", None)
+    if "+no-huge-pages" in VARIANTS[name]:
+        env["THP_MEM_ALLOC_ENABLE"] = "0"
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(spec_path)], capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
         raise SystemExit(f"variant {name} failed")
@@ -278,7 +296,8 @@ def table(results: list[dict], baseline: dict) -> str:
         what = (
             f"bf16 {'on' if plan.get('bf16') else 'off'}, ckpt {ckpt}, "
             f"{'answer-only' if plan.get('answer_only_logits') else 'all positions'}, "
-            f"{'byte' if plan.get('mask_dropout') else 'float'} dropout masks"
+            f"{'byte' if plan.get('mask_dropout') else 'float'} dropout masks, "
+            f"huge pages {'on' if plan.get('huge_pages') else 'off'}"
         )
         lines.append(
             f"| {r['name']} | {what} | {r['median_step_s']:.2f} | {r['peak_rss_mb']:,.0f} | {r['rss_begin_mb']:,.0f} | "

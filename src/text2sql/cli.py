@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from text2sql import __version__
 from text2sql.commands import VERBS, module_name
 from text2sql.errors import Text2SQLError, filesystem_error
+from text2sql.huge_pages import use_huge_pages
 
 
 class _IntermixedParser(argparse.ArgumentParser):
@@ -102,6 +103,7 @@ def _setup_logging(debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    use_huge_pages()  # before any verb imports torch, which reads it once
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

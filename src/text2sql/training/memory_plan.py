@@ -76,6 +76,7 @@ class MemoryPlan:
     checkpoint_every: int = 1  # with checkpointing on: every n-th layer (transformers' every_n_layers)
     mask_dropout: int = 0  # LoRA dropouts that keep a one-byte mask (lora_dropout.MaskDropout)
     lora_float32_sums: int = 0  # LoRA layers whose sum stays float32 under bf16 (lora_precision)
+    huge_pages: bool = False  # torch's large CPU tensors on transparent huge pages (text2sql.huge_pages)
     answer_only_logits: bool = False
     answer_logits_reason: str = ""
     probe: dict[str, Any] = field(default_factory=dict)
@@ -90,7 +91,8 @@ class MemoryPlan:
         logits = "answer positions only" if self.answer_only_logits else "every position"
         return (
             f"bf16 autocast {'on' if self.bf16 else 'off'} ({self.bf16_reason}); activation checkpointing {ckpt} "
-            f"({self.checkpointing_reason}); logits on {logits} ({self.answer_logits_reason})"
+            f"({self.checkpointing_reason}); logits on {logits} ({self.answer_logits_reason}); "
+            f"large tensors on huge pages: {'yes' if self.huge_pages else 'no'}"
         )
 
 

@@ -24,6 +24,7 @@ from text2sql.config import Config
 from text2sql.data.prepare import trainable
 from text2sql.data.prompt import PromptBuilder
 from text2sql.errors import ConfigError
+from text2sql.huge_pages import torch_uses_huge_pages
 from text2sql.models.adapters import adapter_base, is_adapter_dir
 from text2sql.models.loading import ResolvedModel, load_config, load_model
 from text2sql.tracking import TrackingRunCallback, tracking_callbacks
@@ -233,6 +234,7 @@ def build_trainer(
         from text2sql.training.lora_dropout import install_mask_dropout  # torch at import: loaded here
 
         plan.mask_dropout = install_mask_dropout(model)  # before the probe, which counts what it keeps
+        plan.huge_pages = torch_uses_huge_pages()
         if plan.bf16:
             from text2sql.training.lora_precision import keep_lora_sums_float32
 
