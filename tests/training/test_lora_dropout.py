@@ -99,3 +99,16 @@ def test_only_loras_plain_dropouts_are_replaced():
         LlamaForCausalLM(config), LoraConfig(r=4, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     )
     assert install_mask_dropout(no_dropout) == 0
+
+
+def test_each_mask_element_is_one_16_bit_draw_against_the_cut():
+    # Four 15-bit draws per 64-bit word from the default generator, in order: the masks a run draws
+    # stay the same whichever way they are computed (measured runs compare against them).
+    from text2sql.training.lora_dropout import keep_mask
+
+    torch.manual_seed(3)
+    mask = keep_mask(torch.Size([7, 9]), 1638, torch.device("cpu"))
+    torch.manual_seed(3)
+    words = torch.empty(16, dtype=torch.int64).random_()
+    draws = [int(d) & 0x7FFF for d in words.view(torch.int16)[:63]]
+    assert mask.flatten().tolist() == [d >= 1638 for d in draws]

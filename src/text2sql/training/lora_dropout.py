@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 _LEVELS = 1 << 15  # the low 15 bits of each 16-bit draw: uniform on 0..32767
+_LOW_BITS = 0x7FFF_7FFF_7FFF_7FFF  # those bits of all four draws of a 64-bit word
 
 
 class _ScaleByMask(torch.autograd.Function):
@@ -28,12 +29,12 @@ class _ScaleByMask(torch.autograd.Function):
     def forward(ctx, x, mask, scale: float):
         ctx.save_for_backward(mask)
         ctx.scale = scale
-        return x * mask * scale
+        return x.mul(mask).mul_(scale)  # (x · mask) · scale, as PyTorch's dropout, in one new tensor
 
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        return grad * mask * ctx.scale, None, None
+        return grad.mul(mask).mul_(ctx.scale), None, None
 
 
 def keep_mask(shape: torch.Size, cut: int, device: torch.device) -> torch.Tensor:
@@ -42,7 +43,8 @@ def keep_mask(shape: torch.Size, cut: int, device: torch.device) -> torch.Tensor
     for size in shape:
         n *= size
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()
-    return ((words.view(torch.int16)[:n] & (_LEVELS - 1)) >= cut).view(shape)
+    words.bitwise_and_(_LOW_BITS)  # in place: the low 15 bits of each 16-bit draw, with no tensor more
+    return (words.view(torch.int16)[:n] >= cut).view(shape)
 
 
 class MaskDropout(torch.nn.Dropout):
