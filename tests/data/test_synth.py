@@ -585,3 +585,30 @@ def test_a_run_asks_the_teacher_of_data_synth_once(tmp_path, capsys):
     cfg = load_config(None, [f"output_dir={tmp_path / 'other'}", *args[1:]])
     with pytest.raises(ConfigError, match="ask the teacher first"):
         prepare_with_model(cfg)
+
+
+def test_questions_say_a_sort_as_people_do_and_name_a_category_by_its_value():
+    """ "the 3 cheapest products" for price ascending, "the longest flights" for duration descending;
+    "airports in 'Italy'" for a category's value without its column's name, all with the SQL that
+    answers them."""
+    databases = databases_from_args(["bundled"])
+    pairs, _ = synthesize(databases, 2000, seed=0, show_progress=False)
+    sorts = {
+        "cheapest": ("price|fee", "ASC"),
+        "most expensive": ("price|fee", "DESC"),
+        "longest": ("duration_minutes", "DESC"),
+        "shortest": ("duration_minutes", "ASC"),
+        "most experienced": ("years_experience", "DESC"),
+        "lowest paid": ("salary", "ASC"),
+    }
+    seen = set()
+    for pair in pairs:
+        for adjective, (cols, direction) in sorts.items():
+            if re.search(rf"\b{adjective} (?!date|year)", pair.question) and "ORDER BY" in pair.sql:
+                assert re.search(rf"ORDER BY (\w+\.)?({cols}) {direction}", pair.sql), (pair.question, pair.sql)
+                seen.add(adjective)
+    assert {"cheapest", "most experienced"} <= seen and {"longest", "shortest"} & seen
+    bare = [
+        p for p in pairs if re.search(r" (in|from) ['\"]?(Italy|Books|Electronics|Cardiology|Seattle)\b", p.question)
+    ]
+    assert bare and all("=" in p.sql for p in bare)

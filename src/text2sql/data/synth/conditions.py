@@ -27,7 +27,8 @@ _OPS = {">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE}
 @dataclass(frozen=True)
 class Condition:
     """One filter: its SQL, the column it reads, its words after "whose" (`is_`) and "with" (`with_`),
-    and for a stored value matched, the words right after a noun (`in_`: "in city 'Boston'")."""
+    and for a category's stored value, the words right after a noun (`in_`: "in city 'Boston'", or
+    the value alone: "in Boston", "from Boston")."""
 
     sql: exp.Expr
     read: tuple[str, str]
@@ -90,7 +91,11 @@ def _equal(rng: random.Random, col: ColumnProfile, t: TableProfile, node: exp.Ex
     v = rng.choice(values)
     s = said(rng, v)
     sql = exp.EQ(this=node, expression=literal(v))
-    in_ = f"in {name} {s}" if col in t.categories and col.kind == TEXT else ""  # "in city 'Boston'"
+    in_ = ""
+    if col in t.categories and col.kind == TEXT:
+        # "in city 'Boston'"; or the value alone, as people name a category: "in Boston", "from Boston"
+        form = rng.choices(("in {name} {s}", "in {s}", "from {s}", "for {s}"), (4, 3, 2, 1))[0]
+        in_ = form.format(name=name, s=s)
     return Condition(sql, (col.table, col.name), f"{name} is {s}", f"{name} {s}", in_)
 
 
@@ -188,7 +193,7 @@ def clause(rng: random.Random, conditions: list[Condition]) -> str:
     is above 50", " with city Boston and price above 50", " where ..."), or "" without any."""
     if not conditions:
         return ""
-    style = rng.choices(("whose", "with", "where", "that have", "in"), (5, 4, 2, 1, 2 if conditions[0].in_ else 0))[0]
+    style = rng.choices(("whose", "with", "where", "that have", "in"), (5, 4, 2, 1, 3 if conditions[0].in_ else 0))[0]
     if style == "in":  # "in city 'Boston' with price above 50"
         rest = conditions[1:]
         return f" {conditions[0].in_}" + (" with " + listing([c.with_ for c in rest]) if rest else "")

@@ -9,6 +9,7 @@ from column names (`names`), stored values and the filters' words (`conditions`)
                           or "" without any; have: the same after "have" ("city Boston and price above 50")
     among                 " among those" + clause, or ""
     measure, agg, agg2    a number column, and "average", "highest", ...; sup: "highest", "most recent", ...
+    adj                   an adjective that names a sort by itself ("cheapest", "longest"; wording.IMPLIED)
     group / groups        a column the rows are grouped by, or counted in distinct values
     k, order, top         a count of rows; how they are sorted ("sorted by price in descending order"); "top"
     which                 how a row is named ("named 'Boston'", "with ID 4")
@@ -133,6 +134,27 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
         "Give me the {field} of the {thing} that has the {sup} {measure}{among}.",
         "Show the {field} of the {thing} with the {sup} {measure}{among}.",
         "Among {things}{clause}, which one has the {sup} {measure}? Give its {field}.",
+    ),
+    # the same, said with an adjective that names the sort by itself ("the 3 cheapest products")
+    "top_one_adj_which": (
+        "Which {thing}{clause} is the {adj}?",
+        "Find the {adj} {thing}{among}.",
+        "Which is the {adj} {thing}{among}?",
+    ),
+    "top_one_adj": (
+        "What is the {field} of the {adj} {thing}{among}?",
+        "Show the {field} of the {adj} {thing}{among}.",
+        "Give me the {field} of the {adj} {thing}{among}.",
+    ),
+    "top_k_adj_which": (
+        "Which {k} {things}{clause} are the {adj}?",
+        "List the {k} {adj} {things}{among}.",
+        "What are the {k} {adj} {things}{among}?",
+    ),
+    "top_k_adj": (
+        "Show the {fields} of the {k} {adj} {things}{among}.",
+        "List the {fields} of the {k} {adj} {things}{among}.",
+        "What are the {fields} of the {k} {adj} {things}{among}?",
     ),
     "top_k": (
         "List the {fields} of the {k} {things}{clause} with the {sup} {measure}.",

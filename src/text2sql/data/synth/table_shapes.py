@@ -42,6 +42,7 @@ from text2sql.data.synth.wording import (
     aggregate_word,
     field,
     fields_phrase,
+    implied_superlative,
     listing,
     name_of,
     said,
@@ -333,11 +334,18 @@ def top_where(view: DatabaseView, rng: random.Random) -> Candidate | None:
     slots = {**filter_slots(rng, t, conditions), "measure": name_of(rng, key_col), "k": str(k)}
     slots.update(sup=superlative(rng, desc, key_col), top="top" if desc else "bottom")
     slots.update(fields=fields_phrase(fields), field=fields_phrase(fields, many=False))
+    wording = "top_one" if k == 1 else "top_k"
+    adj = implied_superlative(desc, key_col)
+    if adj is not None and rng.random() < 0.5:
+        slots["adj"] = adj
+        wording = which_or(rng, f"{wording}_adj", fields)
+    elif k == 1:
+        wording = which_or(rng, wording, fields)
     return Candidate(
         ORDERING,
         "top_one" if k == 1 else "top_k",
         render(query, d),
-        phrase(rng, which_or(rng, "top_one", fields) if k == 1 else "top_k", slots),
+        phrase(rng, wording, slots),
         reads(fields, conditions, (t.name, key_col.name)),
         order_keys=render(sort_keys(query, key, k), d),
         ordered=True,

@@ -41,6 +41,19 @@ AGGREGATE_WORDS = {
 # The end of a sort a question asks for: (descending, words) for numbers, and for dates.
 SUPERLATIVE = {True: ("highest", "largest", "greatest"), False: ("lowest", "smallest")}
 SUPERLATIVE_TIME = {True: ("most recent", "latest"), False: ("earliest", "oldest")}
+# Adjectives that name a sort by themselves, by a word of the column's name: (words, (descending,
+# ascending)). People ask for "the cheapest products" and "the longest flights", not for the lowest
+# price or the highest duration, and a model has to learn which column each adjective sorts by.
+IMPLIED = (
+    (("duration", "length", "minutes", "hours", "distance"), ("longest", "shortest")),
+    (("price", "cost", "fee", "fare", "charge"), ("most expensive", "cheapest")),
+    (("salary", "pay", "wage", "income"), ("highest paid", "lowest paid")),
+    (("experience",), ("most experienced", "least experienced")),
+    (("birth", "born"), ("youngest", "oldest")),
+    (("age",), ("oldest", "youngest")),
+    (("population",), ("most populous", "least populous")),
+    (("capacity", "seats"), ("largest", "smallest")),
+)
 
 
 def said(rng: random.Random, value: Any) -> str:
@@ -77,6 +90,15 @@ def superlative(rng: random.Random, desc: bool, col: ColumnProfile) -> str:
     """ "highest" / "lowest" for numbers, "most recent" / "earliest" for dates and years."""
     time = col.kind != NUMBER or col.yearly
     return rng.choice((SUPERLATIVE_TIME if time else SUPERLATIVE)[desc])
+
+
+def implied_superlative(desc: bool, col: ColumnProfile) -> str | None:
+    """The adjective that alone says "sorted by `col`" ("cheapest" for price ascending), or None."""
+    words = set(col.name.lower().replace("-", "_").split("_"))
+    for keys, (high, low) in IMPLIED:
+        if words.intersection(keys):
+            return high if desc else low
+    return None
 
 
 def name_of(rng: random.Random, col: ColumnProfile) -> str:
