@@ -293,6 +293,8 @@ def table(results: list[dict], baseline: dict) -> str:
         plan = r["plan"] or {}
         every = plan.get("checkpoint_every", 1)
         ckpt = "off" if not plan.get("activation_checkpointing") else "every layer" if every == 1 else f"every {every}"
+        if plan.get("activation_checkpointing") and plan.get("unchecked_layers"):
+            ckpt = f"all but the last {plan['unchecked_layers']} layers"
         what = (
             f"bf16 {'on' if plan.get('bf16') else 'off'}, ckpt {ckpt}, "
             f"{'answer-only' if plan.get('answer_only_logits') else 'all positions'}, "

@@ -117,22 +117,26 @@ def test_checkpointing_turns_on_above_the_budget(monkeypatch):
 
 
 def test_the_fewest_layers_that_fit_are_checkpointed(monkeypatch):
-    """Every n-th layer, n the largest whose projection fits the budget; a checkpointed layer keeps
-    only its float32 input."""
+    """All layers but the last u, u the most whose projection fits the budget; a checkpointed layer
+    keeps only its float32 input."""
     model = _lora_llama(12)
     probe = probe_activations(model, "decoder", bf16=False)
-    kept = {
-        n: memory_plan.kept_with_every(probe, 8, 300, layers=12, every=n, input_bytes=4 * 64)
-        for n in memory_plan.EVERY_N_CHOICES
-    }
-    assert kept[8] > kept[4] > kept[3] > kept[2] > kept[1]  # more checkpointed layers, less kept
+    kept = [
+        memory_plan.kept_with_unchecked(probe, 8, 300, layers=12, unchecked=u, input_bytes=4 * 64) for u in range(13)
+    ]
+    assert all(a < b for a, b in zip(kept, kept[1:]))  # fewer checkpointed layers, more kept
     whole = projected_bytes(probe, 8, 300)
-    assert kept[1] == pytest.approx(probe["fixed"] + 8 * 300 * 4 * 64 * 12)  # only the layer inputs
-    assert kept[2] == pytest.approx(probe["fixed"] + (whole - probe["fixed"]) / 2 + 8 * 300 * 4 * 64 * 6)
-    for n, budget in ((3, kept[3] + 1), (2, (kept[2] + kept[3]) / 2), (1, kept[1] - 1)):
+    assert kept[0] == pytest.approx(probe["fixed"] + 8 * 300 * 4 * 64 * 12)  # only the layer inputs
+    assert kept[12] == pytest.approx(whole)
+    assert kept[6] == pytest.approx(
+        memory_plan.kept_with_every(probe, 8, 300, layers=12, every=2, input_bytes=4 * 64)
+    )  # half the layers either way
+    for u, budget in ((5, kept[5] + 1), (3, (kept[3] + kept[4]) / 2), (0, kept[0] - 1)):
         monkeypatch.setattr(memory_plan, "activation_budget", lambda budget=budget: int(budget))
         plan = decide_checkpointing(MemoryPlan(False, "", None), model, "decoder", rows=8, length=300)
-        assert plan.activation_checkpointing and plan.checkpoint_every == n, (n, plan.checkpointing_reason)
+        assert plan.activation_checkpointing and plan.unchecked_layers == u, (u, plan.checkpointing_reason)
+        assert plan.checkpoint_every == 1
+        assert (f"(not the last {u})" in plan.checkpointing_reason) == (u > 0)
 
 
 def test_the_budget_is_a_sixteenth_of_the_machine():
@@ -142,15 +146,16 @@ def test_the_budget_is_a_sixteenth_of_the_machine():
     assert memory_plan.CHECKPOINT_ABOVE_BYTES <= budget <= max(psutil.virtual_memory().total // 16, 2**30)
 
 
-@pytest.mark.parametrize("every", [1, 2])
-def test_the_run_records_its_plan_and_follows_it(tmp_path, monkeypatch, every):
+@pytest.mark.parametrize("unchecked", [0, 1])
+def test_the_run_records_its_plan_and_follows_it(tmp_path, monkeypatch, unchecked):
     monkeypatch.setattr(memory_plan, "cpu_flags", lambda *a: frozenset({"avx512_bf16"}))
     monkeypatch.setattr(memory_plan, "BF16_MIN_HIDDEN", 64)  # tiny:llama is 128 wide
     monkeypatch.setattr(memory_plan, "activation_budget", lambda: 1)  # any activations at all
-    monkeypatch.setattr(memory_plan, "EVERY_N_CHOICES", (every,))
-    if every > 1:  # as if checkpointing every other layer were enough
-        fits = memory_plan.kept_with_every
-        monkeypatch.setattr(memory_plan, "kept_with_every", lambda *a, **k: 0 if k["every"] == every else fits(*a, **k))
+    if unchecked:  # as if the budget had room for one layer's activations
+        fits = memory_plan.kept_with_unchecked
+        monkeypatch.setattr(
+            memory_plan, "kept_with_unchecked", lambda *a, **k: 0 if k["unchecked"] <= unchecked else fits(*a, **k)
+        )
     seen = {}
 
     from transformers import TrainerCallback
@@ -169,11 +174,11 @@ def test_the_run_records_its_plan_and_follows_it(tmp_path, monkeypatch, every):
     result = train(run_config("tiny:llama", tmp_path / "run", "training.max_steps=1"), callbacks=[Look()])
     layers = len(seen["layers"])
     assert seen["checkpointing"] and seen["bf16"] and layers >= 2
-    assert seen["layers"] == [i % every == 0 for i in range(layers)]
+    assert seen["layers"] == [i < layers - unchecked for i in range(layers)]
     history = json.loads((result.path / "training_log.json").read_text())
     (entry,) = [e["memory_plan"] for e in history if "memory_plan" in e]
     assert entry["bf16"] and entry["bf16_reason"] == "the CPU has avx512_bf16"
-    assert entry["activation_checkpointing"] and entry["checkpoint_every"] == every
+    assert entry["activation_checkpointing"] and entry["unchecked_layers"] == unchecked
     assert "GiB of activations" in entry["checkpointing_reason"]
     assert entry["answer_only_logits"] and entry["probe"]["per_token"] > 0
     assert entry["mask_dropout"] == seen["mask_dropout"] == 7 * layers  # every LoRA path of every layer

@@ -14,11 +14,12 @@ kernels that keep their scores). Projected onto the run's largest batch (rows ×
 the kept activations are held to a budget, a sixteenth of this machine's memory and at least
 `CHECKPOINT_ABOVE_BYTES` (the probe counts only what autograd keeps: a step's peak also holds the
 backward pass's buffers, bf16 copies of the weights and the kernels' caches, ~3.5 GB more for
-SmolLM2-135M at batch 8): under it nothing is checkpointed; over it every n-th layer is
-(transformers' `every_n_layers`), n the largest that brings the projection under the budget, since
-each checkpointed layer runs its forward pass again in the backward (SmolLM2-135M with LoRA, every
-layer checkpointed: 40% more time a step, measured; the backward computes no weight gradients for
-frozen layers, so a forward is a large part of a step). A checkpointed layer keeps only its input. The user's settings win: `training.bf16` /
+SmolLM2-135M at batch 8): under it nothing is checkpointed; over it the layers are, all but the last
+u, u the most that keep the projection under the budget, since each checkpointed layer runs its
+forward pass again in the backward (SmolLM2-135M with LoRA, every layer checkpointed: 40% more time a
+step, measured; the backward computes no weight gradients for frozen layers, so a forward is a large
+part of a step). A checkpointed layer keeps only its input. Leaving u layers out rather than every
+n-th one (transformers' `every_n_layers`, which the user may still set) fits the budget to the layer. The user's settings win: `training.bf16` /
 `fp16`, and `training.activation_checkpointing` (true or false) or `gradient_checkpointing: true`
 (its `false` is text2sql's default, which leaves the choice to the probe). GPUs keep transformers'
 behaviour: this plan is for CPU runs.
@@ -41,7 +42,6 @@ NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 BF16_MIN_HIDDEN = 512
 CHECKPOINT_ABOVE_BYTES = 1 * 2**30
 MEMORY_SHARE = 16  # the kept activations may take 1/MEMORY_SHARE of the machine's memory
-EVERY_N_CHOICES = (8, 4, 3, 2, 1)
 PROBE_LENGTHS = (16, 32, 64)
 PRECISION_KEYS = ("bf16", "fp16")
 
@@ -74,6 +74,7 @@ class MemoryPlan:
     activation_checkpointing: bool | None  # None: decided by the probe once the model is loaded
     checkpointing_reason: str = ""
     checkpoint_every: int = 1  # with checkpointing on: every n-th layer (transformers' every_n_layers)
+    unchecked_layers: int = 0  # with checkpointing on: the last u layers keep their activations
     mask_dropout: int = 0  # LoRA dropouts that keep a one-byte mask (lora_dropout.MaskDropout)
     lora_float32_sums: int = 0  # LoRA layers whose sum stays float32 under bf16 (lora_precision)
     huge_pages: bool = False  # torch's large CPU tensors on transparent huge pages (text2sql.huge_pages)
@@ -88,6 +89,8 @@ class MemoryPlan:
         ckpt = "off"
         if self.activation_checkpointing:
             ckpt = "on" if self.checkpoint_every == 1 else f"on every {self.checkpoint_every} layers"
+            if self.unchecked_layers:
+                ckpt = f"on but the last {self.unchecked_layers} layers"
         logits = "answer positions only" if self.answer_only_logits else "every position"
         return (
             f"bf16 autocast {'on' if self.bf16 else 'off'} ({self.bf16_reason}); activation checkpointing {ckpt} "
@@ -231,10 +234,22 @@ def kept_with_every(
 ) -> float:
     """Projected activation bytes when every `every`-th of `layers` layers is checkpointed: those keep
     only their input (`input_bytes` per token) and the rest what the probe measured (spread evenly)."""
-    whole = projected_bytes(probe, rows, length)
     if every <= 0 or layers == 0:
+        return projected_bytes(probe, rows, length)
+    return _kept(probe, rows, length, layers=layers, checkpointed=-(-layers // every), input_bytes=input_bytes)
+
+
+def kept_with_unchecked(
+    probe: dict[str, float], rows: int, length: int, *, layers: int, unchecked: int, input_bytes: int
+) -> float:
+    """Projected activation bytes when all but `unchecked` of `layers` layers are checkpointed."""
+    return _kept(probe, rows, length, layers=layers, checkpointed=layers - unchecked, input_bytes=input_bytes)
+
+
+def _kept(probe: dict[str, float], rows: int, length: int, *, layers: int, checkpointed: int, input_bytes: int):
+    whole = projected_bytes(probe, rows, length)
+    if layers == 0:
         return whole
-    checkpointed = -(-layers // every)  # layer indices 0, n, 2n, ...
     body = whole - probe["fixed"]
     return probe["fixed"] + body * (1 - checkpointed / layers) + rows * length * input_bytes * checkpointed
 
@@ -253,13 +268,13 @@ def decide_checkpointing(plan: MemoryPlan, model: Any, kind: str, *, rows: int, 
     budget = activation_budget()
     layers = len(checkpoint_layers(base))
     input_bytes = 4 * hidden_size_of(base.config)  # the float32 residual stream entering a layer
-    every = next(
+    unchecked = max(
         (
-            n
-            for n in EVERY_N_CHOICES
-            if kept_with_every(probe, rows, length, layers=layers, every=n, input_bytes=input_bytes) <= budget
+            u
+            for u in range(layers)
+            if kept_with_unchecked(probe, rows, length, layers=layers, unchecked=u, input_bytes=input_bytes) <= budget
         ),
-        1,
+        default=0,
     )
     plan.probe = {
         **{k: round(v, 1) for k, v in probe.items()},
@@ -277,12 +292,16 @@ def decide_checkpointing(plan: MemoryPlan, model: Any, kind: str, *, rows: int, 
             f"1/{MEMORY_SHARE} of this machine's memory (probed)"
         )
         return plan
-    plan.checkpoint_every = every
-    after = kept_with_every(probe, rows, length, layers=layers, every=every, input_bytes=input_bytes) / 2**30
-    which = "every layer" if every == 1 else f"every {every} layers"
+    plan.checkpoint_every, plan.unchecked_layers = 1, unchecked
+    after = kept_with_unchecked(probe, rows, length, layers=layers, unchecked=unchecked, input_bytes=input_bytes)
+    which = (
+        f"every layer of {layers}"
+        if not unchecked
+        else f"{layers - unchecked} of {layers} layers (not the last {unchecked})"
+    )
     plan.checkpointing_reason = (
         f"a batch of {rows} x {length} tokens keeps ~{gib:.2f} GiB of activations > {limit:.2f} GiB, "
-        f"1/{MEMORY_SHARE} of this machine's memory: checkpointing {which} of {layers} keeps ~{after:.2f} GiB (probed)"
+        f"1/{MEMORY_SHARE} of this machine's memory: checkpointing {which} keeps ~{after / 2**30:.2f} GiB (probed)"
     )
     return plan
 
@@ -292,8 +311,13 @@ def plan_callback(plan: MemoryPlan):
     from transformers import TrainerCallback
 
     class MemoryPlanCallback(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
             if not any("memory_plan" in entry for entry in state.log_history):  # once, also on resume
                 state.log_history.append({"step": state.global_step, "memory_plan": plan.record()})
+            # The trainer has just turned checkpointing on for every layer; the last u keep theirs.
+            if plan.activation_checkpointing and plan.unchecked_layers and model is not None:
+                base = model.get_base_model() if hasattr(model, "get_base_model") else model
+                for layer in checkpoint_layers(base)[-plan.unchecked_layers :]:
+                    layer.gradient_checkpointing = False
 
     return MemoryPlanCallback()
