@@ -4,7 +4,7 @@ A training step on CPU allocates and frees tensors of tens of megabytes in every
 allocator serves them from a heap that it keeps: with activation checkpointing each layer keeps one
 small tensor after its large temporaries are freed, the next layer's temporaries do not fit the holes
 left behind, and the heap grows by about a layer's temporaries per layer. SmolLM2-135M, LoRA, batch 8
-of ~435 tokens: 4.6 GB resident at the step's peak for ~1.8 GB of live tensors. Returning every block
+of ~435 tokens: 4.2-4.6 GB resident at the step's peak for ~1.8 GB of live tensors. Returning every block
 to the system at once (`MALLOC_MMAP_THRESHOLD_`) ends the growth but costs 50-75% more time per step
 in page faults on fresh 4 KB pages.
 

@@ -26,7 +26,8 @@ behaviour: this plan is for CPU runs.
 
 LoRA's dropout keeps a byte per element instead of four on CPU (`lora_dropout.MaskDropout`), and
 under bf16 autocast each LoRA layer's sum stays float32 (`lora_precision`); the plan records how
-many LoRA paths each applies to.
+many LoRA paths each applies to, and whether torch puts large tensors on huge pages (`huge_pages`,
+which the `text2sql` command turns on before torch loads).
 """
 
 from __future__ import annotations
