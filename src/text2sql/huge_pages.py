@@ -12,9 +12,9 @@ PyTorch has a switch for this: with `THP_MEM_ALLOC_ENABLE=1` its CPU allocator p
 allocation of 2 MB or more on a page boundary and advises the kernel to back it with transparent huge
 pages (`madvise(MADV_HUGEPAGE)`). Measured on that step, the heap then grows by ~25 MB a layer instead
 of ~120 MB, and the step peaks at 2.7 GB at the same speed (BENCHMARKS.md, "Training memory on CPU").
-torch reads the
-variable once, at its first allocation, so it has to be set before torch is imported: the `text2sql`
-command does that (`use_huge_pages`); a program that imports torch itself sets the variable first.
+torch reads the variable once, at its first allocation, so it has to be set before torch is imported:
+the `text2sql` command does that (`use_huge_pages`); a program that imports torch itself sets the
+variable first.
 `THP_MEM_ALLOC_ENABLE=0` in the environment keeps it off.
 """
 

@@ -19,10 +19,10 @@ u, u the most that keep the projection under the budget, since each checkpointed
 forward pass again in the backward (SmolLM2-135M with LoRA, every layer checkpointed: 40% more time a
 step, measured; the backward computes no weight gradients for frozen layers, so a forward is a large
 part of a step). A checkpointed layer keeps only its input. Leaving u layers out rather than every
-n-th one (transformers' `every_n_layers`, which the user may still set) fits the budget to the layer. The user's settings win: `training.bf16` /
-`fp16`, and `training.activation_checkpointing` (true or false) or `gradient_checkpointing: true`
-(its `false` is text2sql's default, which leaves the choice to the probe). GPUs keep transformers'
-behaviour: this plan is for CPU runs.
+n-th one (transformers' `every_n_layers`, which the user may still set) fits the budget to the layer.
+The user's settings win: `training.bf16` / `fp16`, and `training.activation_checkpointing` (true or
+false) or `gradient_checkpointing: true` (its `false` is text2sql's default, which leaves the choice
+to the probe). GPUs keep transformers' behaviour: this plan is for CPU runs.
 
 LoRA's dropout keeps a byte per element instead of four on CPU (`lora_dropout.MaskDropout`), and
 under bf16 autocast each LoRA layer's sum stays float32 (`lora_precision`); the plan records how
@@ -74,7 +74,7 @@ class MemoryPlan:
     bf16_reason: str
     activation_checkpointing: bool | None  # None: decided by the probe once the model is loaded
     checkpointing_reason: str = ""
-    checkpoint_every: int = 1  # with checkpointing on: every n-th layer (transformers' every_n_layers)
+    checkpoint_every: int = 1  # the user's every_n_layers (transformers): every n-th layer checkpointed
     unchecked_layers: int = 0  # with checkpointing on: the last u layers keep their activations
     mask_dropout: int = 0  # LoRA dropouts that keep a one-byte mask (lora_dropout.MaskDropout)
     lora_float32_sums: int = 0  # LoRA layers whose sum stays float32 under bf16 (lora_precision)
@@ -230,27 +230,15 @@ def checkpoint_layers(model: Any) -> list[Any]:
     return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
 
 
-def kept_with_every(
-    probe: dict[str, float], rows: int, length: int, *, layers: int, every: int, input_bytes: int
-) -> float:
-    """Projected activation bytes when every `every`-th of `layers` layers is checkpointed: those keep
-    only their input (`input_bytes` per token) and the rest what the probe measured (spread evenly)."""
-    if every <= 0 or layers == 0:
-        return projected_bytes(probe, rows, length)
-    return _kept(probe, rows, length, layers=layers, checkpointed=-(-layers // every), input_bytes=input_bytes)
-
-
 def kept_with_unchecked(
     probe: dict[str, float], rows: int, length: int, *, layers: int, unchecked: int, input_bytes: int
 ) -> float:
-    """Projected activation bytes when all but `unchecked` of `layers` layers are checkpointed."""
-    return _kept(probe, rows, length, layers=layers, checkpointed=layers - unchecked, input_bytes=input_bytes)
-
-
-def _kept(probe: dict[str, float], rows: int, length: int, *, layers: int, checkpointed: int, input_bytes: int):
+    """Projected activation bytes when all but the last `unchecked` of `layers` layers are checkpointed:
+    those keep only their input (`input_bytes` per token), the rest what the probe measured (spread evenly)."""
     whole = projected_bytes(probe, rows, length)
     if layers == 0:
         return whole
+    checkpointed = layers - unchecked
     body = whole - probe["fixed"]
     return probe["fixed"] + body * (1 - checkpointed / layers) + rows * length * input_bytes * checkpointed
 
@@ -293,7 +281,7 @@ def decide_checkpointing(plan: MemoryPlan, model: Any, kind: str, *, rows: int, 
             f"1/{MEMORY_SHARE} of this machine's memory (probed)"
         )
         return plan
-    plan.checkpoint_every, plan.unchecked_layers = 1, unchecked
+    plan.unchecked_layers = unchecked
     after = kept_with_unchecked(probe, rows, length, layers=layers, unchecked=unchecked, input_bytes=input_bytes)
     which = (
         f"every layer of {layers}"
