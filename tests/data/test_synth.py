@@ -145,8 +145,9 @@ STRUCTURES = {
 }
 
 
-def test_pairs_hold_every_structure_of_multi_part_questions(bundled_run):
-    _, pairs, _ = bundled_run
+def test_pairs_hold_every_structure_of_multi_part_questions():
+    # Three filters that each narrow a small table's rows are rare (about one pair in 400): a larger run.
+    pairs, _ = synthesize(databases_from_args(["bundled"]), 720, seed=0, show_progress=False)
     found = set().union(*(_features(p.sql) for p in pairs))
     assert STRUCTURES <= found, STRUCTURES - found
     # Three tables both as a chain (child, parent, grandparent) and through a table linking two others.
@@ -608,7 +609,41 @@ def test_questions_say_a_sort_as_people_do_and_name_a_category_by_its_value():
                 assert re.search(rf"ORDER BY (\w+\.)?({cols}) {direction}", pair.sql), (pair.question, pair.sql)
                 seen.add(adjective)
     assert {"cheapest", "most experienced"} <= seen and {"longest", "shortest"} & seen
-    bare = [
-        p for p in pairs if re.search(r" (in|from) ['\"]?(Italy|Books|Electronics|Cardiology|Seattle)\b", p.question)
+    values = "Italy|Japan|Canada|Books|Toys|Garden|Clothing|Furniture|Cardiology|Neurology|Dermatology|Orthopedics"
+    after = [(p, m.group(2)) for p in pairs if (m := re.search(rf" (in|from) ['\"]?({values})\b", p.question))]
+    before = [
+        (p, m.group(1)) for p in pairs if (m := re.search(rf"\b({values}) (airports|products|doctors)\b", p.question))
     ]
-    assert bare and all("=" in p.sql for p in bare)
+    assert after and before
+    for pair, value in after + before:
+        assert re.search(rf"(= |IN \(.*)'{value}'", pair.sql), (pair.question, pair.sql)
+
+
+def test_questions_name_a_related_row_by_its_value_and_compare_with_an_adjective():
+    """ "orders for Isaac Brown", "Isaac Brown's orders", "Psychology students": the filter is on the
+    parent's label, through a join or a subquery; "products more expensive than the Desk Lamp"."""
+    databases = databases_from_args(["bundled"])
+    pairs, _ = synthesize(databases, 2000, seed=0, show_progress=False)
+    named = []
+    for pair in pairs:
+        m = re.search(
+            r"\b(?:orders|courses|students|appointments) (?:for|of|by) ['\"]?([A-Z][\w ]+?)['\"]?[.?,]", pair.question
+        )
+        m = m or re.search(
+            r"(?<=[a-z] )([A-Z][a-z]+(?: [A-Z][a-z]+)*?)(?:'s)? (?:orders|courses|students|appointments)\b",
+            pair.question,
+        )
+        if m and pair.shape in {"join_where", "join_stat", "nested_parent_in"}:
+            named.append(pair)
+            assert re.search(rf"name = '{re.escape(m.group(1))}'", pair.sql), (pair.question, pair.sql)
+            assert " JOIN " in pair.sql or " IN (SELECT" in pair.sql
+    assert len(named) >= 10
+    # An adjective that compares by itself reads the column it names.
+    compared = {"more expensive": "price >", "cheaper": "price <", "longer": "duration_minutes >"}
+    seen = set()
+    for pair in pairs:
+        for words, sql in compared.items():
+            if pair.shape == "nested_than" and f" {words} than " in pair.question:
+                assert sql in pair.sql, (pair.question, pair.sql)
+                seen.add(words)
+    assert seen

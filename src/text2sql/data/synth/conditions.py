@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from text2sql.data.synth.build import column, literal
+from text2sql.data.synth.build import column, literal, shown
 from text2sql.data.synth.profile import DATE, NUMBER, TEXT, ColumnProfile, TableProfile
 from text2sql.data.synth.wording import compare_words, listing, name_of, said
 
@@ -27,14 +27,16 @@ _OPS = {">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE}
 @dataclass(frozen=True)
 class Condition:
     """One filter: its SQL, the column it reads, its words after "whose" (`is_`) and "with" (`with_`),
-    and for a category's stored value, the words right after a noun (`in_`: "in city 'Boston'", or
-    the value alone: "in Boston", "from Boston")."""
+    and for a category's or a parent's stored value, the words right after a noun (`in_`: "in city
+    'Boston'", or the value alone: "in Boston", "from Boston", "by KLM") and right before it
+    (`before`: "Books products", "Psychology students", "Isaac Brown's orders")."""
 
     sql: exp.Expr
     read: tuple[str, str]
     is_: str
     with_: str
     in_: str = ""
+    before: str = ""
 
 
 def draw_condition(
@@ -58,9 +60,9 @@ def draw_condition(
     name = f"{prefix} {name}" if prefix else name
     node = column(col.name, dialect, alias)
     if col.kind == TEXT:
-        return _text(rng, col, t, node, name)
+        return _text(rng, col, t, node, name, alone=not prefix)
     if col in t.categories and col.kind == NUMBER and rng.random() < 0.4:
-        return _equal(rng, col, t, node, name)
+        return _equal(rng, col, t, node, name, alone=not prefix)
     return _compare(rng, col, node, name)
 
 
@@ -69,8 +71,11 @@ def unsaid(sql: exp.Expr, read: tuple[str, str] = ("", "")) -> Condition:
     return Condition(sql, read, "", "")
 
 
-def label_condition(rng: random.Random, t: TableProfile, dialect: str, *, alias: str | None = None, name: str = ""):
-    """`label = v` for a stored label, said as "<name> is v" ("airline is 'Delta'"); None without one."""
+def label_condition(
+    rng: random.Random, t: TableProfile, dialect: str, *, alias: str | None = None, name: str = "", alone: bool = True
+):
+    """`label = v` for a stored label, said as "<name> is v" ("airline is 'Delta'"), and with `alone`
+    also by the value alone ("by 'Delta'", "Delta flights"); None without one."""
     if t.label is None:
         return None
     v = rng.choice(t.label.spread) if t.label.spread else None
@@ -79,12 +84,26 @@ def label_condition(rng: random.Random, t: TableProfile, dialect: str, *, alias:
     shown_v = said(rng, v)
     name = name or name_of(rng, t.label)
     node = column(t.label.name, dialect, alias)
+    # People name a related row by its value alone: "orders for Isaac Brown", "flights operated by
+    # KLM", "Psychology students"; the model has to find the table that holds the value and join it.
+    form = rng.choices(("for {s}", "of {s}", "by {s}", "with {s}", "from {s}", "in {s}"), (4, 2, 3, 1, 1, 1))[0]
+    plain = shown(v)
+    before = rng.choices((plain, f"{plain}'s"), (3, 1))[0] if isinstance(v, str) else ""
+    if not alone:
+        form, before = "", ""
     return Condition(
-        exp.EQ(this=node, expression=literal(v)), (t.name, t.label.name), f"{name} is {shown_v}", f"{name} {shown_v}"
+        exp.EQ(this=node, expression=literal(v)),
+        (t.name, t.label.name),
+        f"{name} is {shown_v}",
+        f"{name} {shown_v}",
+        form.format(s=shown_v) if form else "",
+        before,
     )
 
 
-def _equal(rng: random.Random, col: ColumnProfile, t: TableProfile, node: exp.Expr, name: str) -> Condition | None:
+def _equal(
+    rng: random.Random, col: ColumnProfile, t: TableProfile, node: exp.Expr, name: str, *, alone: bool = True
+) -> Condition | None:
     values = [v for v, n in col.top if n < t.rows] or (col.spread if col not in t.categories else [])
     if not values:
         return None
@@ -93,13 +112,19 @@ def _equal(rng: random.Random, col: ColumnProfile, t: TableProfile, node: exp.Ex
     sql = exp.EQ(this=node, expression=literal(v))
     in_ = ""
     if col in t.categories and col.kind == TEXT:
-        # "in city 'Boston'"; or the value alone, as people name a category: "in Boston", "from Boston"
-        form = rng.choices(("in {name} {s}", "in {s}", "from {s}", "for {s}"), (4, 3, 2, 1))[0]
+        # "in city 'Boston'"; or the value alone, as people name a category: "in Boston", "from
+        # Boston", "Books products". Not a parent's column: "flights from Canada" would say the
+        # origin, not the airline's country.
+        weights = (3, 4, 2, 1) if alone else (1, 0, 0, 0)
+        form = rng.choices(("in {name} {s}", "in {s}", "from {s}", "for {s}"), weights)[0]
         in_ = form.format(name=name, s=s)
-    return Condition(sql, (col.table, col.name), f"{name} is {s}", f"{name} {s}", in_)
+    before = shown(v) if in_ and alone and isinstance(v, str) else ""
+    return Condition(sql, (col.table, col.name), f"{name} is {s}", f"{name} {s}", in_, before)
 
 
-def _text(rng: random.Random, col: ColumnProfile, t: TableProfile, node: exp.Expr, name: str) -> Condition | None:
+def _text(
+    rng: random.Random, col: ColumnProfile, t: TableProfile, node: exp.Expr, name: str, *, alone: bool = True
+) -> Condition | None:
     shared = [v for v, n in col.top if n < t.rows]
     kind = rng.choices(("eq", "neq", "or", "in", "like"), (10, 1, 2, 1.5, 1))[0]
     sql: exp.Expr
@@ -122,7 +147,7 @@ def _text(rng: random.Random, col: ColumnProfile, t: TableProfile, node: exp.Exp
             pattern, is_, with_ = found
             sql = exp.Like(this=node, expression=exp.Literal.string(pattern))
             return Condition(sql, (col.table, col.name), f"{name} {is_}", f"{name} {with_}")
-    return _equal(rng, col, t, node, name)
+    return _equal(rng, col, t, node, name, alone=alone)
 
 
 def _like(rng: random.Random, col: ColumnProfile) -> tuple[str, str, str] | None:
@@ -193,10 +218,11 @@ def clause(rng: random.Random, conditions: list[Condition]) -> str:
     is above 50", " with city Boston and price above 50", " where ..."), or "" without any."""
     if not conditions:
         return ""
-    style = rng.choices(("whose", "with", "where", "that have", "in"), (5, 4, 2, 1, 3 if conditions[0].in_ else 0))[0]
-    if style == "in":  # "in city 'Boston' with price above 50"
-        rest = conditions[1:]
-        return f" {conditions[0].in_}" + (" with " + listing([c.with_ for c in rest]) if rest else "")
+    named = next((c for c in conditions if c.in_), None)
+    style = rng.choices(("whose", "with", "where", "that have", "in"), (5, 4, 2, 1, 5 if named else 0))[0]
+    if style == "in" and named is not None:  # "in city 'Boston' with price above 50"
+        rest = [c for c in conditions if c is not named]
+        return f" {named.in_}" + (" with " + listing([c.with_ for c in rest]) if rest else "")
     if style == "with":
         return " with " + listing([c.with_ for c in conditions])
     if style == "that have":

@@ -45,10 +45,13 @@ def parent_conditions(
     rng: random.Random, view: DatabaseView, parent: TableProfile, role: str, alias: str | None, n: int = 1
 ) -> list[Condition]:
     """Filters on a parent said as its child's: by its label ("airline is 'Delta'") half the time
-    when the label names one row, else on its columns ("airline's country is 'France'")."""
+    when the label names one row, else on its columns ("airline's country is 'France'"). The label
+    alone ("Delta flights") only where the child calls the parent by its own noun: "Heathrow flights"
+    does not say whether Heathrow is the origin or the destination."""
     d = view.dialect
     if parent.unique_label and rng.random() < 0.5:
-        found = label_condition(rng, parent, d, alias=alias, name=role)
+        alone = role.lower() == parent.noun.lower()
+        found = label_condition(rng, parent, d, alias=alias, name=role, alone=alone)
         return [found] if found is not None else []
     prefix = rng.choice((f"{role}'s", role))
     return draw_conditions(rng, parent, d, n, alias=alias, prefix=prefix)

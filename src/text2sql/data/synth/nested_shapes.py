@@ -31,7 +31,7 @@ from text2sql.data.synth.join_shapes import child_conditions, parent_conditions,
 from text2sql.data.synth.paths import relate
 from text2sql.data.synth.profile import TableProfile
 from text2sql.data.synth.table_shapes import filter_slots, label_fields, reads, some_conditions, which_row
-from text2sql.data.synth.wording import field, fields_phrase, name_of, superlative
+from text2sql.data.synth.wording import field, fields_phrase, implied_comparative, name_of, said, superlative
 
 
 def _on(t: TableProfile, conditions: list[Condition]) -> list[Condition]:
@@ -205,12 +205,15 @@ def nested_than(view: DatabaseView, rng: random.Random) -> Candidate | None:
     fields = [field(rng, label_of(t), d)]
     sql = select_from(view, t, *(f.node for f in fields), where=versus)
     slots = {**filter_slots(rng, t, []), "measure": name_of(rng, m), "above": above, "which": which_row(rng, t, v)}
-    slots["fields"] = fields_phrase(fields)
+    slots.update(fields=fields_phrase(fields), named=said(rng, v))
+    adj = implied_comparative(op == ">", m) if rng.random() < 0.5 else None  # "cheaper than the Desk Lamp"
+    if adj is not None:
+        slots["adj"] = adj
     return Candidate(
         NESTED,
         "nested_than",
         render(sql, d),
-        phrase(rng, "than", slots),
+        phrase(rng, "than" if adj is None else "than_adj", slots),
         reads(fields, [], (t.name, m.name), ("than", op)),
         rows_below=t.rows,
     )

@@ -9,7 +9,8 @@ from column names (`names`), stored values and the filters' words (`conditions`)
                           or "" without any; have: the same after "have" ("city Boston and price above 50")
     among                 " among those" + clause, or ""
     measure, agg, agg2    a number column, and "average", "highest", ...; sup: "highest", "most recent", ...
-    adj                   an adjective that names a sort by itself ("cheapest", "longest"; wording.IMPLIED)
+    adj                   an adjective that names a sort by itself ("cheapest", "longest"; wording.IMPLIED), or
+                          compares by itself ("cheaper", "longer"; wording.COMPARATIVE); named: a row's label alone
     group / groups        a column the rows are grouped by, or counted in distinct values
     k, order, top         a count of rows; how they are sorted ("sorted by price in descending order"); "top"
     which                 how a row is named ("named 'Boston'", "with ID 4")
@@ -240,6 +241,14 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
         "Which {things} have {measure} {above} that of the {thing} {which}?",
         "List the {fields} of {things} whose {measure} is {above} the {measure} of the {thing} {which}.",
         "Show the {things} whose {measure} is {above} that of the {thing} {which}.",
+    ),
+    "than_adj": (
+        "Which {things} are {adj} than {named}?",
+        "List the {fields} of {things} {adj} than the {thing} {which}.",
+        "Show the {things} that are {adj} than {named}.",
+        "What {things} are {adj} than {named}?",
+        "Find the {fields} of the {things} {adj} than {named}.",
+        "Which {things} are {adj} than the {thing} {which}?",
     ),
     "nested_having": (
         "Which {pthings} {relate} more than {k} {cthings}?",

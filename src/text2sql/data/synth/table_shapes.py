@@ -58,13 +58,18 @@ def label_fields(rng: random.Random, t: TableProfile, dialect: str, *, alias: st
 
 
 def filter_slots(rng: random.Random, t: TableProfile, conditions: list[Condition]) -> dict[str, str]:
-    said_clause = clause(rng, conditions)
-    return {
-        **table_slots(t),
-        "clause": said_clause,
-        "have": having(conditions),
-        "among": f" among those{said_clause}" if said_clause else "",
-    }
+    """The table's nouns and its filters said after them; a quarter of the time a filter on a stored
+    value goes before the noun instead ("Psychology students", "KLM flights")."""
+    slots = table_slots(t)
+    first = next((c for c in conditions if c.before), None)
+    if first is not None and rng.random() < 0.25:
+        slots.update(thing=f"{first.before} {t.noun}", things=f"{first.before} {t.nouns}")
+        rest = [c for c in conditions if c is not first]
+        said_clause = clause(rng, rest)
+        have = having(rest or [first])  # "Which Books products have category Books?": said twice, never empty
+    else:
+        said_clause, have = clause(rng, conditions), having(conditions)
+    return {**slots, "clause": said_clause, "have": have, "among": f" among those{said_clause}" if said_clause else ""}
 
 
 def reads(fields: list[Field], conditions: list[Condition], *more: tuple[str, str]) -> frozenset[str]:

@@ -55,6 +55,18 @@ IMPLIED = (
     (("capacity", "seats"), ("largest", "smallest")),
 )
 
+# The same adjectives compared: (more, less). "flights longer than EK674", "cheaper than the Desk Lamp".
+COMPARATIVE = (
+    (("duration", "length", "minutes", "hours", "distance"), ("longer", "shorter")),
+    (("price", "cost", "fee", "fare", "charge"), ("more expensive", "cheaper")),
+    (("salary", "pay", "wage", "income"), ("better paid", "less well paid")),
+    (("experience",), ("more experienced", "less experienced")),
+    (("birth", "born"), ("younger", "older")),
+    (("age",), ("older", "younger")),
+    (("population",), ("more populous", "less populous")),
+    (("capacity", "seats"), ("larger", "smaller")),
+)
+
 
 def said(rng: random.Random, value: Any) -> str:
     """`value` as a question writes it: numbers plain, text exactly as stored, sometimes quoted."""
@@ -98,6 +110,15 @@ def implied_superlative(desc: bool, col: ColumnProfile) -> str | None:
     for keys, (high, low) in IMPLIED:
         if words.intersection(keys):
             return high if desc else low
+    return None
+
+
+def implied_comparative(greater: bool, col: ColumnProfile) -> str | None:
+    """The adjective that alone says "`col` greater" ("more expensive" for price), or None."""
+    words = set(col.name.lower().replace("-", "_").split("_"))
+    for keys, (more, less) in COMPARATIVE:
+        if words.intersection(keys):
+            return more if greater else less
     return None
 
 
