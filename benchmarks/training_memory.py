@@ -19,7 +19,8 @@ preset `configs/smollm2_lora.yaml` otherwise). Variants, each a fresh process wh
   the same with glibc's mmap threshold fixed (`MALLOC_MMAP_THRESHOLD_`: freed blocks above it go
   back to the system at once, at the price of fresh pages for every one), `on-no-ckpt` without
   activation checkpointing, `on-no-huge-pages` without `THP_MEM_ALLOC_ENABLE` (text2sql.huge_pages),
-  `on-every-N` checkpointing every N-th layer, `on-torch-dropout` with PyTorch's dropout;
+  `on-every-N` checkpointing every N-th layer, `on-torch-dropout` with PyTorch's dropout,
+  `on-narrow-sums` with LoRA sums in float32 only on layers that do not widen (not gate / up);
 - `eager`: `off` with eager attention instead of PyTorch's SDPA.
 
 Seconds per step are the median over the steps after the first (warm-up). `loss`: `off` and `on`
@@ -69,6 +70,7 @@ VARIANTS = {
     "on-every-4": ["training.activation_checkpointing=true", EVERY % 4],
     "on-torch-dropout": ["+torch-dropout"],
     "on-no-huge-pages": ["+no-huge-pages"],
+    "on-narrow-sums": ["+narrow-sums"],
     # The same runs from another seed (LoRA's initial weights, batch order, dropout): how far two
     # float32 runs, or two bf16 runs, land apart after the same number of steps.
     "answer-seed1": ["training.bf16=false", "training.activation_checkpointing=false", "training.seed=1"],
@@ -141,6 +143,13 @@ def child(spec_path: str) -> None:
         import text2sql.training.lora_dropout as lora_dropout
 
         lora_dropout.install_mask_dropout = lambda model: 0  # type: ignore[assignment]
+    if spec.get("narrow_sums"):  # float32 LoRA sums only where a layer does not widen (not gate / up)
+        import functools
+
+        import text2sql.training.lora_precision as lora_precision
+
+        narrow = functools.partial(lora_precision.keep_lora_sums_float32, widening=False)
+        lora_precision.keep_lora_sums_float32 = narrow  # type: ignore[assignment]
     if spec.get("malloc") is not None:  # glibc's mmap threshold fixed: large freed blocks go back at once
         import ctypes
 
@@ -234,6 +243,7 @@ def run_variant(name: str, model: str, prepared: Path, work: Path, args, *, batc
         "threads": args.threads,
         "full_logits": "+full-logits" in VARIANTS[name],
         "torch_dropout": "+torch-dropout" in VARIANTS[name],
+        "narrow_sums": "+narrow-sums" in VARIANTS[name],
         "malloc": next((x.split("=", 1)[1] for x in VARIANTS[name] if x.startswith("+mmap=")), None),
         "validation_loss": validation,
         "overrides": overrides(

@@ -1,6 +1,7 @@
 """A run sized before it starts: budgets, estimates from a probe (synthetic and real), CPU settings, what
 a budget cuts and in which order, and `init`, `validate` and `run` printing and comparing estimates."""
 
+import csv
 import sqlite3
 import time
 
@@ -190,8 +191,6 @@ def test_the_baseline_goes_before_training_falls_under_its_floor():
 @pytest.fixture
 def orders(tmp_path):
     """A user's data: 90 distinct questions with their SQL on one SQLite database."""
-    import csv
-
     db = tmp_path / "orders.sqlite"
     cities = ["Paris", "Rome", "Oslo", "Lima", "Kyiv", "Bern", "Riga", "Nice", "Bonn", "Pisa"]
     with sqlite3.connect(db) as conn:
@@ -310,6 +309,28 @@ def test_validate_estimates_and_suggests_settings_for_this_machine(capsys, order
     assert f"text2sql run {out} data.schema_format=compact" in stdout
     kept = load_estimate(load_config(out))
     assert kept is not None and kept[1] == "text2sql validate"
+
+
+def test_questions_for_a_teacher_alone_are_estimated_with_sampled_pairs_in_their_place(capsys, orders, tmp_path):
+    """A data.label-only config: nothing to train on exists before the teacher answers, so the probe
+    times pairs sampled from the questions' database, one training row per question; no teacher is asked."""
+    data, db = orders
+    questions = tmp_path / "questions.csv"
+    with data.open(newline="") as f, questions.open("w", newline="") as g:
+        csv.writer(g).writerows([("question",), *((row[0],) for row in list(csv.reader(f))[1:])])
+    out = tmp_path / "label.yaml"
+    out.write_text(
+        f"output_dir: {tmp_path / 'run'}\nmodel:\n  name_or_path: tiny:llama\n  threads: 1\n"
+        f"data:\n  train: null\n  db: {db}\n  label:\n    file: {questions}\n    teacher: openai:nobody\n"
+        "finetune:\n  method: full\ntraining:\n  max_steps: 20\n"
+    )
+    code, stdout, err = run_cli(capsys, "validate", out)
+    assert code == 0, err
+    assert "estimate for this machine" in stdout and "no estimate" not in stdout, stdout
+    assert "one per question of data.label" in stdout and "labelling is not estimated" in stdout
+    assert "only synthesized pairs" not in err
+    train = next(line for line in stdout.splitlines() if line.strip().startswith("train "))
+    assert "20 steps" in train, train
 
 
 def test_run_prints_its_estimate_and_compares_it_with_each_stage(capsys, orders, tmp_path):

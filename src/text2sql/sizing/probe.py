@@ -182,10 +182,55 @@ def probe_config(cfg: Config, folder: Path) -> Config:
     work.data.label = None  # a teacher's answers cost money: the probe prepares the data it has
     if work.data.synth is not None:
         work.data.synth.teacher = None
+    elif cfg.data.label is not None:
+        from text2sql.config.sections import SynthConfig
+
+        # The teacher's pairs do not exist before the run. Pairs sampled from the same databases stand
+        # in for them: the same schemas in the prompts, and SQL of the lengths those databases ask for.
+        questions, databases = label_questions(cfg)
+        work.data.synth = SynthConfig(n=max(1, min(questions, PROBE_ROWS["train"])))
+        if databases and not (work.data.databases or work.data.db):
+            work.data.databases = databases  # the databases the questions ask about
     for split, cap in PROBE_ROWS.items():
         mine = getattr(work.data.max_samples, split)
         setattr(work.data.max_samples, split, cap if mine is None else min(mine, cap))
     return work
+
+
+def label_questions(cfg: Config) -> tuple[int, dict[str, str]]:
+    """How many questions data.label's file holds (each one a training pair if the teacher keeps
+    it), and the databases they ask about (db_id -> file or URL)."""
+    from text2sql.data.readers import ReadOptions, read_examples
+    from text2sql.inference.label import question_column
+
+    assert cfg.data.label is not None
+    opts = ReadOptions.from_config(cfg.data)
+    opts.require_sql = False
+    opts.question_column = question_column(cfg.data.label.file)
+    count, databases = 0, {}
+    for example in read_examples(cfg.data.label.file, opts):
+        count += 1
+        if example.db_id and example.db_path:
+            databases.setdefault(example.db_id, str(example.db_path))
+    return count, databases
+
+
+@contextlib.contextmanager
+def _stand_ins_unsaid(cfg: Config) -> Iterator[None]:
+    """Without the warning prepare gives for sampled pairs alone when they only stand in for
+    data.label's pairs (`probe_config`): the run itself trains on the teacher's."""
+
+    def said(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("only synthesized pairs")
+
+    logger = logging.getLogger("text2sql.data.prepare")
+    standing_in = cfg.data.label is not None and cfg.data.synth is None
+    if standing_in:
+        logger.addFilter(said)
+    try:
+        yield
+    finally:
+        logger.removeFilter(said)
 
 
 def _lengths(ds) -> Lengths:
@@ -451,7 +496,7 @@ def run_probe(cfg: Config, *, schema_formats: tuple[str, ...] = ()) -> Probe:
     # The thread count the run will train with (its stage sets the same): torch's default is every
     # core, and two threads on a core another job holds measured 4-5x slower steps than one.
     use_threads(cfg.model.threads)
-    with tempfile.TemporaryDirectory(prefix="text2sql-probe-") as tmp, _quiet():
+    with tempfile.TemporaryDirectory(prefix="text2sql-probe-") as tmp, _quiet(), _stand_ins_unsaid(cfg):
         folder = Path(tmp)
         work = probe_config(cfg, folder)
         try:
@@ -468,6 +513,10 @@ def run_probe(cfg: Config, *, schema_formats: tuple[str, ...] = ()) -> Probe:
                     _, other = _prepare(work, model, schema_format=fmt)
                     lengths[fmt] = {s: _lengths(other[s]) for s in other}
             rows, scale = _run_rows(cfg, result.report)
+            if cfg.data.label is not None and cfg.data.synth is None:  # stand-ins for the teacher's pairs
+                cap = cfg.data.max_samples.train
+                questions, _ = label_questions(cfg)
+                rows["train"] = questions if cap is None else min(cap, questions)
             lap = time.perf_counter()
             train = _probe_training(work, model, datasets, folder)
             phases = {"prepare": lap - started, "train": time.perf_counter() - lap}
@@ -483,6 +532,8 @@ def run_probe(cfg: Config, *, schema_formats: tuple[str, ...] = ()) -> Probe:
     notes = []
     if cfg.data.label is not None or (cfg.data.synth is not None and cfg.data.synth.teacher):
         notes.append("the teacher's labelling is not estimated (it depends on the endpoint)")
+    if cfg.data.label is not None and cfg.data.synth is None:
+        notes.append("training rows: one per question of data.label (as if the teacher keeps them all)")
     return Probe(
         created=time.time(),
         machine=machine(),

@@ -33,14 +33,23 @@ def _float_output(module: Any, args: Any, output: Any) -> Any:
     return None
 
 
-def keep_lora_sums_float32(model: Any) -> int:
+def widens(module: Any) -> bool:
+    """Whether a LoRA layer maps to more features than it reads (an MLP's gate and up projections)."""
+    base = module.get_base_layer()
+    return getattr(base, "out_features", 0) > getattr(base, "in_features", 0)
+
+
+def keep_lora_sums_float32(model: Any, *, widening: bool = True) -> int:
     """Hook the frozen layer under every LoRA layer of `model` so that under autocast its output, and
-    so the LoRA sum, is float32; returns how many layers were hooked (0 without LoRA)."""
+    so the LoRA sum, is float32; returns how many layers were hooked (0 without LoRA). Without
+    `widening`, layers that widen (`widens`) keep PEFT's bfloat16 sum."""
     from peft.tuners.lora import LoraLayer
 
     hooked = 0
     for module in model.modules():
         if isinstance(module, LoraLayer) and not getattr(module, _HOOKED, False):
+            if not widening and widens(module):
+                continue
             module.get_base_layer().register_forward_hook(_float_output)
             setattr(module, _HOOKED, True)
             hooked += 1
