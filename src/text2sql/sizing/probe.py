@@ -207,7 +207,7 @@ def label_questions(cfg: Config) -> tuple[int, dict[str, str]]:
     opts = ReadOptions.from_config(cfg.data)
     opts.require_sql = False
     opts.question_column = question_column(cfg.data.label.file)
-    count, databases = 0, {}
+    count, databases = 0, dict[str, str]()
     for example in read_examples(cfg.data.label.file, opts):
         count += 1
         if example.db_id and example.db_path:
