@@ -23,7 +23,7 @@ preset (configs/smollm2_lora.yaml: LoRA, 70 steps of 8 rows, the same 100 test r
   paired interval and McNemar).
 
 The bundled test questions are never seen by synthesis (a sampled query equal to a test query is
-dropped). `--value-hints` turns on `data.value_hints` in every run (stored values a question names,
+dropped). `--steps N` trains every run for N steps instead of the preset's 70. `--value-hints` turns on `data.value_hints` in every run (stored values a question names,
 beside their columns in the prompt); `--no-teacher` skips the labelling and the reference, so the
 runs need no served model. `--coverage` trains nothing: it counts the bundled test queries whose
 shape (the SQL with every name and literal masked) some sampled query has. Prints markdown tables,
@@ -142,14 +142,20 @@ def _few(work: Path, n: int = 50, seed: int = 0) -> Path:
     return path
 
 
-def train_runs(served: Served | None, work: Path, names: list[str], value_hints: bool) -> dict[str, Path]:
-    common = [
-        "data.validation=bundled",
-        "data.test=bundled",
-        "evaluation.baseline=false",
-        f"data.db_dir={BUNDLED / 'databases'}",
-        f"evaluation.price_per_hour={PRICE_PER_HOUR}",
-    ] + (["data.value_hints=true"] if value_hints else [])
+def train_runs(
+    served: Served | None, work: Path, names: list[str], value_hints: bool, steps: int | None = None
+) -> dict[str, Path]:
+    common = (
+        [
+            "data.validation=bundled",
+            "data.test=bundled",
+            "evaluation.baseline=false",
+            f"data.db_dir={BUNDLED / 'databases'}",
+            f"evaluation.price_per_hour={PRICE_PER_HOUR}",
+        ]
+        + (["data.value_hints=true"] if value_hints else [])
+        + ([f"training.max_steps={steps}"] if steps else [])
+    )
     reference = (
         [
             "evaluation.reference=openai:text2sql",
@@ -266,6 +272,9 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true", help="label only")
     parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS), help="the training runs to make")
     parser.add_argument("--value-hints", action="store_true", help="data.value_hints=true in every run")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training.max_steps of every run (default: the preset's)"
+    )
     parser.add_argument("--no-teacher", action="store_true", help="no labelling and no reference: nothing served")
     parser.add_argument("--coverage", action="store_true", help="only the query shapes sampled pairs hold")
     parser.add_argument(
@@ -288,13 +297,13 @@ def main() -> None:
         print(f"\nload average after: {os.getloadavg()[0]:.2f}")
         return
     if args.no_teacher:
-        runs = {} if args.skip_training else train_runs(None, args.work, args.runs, args.value_hints)
+        runs = {} if args.skip_training else train_runs(None, args.work, args.runs, args.value_hints, args.steps)
     else:
         with Served(args.teacher, args.work) as served:
             # The training questions (which the teacher was trained on), and the test questions it never
             # saw, with one candidate and with five voted on (kept when three agree).
             labelled = {(split, k): label(served, args.work, split, k) for split in ("train", "test") for k in (1, 5)}
-            runs = {} if args.skip_training else train_runs(served, args.work, args.runs, args.value_hints)
+            runs = {} if args.skip_training else train_runs(served, args.work, args.runs, args.value_hints, args.steps)
     if labelled:
         print("\n| questions labelled by the teacher | candidates | questions | kept | share kept | kept pairs right |")
         print("|---|---:|---:|---:|---:|---:|")
