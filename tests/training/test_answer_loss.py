@@ -187,6 +187,42 @@ def test_entropy_and_top1_match_full_logits_and_entropy_can_carry_a_gradient():
     torch.testing.assert_close(g_chunked, g_full)
 
 
+def test_a_frozen_head_is_cast_once_under_autocast_until_it_changes():
+    import text2sql.training.answer_loss as answer_loss
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, VOCAB, bias=False).requires_grad_(False)
+    hidden = torch.randn(12, 16, requires_grad=True)
+    targets = torch.randint(0, VOCAB, (12,))
+    casts = []
+    real = answer_loss._cast
+
+    def spy(weight, dtype):
+        casts.append(real(weight, dtype))
+        return casts[-1]
+
+    answer_loss._cast = spy
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            first = score_tokens(hidden, head, targets).log_probs
+            second = score_tokens(hidden, head, targets).log_probs
+            with torch.no_grad():
+                head.weight.mul_(2.0)  # a changed weight is cast again
+            third = score_tokens(hidden, head, targets).log_probs
+    finally:
+        answer_loss._cast = real
+    assert casts[0] is casts[1] and casts[2] is not casts[0]
+    assert torch.equal(first, second) and not torch.equal(first, third)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = torch.nn.functional.linear(hidden, head.weight).float().log_softmax(-1)
+    torch.testing.assert_close(third, expected.gather(-1, targets[:, None]).squeeze(-1))
+    # A trainable head is cast anew each time: its gradient flows through the cast.
+    head.weight.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        score_tokens(hidden, head, targets).log_probs.sum().backward()
+    assert head.weight.grad is not None
+
+
 def test_heads_that_transform_their_logits_keep_the_full_computation():
     model = _decoder("llama", tie=True)
     assert head_is_linear(model)
