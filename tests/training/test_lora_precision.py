@@ -53,3 +53,16 @@ def test_outside_autocast_the_output_is_untouched():
 
 def test_a_model_without_lora_is_left_alone():
     assert keep_lora_sums_float32(torch.nn.Linear(4, 4)) == 0
+
+
+def test_without_widening_layers_only_the_narrower_ones_are_hooked():
+    from peft import LoraConfig, get_peft_model
+
+    # An MLP as decoders have it: up (widens), down (narrows back); only `down` keeps a float32 sum.
+    mlp = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.SiLU(), torch.nn.Linear(64, 16))
+    lora = get_peft_model(mlp, LoraConfig(r=4, lora_alpha=8, target_modules=["0", "2"]))
+    assert keep_lora_sums_float32(lora, widening=False) == 1
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        wide = lora.base_model.model[0](torch.randn(2, 16))
+        out = lora(torch.randn(2, 16))
+    assert wide.dtype == torch.bfloat16 and out.dtype == torch.float32
