@@ -627,7 +627,8 @@ def test_questions_name_a_related_row_by_its_value_and_compare_with_an_adjective
     named = []
     for pair in pairs:
         m = re.search(
-            r"\b(?:orders|courses|students|appointments) (?:for|of|by) ['\"]?([A-Z][\w ]+?)['\"]?[.?,]", pair.question
+            r"\b(?:orders|courses|students|appointments) (?:for|of|by) ['\"]?([A-Z][a-z]+(?: [A-Z][a-z]+)*)\b",
+            pair.question,
         )
         m = m or re.search(
             r"(?<=[a-z] )([A-Z][a-z]+(?: [A-Z][a-z]+)*?)(?:'s)? (?:orders|courses|students|appointments)\b",
@@ -647,3 +648,13 @@ def test_questions_name_a_related_row_by_its_value_and_compare_with_an_adjective
                 assert sql in pair.sql, (pair.question, pair.sql)
                 seen.add(words)
     assert seen
+    # A time column named for an event is said with its verb: "instructors hired after 2005".
+    verbs = {"hired": "hire_year", "born": "birth_year", "enrolled": "enrollment_year", "departing": "departure_date"}
+    said = 0
+    for pair in pairs:
+        m = re.search(r"\b(hired|born|enrolled|departing) (after|before|in) ['\"]?([\d-]+)", pair.question)
+        if m:
+            op = {"after": ">", "before": "<", "in": "="}[m.group(2)]
+            assert re.search(rf"{verbs[m.group(1)]} {op} '?{m.group(3)}", pair.sql), (pair.question, pair.sql)
+            said += 1
+    assert said >= 10

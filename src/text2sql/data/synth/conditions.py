@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from text2sql.data.synth.build import column, literal, shown
 from text2sql.data.synth.profile import DATE, NUMBER, TEXT, ColumnProfile, TableProfile
-from text2sql.data.synth.wording import compare_words, listing, name_of, said
+from text2sql.data.synth.wording import compare_words, event_verb, listing, name_of, said
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{3,}")
 _OPS = {">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE}
@@ -63,7 +63,7 @@ def draw_condition(
         return _text(rng, col, t, node, name, alone=not prefix)
     if col in t.categories and col.kind == NUMBER and rng.random() < 0.4:
         return _equal(rng, col, t, node, name, alone=not prefix)
-    return _compare(rng, col, node, name)
+    return _compare(rng, col, node, name, alone=not prefix)
 
 
 def unsaid(sql: exp.Expr, read: tuple[str, str] = ("", "")) -> Condition:
@@ -111,6 +111,9 @@ def _equal(
     s = said(rng, v)
     sql = exp.EQ(this=node, expression=literal(v))
     in_ = ""
+    verb = event_verb(col) if col.yearly and alone else None
+    if verb:  # "students enrolled in 2021"
+        in_ = f"{verb} in {s}"
     if col in t.categories and col.kind == TEXT:
         # "in city 'Boston'"; or the value alone, as people name a category: "in Boston", "from
         # Boston", "Books products". Not a parent's column: "flights from Canada" would say the
@@ -164,21 +167,26 @@ def _like(rng: random.Random, col: ColumnProfile) -> tuple[str, str, str] | None
     return f"%{word}%", f"contains {s}", f"containing {s}"
 
 
-def _compare(rng: random.Random, col: ColumnProfile, node: exp.Expr, name: str) -> Condition | None:
+def _compare(
+    rng: random.Random, col: ColumnProfile, node: exp.Expr, name: str, *, alone: bool = True
+) -> Condition | None:
     inner = col.spread[1:-1]  # values inside the range: rows lie on both sides
     if not inner:
         return None
     time = col.kind == DATE or col.yearly
+    verb = event_verb(col) if time and alone else None  # "hired after 2005": in_, right after the noun
     if len(inner) >= 3 and rng.random() < 0.15:
         low, high = sorted(rng.sample(inner, 2))
         sql: exp.Expr = exp.Between(this=node, low=literal(low), high=literal(high))
         words = f"between {said(rng, low)} and {said(rng, high)}"
-        return Condition(sql, (col.table, col.name), f"{name} is {words}", f"{name} {words}")
+        in_ = f"{verb} {words}" if verb else ""
+        return Condition(sql, (col.table, col.name), f"{name} is {words}", f"{name} {words}", in_)
     op = rng.choices((">", "<", ">=", "<="), (4, 4, 1, 1))[0]
     x: Any = rng.choice(inner)
     words = compare_words(rng, op, said(rng, x), time=time)
     sql = _OPS[op](this=node, expression=literal(x))
-    return Condition(sql, (col.table, col.name), f"{name} is {words}", f"{name} {words}")
+    in_ = f"{verb} {words}" if verb else ""
+    return Condition(sql, (col.table, col.name), f"{name} is {words}", f"{name} {words}", in_)
 
 
 def draw_conditions(

@@ -40,7 +40,7 @@ AGGREGATE_WORDS = {
 }
 # The end of a sort a question asks for: (descending, words) for numbers, and for dates.
 SUPERLATIVE = {True: ("highest", "largest", "greatest"), False: ("lowest", "smallest")}
-SUPERLATIVE_TIME = {True: ("most recent", "latest"), False: ("earliest", "oldest")}
+SUPERLATIVE_TIME = {True: ("most recent", "latest", "last"), False: ("earliest", "oldest", "first")}
 # Adjectives that name a sort by themselves, by a word of the column's name: (words, (descending,
 # ascending)). People ask for "the cheapest products" and "the longest flights", not for the lowest
 # price or the highest duration, and a model has to learn which column each adjective sorts by.
@@ -66,6 +66,42 @@ COMPARATIVE = (
     (("population",), ("more populous", "less populous")),
     (("capacity", "seats"), ("larger", "smaller")),
 )
+
+# Time columns named for an event, said with its verb: "instructors hired after 2005", "students
+# enrolled in 2021", "patients born before 1970". By a word of the column's name.
+EVENT_VERBS = {
+    "hire": "hired",
+    "hired": "hired",
+    "birth": "born",
+    "born": "born",
+    "enrollment": "enrolled",
+    "enrolment": "enrolled",
+    "enrolled": "enrolled",
+    "join": "joined",
+    "joined": "joined",
+    "start": "started",
+    "started": "started",
+    "founded": "founded",
+    "foundation": "founded",
+    "registration": "registered",
+    "registered": "registered",
+    "release": "released",
+    "released": "released",
+    "publication": "published",
+    "published": "published",
+    "graduation": "graduated",
+    "departure": "departing",
+    "arrival": "arriving",
+    "order": "ordered",
+    "ordered": "ordered",
+    "created": "created",
+    "creation": "created",
+    "admission": "admitted",
+    "purchase": "purchased",
+    "delivery": "delivered",
+    "completion": "completed",
+    "completed": "completed",
+}
 
 
 def said(rng: random.Random, value: Any) -> str:
@@ -110,6 +146,14 @@ def implied_superlative(desc: bool, col: ColumnProfile) -> str | None:
     for keys, (high, low) in IMPLIED:
         if words.intersection(keys):
             return high if desc else low
+    return None
+
+
+def event_verb(col: ColumnProfile) -> str | None:
+    """The verb a time column's event is said with ("hired" for hire_year), or None."""
+    for word in col.name.lower().replace("-", "_").split("_"):
+        if word in EVENT_VERBS:
+            return EVENT_VERBS[word]
     return None
 
 
