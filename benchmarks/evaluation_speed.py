@@ -2,7 +2,7 @@
 
     python benchmarks/evaluation_speed.py [--model tiny:llama] [--rows 64] [--max-new-tokens 64]
                                           [--batch-size 32] [--schema-format sql] [--score-rows 1000]
-                                          [--threads 1] [--loop-rows N] [--styles question,schema]
+                                          [--threads 1] [--loop-rows N] [--styles question,schema] [--bf16]
                                           [--skip-evaluate] [--skip-scoring]
 
 1. Generation throughput, in one process on the same model, prompts and settings (greedy,
@@ -102,6 +102,14 @@ def bench_generation(args) -> list[str]:
         fast = HFGenerator(im.model, im.tokenizer, im.kind)
         fast.generate(ids[:2], 2)  # warm-up, as for the loop: the first call also probes the model once
         loop_prompts = [prompts[i] for i in loop_at]
+        half = None
+        if args.bf16:  # the same path with the weights in bfloat16 (AMX where the CPU has it)
+            import torch
+
+            half_im = load_for_inference(args.model, dtype=torch.bfloat16)
+            half = HFGenerator(half_im.model, half_im.tokenizer, half_im.kind)
+            half.generate(ids[:2], 2)
+            best["bf16"] = float("inf")
         for _ in range(args.repeats):
             for name, fn in (
                 (
@@ -123,6 +131,11 @@ def bench_generation(args) -> list[str]:
             ):
                 seconds, outputs[name] = _timed(fn)
                 best[name] = min(best[name], seconds)
+            if half is not None:
+                seconds, outputs["bf16"] = _timed(
+                    lambda ids=ids, half=half: half.generate_texts(ids, args.max_new_tokens, batch_size=args.batch_size)
+                )
+                best["bf16"] = min(best["bf16"], seconds)
         mean = sum(map(len, ids)) / len(ids)
         same = outputs["seed"] == [outputs["plain"][i] for i in loop_at] == [outputs["shared"][i] for i in loop_at]
         per = {name: seconds / (len(loop_at) if name == "seed" else len(rows)) for name, seconds in best.items()}
@@ -131,6 +144,12 @@ def bench_generation(args) -> list[str]:
             f"{per['seed'] / per['plain']:.1f}× | {best['shared']:.2f} | **{per['seed'] / per['shared']:.1f}×** | {same} "
             f"| {fast.near_ties} |"
         )
+        if half is not None:
+            agree = sum(a == b for a, b in zip(outputs["bf16"], outputs["shared"]))
+            lines.append(
+                f"| {label}, bfloat16 weights, batched + shared prefix | | | | {best['bf16']:.2f} "
+                f"| **{per['seed'] / (best['bf16'] / len(rows)):.1f}×** | {agree} of {len(rows)} equal to float32 | |"
+            )
     if args.skip_evaluate:
         return lines
 
@@ -237,6 +256,9 @@ def main() -> None:
         "--loop-rows", type=int, default=0, help="run seed 000's loop on this many of the rows (0: all of them)"
     )
     parser.add_argument("--styles", default="question,schema", help="prompt styles to time: question, schema")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also time the shared-prefix path with the weights in bfloat16"
+    )
     parser.add_argument("--score-rows", type=int, default=1000)
     parser.add_argument(
         "--schema-format", default="sql", help="how schemas are rendered in prompts (data.schema_format)"
