@@ -40,7 +40,9 @@ AGGREGATE_WORDS = {
 }
 # The end of a sort a question asks for: (descending, words) for numbers, and for dates.
 SUPERLATIVE = {True: ("highest", "largest", "greatest"), False: ("lowest", "smallest")}
-SUPERLATIVE_TIME = {True: ("most recent", "latest", "last"), False: ("earliest", "oldest", "first")}
+SUPERLATIVE_TIME = {True: ("most recent", "latest"), False: ("earliest", "oldest")}
+# Dates (not years) also read as an order of events: "the first appointment", "the last order".
+SUPERLATIVE_DATE = {True: (*SUPERLATIVE_TIME[True], "last"), False: (*SUPERLATIVE_TIME[False], "first")}
 # Adjectives that name a sort by themselves, by a word of the column's name: (words, (descending,
 # ascending)). People ask for "the cheapest products" and "the longest flights", not for the lowest
 # price or the highest duration, and a model has to learn which column each adjective sorts by.
@@ -136,8 +138,9 @@ def aggregate_word(rng: random.Random, func: str) -> str:
 
 def superlative(rng: random.Random, desc: bool, col: ColumnProfile) -> str:
     """ "highest" / "lowest" for numbers, "most recent" / "earliest" for dates and years."""
-    time = col.kind != NUMBER or col.yearly
-    return rng.choice((SUPERLATIVE_TIME if time else SUPERLATIVE)[desc])
+    if col.kind != NUMBER:
+        return rng.choice(SUPERLATIVE_DATE[desc])
+    return rng.choice((SUPERLATIVE_TIME if col.yearly else SUPERLATIVE)[desc])
 
 
 def implied_superlative(desc: bool, col: ColumnProfile) -> str | None:
