@@ -171,8 +171,9 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def probe_config(cfg: Config, folder: Path) -> Config:
-    """`cfg` for a probe in `folder`: the probe's row caps, no tracker, no teacher, no copies."""
+def probe_config(cfg: Config, folder: Path, questions: tuple[int, dict[str, str]] | None = None) -> Config:
+    """`cfg` for a probe in `folder`: the probe's row caps, no tracker, no teacher, no copies.
+    `questions`: `label_questions(cfg)` where sampled pairs stand in for data.label's (`labels_stood_in`)."""
     work = cfg.model_copy(deep=True)
     work.output_dir = str(folder / "run")
     work.tracking.backend = "none"
@@ -182,19 +183,24 @@ def probe_config(cfg: Config, folder: Path) -> Config:
     work.data.label = None  # a teacher's answers cost money: the probe prepares the data it has
     if work.data.synth is not None:
         work.data.synth.teacher = None
-    elif cfg.data.label is not None:
+    elif questions is not None:
         from text2sql.config.sections import SynthConfig
 
         # The teacher's pairs do not exist before the run. Pairs sampled from the same databases stand
         # in for them: the same schemas in the prompts, and SQL of the lengths those databases ask for.
-        questions, databases = label_questions(cfg)
-        work.data.synth = SynthConfig(n=max(1, min(questions, PROBE_ROWS["train"])))
+        count, databases = questions
+        work.data.synth = SynthConfig(n=max(1, min(count, PROBE_ROWS["train"])))
         if databases and not (work.data.databases or work.data.db):
             work.data.databases = databases  # the databases the questions ask about
     for split, cap in PROBE_ROWS.items():
         mine = getattr(work.data.max_samples, split)
         setattr(work.data.max_samples, split, cap if mine is None else min(mine, cap))
     return work
+
+
+def labels_stood_in(cfg: Config) -> bool:
+    """Whether the probe trains on sampled pairs in place of data.label's (which need the teacher)."""
+    return cfg.data.label is not None and cfg.data.synth is None
 
 
 def label_questions(cfg: Config) -> tuple[int, dict[str, str]]:
@@ -224,8 +230,7 @@ def _stand_ins_unsaid(cfg: Config) -> Iterator[None]:
         return not str(record.msg).startswith("only synthesized pairs")
 
     logger = logging.getLogger("text2sql.data.prepare")
-    standing_in = cfg.data.label is not None and cfg.data.synth is None
-    if standing_in:
+    if labels_stood_in(cfg):
         logger.addFilter(said)
     try:
         yield
@@ -498,7 +503,8 @@ def run_probe(cfg: Config, *, schema_formats: tuple[str, ...] = ()) -> Probe:
     use_threads(cfg.model.threads)
     with tempfile.TemporaryDirectory(prefix="text2sql-probe-") as tmp, _quiet(), _stand_ins_unsaid(cfg):
         folder = Path(tmp)
-        work = probe_config(cfg, folder)
+        questions = label_questions(cfg) if labels_stood_in(cfg) else None
+        work = probe_config(cfg, folder, questions)
         try:
             open_seconds, model = _timed(
                 lambda: open_model(work.model.name_or_path, trust_remote_code=work.model.trust_remote_code)
@@ -513,10 +519,9 @@ def run_probe(cfg: Config, *, schema_formats: tuple[str, ...] = ()) -> Probe:
                     _, other = _prepare(work, model, schema_format=fmt)
                     lengths[fmt] = {s: _lengths(other[s]) for s in other}
             rows, scale = _run_rows(cfg, result.report)
-            if cfg.data.label is not None and cfg.data.synth is None:  # stand-ins for the teacher's pairs
+            if questions is not None:  # one training row per question the teacher is to label
                 cap = cfg.data.max_samples.train
-                questions, _ = label_questions(cfg)
-                rows["train"] = questions if cap is None else min(cap, questions)
+                rows["train"] = questions[0] if cap is None else min(cap, questions[0])
             lap = time.perf_counter()
             train = _probe_training(work, model, datasets, folder)
             phases = {"prepare": lap - started, "train": time.perf_counter() - lap}
@@ -532,7 +537,7 @@ def run_probe(cfg: Config, *, schema_formats: tuple[str, ...] = ()) -> Probe:
     notes = []
     if cfg.data.label is not None or (cfg.data.synth is not None and cfg.data.synth.teacher):
         notes.append("the teacher's labelling is not estimated (it depends on the endpoint)")
-    if cfg.data.label is not None and cfg.data.synth is None:
+    if labels_stood_in(cfg):
         notes.append("training rows: one per question of data.label (as if the teacher keeps them all)")
     return Probe(
         created=time.time(),

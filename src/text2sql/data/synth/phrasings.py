@@ -10,7 +10,7 @@ from column names (`names`), stored values and the filters' words (`conditions`)
     among                 " among those" + clause, or ""
     measure, agg, agg2    a number column, and "average", "highest", ...; sup: "highest", "most recent", ...
     adj                   an adjective that names a sort by itself ("cheapest", "longest"; wording.IMPLIED), or
-                          compares by itself ("cheaper", "longer"; wording.COMPARATIVE); named: a row's label alone
+                          compares by itself ("cheaper", "longer"; wording.IMPLIED too); named: a row's label alone
     group / groups        a column the rows are grouped by, or counted in distinct values
     k, order, top         a count of rows; how they are sorted ("sorted by price in descending order"); "top"
     which                 how a row is named ("named 'Boston'", "with ID 4")

@@ -43,30 +43,19 @@ SUPERLATIVE = {True: ("highest", "largest", "greatest"), False: ("lowest", "smal
 SUPERLATIVE_TIME = {True: ("most recent", "latest"), False: ("earliest", "oldest")}
 # Dates (not years) also read as an order of events: "the first appointment", "the last order".
 SUPERLATIVE_DATE = {True: (*SUPERLATIVE_TIME[True], "last"), False: (*SUPERLATIVE_TIME[False], "first")}
-# Adjectives that name a sort by themselves, by a word of the column's name: (words, (descending,
-# ascending)). People ask for "the cheapest products" and "the longest flights", not for the lowest
-# price or the highest duration, and a model has to learn which column each adjective sorts by.
+# Adjectives that name a sort, or a comparison, by themselves, by a word of the column's name:
+# (words, (descending, ascending) superlatives, (greater, less) comparatives). People ask for "the
+# cheapest products" and "flights longer than EK674", not for the lowest price or a greater duration,
+# and a model has to learn which column each adjective reads.
 IMPLIED = (
-    (("duration", "length", "minutes", "hours", "distance"), ("longest", "shortest")),
-    (("price", "cost", "fee", "fare", "charge"), ("most expensive", "cheapest")),
-    (("salary", "pay", "wage", "income"), ("highest paid", "lowest paid")),
-    (("experience",), ("most experienced", "least experienced")),
-    (("birth", "born"), ("youngest", "oldest")),
-    (("age",), ("oldest", "youngest")),
-    (("population",), ("most populous", "least populous")),
-    (("capacity", "seats"), ("largest", "smallest")),
-)
-
-# The same adjectives compared: (more, less). "flights longer than EK674", "cheaper than the Desk Lamp".
-COMPARATIVE = (
-    (("duration", "length", "minutes", "hours", "distance"), ("longer", "shorter")),
-    (("price", "cost", "fee", "fare", "charge"), ("more expensive", "cheaper")),
-    (("salary", "pay", "wage", "income"), ("better paid", "less well paid")),
-    (("experience",), ("more experienced", "less experienced")),
-    (("birth", "born"), ("younger", "older")),
-    (("age",), ("older", "younger")),
-    (("population",), ("more populous", "less populous")),
-    (("capacity", "seats"), ("larger", "smaller")),
+    (("duration", "length", "minutes", "hours", "distance"), ("longest", "shortest"), ("longer", "shorter")),
+    (("price", "cost", "fee", "fare", "charge"), ("most expensive", "cheapest"), ("more expensive", "cheaper")),
+    (("salary", "pay", "wage", "income"), ("highest paid", "lowest paid"), ("better paid", "less well paid")),
+    (("experience",), ("most experienced", "least experienced"), ("more experienced", "less experienced")),
+    (("birth", "born"), ("youngest", "oldest"), ("younger", "older")),
+    (("age",), ("oldest", "youngest"), ("older", "younger")),
+    (("population",), ("most populous", "least populous"), ("more populous", "less populous")),
+    (("capacity", "seats"), ("largest", "smallest"), ("larger", "smaller")),
 )
 
 # Time columns named for an event, said with its verb: "instructors hired after 2005", "students
@@ -143,18 +132,26 @@ def superlative(rng: random.Random, desc: bool, col: ColumnProfile) -> str:
     return rng.choice((SUPERLATIVE_TIME if col.yearly else SUPERLATIVE)[desc])
 
 
+def _column_words(col: ColumnProfile) -> list[str]:
+    """The words of a column's name: `hire_year` -> hire, year."""
+    return col.name.lower().replace("-", "_").split("_")
+
+
+def _implied(col: ColumnProfile) -> tuple[tuple[str, str], tuple[str, str]] | None:
+    """The (superlatives, comparatives) a word of the column's name implies (`IMPLIED`), or None."""
+    words = set(_column_words(col))
+    return next(((sup, comp) for keys, sup, comp in IMPLIED if words.intersection(keys)), None)
+
+
 def implied_superlative(desc: bool, col: ColumnProfile) -> str | None:
     """The adjective that alone says "sorted by `col`" ("cheapest" for price ascending), or None."""
-    words = set(col.name.lower().replace("-", "_").split("_"))
-    for keys, (high, low) in IMPLIED:
-        if words.intersection(keys):
-            return high if desc else low
-    return None
+    found = _implied(col)
+    return None if found is None else found[0][0 if desc else 1]
 
 
 def event_verb(col: ColumnProfile) -> str | None:
     """The verb a time column's event is said with ("hired" for hire_year), or None."""
-    for word in col.name.lower().replace("-", "_").split("_"):
+    for word in _column_words(col):
         if word in EVENT_VERBS:
             return EVENT_VERBS[word]
     return None
@@ -162,11 +159,8 @@ def event_verb(col: ColumnProfile) -> str | None:
 
 def implied_comparative(greater: bool, col: ColumnProfile) -> str | None:
     """The adjective that alone says "`col` greater" ("more expensive" for price), or None."""
-    words = set(col.name.lower().replace("-", "_").split("_"))
-    for keys, (more, less) in COMPARATIVE:
-        if words.intersection(keys):
-            return more if greater else less
-    return None
+    found = _implied(col)
+    return None if found is None else found[1][0 if greater else 1]
 
 
 def name_of(rng: random.Random, col: ColumnProfile) -> str:
