@@ -136,9 +136,13 @@ def estimate_for_run(cfg: Config, work: Config, say: Say) -> Estimate | None:
     kept = load_estimate(cfg)
     if kept is not None:
         found, made_by = kept
-        age = format_duration(max(0.0, time.time() - found.created))
-        say(estimate_table(found, f"estimate made by {made_by} {age} ago"))
-        return found
+        probed_at, starts_at = found.machine.get("threads"), _threads_now(work, found)
+        if probed_at == starts_at:
+            age = format_duration(max(0.0, time.time() - found.created))
+            say(estimate_table(found, f"estimate made by {made_by} {age} ago"))
+            return found
+        # Cores busy at the probe and free now (or the reverse) change every stage's speed.
+        say(f"the estimate {made_by} kept was measured at {probed_at} CPU thread(s), this run starts at {starts_at}")
     say("estimating the run: a short probe of the model on this machine ...")
     try:
         probe = run_probe(work)
@@ -149,6 +153,16 @@ def estimate_for_run(cfg: Config, work: Config, say: Say) -> Estimate | None:
     save_estimate(cfg, made, "text2sql run")
     say(estimate_table(made, f"estimate (probe: {format_duration(probe.seconds)})"))
     return made
+
+
+def _threads_now(work: Config, kept: Estimate) -> int | None:
+    """The torch threads this run starts with, as the probe would choose them now; on a GPU the
+    estimate's own (threads do not set the pace there)."""
+    from text2sql.threads import choose_threads
+
+    if kept.machine.get("gpu"):
+        return kept.machine.get("threads")
+    return choose_threads(work.model.threads)
 
 
 def _publish_tracking(work: Config, remote: str) -> None:

@@ -14,7 +14,7 @@ from text2sql.errors import ConfigError
 from text2sql.sizing import load_estimate, parse_budget
 from text2sql.sizing.estimate import estimate_run, training_steps
 from text2sql.sizing.fit import cpu_settings, fit_budget
-from text2sql.sizing.probe import GenerationProbe, Lengths, Probe, TrainProbe, run_probe
+from text2sql.sizing.probe import GenerationProbe, Lengths, Probe, ProbeError, TrainProbe, run_probe
 
 # ------------------------------------------------------------------------------------------ budgets
 
@@ -348,6 +348,7 @@ def test_run_prints_its_estimate_and_compares_it_with_each_stage(capsys, orders,
             "training.max_steps=4",
             "training.per_device_train_batch_size=4",
             "evaluation.max_new_tokens=16",
+            "model.threads=1",  # the same threads for both runs, however busy the machine is
         ],
     )
     said = []
@@ -363,6 +364,32 @@ def test_run_prints_its_estimate_and_compares_it_with_each_stage(capsys, orders,
     again = run_pipeline(cfg, estimate=True, say=said.append)
     assert said[0].startswith("estimate made by text2sql run") and all(s.skipped for s in again.stages)
     assert "skipped" in summary(again)
+
+
+def test_an_estimate_kept_at_other_threads_is_measured_again(monkeypatch, orders, tmp_path):
+    """A probe timed while a core was busy says little of a run that starts with both free."""
+    from text2sql import pipeline
+    from text2sql.sizing import save_estimate
+    from text2sql.sizing.estimate import Estimate, StageEstimate
+
+    data, db = orders
+    cfg = load_config(None, [f"data.train={data}", f"data.db={db}", f"output_dir={tmp_path / 'run'}"])
+    kept = Estimate([StageEstimate("train", 60.0, 900.0)], {"threads": 1, "cores": 2, "load": 1.7, "gpu": None})
+    kept.created = time.time()
+    save_estimate(cfg, kept, "text2sql validate")
+    probes = []
+
+    def probe(work):
+        probes.append(work)
+        raise ProbeError("not needed here")
+
+    monkeypatch.setattr(pipeline, "run_probe", probe)
+    for threads, reused in ((1, True), (2, False)):
+        said = []
+        work = cfg.model_copy(update={"model": cfg.model.model_copy(update={"threads": threads})})
+        got = pipeline.estimate_for_run(work, work, said.append)
+        assert (got is not None) == reused and len(probes) == (0 if reused else 1)
+    assert said[0] == "the estimate text2sql validate kept was measured at 1 CPU thread(s), this run starts at 2"
 
 
 def test_peak_memory_of_a_block_sees_what_it_held():

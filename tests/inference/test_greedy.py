@@ -9,10 +9,10 @@ import torch
 
 from text2sql.data import bundled
 from text2sql.data.schema import schema_text
-from text2sql.inference import greedy
+from text2sql.inference import decoding, greedy
 from text2sql.inference.generate import GREEDY, HFGenerator, Sampling, cut_at_stop
 from text2sql.inference.loading import load_for_inference
-from text2sql.inference.prefix import group_prompts, pack_batches
+from text2sql.inference.prefix import group_prompts
 
 
 def per_example(model, prompts, max_new_tokens, stops, pad_id):
@@ -107,17 +107,24 @@ def test_grouped_query_attention_and_an_unmerged_adapter(tiny_llama_path):
         assert [o.token_ids for o in generator.generate(prompts, 16, batch_size=4)] == expected
 
 
-def test_each_prefix_runs_once_and_finished_rows_leave_their_batch():
+def test_each_prefix_runs_once_and_waiting_rows_take_the_places_of_finished_ones(monkeypatch):
     im = load_for_inference("tiny:llama")
     prompt_dependent(im.model)
     prompts = bundled_prompts(im.builder, count=24, every=7)
-    stop_on_a_frequent_token(im, prompts)
+    generator = HFGenerator(im.model, im.tokenizer, im.kind)
+    # An end of answer that rows meet at many different steps, so rows finish at different times.
+    free = [o.token_ids for o in generator.generate(prompts, 20)]
+    firsts = {t: {answer.index(t) for answer in free if t in answer} for answer in free for t in answer}
+    im.model.generation_config.eos_token_id = [im.tokenizer.eos_token_id, max(firsts, key=lambda t: len(firsts[t]))]
     generator = HFGenerator(im.model, im.tokenizer, im.kind)
     assert greedy.supports_split_attention(im.model)  # probed before the forwards are counted
     groups = group_prompts(prompts)
-    batches = pack_batches(groups, 5)
-    spanning = [g for g, group in enumerate(groups) if sum(1 for b in batches for h, _ in b if h == g) > 1]
-    assert spanning and all(groups[g].prefix for g in spanning)  # some groups span batches
+    assert any(len(group.rows) > 5 and group.prefix for group in groups)  # a group outlasts one batch
+    computed = []
+    real = decoding.prefix_kv
+    monkeypatch.setattr(
+        decoding, "prefix_kv", lambda model, tokens: computed.append(len(tokens)) or real(model, tokens)
+    )
     shapes = []
     hook = im.model.get_input_embeddings().register_forward_hook(
         lambda m, args, out: shapes.append(tuple(out.shape[:2]))
@@ -126,14 +133,31 @@ def test_each_prefix_runs_once_and_finished_rows_leave_their_batch():
         outputs = generator.generate(prompts, 20, batch_size=5)
     finally:
         hook.remove()
-    prefix_runs = Counter(q for rows, q in shapes if rows == 1 and q > 1)
-    assert prefix_runs == Counter(group.prefix for group in groups if group.prefix)  # once per group, not per batch
+    assert Counter(computed) == Counter(group.prefix for group in groups if group.prefix)  # once per group
+    slots = decoding.decoding_rows(prompts, groups, 5, 20)
     steps = [rows for rows, q in shapes if q == 1]
-    generated = sum(len(o.token_ids) for o in outputs)
-    # Every decoding step runs only rows still answering: one row-step per generated token after
-    # each row's first (which the prefill yields).
-    assert sum(steps) == generated - len(prompts)
+    lengths = [len(o.token_ids) for o in outputs]
+    answering = sum(lengths) - len(prompts)  # row-steps of rows still answering: the prefill yields each first token
+    assert max(steps) <= slots
+    # Finished rows wait to be dropped only while fewer than a quarter of the rows have finished.
+    assert answering <= sum(steps) <= answering * 4 / 3 + slots
+    # While prompts wait, every step decodes a full batch: a prompt is prefilled into the place of
+    # each row that finishes (the last forward of more than one token is the last such prefill).
+    last_prefill = max(n for n, (rows, q) in enumerate(shapes) if q > 1)
+    waiting = [rows for rows, q in shapes[:last_prefill] if q == 1]
+    assert len(waiting) > 20 and set(waiting) == {slots}
     assert sum(steps) < len(prompts) * 19  # rows stopped early
+
+
+def test_rows_decoding_at_once_fill_the_memory_of_the_batch():
+    """A row keeps only its own tokens' keys and values: more rows decode together where prompts share
+    a long prefix, as many as fit where `batch_size` whole prompts would, at most four times as many."""
+    shared_prefix = [list(range(300)) + [1000 + i] * 60 for i in range(8)]
+    assert decoding.decoding_rows(shared_prefix, group_prompts(shared_prefix), 8, 64) == 8 * (360 + 64) // (60 + 64)
+    long_prefix = [list(range(3000)) + [5000 + i] * 5 for i in range(8)]
+    assert decoding.decoding_rows(long_prefix, group_prompts(long_prefix), 8, 64) == 32
+    alone = [[7, 8, 9] * 20, list(range(400))]  # nothing shared: as many rows as the batch
+    assert decoding.decoding_rows(alone, group_prompts(alone), 8, 64) == 8
 
 
 def test_near_ties_are_answered_the_per_example_way():

@@ -329,7 +329,13 @@ class TokenPrice(_Section):
 
 
 class EvaluationConfig(_Section):
-    batch_size: int = Field(16, gt=0, description="Prompts generated per batch.")
+    batch_size: int = Field(
+        16,
+        gt=0,
+        description="Prompts generated per batch. Greedy answers of a decoder whose prompts share a "
+        "prefix (the schema) decode more rows together, as many as fit in the key/value memory of this "
+        "many whole prompts, at most four times as many.",
+    )
     max_new_tokens: int = Field(256, gt=0, description="Longest SQL (in tokens) a model may generate.")
     num_beams: int = Field(1, gt=0, description="Beam search width; 1 is greedy decoding.")
     num_samples: int = Field(

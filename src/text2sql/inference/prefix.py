@@ -2,11 +2,9 @@
 
 Prompts over one database start with the same tokens (system prompt + schema, often hundreds of
 tokens) and differ only in the question. `group_prompts` sorts prompts token-wise and groups those
-that share most of their tokens; `pack_batches` fills batches with whole groups (a batch may hold
-several groups, and a group may span batches), so batches are full however many databases the
-prompts cover. Greedy decoding (`greedy`) runs each group's prefix through the model once, keeps
-its KV cache once for all the group's rows in all its batches, and prefills only each row's own
-suffix (`prefix_attention`).
+that share most of their tokens. Greedy decoding (`greedy`, `decoding`) runs each group's prefix
+through the model once, keeps its KV cache once while the group's rows decode, and prefills only
+each row's own suffix (`prefix_attention`), rows of several groups decoding together.
 
 Sampling and beam search go through transformers' `generate` with batches from `plan_batches`:
 there the shared prefix is run once per batch and its KV cache repeated for every row, rows laid out
@@ -25,8 +23,6 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from text2sql.errors import ConfigError
 
 # A shorter shared prefix saves less than the extra forward call costs.
 MIN_SHARED_TOKENS = 16
@@ -69,28 +65,6 @@ def group_prompts(prompt_ids: Sequence[Sequence[int]]) -> list[Group]:
         prefix = shared_prefix([prompt_ids[i] for i in members]) if len(members) > 1 else 0
         groups.append(Group(prefix, sorted(members, key=lambda i: -len(prompt_ids[i]))))
     return groups
-
-
-def pack_batches(groups: Sequence[Group], batch_size: int) -> list[list[tuple[int, list[int]]]]:
-    """Batches of `batch_size` rows (the last may be shorter), each a list of (group index, rows):
-    groups in order, a group's rows contiguous, a group cut where a batch fills up."""
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    batches: list[list[tuple[int, list[int]]]] = []
-    current: list[tuple[int, list[int]]] = []
-    room = batch_size
-    for g, group in enumerate(groups):
-        rows = list(group.rows)
-        while rows:
-            take, rows = rows[:room], rows[room:]
-            current.append((g, take))
-            room -= len(take)
-            if room == 0:
-                batches.append(current)
-                current, room = [], batch_size
-    if current:
-        batches.append(current)
-    return batches
 
 
 def _prefix_runs(prompt_ids: Sequence[Sequence[int]]) -> list[list[int]]:

@@ -2,10 +2,11 @@
 
 Prompts over one database share their first few hundred tokens (system prompt + schema). Repeating
 that prefix's keys and values for every row of a batch, as a plain KV cache does, makes every
-decoding step copy and attend over rows x prefix entries. Here a batch's cache (`SplitCache`) keeps
-each group's prefix once, shape (kv heads, prefix, head dim), and each row's own tokens (its
-question, then its answer) in a preallocated buffer that a step writes one column of, with no
-concatenation. `split_attention` scores a row's queries against its group's prefix with one matrix
+decoding step copy and attend over rows x prefix entries. Here a cache keeps each group's prefix
+once, shape (kv heads, prefix, head dim), and each row's own tokens (its question, then its answer)
+in a preallocated buffer that a forward writes into, with no concatenation: `SplitCache` for rows
+prefilled together (right-aligned, one column a step), `RowCache` for rows decoding one token a
+step, each at its own column, rows joining and leaving between steps. `split_attention` scores a row's queries against its group's prefix with one matrix
 product per group and against its own buffer, and takes one softmax over both: the same attention
 a plain cache computes, without the copies.
 
@@ -80,15 +81,78 @@ class SplitCache:
         values[:, :, self.start : stop] = value_states
         return keys[:, :, :stop], values[:, :, :stop]
 
-    def keep_rows(self, index: Any, width: int, segments: list[Segment]) -> None:
-        """Drop finished rows: keep the rows at `index` (in order), their first `width` columns, moved
-        to the front of the same buffers (no new allocation)."""
+
+class RowCache:
+    """The KV cache of rows decoding one token a step, rows joining and leaving between steps.
+
+    Each row's own tokens sit left-aligned in `own_keys[layer]` (slots, kv heads, capacity, head
+    dim); `columns[row]` is the column its next token is written to, so rows of different lengths
+    step together and a row that joins takes any free slot without moving the others. Attention reads
+    the first `width` columns, masked per row. `segments` as in `SplitCache`."""
+
+    def __init__(self) -> None:
+        self.segments: list[Segment] = []
+        self.prefix_width = 0
+        self.own_keys: list[Any] = []
+        self.own_values: list[Any] = []
+        self.columns: Any = None
+        self.width = 0
+
+    @property
+    def capacity(self) -> int:
+        return int(self.own_keys[0].shape[2]) if self.own_keys else 0
+
+    def reserve(self, like: SplitCache, slots: int, capacity: int) -> None:
+        """Buffers for `slots` rows of at least `capacity` columns, shaped and typed as `like`'s; what
+        is stored is kept (in the first columns of a larger buffer)."""
+        if self.own_keys and self.capacity >= capacity and self.own_keys[0].shape[0] >= slots:
+            return
+        for mine, theirs in ((self.own_keys, like.own_keys), (self.own_values, like.own_values)):
+            for layer, buffer in enumerate(theirs):
+                _, heads, _, dim = buffer.shape
+                # Zeros, not left uninitialised: a row reads the columns up to the longest row's, and
+                # masked scores only vanish when what they multiply is finite (0 x NaN is NaN).
+                grown = buffer.new_zeros((slots, heads, max(capacity, self.capacity), dim))
+                if layer < len(mine):
+                    old = mine[layer]
+                    grown[: old.shape[0], :, : old.shape[2]] = old
+                    mine[layer] = grown
+                else:
+                    mine.append(grown)
+
+    def place(self, slot: int, source: SplitCache, row: int, first: int, last: int) -> None:
+        """Copy `source`'s row `row`, columns first..last-1, into slot `slot` from column 0."""
+        for mine, theirs in ((self.own_keys, source.own_keys), (self.own_values, source.own_values)):
+            for layer, buffer in enumerate(theirs):
+                mine[layer][slot, :, : last - first] = buffer[row, :, first:last]
+
+    def keep(self, index: Any, width: int) -> None:
+        """Keep the rows at `index` (in order), their first `width` columns, moved to the front."""
         for buffers in (self.own_keys, self.own_values):
-            for layer, buffer in enumerate(buffers):
+            for buffer in buffers:
                 buffer[: len(index), :, :width] = buffer[index, :, :width]
-                buffers[layer] = buffer[: len(index)]
+
+    def set_segments(self, segments: list[Segment]) -> None:
         self.segments = segments
         self.prefix_width = max((s.length for s in segments), default=0)
+
+    def begin(self, columns: Any) -> None:
+        """The next step writes row r's token at column `columns[r]`; attention reads the columns up
+        to the largest."""
+        self.columns = columns
+        self.width = int(columns.max()) + 1
+
+    def update(self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """Store one token's keys and values per row (rows, kv heads, 1, head dim); return the rows'
+        buffers up to `width`."""
+        import torch
+
+        rows = key_states.shape[0]
+        keys, values = self.own_keys[layer_idx], self.own_values[layer_idx]
+        index = torch.arange(rows, device=keys.device)
+        keys[index, :, self.columns] = key_states[:, :, 0]
+        values[index, :, self.columns] = value_states[:, :, 0]
+        return keys[:rows, :, : self.width], values[:rows, :, : self.width]
 
 
 def split_attention(
@@ -108,7 +172,7 @@ def split_attention(
     heads share their key/value head without being repeated. Returns (rows, q, heads, head dim)."""
     import torch
 
-    cache: SplitCache = kwargs[STATE_KWARG]
+    cache: SplitCache | RowCache = kwargs[STATE_KWARG]
     window = kwargs.get("sliding_window")
     if window is not None and cache.prefix_width + key.shape[2] > window:
         raise RuntimeError("split attention does not implement sliding windows longer prompts reach")
