@@ -2,6 +2,7 @@
 a budget cuts and in which order, and `init`, `validate` and `run` printing and comparing estimates."""
 
 import csv
+import mmap
 import sqlite3
 import time
 
@@ -396,11 +397,13 @@ def test_peak_memory_of_a_block_sees_what_it_held():
     from text2sql.sizing.memory import PeakRss
 
     with PeakRss(interval=0.01) as peak:
-        block = bytearray(200 * 2**20)  # 200 MiB, touched so that it is resident
+        # 200 MiB of fresh pages, touched so that they are resident: mapped here rather than taken
+        # from the allocator, which may hand back memory earlier tests freed and that is still resident.
+        block = mmap.mmap(-1, 200 * 2**20)
         for i in range(0, len(block), 4096):
             block[i] = 1
         time.sleep(0.05)
-        del block
+        block.close()
     assert peak.start_mb is not None and peak.mb is not None
     assert peak.mb - peak.start_mb > 150
 

@@ -153,9 +153,7 @@ def test_at_the_limit_every_generation_is_made(server, route):
 def test_4096_vertex_instances_are_refused_at_once_with_nothing_generated(server):
     instances = [{"question": f"Q_FLOOD {i} how many flights?", "db_id": "airline"} for i in range(4096)]
     before = (server.engine.stats.requests, server.backend.calls)
-    started = time.monotonic()
     r = post(server, "/vertex/predict", {"instances": instances})
-    assert time.monotonic() - started < 30  # generous: refused before any schema is read or prompt built
     assert r.status_code == 400
     assert "4096 generations" in r.json()["error"]["message"]
     assert (server.engine.stats.requests, server.backend.calls) == before
