@@ -2,6 +2,7 @@
 a budget cuts and in which order, and `init`, `validate` and `run` printing and comparing estimates."""
 
 import csv
+import math
 import mmap
 import sqlite3
 import time
@@ -12,8 +13,9 @@ import torch
 from cli_support import assert_one_line_error, run_cli
 from text2sql.config import load_config
 from text2sql.errors import ConfigError
+from text2sql.inference.decoding import decoding_steps
 from text2sql.sizing import load_estimate, parse_budget
-from text2sql.sizing.estimate import estimate_run, training_steps
+from text2sql.sizing.estimate import estimate_generation, estimate_run, training_steps
 from text2sql.sizing.fit import cpu_settings, fit_budget
 from text2sql.sizing.probe import GenerationProbe, Lengths, Probe, ProbeError, TrainProbe, run_probe
 
@@ -144,6 +146,25 @@ def test_decode_cost_follows_the_batch_size():
     assert gen.decode_seconds(15) == pytest.approx(0.1 + 7 * 0.05 / 7)
 
 
+def test_greedy_answers_over_a_shared_schema_pay_for_it_once_and_keep_their_batch_full():
+    """Evaluation's default for decoders: each database's prefix prefilled once, rows decoding several
+    batches' worth at a time and joining as others finish (`inference.decoding`)."""
+    shared = Lengths(prompt=[100] * 50, target=[20] * 50, total=[120] * 50, shared=[80] * 50, prefixes=[80])
+    probe = synthetic(split_greedy=True)
+    probe.lengths["sql"] = dict.fromkeys(("train", "validation", "test"), shared)
+    cfg = config("evaluation.batch_size=8")
+    gen, rows = probe.generation, 400
+    fast, largest = estimate_generation(cfg, probe, shared, rows, untuned=False)
+    slots = 8 * (100 + 256) // (20 + 256)  # the rows that fit where 8 whole prompts would
+    steps = decoding_steps([20] * rows, slots)
+    assert fast == pytest.approx(0.001 * (rows * 20 + 80) + sum(gen.decode_seconds(n) for n in steps))
+    assert len(steps) == math.ceil(rows / slots) * 19 and largest == slots * (20 + 256) + 80
+    probe.generation.split_greedy = False  # the same prompts through batches of 8 whole prompts
+    slow, _ = estimate_generation(cfg, probe, shared, rows, untuned=False)
+    assert slow == pytest.approx(rows // 8 * (0.001 * 8 * 100 + 19 * gen.decode_seconds(8)))
+    assert fast < slow
+
+
 def test_peak_memory_grows_with_the_largest_batch():
     small = estimate_run(config("training.per_device_train_batch_size=1"), synthetic()).stage("train").peak_mb
     large = estimate_run(config("training.per_device_train_batch_size=16"), synthetic()).stage("train").peak_mb
@@ -237,6 +258,10 @@ def test_the_probe_measures_the_real_model_on_the_real_data(orders, tmp_path, mo
     assert probe.train.step_seconds and probe.train.seconds_per_token > 0 and probe.train.trainable > 0
     assert all(s > 0 for _, s in probe.generation.decode) and probe.generation.prefill_seconds_per_token > 0
     assert probe.lengths["compact"]["test"].prompt and probe.generation.model_bytes > 0
+    # One database: every test prompt shares its system prompt and schema with the others.
+    test = probe.lengths["compact"]["test"]
+    assert len(test.prefixes) == 1 and test.shared == [test.prefixes[0]] * len(test.prompt)
+    assert probe.generation.split_greedy  # tiny Llama answers greedily through shared prefixes
     assert not (tmp_path / "run").exists()  # the probe works in a folder of its own
     est = estimate_run(cfg, probe)
     assert [s.name for s in est.stages] == ["prepare", "train", "evaluate finetuned"]

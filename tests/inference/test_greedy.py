@@ -146,6 +146,9 @@ def test_each_prefix_runs_once_and_waiting_rows_take_the_places_of_finished_ones
     last_prefill = max(n for n, (rows, q) in enumerate(shapes) if q > 1)
     waiting = [rows for rows, q in shapes[:last_prefill] if q == 1]
     assert len(waiting) > 20 and set(waiting) == {slots}
+    # The steps an estimate expects from the answers' lengths are the steps taken.
+    admitted = [i for group in groups for i in group.rows]
+    assert steps == decoding.decoding_steps([lengths[i] for i in admitted], slots)
     assert sum(steps) < len(prompts) * 19  # rows stopped early
 
 

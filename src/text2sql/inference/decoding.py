@@ -117,11 +117,38 @@ def decoding_rows(
 ) -> int:
     """How many rows decode at once: as many as fit in the key/value memory of `batch_size` rows
     holding the longest whole prompt and answer (what `batch_size` bounds where every row keeps its
-    prefix), each row here holding the longest own part and answer; at least `batch_size`, at most
-    MAX_ROWS_PER_BATCH_ROW times it."""
+    prefix), each row here holding the longest own part and answer (`rows_at_once`)."""
     whole = max(len(p) for p in prompts) + max_new_tokens
     own = max(len(prompts[i]) - group.prefix for group in groups for i in group.rows) + max_new_tokens
-    return max(batch_size, min(MAX_ROWS_PER_BATCH_ROW * batch_size, batch_size * whole // own))
+    return rows_at_once(batch_size, whole, own)
+
+
+def rows_at_once(batch_size: int, whole: int, own: int) -> int:
+    """`batch_size` x whole / own tokens a row holds, at least `batch_size`, at most
+    MAX_ROWS_PER_BATCH_ROW times it."""
+    return max(batch_size, min(MAX_ROWS_PER_BATCH_ROW * batch_size, batch_size * whole // max(1, own)))
+
+
+def decoding_steps(answers: Sequence[int], slots: int) -> list[int]:
+    """The rows in each decoding step `Decoder` takes for answers of these lengths (in tokens, in the
+    order the rows are admitted), `slots` rows at once: what the time of decoding follows, for an
+    estimate before any row runs. Finished rows count until they are dropped, as they run."""
+    waiting = deque(answers)
+    left: list[int] = []  # per slot, the tokens its row has still to generate (0: finished)
+    steps: list[int] = []
+    while waiting or any(left):
+        live = sum(1 for n in left if n)
+        dead = len(left) - live
+        if waiting and (slots - live >= max(1, slots // 4) or not live):
+            left = [n for n in left if n]
+            while waiting and len(left) < slots:
+                left.append(max(0, waiting.popleft() - 1))  # the prefill yields each row's first token
+        elif dead and 4 * dead >= len(left):
+            left = [n for n in left if n]
+        if any(left):
+            steps.append(len(left))
+            left = [max(0, n - 1) for n in left]
+    return steps
 
 
 @dataclass

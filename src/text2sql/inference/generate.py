@@ -208,14 +208,20 @@ class HFGenerator:
             outputs.append(cut_at_stop(answer[0], self.stop_ids, answer[1]))
         return outputs
 
+    def answers_greedy_with_shared_prefixes(self) -> bool:
+        """Whether greedy answers of this model go through `greedy` (prompts short of any sliding
+        window): a decoder whose generation config adds nothing to greedy decoding and that computes
+        the same logits with split attention."""
+        if not self.share_prefix:
+            return False
+        return greedy.plain_greedy(self.model) and greedy.supports_split_attention(self.model)
+
     def _split_greedy(
         self, prompts: Sequence[Sequence[int]], max_new_tokens: int, sampling: Sampling, num_beams: int
     ) -> bool:
         """Whether `greedy` answers these prompts: greedy decoding of a decoder that supports it,
         with no sliding window the longest answer could reach."""
-        if not (self.share_prefix and sampling.greedy and num_beams == 1 and prompts):
-            return False
-        if not (greedy.plain_greedy(self.model) and greedy.supports_split_attention(self.model)):
+        if not (sampling.greedy and num_beams == 1 and prompts and self.answers_greedy_with_shared_prefixes()):
             return False
         window = greedy.sliding_window(self.model)
         return window is None or max(len(p) for p in prompts) + max_new_tokens <= window

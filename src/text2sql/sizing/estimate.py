@@ -2,11 +2,13 @@
 
 Training: the run's optimizer steps × the probe's seconds per padded token × the padded tokens a
 step of random batches holds (simulated from the data's token lengths), plus building the trainer,
-its evaluations (forward only), checkpoints and the final save. Evaluation: batches sorted by prompt
-length as the generator sorts them; each pays its prompt tokens once (prefill) and then one decode
-step per generated token up to its longest answer: the gold SQL's length for a fine-tuned model,
-`max_new_tokens` for a base model (an untuned model rarely stops on its own); plus loading, the
-loss pass and executing the gold and predicted SQL. Memory: the probe's peaks, scaled by the tokens
+its evaluations (forward only), checkpoints and the final save. Evaluation: answers as long as the
+gold SQL for a fine-tuned model, `max_new_tokens` for a base model (an untuned model rarely stops
+on its own). Greedy answers of a decoder that shares prefixes: each database's prompt prefix
+prefilled once, each row's own tokens, then the decoding steps `inference.decoding` takes, rows
+joining as others finish. Otherwise batches sorted by prompt length as the generator sorts them,
+each paying its prompt tokens (prefill) and one decode step per token up to its longest answer.
+Plus loading, the loss pass and executing the gold and predicted SQL. Memory: the probe's peaks, scaled by the tokens
 of the largest batch the run will see.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from text2sql.config import Config
-from text2sql.sizing.probe import Lengths, Probe
+from text2sql.sizing.probe import GenerationProbe, Lengths, Probe
 from text2sql.stages import Evaluate, pipeline_stages
 
 WRITE_MB_PER_SECOND = 400.0  # saving a merged model: safetensors to a local disk
@@ -162,22 +164,47 @@ def estimate_generation(
 ) -> tuple[float, float]:
     """(seconds, padded tokens of the largest batch) to generate answers for `rows` rows."""
     gen, ev = probe.generation, cfg.evaluation
-    pool = list(zip(lengths.prompt, lengths.target)) or [(1, 1)]
+    shared = lengths.shared if len(lengths.shared) == len(lengths.prompt) else [0] * len(lengths.prompt)
+    pool = list(zip(lengths.prompt, lengths.target, shared)) or [(1, 1, 0)]
     rng = random.Random(0)
     sample = pool[:rows] if rows <= len(pool) else pool + rng.choices(pool, k=rows - len(pool))
-    sample.sort(key=lambda pair: -pair[0])
-    seconds, largest = 0.0, 0
+    sample.sort(key=lambda row: -row[0])
     batch = max(1, ev.batch_size)
     candidates = max(1, ev.num_samples) * max(1, ev.num_beams)
+    if gen.split_greedy and candidates == 1 and any(shared):
+        return _shared_greedy(gen, ev.max_new_tokens, batch, sample, lengths.prefixes, untuned=untuned)
+    seconds, largest = 0.0, 0
     for i in range(0, len(sample), batch):
         chunk = sample[i : i + batch]
-        prompt = max(p for p, _ in chunk)
-        new = ev.max_new_tokens if untuned else min(ev.max_new_tokens, max(t for _, t in chunk))
+        prompt = max(p for p, _, _ in chunk)
+        new = ev.max_new_tokens if untuned else min(ev.max_new_tokens, max(t for _, t, _ in chunk))
         width = len(chunk) * candidates
         seconds += gen.prefill_seconds_per_token * len(chunk) * prompt
         seconds += max(0, new - 1) * gen.decode_seconds(width)
         largest = max(largest, width * (prompt + new))
     return seconds, largest
+
+
+def _shared_greedy(
+    gen: GenerationProbe,
+    max_new: int,
+    batch: int,
+    sample: list[tuple[int, int, int]],
+    prefixes: list[int],
+    *,
+    untuned: bool,
+) -> tuple[float, float]:
+    """Greedy answers as `inference.decoding` gives them: each group's shared prefix prefilled once
+    and each row its own tokens, rows decoding `rows_at_once` together, waiting rows taking the
+    places of finished ones (`decoding_steps`)."""
+    from text2sql.inference.decoding import decoding_steps, rows_at_once
+
+    own = [prompt - common for prompt, _, common in sample]
+    answers = [max_new if untuned else max(1, min(max_new, target)) for _, target, _ in sample]
+    slots = rows_at_once(batch, max(p for p, _, _ in sample) + max_new, max(own) + max_new)
+    seconds = gen.prefill_seconds_per_token * (sum(own) + sum(prefixes))
+    seconds += sum(gen.decode_seconds(rows) for rows in decoding_steps(answers, slots))
+    return seconds, slots * (max(own) + max_new) + max(prefixes, default=0)
 
 
 def estimate_evaluation(cfg: Config, probe: Probe, label: str) -> StageEstimate:

@@ -74,7 +74,7 @@ class GenerationProbe:
     """Evaluation, measured on the base model loaded as evaluation loads it."""
 
     load_seconds: float
-    prefill_seconds_per_token: float  # the first token of a batch, per padded prompt token
+    prefill_seconds_per_token: float  # the first token of a batch, per padded prompt token, none shared
     decode: list[tuple[int, float]]  # (batch size, seconds per further token of the batch)
     loss_seconds_per_token: float  # the teacher-forced loss pass, per padded token
     audit_seconds_per_row: float
@@ -83,6 +83,9 @@ class GenerationProbe:
     batch_tokens: int  # batch × (prompt + new tokens) of the batch whose memory was measured
     rss_before_mb: float | None = None
     peak_mb: float | None = None
+    # Greedy answers go through shared prefixes, rows decoding together as others finish
+    # (`inference.decoding`): evaluation's default path for decoders that allow it.
+    split_greedy: bool = False
 
     def decode_seconds(self, batch: int) -> float:
         """Seconds per generated token of a batch of `batch` prompts: a line through the measured
@@ -103,6 +106,10 @@ class Lengths:
     prompt: list[int] = field(default_factory=list)
     target: list[int] = field(default_factory=list)
     total: list[int] = field(default_factory=list)
+    # Per row, the leading prompt tokens it shares with the prompts of its group (its database's
+    # system prompt and schema; 0 alone), and each group's shared tokens once.
+    shared: list[int] = field(default_factory=list)
+    prefixes: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -156,10 +163,20 @@ def machine() -> dict[str, Any]:
 
 
 def _lengths(ds) -> Lengths:
+    from text2sql.inference.prefix import group_prompts
+
+    prompt = [int(v) for v in ds["prompt_length"]]
+    groups = group_prompts([ids[:n] for ids, n in zip(ds["input_ids"], prompt)])
+    shared = [0] * len(prompt)
+    for group in groups:
+        for i in group.rows:
+            shared[i] = group.prefix
     return Lengths(
-        prompt=[int(v) for v in ds["prompt_length"]],
+        prompt=prompt,
         target=[int(v) for v in ds["target_length"]],
         total=[int(v) for v in ds["length"]],
+        shared=shared,
+        prefixes=[group.prefix for group in groups if group.prefix],
     )
 
 
@@ -348,6 +365,7 @@ def _probe_generation(work: Config, data_path: Path, datasets: Any) -> Generatio
     from text2sql.evaluation.gold_audit import audit_rows
     from text2sql.evaluation.loss import teacher_forced_loss
     from text2sql.evaluation.scoring import score_predictions
+    from text2sql.inference.generate import HFGenerator
     from text2sql.inference.loading import load_for_inference
     from text2sql.threads import use_threads
 
@@ -377,7 +395,10 @@ def _probe_generation(work: Config, data_path: Path, datasets: Any) -> Generatio
         some_big, out = _timed(lambda: generator.generate(big, tokens))
     steps_big = max(len(o.token_ids) for o in out)
     per_big = (some_big - one_big) / max(1, steps_big - 1)
-    prefill = one_big / max(1, _padded([len(p) for p in big]))
+    # Prefill per prompt token with every token computed: the estimate adds what is shared itself.
+    every_token = HFGenerator(im.model, im.tokenizer, im.kind, share_prefix=False)
+    one_plain, _ = _timed(lambda: every_token.generate(big, 1))
+    prefill = one_plain / max(1, _padded([len(p) for p in big]))
     decode = [(len(small), max(per_small, 1e-6)), (len(big), max(per_big, 1e-6))]
 
     encoded = [(list(r["input_ids"]), list(r["labels"])) for r in rows[: len(big)]]
@@ -405,6 +426,7 @@ def _probe_generation(work: Config, data_path: Path, datasets: Any) -> Generatio
         batch_tokens=len(big) * (max(len(p) for p in big) + steps_big),
         rss_before_mb=peak.start_mb,
         peak_mb=peak.mb,
+        split_greedy=generator.answers_greedy_with_shared_prefixes(),
     )
 
 
