@@ -224,6 +224,7 @@ class OpenAIModel:
                 try:
                     done.put((i, self.complete(conversations[i], decoding), None))
                 except BaseException as exc:  # handed to the caller's thread, which raises it
+                    stop.set()  # no new request after a failure, before the caller has even seen it
                     done.put((i, None, exc))
 
         threads = [threading.Thread(target=work, daemon=True) for _ in range(min(self.concurrency, len(indices)))]
