@@ -11,7 +11,6 @@ and waiting prompts are prefilled into their places, so steps stay full until th
 
 from __future__ import annotations
 
-import inspect
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -129,22 +128,35 @@ def rows_at_once(batch_size: int, whole: int, own: int) -> int:
     return max(batch_size, min(MAX_ROWS_PER_BATCH_ROW * batch_size, batch_size * whole // max(1, own)))
 
 
+DROP, ADMIT = "drop", "admit"
+
+
+def next_move(waiting: bool, live: int, rows: int, slots: int) -> str | None:
+    """What `Decoder` does before a step, with `rows` slots taken of `slots`, `live` of them still
+    answering: ADMIT (drop the finished rows, then prefill waiting prompts into the free slots) once a
+    quarter of the slots are free or none is live; DROP the finished rows alone once they are a
+    quarter of the rows; else None (finished rows keep running: moving the others costs more)."""
+    if waiting and (slots - live >= max(1, slots // 4) or not live):
+        return ADMIT
+    dead = rows - live
+    return DROP if dead and 4 * dead >= rows else None
+
+
 def decoding_steps(answers: Sequence[int], slots: int) -> list[int]:
     """The rows in each decoding step `Decoder` takes for answers of these lengths (in tokens, in the
     order the rows are admitted), `slots` rows at once: what the time of decoding follows, for an
-    estimate before any row runs. Finished rows count until they are dropped, as they run."""
+    estimate before any row runs (`next_move` decides for both). Finished rows count until they are
+    dropped, as they run."""
     waiting = deque(answers)
     left: list[int] = []  # per slot, the tokens its row has still to generate (0: finished)
     steps: list[int] = []
     while waiting or any(left):
-        live = sum(1 for n in left if n)
-        dead = len(left) - live
-        if waiting and (slots - live >= max(1, slots // 4) or not live):
+        move = next_move(bool(waiting), sum(1 for n in left if n), len(left), slots)
+        if move:
             left = [n for n in left if n]
+        if move == ADMIT:
             while waiting and len(left) < slots:
                 left.append(max(0, waiting.popleft() - 1))  # the prefill yields each row's first token
-        elif dead and 4 * dead >= len(left):
-            left = [n for n in left if n]
         if any(left):
             steps.append(len(left))
             left = [max(0, n - 1) for n in left]
@@ -201,12 +213,11 @@ class Decoder:
     def run(self, max_new_tokens: int) -> list[Answer | None]:
         self.max_new_tokens = max_new_tokens
         while self.waiting or self.live:
-            dead = len(self.rows) - self.live
-            if self.waiting and (self.batch_size - self.live >= max(1, self.batch_size // 4) or not self.live):
+            move = next_move(bool(self.waiting), self.live, len(self.rows), self.batch_size)
+            if move:
                 self._drop_finished()
+            if move == ADMIT:
                 self._admit(min(self.batch_size - len(self.rows), len(self.waiting)))
-            elif dead and 4 * dead >= len(self.rows):
-                self._drop_finished()
             if self.live:
                 self._choose(self._step(), 0)
         return self.answers
@@ -329,9 +340,6 @@ _call_kwargs: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDi
 def _kwargs(model: Any) -> dict[str, Any]:
     known = _call_kwargs.get(model)
     if known is None:
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        # Only the last position's logits are needed: skip the vocabulary projection of the others.
-        keep = "logits_to_keep" in inspect.signature(base.forward).parameters
-        known = {"cache": shared.cache_kwarg(model), "keep": {"logits_to_keep": 1} if keep else {}}
+        known = {"cache": shared.cache_kwarg(model), "keep": shared.last_logits_only(model)}
         _call_kwargs[model] = known
     return known

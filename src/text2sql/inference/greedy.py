@@ -64,7 +64,7 @@ def plain_greedy(model: Any) -> bool:
 
 def sliding_window(model: Any) -> int | None:
     """The attention window of a model that limits one (Mistral, some Qwen2 configs), else None."""
-    config = _base(model).config
+    config = shared.base_model(model).config
     window = getattr(config, "sliding_window", None)
     if not isinstance(window, int) or getattr(config, "use_sliding_window", True) is False:
         return None
@@ -115,7 +115,7 @@ def greedy_decode(
         with_logprobs=with_logprobs,
         on_done=on_batch,
     )
-    with attention_swapped(_base(model)):
+    with attention_swapped(shared.base_model(model)):
         return decoder.run(max_new_tokens)
 
 
@@ -124,7 +124,7 @@ def _probe(model: Any) -> bool:
     split attention against the model's own forward of each whole sequence."""
     import torch
 
-    config = _base(model).config
+    config = shared.base_model(model).config
     vocab = int(config.vocab_size)
     tokens = [(7919 * i + 13) % (vocab - 4) + 4 for i in range(40)]
     prefix, own = tokens[:24], [tokens[24:27], tokens[27:33]]
@@ -134,7 +134,7 @@ def _probe(model: Any) -> bool:
         for part in own:
             for sequence in (prefix + part, prefix + part + [follow]):
                 expected.append(model(input_ids=torch.tensor([sequence])).logits[0, -1])
-        with attention_swapped(_base(model)):
+        with attention_swapped(shared.base_model(model)):
             keys, values = prefix_kv(model, prefix)
             batch = DecodingBatch(model, own, [24, 24], [Segment(0, 2, keys, values)], 2, 0)
             first = batch.prefill()
@@ -147,7 +147,3 @@ def _probe(model: Any) -> bool:
         if float((a.float() - b.float()).abs().max()) > tolerance * scale:
             return False
     return True
-
-
-def _base(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model

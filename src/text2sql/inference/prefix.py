@@ -106,7 +106,7 @@ def _chunks(indices: list[int], prompt_ids: Sequence[Sequence[int]], batch_size:
 def supports_prefix_sharing(model: Any) -> bool:
     """Decoder models whose forward takes position ids and a KV cache (every transformers LLM; the
     cache argument is `cache` from transformers 5, `past_key_values` before)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     config = getattr(base, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False):
         return False
@@ -117,8 +117,20 @@ def supports_prefix_sharing(model: Any) -> bool:
 def cache_kwarg(model: Any) -> str:
     """The name a model's forward (and `generate`) takes its KV cache under, and its output returns
     it under: `cache` from transformers 5, `past_key_values` before."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def base_model(model: Any) -> Any:
+    """The transformers model under a PEFT wrapper (the model itself when unwrapped)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def last_logits_only(model: Any) -> dict[str, int]:
+    """The forward keyword that computes logits for the last position only, where the model takes it:
+    the vocabulary projection of every other position is work thrown away."""
+    params = inspect.signature(base_model(model).forward).parameters
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
 
 def layout(prompts: Sequence[Sequence[int]], prefix: int, pad_id: int) -> tuple[Any, Any]:
@@ -141,9 +153,7 @@ def layout(prompts: Sequence[Sequence[int]], prefix: int, pad_id: int) -> tuple[
 
 def prefix_cache(model: Any, ids: Any, prefix: int, rows: int):
     """The KV cache of the first `prefix` tokens of `ids[0]`, repeated for `rows` rows."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     # Only the cache is needed: skip the vocabulary projection over the prefix where possible.
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
-    cache = getattr(model(input_ids=ids[:1, :prefix], use_cache=True, **keep), cache_kwarg(model))
+    cache = getattr(model(input_ids=ids[:1, :prefix], use_cache=True, **last_logits_only(model)), cache_kwarg(model))
     cache.batch_repeat_interleave(rows)
     return cache

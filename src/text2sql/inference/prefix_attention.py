@@ -6,9 +6,10 @@ decoding step copy and attend over rows x prefix entries. Here a cache keeps eac
 once, shape (kv heads, prefix, head dim), and each row's own tokens (its question, then its answer)
 in a preallocated buffer that a forward writes into, with no concatenation: `SplitCache` for rows
 prefilled together (right-aligned, one column a step), `RowCache` for rows decoding one token a
-step, each at its own column, rows joining and leaving between steps. `split_attention` scores a row's queries against its group's prefix with one matrix
-product per group and against its own buffer, and takes one softmax over both: the same attention
-a plain cache computes, without the copies.
+step, each at its own column, rows joining and leaving between steps. `split_attention` scores a
+row's queries against its group's prefix with one matrix product per group and against its own
+buffer, and takes one softmax over both: the same attention a plain cache computes, without the
+copies.
 
 The model's own layers run unchanged: the attention implementation is swapped by name for the
 duration of a call (`attention_swapped`) and the cache is duck-typed (`update` is all the layers

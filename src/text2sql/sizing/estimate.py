@@ -8,8 +8,8 @@ on its own). Greedy answers of a decoder that shares prefixes: each database's p
 prefilled once, each row's own tokens, then the decoding steps `inference.decoding` takes, rows
 joining as others finish. Otherwise batches sorted by prompt length as the generator sorts them,
 each paying its prompt tokens (prefill) and one decode step per token up to its longest answer.
-Plus loading, the loss pass and executing the gold and predicted SQL. Memory: the probe's peaks, scaled by the tokens
-of the largest batch the run will see.
+Plus loading, the loss pass and executing the gold and predicted SQL. Memory: the probe's peaks,
+scaled by the tokens of the largest batch the run will see.
 """
 
 from __future__ import annotations
